@@ -1,0 +1,58 @@
+"""Registry of batch stages and the columns each needs.
+
+A stage module registers a :class:`StageSpec` when it is imported; ``xmmtools info`` uses the
+registry to say which stages can run on a table and what each still misses, and the stage's
+command uses the same spec to resolve its columns (so the two can never disagree).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Sequence
+
+from xmmtools.columns import Need, require, resolve
+from xmmtools.errors import ColumnError
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    name: str
+    summary: str
+    needs: Sequence[Need] = ()
+    #: groups of alternatives: at least one column of each group must be present
+    any_of: Sequence[Sequence[Need]] = field(default_factory=tuple)
+
+    def check(self, available: Iterable[str], *, source: str, user_map: Mapping[str, str] | None = None,
+              types: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Resolve the stage's columns or raise a one-line ColumnError."""
+        avail = list(available)
+        found = require(avail, self.needs, stage=self.name, source=source, user_map=user_map, types=types)
+        for group in self.any_of:
+            hit = resolve(avail, [n.name for n in group], user_map)
+            if not hit:
+                names = " or ".join(f"{n.name} ({n.what})" for n in group)
+                raise ColumnError(f"{self.name} needs one of the columns {names}; {source} has none of them")
+            found.update(hit)
+        return found
+
+    def missing(self, available: Iterable[str], user_map: Mapping[str, str] | None = None) -> list[str]:
+        """Names (or 'A|B' alternatives) the table lacks for this stage; empty when it can run."""
+        avail = list(available)
+        found = resolve(avail, [n.name for n in self.needs], user_map)
+        out = [n.name for n in self.needs if not n.optional and n.name not in found]
+        for group in self.any_of:
+            if not resolve(avail, [n.name for n in group], user_map):
+                out.append("|".join(n.name for n in group))
+        return out
+
+
+_REGISTRY: dict[str, StageSpec] = {}
+
+
+def register(spec: StageSpec) -> StageSpec:
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def registered() -> dict[str, StageSpec]:
+    return dict(_REGISTRY)

@@ -1,0 +1,1432 @@
+"""Every byte that touches disk: reading and writing catalogue tables.
+
+Formats are chosen by extension: FITS (``.fits``, ``.fit``, ``.fts``, ``.fits.gz``, ``.ftz``),
+Parquet (``.parquet``, ``.pq``), Arrow IPC files (``.arrow``, ``.feather``, ``.ipc``), CSV
+(``.csv``, ``.csv.gz``; XSA style: empty = null, ``t``/``f`` booleans) and ``-``, an Arrow IPC
+*stream* on stdin/stdout so stages chain in shell pipes.
+
+The in-memory form is a :class:`pyarrow.Table`:
+
+* each field may carry ``unit`` and ``description`` metadata (FITS TUNITn/TCOMMn, Parquet and
+  Arrow field metadata);
+* float nulls are NaN (the FITS convention); integer and boolean nulls are Arrow nulls (FITS
+  TNULLn and the undefined logical value);
+* schema metadata ``xmmtools.provenance`` holds the JSON list of processing steps, and
+  ``xmmtools.header`` the non-structural keywords of a FITS table header, so they survive
+  FITS -> Parquet -> FITS.
+
+FITS tables are read with our own row reader (the header is parsed by astropy): only the
+requested columns are converted, and large files are read in row chunks of bounded memory.
+Writes are atomic: a temporary file in the target folder, flushed, fsync'ed and renamed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as _dt
+import gzip
+import hashlib
+import io
+import json
+import os
+import re
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from xmmtools.errors import ColumnError, DataError, OutputError
+
+STDIO = "-"
+PROVENANCE_KEY = b"xmmtools.provenance"
+HEADER_KEY = b"xmmtools.header"
+DEFAULT_CHUNK_ROWS = 100_000
+#: bytes of raw FITS rows read at once when scanning a table
+FITS_CHUNK_BYTES = 64 * 2**20
+
+_EXTENSIONS = {
+    ".fits": "fits", ".fit": "fits", ".fts": "fits", ".fits.gz": "fits", ".fit.gz": "fits",
+    ".ftz": "fits",
+    ".parquet": "parquet", ".pq": "parquet",
+    ".arrow": "arrow", ".feather": "arrow", ".ipc": "arrow",
+    ".csv": "csv", ".csv.gz": "csv",
+}
+
+
+# =========================================================================================
+# Formats and paths
+# =========================================================================================
+
+def detect_format(path: str | os.PathLike) -> str:
+    """'fits', 'parquet', 'arrow', 'csv' or 'stream' (for ``-``), from the file name."""
+    p = str(path)
+    if p == STDIO:
+        return "stream"
+    p = _strip_hdu(p)[0]
+    low = p.lower()
+    for ext in sorted(_EXTENSIONS, key=len, reverse=True):
+        if low.endswith(ext):
+            return _EXTENSIONS[ext]
+    known = ", ".join(sorted(_EXTENSIONS))
+    raise DataError(f"{p}: unknown table format (use one of {known}, or - for an Arrow stream)")
+
+
+def _strip_hdu(p: str) -> tuple[str, str | None]:
+    """``cat.fits[SRCLIST]`` -> ('cat.fits', 'SRCLIST') when no file has the literal name."""
+    m = re.match(r"^(.*)\[([^\[\]]+)\]$", p)
+    if m and not os.path.exists(p):
+        return m.group(1), m.group(2)
+    return p, None
+
+
+def _is_gzip(p: str) -> bool:
+    low = p.lower()
+    return low.endswith(".gz") or low.endswith(".ftz")
+
+
+def file_sha256(path: str | os.PathLike, bufsize: int = 8 * 2**20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(bufsize)
+            if not b:
+                break
+            h.update(b)
+    return h.hexdigest()
+
+
+def _check_input(path: str) -> str:
+    p, _ = _strip_hdu(path)
+    if not os.path.exists(p):
+        raise DataError(f"{p}: no such file")
+    if os.path.isdir(p):
+        raise DataError(f"{p}: is a folder, not a table file")
+    if not os.access(p, os.R_OK):
+        raise DataError(f"{p}: not readable (permission denied)")
+    return p
+
+
+# =========================================================================================
+# Public reading API
+# =========================================================================================
+
+def read_table(
+    path: str | os.PathLike,
+    columns: Sequence[str] | None = None,
+    *,
+    stdin: io.BufferedIOBase | None = None,
+    progress: bool = False,
+) -> pa.Table:
+    """Read a whole table (or only ``columns``) into memory.
+
+    Only the requested columns are converted; for FITS the other columns' bytes are read
+    past but never decoded.  Raises :class:`DataError` naming the file for anything wrong.
+    """
+    chunks = list(iter_table(path, columns, stdin=stdin, progress=progress))
+    if not chunks:  # pragma: no cover - iter_table always yields at least a schema chunk
+        raise DataError(f"{path}: no data")
+    if len(chunks) == 1:
+        return chunks[0]
+    try:
+        return pa.concat_tables(chunks)
+    except pa.ArrowInvalid as e:
+        raise DataError(f"{path}: chunks disagree in schema ({e})") from None
+
+
+def iter_table(
+    path: str | os.PathLike,
+    columns: Sequence[str] | None = None,
+    *,
+    chunk_rows: int | None = None,
+    stdin: io.BufferedIOBase | None = None,
+    progress: bool = False,
+) -> Iterator[pa.Table]:
+    """Yield the table in row chunks (each a :class:`pyarrow.Table` with the full schema
+    metadata).  Always yields at least one (possibly empty) chunk."""
+    p = str(path)
+    fmt = detect_format(p)
+    if columns is not None:
+        columns = list(columns)
+        dup = _duplicates(columns)
+        if dup:
+            raise DataError(f"column {dup} requested twice")
+    if fmt == "stream":
+        yield from _iter_stream(stdin if stdin is not None else sys.stdin.buffer, columns)
+        return
+    real = _check_input(p)
+    reader = {"fits": _iter_fits, "parquet": _iter_parquet, "arrow": _iter_ipc, "csv": _iter_csv}[fmt]
+    yield from _progress(reader(p, columns, chunk_rows), real, progress)
+
+
+def _progress(it: Iterator[pa.Table], path: str, enabled: bool) -> Iterator[pa.Table]:
+    if not enabled:
+        yield from it
+        return
+    from tqdm import tqdm
+
+    with tqdm(desc=f"reading {os.path.basename(path)}", unit=" rows", unit_scale=True,
+              file=sys.stderr, leave=False) as bar:
+        for t in it:
+            bar.update(t.num_rows)
+            yield t
+
+
+@dataclass
+class TableInfo:
+    """What ``xmmtools info`` shows: read from metadata only, never the data (except CSV)."""
+
+    path: str
+    format: str
+    num_rows: int
+    schema: pa.Schema
+    header: dict[str, Any] = field(default_factory=dict)
+    extension: str | None = None
+
+    @property
+    def provenance(self) -> list[dict]:
+        return provenance_of(self.schema)
+
+
+def inspect_table(path: str | os.PathLike, *, stdin: io.BufferedIOBase | None = None) -> TableInfo:
+    p = str(path)
+    fmt = detect_format(p)
+    if fmt == "stream":
+        t = read_table(p, stdin=stdin)
+        return TableInfo(p, "arrow-stream", t.num_rows, t.schema)
+    real = _check_input(p)
+    if fmt == "fits":
+        ft = _FitsTable.open(p)
+        schema = ft.arrow_schema(None)
+        return TableInfo(real, "fits", ft.nrows, schema, header=_header_dict(ft.header),
+                         extension=ft.extname)
+    if fmt == "parquet":
+        pf = _open_parquet(real)
+        return TableInfo(real, "parquet", pf.metadata.num_rows, _normalise_schema(pf.schema_arrow))
+    if fmt == "arrow":
+        rd = _open_ipc(real)
+        return TableInfo(real, "arrow", sum(rd.get_batch(i).num_rows for i in range(rd.num_record_batches)),
+                         _normalise_schema(rd.schema))
+    # CSV has no metadata: count by streaming
+    n = 0
+    schema = None
+    for t in _iter_csv(real, None, None):
+        n += t.num_rows
+        schema = t.schema
+    return TableInfo(real, "csv", n, schema)
+
+
+def _header_dict(header) -> dict[str, Any]:
+    out = {}
+    for card in header.cards:
+        if card.keyword and card.keyword not in ("HISTORY", "COMMENT", ""):
+            out[card.keyword] = card.value
+    return out
+
+
+# =========================================================================================
+# Column helpers for stages
+# =========================================================================================
+
+def column_kind(t: pa.DataType) -> str:
+    """'number', 'bool', 'text', 'list' or the type name: used for type checks of needs."""
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if pa.types.is_integer(t) or pa.types.is_floating(t):
+        return "number"
+    if pa.types.is_boolean(t):
+        return "bool"
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t):
+        return "text"
+    if pa.types.is_list(t) or pa.types.is_fixed_size_list(t) or pa.types.is_large_list(t):
+        return "list"
+    if pa.types.is_null(t):
+        return "number"
+    return str(t)
+
+
+def schema_kinds(schema: pa.Schema) -> dict[str, str]:
+    return {f.name: column_kind(f.type) for f in schema}
+
+
+def to_numpy(col: pa.ChunkedArray | pa.Array, dtype: Any = float) -> np.ndarray:
+    """A column as a numpy array; nulls become NaN for floats (ints are promoted to float when
+    they have nulls) and False for booleans with ``dtype=bool``."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    if pa.types.is_dictionary(col.type):
+        col = col.dictionary_decode()
+    if dtype is bool:
+        return np.asarray(pc.fill_null(col, False).to_numpy(zero_copy_only=False), dtype=bool)
+    if dtype in (float, np.float64, np.float32):
+        if pa.types.is_boolean(col.type):
+            col = pc.cast(col, pa.float64())
+        if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_null(col.type)):
+            raise ColumnError(f"column of type {col.type} is not numeric")
+        arr = pc.cast(col, pa.float64()) if not pa.types.is_floating(col.type) else col
+        arr = pc.fill_null(arr, np.nan) if arr.null_count else arr
+        return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=dtype)
+    return col.to_numpy(zero_copy_only=False)
+
+
+def field_meta(unit: str | None = None, description: str | None = None) -> dict[bytes, bytes]:
+    meta = {}
+    if unit:
+        meta[b"unit"] = unit.encode()
+    if description:
+        meta[b"description"] = " ".join(description.split()).encode()
+    return meta
+
+
+def unit_of(f: pa.Field) -> str:
+    return (f.metadata or {}).get(b"unit", b"").decode()
+
+
+def description_of(f: pa.Field) -> str:
+    return (f.metadata or {}).get(b"description", b"").decode()
+
+
+@dataclass
+class NewColumn:
+    """A column a stage adds: values plus the unit and one-line description it carries."""
+
+    name: str
+    values: Any
+    unit: str = ""
+    description: str = ""
+    type: pa.DataType | None = None
+
+    def to_field_array(self, nrows: int) -> tuple[pa.Field, pa.Array]:
+        v = self.values
+        if isinstance(v, (pa.Array, pa.ChunkedArray)):
+            arr = v if self.type is None else v.cast(self.type)
+        else:
+            v = np.asarray(v)
+            if v.ndim == 2:  # a vector per row -> fixed-size list
+                flat = pa.array(np.ascontiguousarray(v).ravel(), type=self.type.value_type
+                                if self.type is not None and pa.types.is_fixed_size_list(self.type) else None)
+                arr = pa.FixedSizeListArray.from_arrays(flat, v.shape[1])
+            elif v.dtype.kind == "f":
+                arr = pa.array(v, type=self.type)
+            else:
+                arr = pa.array(v, type=self.type, from_pandas=True)
+        if len(arr) != nrows:
+            raise ValueError(f"new column {self.name} has {len(arr)} rows, table has {nrows}")
+        return pa.field(self.name, arr.type, metadata=field_meta(self.unit, self.description)), arr
+
+
+def add_columns(table: pa.Table, new: Sequence[NewColumn], *, replace: bool = False) -> pa.Table:
+    """Append new columns (keeping every input column).  A name already present raises unless
+    ``replace``: recomputed values must never silently replace catalogue values."""
+    for c in new:
+        f, arr = c.to_field_array(table.num_rows)
+        idx = table.schema.get_field_index(c.name)
+        if idx >= 0:
+            if not replace:
+                raise DataError(f"the table already has a column {c.name}; refusing to overwrite it")
+            table = table.set_column(idx, f, arr)
+        else:
+            table = table.append_column(f, arr)
+    return table
+
+
+# =========================================================================================
+# Provenance
+# =========================================================================================
+
+@dataclass
+class Provenance:
+    """One processing step: written into every output, appended to the input's history."""
+
+    stage: str
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    inputs: Sequence[str] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def record(self) -> dict[str, Any]:
+        from xmmtools import __version__
+
+        ins = []
+        for p in self.inputs:
+            p = str(p)
+            if p == STDIO:
+                ins.append({"name": "-", "sha256": None})
+            else:
+                real, _ = _strip_hdu(p)
+                ins.append({"name": os.path.basename(real),
+                            "sha256": file_sha256(real) if os.path.isfile(real) else None})
+        rec = {
+            "xmmtools": __version__,
+            "stage": self.stage,
+            "date": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+            "parameters": _jsonable(dict(self.parameters)),
+            "inputs": ins,
+        }
+        rec.update(_jsonable(dict(self.extra)))
+        return rec
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    return str(obj)
+
+
+def provenance_of(schema: pa.Schema | None) -> list[dict]:
+    meta = (schema.metadata or {}) if schema is not None else {}
+    raw = meta.get(PROVENANCE_KEY)
+    if not raw:
+        return []
+    try:
+        val = json.loads(raw)
+    except ValueError:
+        return []
+    return val if isinstance(val, list) else []
+
+
+def with_provenance(schema: pa.Schema, step: Provenance | dict | None) -> pa.Schema:
+    if step is None:
+        return schema
+    rec = step.record() if isinstance(step, Provenance) else step
+    chain = provenance_of(schema) + [rec]
+    meta = dict(schema.metadata or {})
+    meta[PROVENANCE_KEY] = json.dumps(chain, separators=(",", ":")).encode()
+    return schema.with_metadata(meta)
+
+
+# =========================================================================================
+# Public writing API
+# =========================================================================================
+
+def check_output(path: str, *, inputs: Sequence[str] = (), overwrite: bool = False) -> str:
+    """Validate an output path before any work is done; returns its format."""
+    p = str(path)
+    fmt = detect_format(p) if p == STDIO else _output_format(p)
+    if p == STDIO:
+        return fmt
+    out_real = os.path.realpath(p)
+    for i in inputs:
+        i = str(i)
+        if i == STDIO:
+            continue
+        ireal = os.path.realpath(_strip_hdu(i)[0])
+        same = ireal == out_real
+        if not same and os.path.exists(p) and os.path.exists(ireal):
+            with contextlib.suppress(OSError):
+                same = os.path.samefile(ireal, p)
+        if same:
+            raise OutputError(f"{p}: output is the input file; refusing to write over it")
+    parent = os.path.dirname(os.path.abspath(p))
+    if not os.path.isdir(parent):
+        raise OutputError(f"{p}: folder {parent} does not exist")
+    if os.path.isdir(p):
+        raise OutputError(f"{p}: is a folder")
+    if os.path.exists(p) and not overwrite:
+        raise OutputError(f"{p}: exists; use --overwrite to replace it")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"{p}: folder {parent} is not writable")
+    return fmt
+
+
+def _output_format(p: str) -> str:
+    try:
+        return detect_format(p)
+    except DataError:
+        known = ", ".join(sorted(_EXTENSIONS))
+        raise OutputError(f"{p}: unknown output format (use one of {known}, or - for an Arrow stream)") from None
+
+
+def write_table(
+    table: pa.Table,
+    path: str | os.PathLike,
+    *,
+    provenance: Provenance | dict | None = None,
+    overwrite: bool = False,
+    inputs: Sequence[str] = (),
+    stdout: io.BufferedIOBase | None = None,
+) -> None:
+    """Write a whole table atomically (see :class:`TableWriter`)."""
+    with TableWriter(path, table.schema, provenance=provenance, overwrite=overwrite,
+                     inputs=inputs, stdout=stdout) as w:
+        w.write(table)
+
+
+class TableWriter:
+    """Write a table chunk by chunk; the output appears only when the ``with`` block ends
+    without error (temporary file in the target folder, flush, fsync, rename).
+
+    >>> with TableWriter("out.parquet", schema, provenance=step) as w:   # doctest: +SKIP
+    ...     for chunk in chunks:
+    ...         w.write(chunk)
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        schema: pa.Schema,
+        *,
+        provenance: Provenance | dict | None = None,
+        overwrite: bool = False,
+        inputs: Sequence[str] = (),
+        stdout: io.BufferedIOBase | None = None,
+        row_group_rows: int = 128 * 1024,
+    ):
+        self.path = str(path)
+        self.format = check_output(self.path, inputs=inputs, overwrite=overwrite)
+        _check_schema_names(schema, self.path)
+        self.schema = with_provenance(_normalise_schema(schema), provenance)
+        self.overwrite = overwrite
+        self.rows = 0
+        self._stdout = stdout
+        self._rg = row_group_rows
+        self._tmp: str | None = None
+        self._sink = None
+        self._writer = None
+        self._closed = False
+
+    # -- context management ------------------------------------------------------------
+    def __enter__(self) -> "TableWriter":
+        self._open()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def _open(self) -> None:
+        if self.format == "stream":
+            out = self._stdout if self._stdout is not None else sys.stdout.buffer
+            self._writer = pa.ipc.new_stream(out, self.schema)
+            return
+        folder = os.path.dirname(os.path.abspath(self.path))
+        fd, self._tmp = tempfile.mkstemp(prefix=f".{os.path.basename(self.path)}.", suffix=".part", dir=folder)
+        os.close(fd)
+        if self.format == "parquet":
+            import pyarrow.parquet as pq
+
+            self._writer = pq.ParquetWriter(self._tmp, self.schema, compression="zstd",
+                                            write_statistics=True)
+        elif self.format == "arrow":
+            self._sink = pa.OSFile(self._tmp, "wb")
+            self._writer = pa.ipc.new_file(self._sink, self.schema)
+        elif self.format == "csv":
+            _check_csv_writable(self.schema, self.path)
+            import pyarrow.csv as pcsv
+
+            if self.path.lower().endswith(".gz"):
+                self._sink = pa.CompressedOutputStream(self._tmp, "gzip")
+            else:
+                self._sink = pa.OSFile(self._tmp, "wb")
+            self._writer = pcsv.CSVWriter(self._sink, _csv_schema(self.schema))
+        elif self.format == "fits":
+            # FITS needs the row count and string widths in its header before the rows: spool
+            # the chunks to an Arrow file beside the output, then write the FITS in one pass.
+            fd, self._spool = tempfile.mkstemp(prefix=f".{os.path.basename(self.path)}.", suffix=".spool",
+                                               dir=folder)
+            os.close(fd)
+            self._sink = pa.OSFile(self._spool, "wb")
+            self._writer = pa.ipc.new_file(self._sink, self.schema)
+            self._widths: dict[str, int] = {}
+
+    def write(self, chunk: pa.Table | pa.RecordBatch) -> None:
+        if self._writer is None:
+            self._open()
+        if isinstance(chunk, pa.RecordBatch):
+            chunk = pa.Table.from_batches([chunk])
+        if chunk.schema.names != self.schema.names:
+            raise ValueError(f"chunk columns {chunk.schema.names[:5]}... differ from the writer's schema")
+        chunk = chunk.cast(self.schema) if not chunk.schema.equals(self.schema) else chunk
+        chunk = chunk.replace_schema_metadata(self.schema.metadata)
+        if self.format == "fits":
+            _update_widths(self._widths, chunk)
+            self._writer.write_table(chunk)
+        elif self.format == "csv":
+            self._writer.write_table(_csv_ready(chunk))
+        elif self.format == "parquet":
+            self._writer.write_table(chunk, row_group_size=self._rg)
+        else:
+            self._writer.write_table(chunk)
+        self.rows += chunk.num_rows
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        if self._writer is None:
+            self._open()
+        try:
+            self._writer.close()
+            if self._sink is not None:
+                self._sink.close()
+            if self.format == "stream":
+                out = self._stdout if self._stdout is not None else sys.stdout.buffer
+                out.flush()
+                self._closed = True
+                return
+            if self.format == "fits":
+                _write_fits_from_spool(self._spool, self._tmp, self.schema, self._widths,
+                                       gz=_is_gzip(self.path))
+                os.unlink(self._spool)
+                self._spool = None
+            _fsync_path(self._tmp)
+            if os.path.exists(self.path) and not self.overwrite:  # appeared meanwhile
+                raise OutputError(f"{self.path}: exists; use --overwrite to replace it")
+            os.replace(self._tmp, self.path)
+            self._tmp = None
+            _fsync_dir(os.path.dirname(os.path.abspath(self.path)))
+            self._closed = True
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Drop everything written so far; an existing output is left untouched."""
+        self._closed = True
+        for closer in (self._writer, self._sink):
+            with contextlib.suppress(Exception):
+                if closer is not None:
+                    closer.close()
+        for tmp in (self._tmp, getattr(self, "_spool", None)):
+            if tmp:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+        self._tmp = None
+        self._spool = None
+
+
+def _fsync_path(p: str) -> None:
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(d: str) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(d, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _duplicates(names: Sequence[str]) -> str | None:
+    seen = set()
+    for n in names:
+        k = n.upper()
+        if k in seen:
+            return n
+        seen.add(k)
+    return None
+
+
+def _check_schema_names(schema: pa.Schema, where: str) -> None:
+    dup = _duplicates(schema.names)
+    if dup:
+        raise OutputError(f"{where}: duplicate column name {dup!r} (names are case-insensitive in FITS)")
+    for n in schema.names:
+        if not n or not n.strip():
+            raise OutputError(f"{where}: a column has an empty name")
+
+
+def _normalise_schema(schema: pa.Schema) -> pa.Schema:
+    """Drop pandas' metadata blob (it goes stale as soon as a column is added)."""
+    meta = dict(schema.metadata or {})
+    meta.pop(b"pandas", None)
+    return schema.with_metadata(meta or None)
+
+
+# =========================================================================================
+# Arrow IPC (files and the stdin/stdout stream)
+# =========================================================================================
+
+def _iter_stream(stream, columns):
+    try:
+        reader = pa.ipc.open_stream(stream)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise DataError(f"-: standard input is not an Arrow IPC stream ({_short(e)})") from None
+    schema = _normalise_schema(reader.schema)
+    _check_read_names(schema.names, "-")
+    sel = _select(schema, columns, "-")
+    n = 0
+    try:
+        for batch in reader:
+            t = pa.Table.from_batches([batch]).replace_schema_metadata(schema.metadata)
+            n += 1
+            yield _nan_nulls(t.select(sel) if columns is not None else t)
+    except pa.ArrowInvalid as e:
+        raise DataError(f"-: broken Arrow stream on standard input ({_short(e)})") from None
+    if n == 0:
+        yield _nan_nulls(schema.empty_table().select(sel) if columns is not None else schema.empty_table())
+
+
+def _open_ipc(p: str):
+    try:
+        return pa.ipc.open_file(pa.memory_map(p, "r"))
+    except (pa.ArrowInvalid, OSError) as e:
+        raise DataError(f"{p}: not an Arrow IPC/Feather file ({_short(e)})") from None
+
+
+def _iter_ipc(p, columns, chunk_rows):
+    rd = _open_ipc(p)
+    schema = _normalise_schema(rd.schema)
+    _check_read_names(schema.names, p)
+    sel = _select(schema, columns, p)
+    if rd.num_record_batches == 0:
+        t = schema.empty_table()
+        yield _nan_nulls(t.select(sel) if columns is not None else t)
+        return
+    for i in range(rd.num_record_batches):
+        b = rd.get_batch(i)
+        t = pa.Table.from_batches([b]).replace_schema_metadata(schema.metadata)
+        yield _nan_nulls(t.select(sel) if columns is not None else t)
+
+
+# =========================================================================================
+# Parquet
+# =========================================================================================
+
+def _open_parquet(p: str):
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(p)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise DataError(f"{p}: not a Parquet file ({_short(e)})") from None
+
+
+def _iter_parquet(p, columns, chunk_rows):
+    pf = _open_parquet(p)
+    schema = _normalise_schema(pf.schema_arrow)
+    _check_read_names(schema.names, p)
+    sel = _select(schema, columns, p)
+    names = [schema.names[i] for i in sel] if columns is not None else None
+    out_schema = pa.schema([schema.field(i) for i in sel], metadata=schema.metadata) \
+        if columns is not None else schema
+    n = 0
+    try:
+        for batch in pf.iter_batches(batch_size=chunk_rows or DEFAULT_CHUNK_ROWS, columns=names,
+                                     use_pandas_metadata=False):
+            t = pa.Table.from_batches([batch]).cast(out_schema)
+            n += 1
+            yield _nan_nulls(t)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise DataError(f"{p}: unreadable Parquet data ({_short(e)})") from None
+    if n == 0:
+        yield out_schema.empty_table()
+
+
+# =========================================================================================
+# CSV (XSA style)
+# =========================================================================================
+
+CSV_NULLS = ["", "NULL", "null", "None"]
+CSV_TRUE = ["t", "T", "true", "True", "TRUE"]
+CSV_FALSE = ["f", "F", "false", "False", "FALSE"]
+
+
+def _csv_header(p: str) -> tuple[list[str], int]:
+    """Column names and the number of leading '#' comment lines."""
+    opener = gzip.open if p.lower().endswith(".gz") else open
+    try:
+        with opener(p, "rt", newline="", encoding="utf-8", errors="strict") as f:
+            skip = 0
+            for line in f:
+                if line.startswith("#"):
+                    skip += 1
+                    continue
+                names = next(csv.reader([line]))
+                return [n.strip() for n in names], skip
+    except UnicodeDecodeError:
+        raise DataError(f"{p}: unreadable CSV (not UTF-8 text)") from None
+    except (OSError, EOFError, csv.Error) as e:
+        raise DataError(f"{p}: unreadable CSV ({_short(e)})") from None
+    raise DataError(f"{p}: empty CSV file (no header line)")
+
+
+def _csv_types(names: Sequence[str]) -> dict[str, pa.DataType]:
+    """Force the types of known 4XMM text and boolean columns (OBS_ID keeps its leading zeros)."""
+    from xmmtools.columns import canonical_names, schema
+
+    sch = schema()
+    out = {}
+    for actual, canon in canonical_names(names).items():
+        col = sch.get(canon)
+        if col is None:
+            continue
+        if col.dtype == "str":
+            out[actual] = pa.string()
+        elif col.dtype == "bool":
+            out[actual] = pa.bool_()
+    return out
+
+
+def _iter_csv(p, columns, chunk_rows):
+    import pyarrow.csv as pcsv
+
+    names, skip = _csv_header(p)
+    if not any(names):
+        raise DataError(f"{p}: CSV header line has no column names")
+    _check_read_names(names, p)
+    if columns is not None:
+        missing = [c for c in columns if c not in names]
+        if missing:
+            raise _missing(missing[0], names, p)
+    ropts = pcsv.ReadOptions(skip_rows=skip, block_size=8 * 2**20)
+    copts = pcsv.ConvertOptions(
+        column_types=_csv_types(names), null_values=CSV_NULLS, true_values=CSV_TRUE,
+        false_values=CSV_FALSE, strings_can_be_null=True, include_columns=columns,
+    )
+    n = 0
+    try:
+        reader = pcsv.open_csv(p, read_options=ropts, convert_options=copts,
+                               parse_options=pcsv.ParseOptions(newlines_in_values=False))
+        schema = reader.schema
+        for batch in reader:
+            n += 1
+            yield _nan_nulls(_fix_null_columns(pa.Table.from_batches([batch], schema=schema)))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError) as e:
+        raise DataError(f"{p}: unreadable CSV ({_short(e)})") from None
+    if n == 0:
+        yield _fix_null_columns(schema.empty_table())
+
+
+def _fix_null_columns(t: pa.Table) -> pa.Table:
+    """An all-empty CSV column has Arrow type null: make it a float column of NaN."""
+    for i, f in enumerate(t.schema):
+        if pa.types.is_null(f.type):
+            t = t.set_column(i, pa.field(f.name, pa.float64(), metadata=f.metadata),
+                             pa.array(np.full(t.num_rows, np.nan)))
+    return t
+
+
+def _check_csv_writable(schema: pa.Schema, p: str) -> None:
+    for f in schema:
+        if column_kind(f.type) == "list":
+            raise OutputError(
+                f"{p}: CSV cannot hold the vector column {f.name}; write .parquet, .fits or .arrow instead"
+            )
+
+
+def _csv_schema(schema: pa.Schema) -> pa.Schema:
+    return schema
+
+
+def _csv_ready(t: pa.Table) -> pa.Table:
+    """NaN -> empty (null), the XSA convention."""
+    for i, f in enumerate(t.schema):
+        if pa.types.is_floating(f.type):
+            col = t.column(i)
+            t = t.set_column(i, f, pc.if_else(pc.is_nan(col), pa.scalar(None, f.type), col))
+    return t
+
+
+# =========================================================================================
+# FITS binary tables: reading
+# =========================================================================================
+
+_TFORM = re.compile(r"^\s*(\d*)([LXBIJKAEDCMPQ])(.*)$")
+_NUMPY_CODE = {"B": "u1", "I": ">i2", "J": ">i4", "K": ">i8", "E": ">f4", "D": ">f8",
+               "C": ">c8", "M": ">c16", "L": "u1"}
+_STRUCTURAL = re.compile(
+    r"^(XTENSION|BITPIX|NAXIS\d*|PCOUNT|GCOUNT|TFIELDS|THEAP|EXTEND|SIMPLE|END|CHECKSUM|DATASUM|"
+    r"T(TYPE|FORM|UNIT|NULL|SCAL|ZERO|DIM|DISP|COMM|DMIN|DMAX|LMIN|LMAX)\d+|XMMTPROV)$"
+)
+
+
+@dataclass
+class _FitsCol:
+    name: str
+    code: str
+    repeat: int
+    offset: int
+    nbytes: int
+    unit: str = ""
+    description: str = ""
+    tnull: int | None = None
+    tscal: float = 1.0
+    tzero: float = 0.0
+    tdim: str | None = None
+
+
+class _FitsTable:
+    """A FITS binary-table HDU located in a file: header parsed by astropy, rows read by us."""
+
+    def __init__(self, path, header, data_offset, extname, hdu_index):
+        self.path = path
+        self.header = header
+        self.data_offset = data_offset
+        self.extname = extname
+        self.hdu_index = hdu_index
+        self.nrows = int(header["NAXIS2"])
+        self.rowlen = int(header["NAXIS1"])
+        self.cols = self._columns()
+
+    @classmethod
+    def open(cls, path: str) -> "_FitsTable":
+        from astropy.io import fits
+
+        real, ext = _strip_hdu(path)
+        try:
+            hdul = fits.open(real, memmap=False, lazy_load_hdus=True)
+        except (OSError, ValueError, EOFError, TypeError, IndexError) as e:
+            raise DataError(f"{real}: not a readable FITS file ({_short(e)})") from None
+        try:
+            hdus = []
+            chosen = None
+            i = 0
+            while True:
+                try:
+                    h = hdul[i]
+                except IndexError:
+                    break
+                except Exception as e:  # astropy raises assorted errors on damaged HDUs
+                    if chosen is None and not hdus:
+                        raise DataError(f"{real}: damaged FITS header ({_short(e)})") from None
+                    break
+                hdus.append(h)
+                xt = str(h.header.get("XTENSION", "")).strip().upper()
+                if ext is not None:
+                    if (ext.isdigit() and int(ext) == i) or str(h.header.get("EXTNAME", "")).strip().upper() == ext.upper():
+                        chosen = (i, h)
+                        break
+                elif xt == "BINTABLE" and chosen is None:
+                    chosen = (i, h)
+                    break
+                i += 1
+            if chosen is None:
+                if ext is not None:
+                    raise DataError(f"{real}: no HDU named or numbered {ext!r}")
+                kinds = ", ".join(_hdu_summary(h) for h in hdus) or "none"
+                raise DataError(f"{real}: no binary table in this FITS file (HDUs: {kinds})")
+            i, h = chosen
+            xt = str(h.header.get("XTENSION", "")).strip().upper()
+            if xt != "BINTABLE":
+                raise DataError(f"{real}: HDU {ext} is {_hdu_summary(h)}, not a binary table")
+            header = h.header.copy()
+            dat = h.fileinfo()["datLoc"]
+            extname = str(header.get("EXTNAME", "")).strip() or None
+        finally:
+            hdul.close()
+        t = cls(real, header, dat, extname, i)
+        t._check_size()
+        return t
+
+    def _check_size(self) -> None:
+        if _is_gzip(self.path):
+            return  # checked while reading
+        size = os.path.getsize(self.path)
+        need = self.data_offset + self.nrows * self.rowlen
+        if size < need:
+            raise DataError(
+                f"{self.path}: truncated FITS file ({size} bytes; the table header promises {need})"
+            )
+
+    def _columns(self) -> list[_FitsCol]:
+        h = self.header
+        n = int(h.get("TFIELDS", 0))
+        cols = []
+        off = 0
+        for k in range(1, n + 1):
+            name = str(h.get(f"TTYPE{k}", f"COL{k}")).strip()
+            tform = str(h.get(f"TFORM{k}", "")).strip().upper()
+            m = _TFORM.match(tform)
+            if not m:
+                raise DataError(f"{self.path}: column {name} has an unknown TFORM {tform!r}")
+            repeat = int(m.group(1)) if m.group(1) else 1
+            code = m.group(2)
+            if code in "PQ":
+                nbytes = (8 if code == "P" else 16) * (1 if repeat else 0)
+            elif code == "X":
+                nbytes = (repeat + 7) // 8
+            elif code == "A":
+                nbytes = repeat
+            else:
+                nbytes = repeat * np.dtype(_NUMPY_CODE[code]).itemsize
+            desc = h.get(f"TCOMM{k}") or h.comments[f"TTYPE{k}"] if f"TTYPE{k}" in h else ""
+            tnull = h.get(f"TNULL{k}")
+            cols.append(_FitsCol(
+                name=name, code=code, repeat=repeat, offset=off, nbytes=nbytes,
+                unit=str(h.get(f"TUNIT{k}", "") or "").strip(),
+                description=str(desc or "").strip(),
+                tnull=int(tnull) if isinstance(tnull, (int, np.integer)) and not isinstance(tnull, bool) else None,
+                tscal=float(h.get(f"TSCAL{k}", 1.0)),
+                tzero=float(h.get(f"TZERO{k}", 0.0)),
+                tdim=str(h.get(f"TDIM{k}")) if f"TDIM{k}" in h else None,
+            ))
+            off += nbytes
+        if off != self.rowlen:
+            raise DataError(f"{self.path}: FITS column widths add up to {off} bytes, NAXIS1 says {self.rowlen}")
+        _check_read_names([c.name for c in cols], self.path)
+        return cols
+
+    # ---- schema ------------------------------------------------------------------------
+    def arrow_type(self, c: _FitsCol) -> pa.DataType:
+        if c.code == "A":
+            return pa.string()
+        if c.code in "PQ":
+            raise DataError(f"{self.path}: column {c.name} is a variable-length array, which xmmtools does not read")
+        if c.code in "CM":
+            raise DataError(f"{self.path}: column {c.name} is complex, which xmmtools does not read")
+        if c.code == "X":
+            base = pa.bool_()
+            return pa.list_(base, c.repeat)
+        if c.code == "L":
+            base = pa.bool_()
+        else:
+            base = pa.from_numpy_dtype(self._value_dtype(c))
+        return base if c.repeat == 1 else pa.list_(base, c.repeat)
+
+    def _value_dtype(self, c: _FitsCol) -> np.dtype:
+        raw = np.dtype(_NUMPY_CODE[c.code]).newbyteorder("=")
+        if c.tscal == 1.0 and c.tzero != 0.0:
+            if c.code == "B" and c.tzero == -128:
+                return np.dtype("i1")
+            if c.code == "I" and c.tzero == 32768:
+                return np.dtype("u2")
+            if c.code == "J" and c.tzero == 2**31:
+                return np.dtype("u4")
+            if c.code == "K" and c.tzero == 2**63:
+                return np.dtype("u8")
+        if c.tscal != 1.0 or c.tzero != 0.0:
+            return np.dtype("f8")
+        return raw
+
+    def arrow_field(self, c: _FitsCol) -> pa.Field:
+        meta = field_meta(c.unit, c.description)
+        if c.tdim:
+            meta[b"fits.tdim"] = c.tdim.encode()
+        return pa.field(c.name, self.arrow_type(c), metadata=meta or None)
+
+    def arrow_schema(self, columns: Sequence[str] | None) -> pa.Schema:
+        cols = self.select(columns)
+        meta = {HEADER_KEY: json.dumps(_header_cards(self.header)).encode()}
+        prov = self.header.get("XMMTPROV")
+        if prov:
+            meta[PROVENANCE_KEY] = str(prov).encode()
+        return pa.schema([self.arrow_field(c) for c in cols], metadata=meta)
+
+    def select(self, columns: Sequence[str] | None) -> list[_FitsCol]:
+        if columns is None:
+            return list(self.cols)
+        by_name = {c.name: c for c in self.cols}
+        out = []
+        for n in columns:
+            if n not in by_name:
+                raise _missing(n, list(by_name), self.path)
+            out.append(by_name[n])
+        return out
+
+    # ---- rows --------------------------------------------------------------------------
+    def iter_chunks(self, columns: Sequence[str] | None, chunk_rows: int | None) -> Iterator[pa.Table]:
+        cols = self.select(columns)
+        schema = self.arrow_schema(columns)
+        for c in cols:
+            self.arrow_type(c)  # raise early for unsupported column types
+        per = chunk_rows or max(1, FITS_CHUNK_BYTES // max(self.rowlen, 1))
+        if self.nrows == 0:
+            yield schema.empty_table()
+            return
+        dtype = np.dtype({
+            "names": [f"f{i}" for i in range(len(cols))],
+            "formats": [self._raw_dtype(c) for c in cols],
+            "offsets": [c.offset for c in cols],
+            "itemsize": self.rowlen,
+        })
+        opener = gzip.open if _is_gzip(self.path) else open
+        with opener(self.path, "rb") as f:
+            try:
+                f.seek(self.data_offset)
+            except (OSError, EOFError) as e:
+                raise DataError(f"{self.path}: truncated or corrupt FITS file ({_short(e)})") from None
+            start = 0
+            while start < self.nrows:
+                n = min(per, self.nrows - start)
+                try:
+                    buf = _read_exact(f, n * self.rowlen)
+                except (OSError, EOFError, gzip.BadGzipFile) as e:
+                    raise DataError(f"{self.path}: truncated or corrupt FITS file ({_short(e)})") from None
+                if len(buf) < n * self.rowlen:
+                    got = start + len(buf) // self.rowlen
+                    raise DataError(f"{self.path}: truncated FITS file ({got} of {self.nrows} rows present)")
+                rec = np.frombuffer(buf, dtype=dtype, count=n)
+                arrays = [self._convert(rec[f"f{i}"], c) for i, c in enumerate(cols)]
+                yield pa.Table.from_arrays(arrays, schema=schema)
+                start += n
+
+    def _raw_dtype(self, c: _FitsCol):
+        if c.code == "A":
+            return np.dtype(f"S{max(c.repeat, 1)}") if c.repeat else np.dtype("S1")
+        if c.code == "X":
+            return np.dtype(("u1", (c.nbytes,)))
+        base = np.dtype(_NUMPY_CODE[c.code])
+        return base if c.repeat == 1 else np.dtype((base, (c.repeat,)))
+
+    def _convert(self, raw: np.ndarray, c: _FitsCol) -> pa.Array:
+        n = raw.shape[0]
+        if c.code == "A":
+            if c.repeat == 0:
+                return pa.array([""] * n, type=pa.string())
+            s = np.char.rstrip(np.ascontiguousarray(raw), b" ")
+            arr = pa.array(s, type=pa.binary())
+            try:
+                return arr.cast(pa.string())
+            except pa.ArrowInvalid:
+                return pa.array([v.decode("utf-8", "replace") for v in s.tolist()], type=pa.string())
+        if c.code == "X":
+            bits = np.unpackbits(np.ascontiguousarray(raw), axis=1)[:, : c.repeat].astype(bool)
+            return pa.FixedSizeListArray.from_arrays(pa.array(bits.ravel()), c.repeat)
+        if c.code == "L":
+            v = np.ascontiguousarray(raw)
+            flat = v.ravel()
+            arr = pa.array(flat == ord("T"), mask=(flat == 0))
+            return arr if c.repeat == 1 else pa.FixedSizeListArray.from_arrays(arr, c.repeat)
+        vals = np.ascontiguousarray(raw).astype(raw.dtype.newbyteorder("="), copy=False)
+        mask = None
+        if c.tnull is not None and c.code in "BIJK":
+            mask = vals == c.tnull
+            if not mask.any():
+                mask = None
+        target = self._value_dtype(c)
+        if target.kind == "u" and vals.dtype.kind == "i":
+            vals = (vals.view(vals.dtype.str.replace("i", "u")) ^ np.array(1 << (8 * vals.itemsize - 1),
+                    dtype=vals.dtype.str.replace("i", "u")))
+        elif target == np.dtype("i1") and vals.dtype == np.dtype("u1"):
+            vals = (vals.astype(np.int16) - 128).astype(np.int8)
+        elif target == np.dtype("f8") and (c.tscal != 1.0 or c.tzero != 0.0):
+            vals = vals.astype(np.float64) * c.tscal + c.tzero
+        flat = vals.reshape(-1)
+        fmask = None if mask is None else mask.reshape(-1)
+        arr = pa.array(flat, mask=fmask)
+        return arr if c.repeat == 1 else pa.FixedSizeListArray.from_arrays(arr, c.repeat)
+
+
+def _read_exact(f, n: int) -> bytes:
+    parts = []
+    left = n
+    while left > 0:
+        b = f.read(left)
+        if not b:
+            break
+        parts.append(b)
+        left -= len(b)
+    return b"".join(parts)
+
+
+def _hdu_summary(h) -> str:
+    xt = str(h.header.get("XTENSION", "PRIMARY")).strip() or "PRIMARY"
+    naxis = int(h.header.get("NAXIS", 0))
+    shape = "x".join(str(h.header.get(f"NAXIS{i}", 0)) for i in range(1, naxis + 1))
+    name = str(h.header.get("EXTNAME", "")).strip()
+    return f"{name or xt} {xt.lower()}{' ' + shape if shape else ''}"
+
+
+def _header_cards(header) -> list[list]:
+    cards = []
+    for card in header.cards:
+        key = card.keyword
+        if not key or _STRUCTURAL.match(key):
+            continue
+        val = card.value
+        if key in ("HISTORY", "COMMENT"):
+            val = str(val)
+        elif not isinstance(val, (bool, int, float, str)):
+            val = None
+        if isinstance(val, float) and not np.isfinite(val):
+            val = None
+        cards.append([key, val, card.comment if key not in ("HISTORY", "COMMENT") else ""])
+    return cards
+
+
+def _iter_fits(p, columns, chunk_rows):
+    yield from _FitsTable.open(p).iter_chunks(columns, chunk_rows)
+
+
+# =========================================================================================
+# FITS binary tables: writing
+# =========================================================================================
+
+def _update_widths(widths: dict[str, int], t: pa.Table) -> None:
+    for f in t.schema:
+        if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_binary(f.type):
+            col = t.column(f.name)
+            if len(col) == 0:
+                w = 0
+            else:
+                lens = pc.binary_length(col)
+                w = pc.max(lens).as_py() or 0
+            widths[f.name] = max(widths.get(f.name, 1), w, 1)
+
+
+@dataclass
+class _OutCol:
+    name: str
+    tform: str
+    np_dtype: np.dtype
+    convert: Callable[[pa.Array], np.ndarray]
+    unit: str = ""
+    description: str = ""
+    tnull: int | None = None
+    tzero: int | None = None
+    tdim: str | None = None
+
+
+def _fits_out_col(f: pa.Field, width: int | None, where: str) -> _OutCol:
+    t = f.type
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    unit, desc = unit_of(f), description_of(f)
+    tdim = (f.metadata or {}).get(b"fits.tdim", b"").decode() or None
+    repeat = 1
+    base = t
+    if pa.types.is_fixed_size_list(t):
+        repeat = t.list_size
+        base = t.value_type
+    elif pa.types.is_list(t) or pa.types.is_large_list(t):
+        raise OutputError(f"{where}: column {f.name} has variable-length lists, which FITS tables here "
+                          "cannot hold; use .parquet or .arrow")
+
+    def values(a: pa.Array) -> pa.Array:
+        if pa.types.is_dictionary(a.type):
+            a = a.dictionary_decode()
+        if repeat > 1:
+            a = pc.list_flatten(a) if a.null_count == 0 else _fill_list_nulls(a, repeat)
+        return a
+
+    if pa.types.is_string(base) or pa.types.is_large_string(base) or pa.types.is_binary(base):
+        if repeat != 1:
+            raise OutputError(f"{where}: column {f.name} is a list of strings, which FITS cannot hold")
+        w = max(int(width or 1), 1)
+        dt = np.dtype(f"S{w}")
+
+        def conv(a, dt=dt):
+            a = values(a)
+            a = pc.fill_null(a.cast(pa.string()) if not pa.types.is_binary(a.type) else a, "")
+            return np.array(a.to_pylist(), dtype=object).astype(dt) if len(a) else np.zeros(0, dt)
+        return _OutCol(f.name, f"{w}A", dt, conv, unit, desc)
+    if pa.types.is_boolean(base):
+        dt = np.dtype("u1") if repeat == 1 else np.dtype(("u1", (repeat,)))
+
+        def conv(a):
+            a = values(a)
+            v = a.to_numpy(zero_copy_only=False)
+            out = np.where(v.astype(bool) if a.null_count == 0 else pc.fill_null(a, False).to_numpy(zero_copy_only=False),
+                           ord("T"), ord("F")).astype(np.uint8)
+            if a.null_count:
+                out[pc.is_null(a).to_numpy(zero_copy_only=False)] = 0
+            return out.reshape(-1, repeat) if repeat > 1 else out
+        return _OutCol(f.name, f"{repeat}L" if repeat > 1 else "L", dt, conv, unit, desc, tdim=tdim)
+    if pa.types.is_floating(base):
+        code, npt = ("D", ">f8") if pa.types.is_float64(base) else ("E", ">f4")
+        dt = np.dtype(npt) if repeat == 1 else np.dtype((npt, (repeat,)))
+
+        def conv(a, npt=npt):
+            a = values(a)
+            if a.null_count:
+                a = pc.fill_null(a.cast(pa.float64()), np.nan)
+            v = a.to_numpy(zero_copy_only=False).astype(npt)
+            return v.reshape(-1, repeat) if repeat > 1 else v
+        return _OutCol(f.name, f"{repeat if repeat > 1 else ''}{code}", dt, conv, unit, desc, tdim=tdim)
+    if pa.types.is_integer(base):
+        bw = base.bit_width
+        signed = pa.types.is_signed_integer(base)
+        code = {8: "B", 16: "I", 32: "J", 64: "K"}[bw]
+        npt = {8: "u1", 16: ">i2", 32: ">i4", 64: ">i8"}[bw]
+        tzero = None
+        if bw == 8 and signed:
+            tzero = -128
+        elif bw > 8 and not signed:
+            tzero = 1 << (bw - 1)
+        tnull = None
+        # TNULL in raw (stored) units: the most negative stored value, as 4XMM does (-32768, ...)
+        if bw == 8:
+            tnull_raw = 255 if not signed else 0
+        else:
+            tnull_raw = -(1 << (bw - 1))
+        tnull = tnull_raw
+        dt = np.dtype(npt) if repeat == 1 else np.dtype((npt, (repeat,)))
+
+        def conv(a, npt=npt, bw=bw, signed=signed, tnull_raw=tnull_raw):
+            a = values(a)
+            mask = pc.is_null(a).to_numpy(zero_copy_only=False) if a.null_count else None
+            v = pc.fill_null(a, 0).to_numpy(zero_copy_only=False) if a.null_count else a.to_numpy(zero_copy_only=False)
+            if bw == 8 and signed:
+                raw = (v.astype(np.int16) + 128).astype(np.uint8)
+            elif bw > 8 and not signed:
+                raw = (v ^ np.array(1 << (bw - 1), dtype=v.dtype)).view(np.dtype(f"i{bw // 8}"))
+            else:
+                raw = v
+            raw = raw.astype(npt)
+            if mask is not None:
+                raw[mask] = tnull_raw
+            return raw.reshape(-1, repeat) if repeat > 1 else raw
+        return _OutCol(f.name, f"{repeat if repeat > 1 else ''}{code}", dt, conv, unit, desc,
+                       tnull=tnull, tzero=tzero, tdim=tdim)
+    if pa.types.is_null(base):
+        return _OutCol(f.name, "D", np.dtype(">f8"),
+                       lambda a: np.full(len(a), np.nan, dtype=">f8"), unit, desc)
+    raise OutputError(f"{where}: column {f.name} has type {t}, which FITS cannot hold; "
+                      "convert it (e.g. dates to MJD) or write .parquet")
+
+
+def _fill_list_nulls(a: pa.FixedSizeListArray, repeat: int) -> pa.Array:
+    """Flatten a fixed-size list column whose rows may be null (null row -> NaN/zero values)."""
+    vals = a.flatten()  # skips null rows
+    valid = pc.is_valid(a).to_numpy(zero_copy_only=False)
+    if pa.types.is_floating(vals.type) or pa.types.is_integer(vals.type):
+        fill = np.nan if pa.types.is_floating(vals.type) else 0
+        out = np.full((len(a), repeat), fill, dtype=vals.type.to_pandas_dtype())
+        out[valid] = pc.fill_null(vals, fill).to_numpy(zero_copy_only=False).reshape(-1, repeat)
+        return pa.array(out.ravel())
+    out = np.zeros((len(a), repeat), dtype=bool)
+    out[valid] = pc.fill_null(vals, False).to_numpy(zero_copy_only=False).reshape(-1, repeat)
+    return pa.array(out.ravel())
+
+
+def _fits_headers(schema: pa.Schema, outcols: list[_OutCol], nrows: int, where: str):
+    from astropy.io import fits
+
+    primary = fits.PrimaryHDU().header
+    fcols = []
+    for c in outcols:
+        kw = dict(name=c.name, format=c.tform)
+        if c.unit:
+            kw["unit"] = c.unit
+        if c.tnull is not None:
+            kw["null"] = c.tnull
+        if c.tzero is not None:
+            kw["bzero"] = c.tzero
+        if c.tdim:
+            kw["dim"] = c.tdim
+        fcols.append(fits.Column(**kw))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hdu = fits.BinTableHDU.from_columns(fits.ColDefs(fcols), nrows=0)
+    h = hdu.header
+    h["NAXIS2"] = nrows
+    for k, c in enumerate(outcols, start=1):
+        if c.description:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                h[f"TCOMM{k}"] = c.description[:68]
+    meta = schema.metadata or {}
+    cards = []
+    if HEADER_KEY in meta:
+        with contextlib.suppress(ValueError):
+            cards = json.loads(meta[HEADER_KEY])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for key, val, comment in cards:
+            if _STRUCTURAL.match(key):
+                continue
+            if key == "HISTORY":
+                h.add_history(val)
+            elif key == "COMMENT":
+                h.add_comment(val)
+            elif key not in h and val is not None:
+                with contextlib.suppress(ValueError, KeyError):
+                    h[key] = (val, comment)
+        prov = provenance_of(schema)
+        if prov:
+            h["XMMTPROV"] = (json.dumps(prov, separators=(",", ":")), "xmmtools provenance (JSON)")
+            last = prov[-1]
+            h["XMMTVER"] = (str(last.get("xmmtools", "")), "xmmtools version of the last step")
+            h["XMMTSTG"] = (str(last.get("stage", "")), "xmmtools stage of the last step")
+            for rec in prov[len(prov) - 1:]:
+                ins = ", ".join(f"{i['name']} sha256={i['sha256']}" for i in rec.get("inputs", []))
+                h.add_history(f"xmmtools {rec.get('xmmtools')} {rec.get('stage')} {rec.get('date')}"
+                              f" inputs: {ins or 'none'}")
+                if rec.get("parameters"):
+                    h.add_history("parameters: " + json.dumps(rec["parameters"], separators=(",", ":")))
+    if h["NAXIS1"] != sum(c.np_dtype.itemsize for c in outcols):
+        raise AssertionError("FITS row length mismatch")  # pragma: no cover - internal check
+    return primary, h
+
+
+def _write_fits_from_spool(spool: str, dest: str, schema: pa.Schema, widths: dict[str, int], gz: bool) -> None:
+    rd = pa.ipc.open_file(pa.memory_map(spool, "r"))
+    nrows = sum(rd.get_batch(i).num_rows for i in range(rd.num_record_batches))
+    outcols = [_fits_out_col(f, widths.get(f.name), dest) for f in schema]
+    primary, header = _fits_headers(schema, outcols, nrows, dest)
+    rec_dtype = np.dtype({"names": [f"f{i}" for i in range(len(outcols))],
+                          "formats": [c.np_dtype for c in outcols]})
+    opener = (lambda p: gzip.open(p, "wb", compresslevel=6)) if gz else (lambda p: open(p, "wb"))
+    with opener(dest) as out:
+        out.write(primary.tostring(padding=True).encode("ascii"))
+        out.write(header.tostring(padding=True).encode("ascii"))
+        written = 0
+        for i in range(rd.num_record_batches):
+            batch = rd.get_batch(i)
+            for start in range(0, batch.num_rows, 65536):
+                sub = batch.slice(start, 65536)
+                rec = np.empty(sub.num_rows, dtype=rec_dtype)
+                for k, c in enumerate(outcols):
+                    rec[f"f{k}"] = c.convert(sub.column(k))
+                out.write(rec.tobytes())
+                written += rec.nbytes
+        pad = (-written) % 2880
+        if pad:
+            out.write(b"\0" * pad)
+        out.flush()
+
+
+# =========================================================================================
+# Shared helpers
+# =========================================================================================
+
+def _nan_nulls(t: pa.Table) -> pa.Table:
+    """Float nulls are NaN everywhere (FITS convention), so NaN and null never disagree."""
+    for i, f in enumerate(t.schema):
+        if pa.types.is_floating(f.type):
+            col = t.column(i)
+            if col.null_count:
+                t = t.set_column(i, f, pc.fill_null(col, pa.scalar(np.nan, f.type)))
+    return t
+
+
+def _check_read_names(names: Sequence[str], where: str) -> None:
+    dup = _duplicates(names)
+    if dup:
+        raise DataError(f"{where}: duplicate column name {dup!r}")
+
+
+def _select(schema: pa.Schema, columns: Sequence[str] | None, where: str) -> list[int]:
+    if columns is None:
+        return list(range(len(schema)))
+    out = []
+    for c in columns:
+        i = schema.get_field_index(c)
+        if i < 0:
+            raise _missing(c, schema.names, where)
+        out.append(i)
+    return out
+
+
+def _missing(name: str, available: Sequence[str], where: str) -> ColumnError:
+    from xmmtools.columns import closest
+
+    near = closest(name, available)
+    note = f" (closest: {', '.join(near)})" if near else ""
+    return ColumnError(f"{where}: no column {name}{note}")
+
+
+def _short(e: BaseException) -> str:
+    s = " ".join(str(e).split())
+    return s[:200] + ("..." if len(s) > 200 else "") if s else type(e).__name__
