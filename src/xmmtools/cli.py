@@ -59,7 +59,48 @@ def output_options(f):
     return f
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+#: Stage commands, imported only when used (so `xmmtools info` does not pay for scikit-learn).
+#: Each stage package provides ``xmmtools.<stage>.cli:<command>``.
+STAGE_COMMANDS = {
+    "crossmatch": "xmmtools.crossmatch.cli:crossmatch",
+    "classify": "xmmtools.classify.cli:classify",
+    "photoz": "xmmtools.photoz.cli:photoz",
+    "variability": "xmmtools.variability.cli:variability",
+    "sensitivity": "xmmtools.sensitivity.cli:sensitivity",
+    "run": "xmmtools.pipeline:run",
+}
+
+
+class LazyGroup(click.Group):
+    """A Click group whose stage commands are imported on first use."""
+
+    def list_commands(self, ctx):
+        names = set(super().list_commands(ctx))
+        names.update(n for n in STAGE_COMMANDS if self._load(n) is not None)
+        return sorted(names)
+
+    def get_command(self, ctx, name):
+        cmd = super().get_command(ctx, name)
+        return cmd if cmd is not None else self._load(name)
+
+    @staticmethod
+    def _load(name):
+        target = STAGE_COMMANDS.get(name)
+        if target is None:
+            return None
+        import importlib
+
+        mod, attr = target.split(":")
+        try:
+            m = importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name and (mod == e.name or mod.startswith(e.name + ".")):
+                return None  # that stage is not part of this version
+            raise
+        return getattr(m, attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="xmmtools")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or notes on stderr.")
 @click.option("-v", "--verbose", is_flag=True, help="Show tracebacks on errors.")
@@ -201,10 +242,11 @@ def convert(ctx, input, output, select, rename_4xmm, overwrite, column_map, chun
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     verbose = any(a in ("-v", "--verbose") for a in args)
+    _terminate_cleanly()
     try:
         cli.main(args=args, prog_name="xmmtools", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("error: aborted", err=True)
+        click.echo("error: interrupted; no output was written", err=True)
         sys.exit(130)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
@@ -222,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             sys.stdout = open(os.devnull, "w")
         sys.exit(1)
     except KeyboardInterrupt:
-        click.echo("error: interrupted", err=True)
+        click.echo("error: interrupted; no output was written", err=True)
         sys.exit(130)
     except Exception as e:  # a bug: still one line unless --verbose
         if verbose or _STATE["verbose"]:
@@ -232,6 +274,18 @@ def main(argv: Sequence[str] | None = None) -> None:
                    "traceback and please report it)", err=True)
         sys.exit(1)
     sys.exit(0)
+
+
+def _terminate_cleanly() -> None:
+    """SIGTERM (cron time-outs, batch schedulers) unwinds like Ctrl-C, so a half-written
+    output is discarded and the previous output stays intact."""
+    import signal
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    with _suppress():
+        signal.signal(signal.SIGTERM, handler)
 
 
 class _suppress:

@@ -168,7 +168,8 @@ def schema() -> dict[str, SchemaColumn]:
     for row in csv.DictReader(text.splitlines()):
         out[row["name"]] = SchemaColumn(
             name=row["name"],
-            unit=row["unit"],
+            # FITS standard spelling (count, not counts) so astropy parses TUNIT without warnings
+            unit=re.sub(r"\bcounts\b", "count", row["unit"]),
             dtype=row["dtype"],
             description=row["description"],
             fits_tform=row["fits_tform"],

@@ -54,5 +54,24 @@ def register(spec: StageSpec) -> StageSpec:
     return spec
 
 
+#: Stage packages whose ``__init__`` registers a spec.  Keep those ``__init__`` modules light
+#: (no scikit-learn / scipy imports): ``xmmtools info`` imports all of them.
+STAGE_PACKAGES = ("crossmatch", "classify", "photoz", "variability", "sensitivity")
+
+
+def load_all() -> None:
+    import importlib
+
+    for name in STAGE_PACKAGES:
+        mod = f"xmmtools.{name}"
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name and (mod == e.name or mod.startswith(e.name + ".")):
+                continue
+            raise
+
+
 def registered() -> dict[str, StageSpec]:
+    load_all()
     return dict(_REGISTRY)

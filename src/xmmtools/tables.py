@@ -492,7 +492,8 @@ class TableWriter:
         self.rows = 0
         self._stdout = stdout
         self._rg = row_group_rows
-        self._tmp: str | None = None
+        self._tmp: _TempFile | None = None
+        self._spool: _TempFile | None = None
         self._sink = None
         self._writer = None
         self._closed = False
@@ -513,33 +514,31 @@ class TableWriter:
             out = self._stdout if self._stdout is not None else sys.stdout.buffer
             self._writer = pa.ipc.new_stream(out, self.schema)
             return
-        folder = os.path.dirname(os.path.abspath(self.path))
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{os.path.basename(self.path)}.", suffix=".part", dir=folder)
-        os.close(fd)
+        self._tmp = _TempFile(self.path)
         if self.format == "parquet":
             import pyarrow.parquet as pq
 
-            self._writer = pq.ParquetWriter(self._tmp, self.schema, compression="zstd",
+            self._sink = self._tmp.arrow_sink()
+            self._writer = pq.ParquetWriter(self._sink, self.schema, compression="zstd",
                                             write_statistics=True)
         elif self.format == "arrow":
-            self._sink = pa.OSFile(self._tmp, "wb")
+            self._sink = self._tmp.arrow_sink()
             self._writer = pa.ipc.new_file(self._sink, self.schema)
         elif self.format == "csv":
             _check_csv_writable(self.schema, self.path)
             import pyarrow.csv as pcsv
 
+            self._sink = self._tmp.arrow_sink()
             if self.path.lower().endswith(".gz"):
-                self._sink = pa.CompressedOutputStream(self._tmp, "gzip")
-            else:
-                self._sink = pa.OSFile(self._tmp, "wb")
+                self._sink = pa.CompressedOutputStream(self._sink, "gzip")
             self._writer = pcsv.CSVWriter(self._sink, _csv_schema(self.schema))
         elif self.format == "fits":
             # FITS needs the row count and string widths in its header before the rows: spool
-            # the chunks to an Arrow file beside the output, then write the FITS in one pass.
-            fd, self._spool = tempfile.mkstemp(prefix=f".{os.path.basename(self.path)}.", suffix=".spool",
-                                               dir=folder)
-            os.close(fd)
-            self._sink = pa.OSFile(self._spool, "wb")
+            # the chunks to an anonymous Arrow file, then write the FITS in one pass at close.
+            for f in self.schema:  # fail before any work for types FITS cannot hold
+                _fits_out_col(f, 1, self.path)
+            self._spool = _TempFile(self.path)
+            self._sink = self._spool.arrow_sink()
             self._writer = pa.ipc.new_file(self._sink, self.schema)
             self._widths: dict[str, int] = {}
 
@@ -578,16 +577,14 @@ class TableWriter:
                 self._closed = True
                 return
             if self.format == "fits":
-                _write_fits_from_spool(self._spool, self._tmp, self.schema, self._widths,
+                _write_fits_from_spool(self._spool.read_path, self._tmp, self.schema, self._widths,
                                        gz=_is_gzip(self.path))
-                os.unlink(self._spool)
+                self._spool.discard()
                 self._spool = None
-            _fsync_path(self._tmp)
             if os.path.exists(self.path) and not self.overwrite:  # appeared meanwhile
                 raise OutputError(f"{self.path}: exists; use --overwrite to replace it")
-            os.replace(self._tmp, self.path)
+            self._tmp.commit()
             self._tmp = None
-            _fsync_dir(os.path.dirname(os.path.abspath(self.path)))
             self._closed = True
         except BaseException:
             self.abort()
@@ -601,11 +598,140 @@ class TableWriter:
                 if closer is not None:
                     closer.close()
         for tmp in (self._tmp, getattr(self, "_spool", None)):
-            if tmp:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
+            if tmp is not None:
+                tmp.discard()
         self._tmp = None
         self._spool = None
+
+
+_ANON_OK: dict[int, bool] = {}
+
+
+def _remove_stale_parts(folder: str, name: str) -> None:
+    """Remove ``.NAME.<pid>.*.part`` files left by a writer that was killed (SIGKILL, power
+    loss) and whose process no longer exists."""
+    pat = re.compile(r"^\." + re.escape(name) + r"\.(\d+)\.[^/]*\.part$")
+    with contextlib.suppress(OSError):
+        for entry in os.listdir(folder):
+            m = pat.match(entry)
+            if not m:
+                continue
+            pid = int(m.group(1))
+            if pid == os.getpid():
+                continue
+            try:
+                os.kill(pid, 0)
+                continue  # that writer is still running
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, entry))
+
+
+def _anonymous_files_work(folder: str) -> bool:
+    """Can this folder's file system create an O_TMPFILE and link it in?  (Probed once per
+    device: some kernels and sandboxes refuse the link with EXDEV or EOPNOTSUPP.)"""
+    if not hasattr(os, "O_TMPFILE") or not os.path.isdir("/proc/self/fd"):
+        return False
+    try:
+        dev = os.stat(folder).st_dev
+    except OSError:
+        return False
+    if dev in _ANON_OK:
+        return _ANON_OK[dev]
+    ok = False
+    probe = os.path.join(folder, f".xmmtools-probe.{os.getpid()}")
+    try:
+        fd = os.open(folder, os.O_TMPFILE | os.O_RDWR, 0o600)
+        try:
+            os.link(f"/proc/self/fd/{fd}", probe, follow_symlinks=True)
+            ok = True
+        finally:
+            os.close(fd)
+    except OSError:
+        ok = False
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(probe)
+    _ANON_OK[dev] = ok
+    return ok
+
+
+class _TempFile:
+    """The bytes of an output before it exists.
+
+    On Linux an anonymous ``O_TMPFILE`` in the target folder: it has no name until
+    :meth:`commit` links it in (fsync, link to a hidden name, rename over the output), so a
+    process killed at any moment - even by SIGKILL - leaves no partial file behind.  Where the
+    file system lacks ``O_TMPFILE`` a hidden ``.NAME.XXXX.part`` file is used instead (removed
+    on errors and signals the process can catch).
+    """
+
+    def __init__(self, final: str):
+        self.final = final
+        self.folder = os.path.dirname(os.path.abspath(final))
+        self.name: str | None = None
+        self.fd: int | None = None
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+        with contextlib.suppress(OSError):
+            mode = os.stat(final).st_mode & 0o777  # keep the mode of the file being replaced
+        if _anonymous_files_work(self.folder):
+            with contextlib.suppress(OSError):
+                self.fd = os.open(self.folder, os.O_TMPFILE | os.O_RDWR, mode)
+        if self.fd is None:
+            _remove_stale_parts(self.folder, os.path.basename(final))
+            fd, self.name = tempfile.mkstemp(prefix=f".{os.path.basename(final)}.{os.getpid()}.",
+                                             suffix=".part", dir=self.folder)
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.chmod(self.name, mode)
+
+    @property
+    def read_path(self) -> str:
+        return f"/proc/self/fd/{self.fd}" if self.fd is not None else self.name
+
+    def open(self, mode: str = "wb"):
+        if self.fd is not None:
+            return os.fdopen(os.dup(self.fd), mode)
+        return open(self.name, mode)
+
+    def arrow_sink(self):
+        if self.fd is not None:
+            return pa.PythonFile(self.open("wb"), mode="w")
+        return pa.OSFile(self.name, "wb")
+
+    def commit(self) -> None:
+        if self.fd is not None:
+            os.fsync(self.fd)
+            hidden = os.path.join(self.folder, f".{os.path.basename(self.final)}.{os.getpid()}.{id(self):x}.part")
+            os.link(f"/proc/self/fd/{self.fd}", hidden, follow_symlinks=True)
+            try:
+                os.replace(hidden, self.final)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(hidden)
+                raise
+            os.close(self.fd)
+            self.fd = None
+        else:
+            _fsync_path(self.name)
+            os.replace(self.name, self.final)
+            self.name = None
+        _fsync_dir(self.folder)
+
+    def discard(self) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = None
+        if self.name:
+            with contextlib.suppress(OSError):
+                os.unlink(self.name)
+            self.name = None
 
 
 def _fsync_path(p: str) -> None:
@@ -764,15 +890,13 @@ def _csv_types(names: Sequence[str]) -> dict[str, pa.DataType]:
     from xmmtools.columns import canonical_names, schema
 
     sch = schema()
+    types = {"str": pa.string(), "bool": pa.bool_(), "float32": pa.float32(), "float64": pa.float64(),
+             "int16": pa.int16(), "int32": pa.int32(), "int64": pa.int64()}
     out = {}
     for actual, canon in canonical_names(names).items():
         col = sch.get(canon)
-        if col is None:
-            continue
-        if col.dtype == "str":
-            out[actual] = pa.string()
-        elif col.dtype == "bool":
-            out[actual] = pa.bool_()
+        if col is not None and col.dtype in types:
+            out[actual] = types[col.dtype]
     return out
 
 
@@ -801,7 +925,11 @@ def _iter_csv(p, columns, chunk_rows):
             n += 1
             yield _nan_nulls(_fix_null_columns(pa.Table.from_batches([batch], schema=schema)))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError) as e:
-        raise DataError(f"{p}: unreadable CSV ({_short(e)})") from None
+        msg = _short(e)
+        m = re.search(r"In CSV column #(\d+)", msg)
+        if m and int(m.group(1)) < len(names):
+            msg = f"column {names[int(m.group(1))]}: " + msg.split(": ", 1)[-1]
+        raise DataError(f"{p}: unreadable CSV ({msg})") from None
     if n == 0:
         yield _fix_null_columns(schema.empty_table())
 
@@ -1161,8 +1289,42 @@ def _iter_fits(p, columns, chunk_rows):
 # FITS binary tables: writing
 # =========================================================================================
 
-def _update_widths(widths: dict[str, int], t: pa.Table) -> None:
+def _update_widths(widths: dict, t: pa.Table) -> None:
+    """Running facts FITS needs before its header: string widths, and for integer columns
+    (null count, min, max) to choose a TNULL the data do not use."""
+    stats = widths.setdefault("\0int", {})
     for f in t.schema:
+        typ = f.type.value_type if pa.types.is_fixed_size_list(f.type) else f.type
+        if pa.types.is_integer(typ):
+            col = t.column(f.name)
+            if pa.types.is_fixed_size_list(f.type):
+                col = pa.chunked_array([c.flatten() for c in col.chunks], type=typ) if col.num_chunks else col
+                nulls = sum(c.null_count for c in t.column(f.name).chunks) + col.null_count
+            else:
+                nulls = col.null_count
+            mm = pc.min_max(col).as_py() if len(col) else {"min": None, "max": None}
+            old = stats.get(f.name, (0, None, None, None))
+            lo = mm["min"] if old[1] is None else (old[1] if mm["min"] is None else min(old[1], mm["min"]))
+            hi = mm["max"] if old[2] is None else (old[2] if mm["max"] is None else max(old[2], mm["max"]))
+            used = old[3]
+            bw = typ.bit_width
+            lo_v = -(1 << (bw - 1)) if pa.types.is_signed_integer(typ) else 0
+            v = np.asarray(pc.drop_null(col).to_numpy() if nulls else col.to_numpy())
+            if bw <= 16:  # small types: remember every value used (a 64 KiB bitmap at most)
+                if used is None:
+                    used = np.zeros(1 << bw, dtype=bool)
+                used[v.astype(np.int64) - lo_v] = True
+            else:  # wide types: remember which of a few candidate TNULLs near the ends are used
+                hi_v = (1 << (bw - 1)) - 1 if lo_v else (1 << bw) - 1
+                cands = [c for k in range(8) for c in (lo_v + k, hi_v - k)]
+                if used is None:
+                    used = {c: False for c in cands}
+                if len(v):
+                    hit = np.isin(np.asarray(cands, dtype=v.dtype), v)
+                    for c, h in zip(cands, hit):
+                        used[c] = used[c] or bool(h)
+            stats[f.name] = (old[0] + nulls, lo, hi, used)
+            continue
         if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_binary(f.type):
             col = t.column(f.name)
             if len(col) == 0:
@@ -1186,7 +1348,8 @@ class _OutCol:
     tdim: str | None = None
 
 
-def _fits_out_col(f: pa.Field, width: int | None, where: str) -> _OutCol:
+def _fits_out_col(f: pa.Field, width: int | None, where: str,
+                  stats: dict[str, tuple[int, int | None, int | None]] | None = None) -> _OutCol:
     t = f.type
     if pa.types.is_dictionary(t):
         t = t.value_type
@@ -1216,8 +1379,9 @@ def _fits_out_col(f: pa.Field, width: int | None, where: str) -> _OutCol:
 
         def conv(a, dt=dt):
             a = values(a)
-            a = pc.fill_null(a.cast(pa.string()) if not pa.types.is_binary(a.type) else a, "")
-            return np.array(a.to_pylist(), dtype=object).astype(dt) if len(a) else np.zeros(0, dt)
+            # FITS strings are bytes: UTF-8 text is stored as its bytes and decoded on reading
+            a = pc.fill_null(a.cast(pa.binary()), b"")
+            return np.array(a.to_pylist(), dtype=dt) if len(a) else np.zeros(0, dt)
         return _OutCol(f.name, f"{w}A", dt, conv, unit, desc)
     if pa.types.is_boolean(base):
         dt = np.dtype("u1") if repeat == 1 else np.dtype(("u1", (repeat,)))
@@ -1252,13 +1416,35 @@ def _fits_out_col(f: pa.Field, width: int | None, where: str) -> _OutCol:
             tzero = -128
         elif bw > 8 and not signed:
             tzero = 1 << (bw - 1)
-        tnull = None
-        # TNULL in raw (stored) units: the most negative stored value, as 4XMM does (-32768, ...)
-        if bw == 8:
-            tnull_raw = 255 if not signed else 0
-        else:
-            tnull_raw = -(1 << (bw - 1))
-        tnull = tnull_raw
+        # TNULL only when the column has nulls, and never a value the data use: the most
+        # negative value first (4XMM's -32768 / -2147483648 convention), else the largest.
+        st = (stats or {}).get(f.name)
+        tnull = tnull_raw = None
+        if st is not None and st[0] > 0:
+            lo_v = -(1 << (bw - 1)) if signed else 0
+            hi_v = (1 << (bw - 1)) - 1 if signed else (1 << bw) - 1
+            dmin, dmax, used = st[1], st[2], st[3]
+            free = None
+            if isinstance(used, dict):
+                free = next((c for c, u in used.items() if not u), None)
+            elif used is not None and not used.all():
+                free = int(np.flatnonzero(~used)[0]) + lo_v
+            if dmin is None or dmin > lo_v:
+                null_v = lo_v
+            elif dmax < hi_v:
+                null_v = hi_v
+            elif free is not None:
+                null_v = free
+            else:
+                raise OutputError(f"{where}: integer column {f.name} uses every value from {lo_v} to "
+                                  f"{hi_v} and has nulls; FITS has no free TNULL value for it")
+            if bw == 8 and signed:
+                tnull_raw = null_v + 128
+            elif bw > 8 and not signed:
+                tnull_raw = null_v - (1 << (bw - 1))
+            else:
+                tnull_raw = null_v
+            tnull = tnull_raw
         dt = np.dtype(npt) if repeat == 1 else np.dtype((npt, (repeat,)))
 
         def conv(a, npt=npt, bw=bw, signed=signed, tnull_raw=tnull_raw):
@@ -1273,6 +1459,8 @@ def _fits_out_col(f: pa.Field, width: int | None, where: str) -> _OutCol:
                 raw = v
             raw = raw.astype(npt)
             if mask is not None:
+                if tnull_raw is None:
+                    raise AssertionError("nulls found in a column planned without TNULL")  # pragma: no cover
                 raw[mask] = tnull_raw
             return raw.reshape(-1, repeat) if repeat > 1 else raw
         return _OutCol(f.name, f"{repeat if repeat > 1 else ''}{code}", dt, conv, unit, desc,
@@ -1325,7 +1513,7 @@ def _fits_headers(schema: pa.Schema, outcols: list[_OutCol], nrows: int, where: 
         if c.description:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                h[f"TCOMM{k}"] = c.description[:68]
+                h[f"TCOMM{k}"] = c.description  # long text continues on CONTINUE cards
     meta = schema.metadata or {}
     cards = []
     if HEADER_KEY in meta:
@@ -1350,9 +1538,11 @@ def _fits_headers(schema: pa.Schema, outcols: list[_OutCol], nrows: int, where: 
             h["XMMTVER"] = (str(last.get("xmmtools", "")), "xmmtools version of the last step")
             h["XMMTSTG"] = (str(last.get("stage", "")), "xmmtools stage of the last step")
             for rec in prov[len(prov) - 1:]:
-                ins = ", ".join(f"{i['name']} sha256={i['sha256']}" for i in rec.get("inputs", []))
-                h.add_history(f"xmmtools {rec.get('xmmtools')} {rec.get('stage')} {rec.get('date')}"
-                              f" inputs: {ins or 'none'}")
+                h.add_history(f"xmmtools {rec.get('xmmtools')} {rec.get('stage')} {rec.get('date')}")
+                for i in rec.get("inputs", []):
+                    h.add_history(f"input {i['name']}")
+                    if i.get("sha256"):
+                        h.add_history(f"sha256 {i['sha256']}")
                 if rec.get("parameters"):
                     h.add_history("parameters: " + json.dumps(rec["parameters"], separators=(",", ":")))
     if h["NAXIS1"] != sum(c.np_dtype.itemsize for c in outcols):
@@ -1360,15 +1550,17 @@ def _fits_headers(schema: pa.Schema, outcols: list[_OutCol], nrows: int, where: 
     return primary, h
 
 
-def _write_fits_from_spool(spool: str, dest: str, schema: pa.Schema, widths: dict[str, int], gz: bool) -> None:
+def _write_fits_from_spool(spool: str, dest: "_TempFile", schema: pa.Schema, widths: dict[str, int],
+                           gz: bool) -> None:
     rd = pa.ipc.open_file(pa.memory_map(spool, "r"))
     nrows = sum(rd.get_batch(i).num_rows for i in range(rd.num_record_batches))
-    outcols = [_fits_out_col(f, widths.get(f.name), dest) for f in schema]
-    primary, header = _fits_headers(schema, outcols, nrows, dest)
+    outcols = [_fits_out_col(f, widths.get(f.name), dest.final, widths.get("\0int")) for f in schema]
+    primary, header = _fits_headers(schema, outcols, nrows, dest.final)
     rec_dtype = np.dtype({"names": [f"f{i}" for i in range(len(outcols))],
                           "formats": [c.np_dtype for c in outcols]})
-    opener = (lambda p: gzip.open(p, "wb", compresslevel=6)) if gz else (lambda p: open(p, "wb"))
-    with opener(dest) as out:
+    raw = dest.open("wb")
+    out = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) if gz else raw
+    with raw, out:
         out.write(primary.tostring(padding=True).encode("ascii"))
         out.write(header.tostring(padding=True).encode("ascii"))
         written = 0

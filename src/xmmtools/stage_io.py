@@ -1,0 +1,152 @@
+"""How a stage command reads its input and writes its output (through tables.py).
+
+Two patterns cover every stage:
+
+* :func:`run_rowwise` for row-independent stages (classify, photoz apply, sensitivity at
+  positions): stream the input in chunks, resolve the stage's columns once, compute new
+  columns per chunk, write each chunk; memory stays bounded whatever the input size.
+* :func:`load_for_stage` + :func:`write_output` for stages that need the whole table at once
+  (crossmatch, long-term variability).
+
+A stage's science lives in functions that take arrays and return :class:`NewColumn` lists;
+they never see a file name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from xmmtools import tables
+from xmmtools.errors import DataError
+from xmmtools.stages import StageSpec
+from xmmtools.tables import NewColumn, Provenance
+
+
+def default_output(input: str, stage: str) -> str:
+    """``cat.fits`` -> ``cat_classify.fits`` beside the input; ``-`` stays ``-``."""
+    if input == tables.STDIO:
+        return tables.STDIO
+    path, _ = tables._strip_hdu(input)
+    folder, name = os.path.split(path)
+    low = name.lower()
+    for ext in sorted(tables._EXTENSIONS, key=len, reverse=True):
+        if low.endswith(ext):
+            return os.path.join(folder, f"{name[: -len(ext)]}_{stage}{name[-len(ext):]}")
+    raise DataError(f"{input}: unknown table format, cannot name the output; give -o")
+
+
+@dataclass
+class Columns:
+    """Arrays of one chunk keyed by canonical 4XMM name (``cols["RA"]``)."""
+
+    table: pa.Table
+    mapping: Mapping[str, str]  # canonical -> actual
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.mapping
+
+    def actual(self, name: str) -> str:
+        return self.mapping[name]
+
+    def float(self, name: str) -> np.ndarray:
+        return tables.to_numpy(self.table.column(self.mapping[name]), float)
+
+    def bool(self, name: str) -> np.ndarray:
+        return tables.to_numpy(self.table.column(self.mapping[name]), bool)
+
+    def values(self, name: str) -> np.ndarray:
+        return tables.to_numpy(self.table.column(self.mapping[name]), None)
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+
+def run_rowwise(
+    input: str,
+    output: str | None,
+    *,
+    spec: StageSpec,
+    compute: Callable[[Columns], Sequence[NewColumn]],
+    parameters: Mapping[str, Any],
+    user_map: Mapping[str, str] | None = None,
+    overwrite: bool = False,
+    chunk_rows: int | None = None,
+    progress: bool = False,
+    extra_inputs: Sequence[str] = (),
+    extra_provenance: Mapping[str, Any] | None = None,
+    replace: bool = False,
+) -> tuple[str, int]:
+    """Stream ``input`` through ``compute`` into ``output``; returns (output, rows)."""
+    output = output or default_output(input, spec.name)
+    tables.check_output(output, inputs=[input, *extra_inputs], overwrite=overwrite)
+    chunks = tables.iter_table(input, None, chunk_rows=chunk_rows, progress=progress)
+    first = next(chunks)
+    mapping = spec.check(first.schema.names, source=input, user_map=user_map,
+                         types=tables.schema_kinds(first.schema))
+    step = Provenance(spec.name, parameters, [input, *extra_inputs], extra_provenance or {})
+    writer = None
+    try:
+        for chunk in _chain(first, chunks):
+            new = compute(Columns(chunk, mapping))
+            out = tables.add_columns(chunk, new, replace=replace)
+            if writer is None:
+                writer = tables.TableWriter(output, out.schema, provenance=step, overwrite=overwrite,
+                                            inputs=[input, *extra_inputs])
+                writer.__enter__()
+            writer.write(out)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    writer.close()
+    return output, writer.rows
+
+
+def _chain(first: pa.Table, rest: Iterable[pa.Table]):
+    yield first
+    yield from rest
+
+
+def load_for_stage(
+    input: str,
+    spec: StageSpec,
+    *,
+    user_map: Mapping[str, str] | None = None,
+    all_columns: bool = True,
+    progress: bool = False,
+) -> tuple[pa.Table, dict[str, str]]:
+    """Read a whole table for a stage that needs every row at once.
+
+    With ``all_columns=False`` only the stage's columns are read (the output then cannot keep
+    the other input columns; use it for auxiliary tables such as counterpart catalogues).
+    """
+    if all_columns or input == tables.STDIO:
+        t = tables.read_table(input, progress=progress)
+        mapping = spec.check(t.schema.names, source=input, user_map=user_map,
+                             types=tables.schema_kinds(t.schema))
+        return t, mapping
+    info = tables.inspect_table(input)
+    mapping = spec.check(info.schema.names, source=input, user_map=user_map,
+                         types=tables.schema_kinds(info.schema))
+    t = tables.read_table(input, list(dict.fromkeys(mapping.values())), progress=progress)
+    return t, mapping
+
+
+def write_output(
+    table: pa.Table,
+    output: str,
+    *,
+    stage: str,
+    parameters: Mapping[str, Any],
+    inputs: Sequence[str],
+    overwrite: bool = False,
+    extra_provenance: Mapping[str, Any] | None = None,
+) -> None:
+    tables.write_table(table, output, provenance=Provenance(stage, parameters, inputs, extra_provenance or {}),
+                       overwrite=overwrite, inputs=inputs)

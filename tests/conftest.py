@@ -1,0 +1,50 @@
+"""Shared fixtures: real data shipped in the project (never ../shared)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "tests" / "data"
+SAMPLE = ROOT / "data" / "sample" / "4xmm_dr10_ngc5139.fits"
+DR9 = DATA / "4xmm_dr9_sample100.fits"
+SLIM_CSV = DATA / "xmm_ml_slim_200.csv"
+COSMOS = DATA / "cosmos_xmm_head.fits"
+
+
+@pytest.fixture
+def sample_path() -> Path:
+    return SAMPLE
+
+
+@pytest.fixture
+def dr9_path() -> Path:
+    return DR9
+
+
+def run_main(args, capsys=None):
+    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
+    from xmmtools.cli import main
+
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    if capsys is not None:
+        out, err = capsys.readouterr()
+        return code, out, err
+    return code, "", ""
+
+
+def run_cli(args, *, input: bytes | None = None, cwd=None, timeout=120):
+    """Run ``python -m xmmtools`` in a subprocess (real exit codes, stdin/stdout pipes)."""
+    env = dict(os.environ)
+    env.pop("COLUMNS", None)
+    return subprocess.run([sys.executable, "-m", "xmmtools", *map(str, args)], input=input,
+                          capture_output=True, cwd=cwd, timeout=timeout, env=env)
