@@ -429,7 +429,7 @@ def closest(name: str, available: Iterable[str], n: int = 3) -> list[str]:
     avail = list(available)
     upper = {a.upper(): a for a in avail}
     hits = difflib.get_close_matches(name.upper(), list(upper), n=n, cutoff=0.6)
-    return [upper[h] for h in hits]
+    return sorted(upper[h] for h in hits)
 
 
 def require(
