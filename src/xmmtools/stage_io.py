@@ -100,6 +100,8 @@ def run_rowwise(
                                             inputs=[input, *extra_inputs])
                 writer.__enter__()
             writer.write(out)
+        if writer.rows == 0:
+            raise DataError(f"{input}: the table has no rows; nothing for {spec.name} to do")
     except BaseException:
         if writer is not None:
             writer.abort()
@@ -130,11 +132,13 @@ def load_for_stage(
         t = tables.read_table(input, progress=progress)
         mapping = spec.check(t.schema.names, source=input, user_map=user_map,
                              types=tables.schema_kinds(t.schema))
-        return t, mapping
-    info = tables.inspect_table(input)
-    mapping = spec.check(info.schema.names, source=input, user_map=user_map,
-                         types=tables.schema_kinds(info.schema))
-    t = tables.read_table(input, list(dict.fromkeys(mapping.values())), progress=progress)
+    else:
+        info = tables.inspect_table(input)
+        mapping = spec.check(info.schema.names, source=input, user_map=user_map,
+                             types=tables.schema_kinds(info.schema))
+        t = tables.read_table(input, list(dict.fromkeys(mapping.values())), progress=progress)
+    if t.num_rows == 0:
+        raise DataError(f"{input}: the table has no rows; nothing for {spec.name} to do")
     return t, mapping
 
 

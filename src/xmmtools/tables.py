@@ -150,6 +150,8 @@ def iter_table(
     """Yield the table in row chunks (each a :class:`pyarrow.Table` with the full schema
     metadata).  Always yields at least one (possibly empty) chunk."""
     p = str(path)
+    if p != STDIO:
+        _check_input(p)
     fmt = detect_format(p)
     if columns is not None:
         columns = list(columns)
@@ -195,6 +197,8 @@ class TableInfo:
 
 def inspect_table(path: str | os.PathLike, *, stdin: io.BufferedIOBase | None = None) -> TableInfo:
     p = str(path)
+    if p != STDIO:
+        _check_input(p)
     fmt = detect_format(p)
     if fmt == "stream":
         t = read_table(p, stdin=stdin)
@@ -1007,6 +1011,16 @@ class _FitsTable:
 
     @classmethod
     def open(cls, path: str) -> "_FitsTable":
+        import warnings
+
+        # astropy's header-validation warnings would print multi-line text on stderr; what
+        # matters to the user is reported as one DataError line instead
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return cls._open(path)
+
+    @classmethod
+    def _open(cls, path: str) -> "_FitsTable":
         from astropy.io import fits
 
         real, ext = _strip_hdu(path)
@@ -1037,6 +1051,18 @@ class _FitsTable:
                     chosen = (i, h)
                     break
                 i += 1
+            if chosen is None and hdus:
+                info = hdus[-1].fileinfo()
+                end = info["datLoc"] + info["datSpan"]
+                if _is_gzip(real):
+                    size = _gzip_size(real)
+                    if size is None:
+                        raise DataError(f"{real}: truncated or damaged gzip-compressed FITS file")
+                else:
+                    size = os.path.getsize(real)
+                if size > end:
+                    raise DataError(f"{real}: truncated or damaged FITS file (an incomplete HDU "
+                                    f"starts at byte {end})")
             if chosen is None:
                 if ext is not None:
                     raise DataError(f"{real}: no HDU named or numbered {ext!r}")
@@ -1242,6 +1268,20 @@ class _FitsTable:
         fmask = None if mask is None else mask.reshape(-1)
         arr = pa.array(flat, mask=fmask)
         return arr if c.repeat == 1 else pa.FixedSizeListArray.from_arrays(arr, c.repeat)
+
+
+def _gzip_size(p: str) -> int | None:
+    """Decompressed size of a gzip file, or None when the stream is truncated or corrupt."""
+    n = 0
+    try:
+        with gzip.open(p, "rb") as f:
+            while True:
+                b = f.read(8 * 2**20)
+                if not b:
+                    return n
+                n += len(b)
+    except (OSError, EOFError, gzip.BadGzipFile):
+        return None
 
 
 def _read_exact(f, n: int) -> bytes:
