@@ -1,0 +1,143 @@
+"""Attribute (magnitude) priors and sky densities.
+
+Attribute priors (Salvato et al. 2018, MNRAS 473, 4937, App. B.2; Naylor et al. 2013): the
+Bayes factor of a combination is multiplied by q(m)/n(m), where q is the distribution of the
+attribute m (a magnitude, a colour, a classifier probability) among true counterparts and n its
+distribution among field sources.  Both are normalised histograms on the same bins; the ratio is
+a step function of m.  Values outside the bins or missing give a factor 1; a bin without field
+sources gives the ratio 100 (as NWAY does, so the factor stays finite).
+
+Automatic histograms: "true counterparts" are the distinct secondary rows of combinations
+with positional posterior > 0.9, each weighted by that posterior; "field sources" are the
+rows with a finite value that never appear in a combination with posterior > 0.01.  The bin
+edges are the weighted quantiles of the counterparts at 15 evenly spaced levels, widened by one
+unit to cover all field values.  At least 100 secure counterparts are needed (as NWAY).
+
+Sky areas for densities come from a SKYAREA header or are estimated from a HEALPix footprint
+(:func:`footprint_area`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from xmmtools.errors import DataError
+
+#: factor used where the field histogram is empty
+EMPTY_FIELD_RATIO = 100.0
+MIN_SECURE = 100
+
+
+@dataclass
+class Histogram:
+    """Bins ``edges`` (n+1) with normalised densities ``selected`` (q) and ``others`` (n)."""
+
+    edges: np.ndarray
+    selected: np.ndarray
+    others: np.ndarray
+    n_secure: int = 0
+    n_field: int = 0
+
+    def ratio(self) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(self.others == 0, EMPTY_FIELD_RATIO, self.selected / self.others)
+
+    def weight(self, values) -> np.ndarray:
+        """q(m)/n(m) for each value; 1 for NaN and values outside [edges[0], edges[-1]]."""
+        v = np.asarray(values, dtype=float)
+        r = self.ratio()
+        i = np.searchsorted(self.edges, v, side="right") - 1
+        i = np.where(v == self.edges[-1], len(r) - 1, i)
+        ok = np.isfinite(v) & (i >= 0) & (i < len(r))
+        out = np.ones(v.shape)
+        out[ok] = r[i[ok]]
+        return out
+
+    def rows(self) -> np.ndarray:
+        """(n, 4) array lo hi selected others, the file format."""
+        return np.column_stack([self.edges[:-1], self.edges[1:], self.selected, self.others])
+
+
+def histogram_from_rows(rows: np.ndarray, where: str) -> Histogram:
+    """Build a Histogram from ``lo hi selected others`` rows, checking they are usable."""
+    rows = np.asarray(rows, dtype=float)
+    if rows.ndim != 2 or rows.shape[1] != 4 or len(rows) == 0:
+        raise DataError(f"{where}: expected rows of 4 numbers 'lo hi selected others'")
+    lo, hi, sel, oth = rows.T
+    if not np.all(np.isfinite(rows)):
+        raise DataError(f"{where}: non-finite value in the prior table")
+    if np.any(hi <= lo) or np.any(np.abs(lo[1:] - hi[:-1]) > 1e-6 * np.maximum(1, np.abs(hi[:-1]))):
+        raise DataError(f"{where}: bins must be increasing and contiguous (each lo equal to the previous hi)")
+    if np.any(sel < 0) or np.any(oth < 0):
+        raise DataError(f"{where}: negative density in the prior table")
+    return Histogram(np.r_[lo, hi[-1]], sel, oth)
+
+
+def weighted_quantile_edges(values, weights, n_points: int = 15) -> np.ndarray:
+    """Bin edges at the weighted quantiles 0, 1/(n-1), ..., 1 of ``values`` (linear
+    interpolation of the weighted cumulative distribution)."""
+    o = np.argsort(values, kind="stable")
+    v = np.asarray(values, dtype=float)[o]
+    cw = np.cumsum(np.asarray(weights, dtype=float)[o])
+    cw = cw / cw[-1]
+    cw[0], cw[-1] = 0.0, 1.0
+    return np.unique(np.interp(np.linspace(0, 1, n_points), cw, v))
+
+
+def auto_histogram(values, members: np.ndarray, post: np.ndarray, *, label: str,
+                   min_post: float = 0.9, field_max_post: float = 0.01) -> Histogram:
+    """q(m) and n(m) from the data (see the module docstring).
+
+    ``values`` holds the attribute for every row of the secondary catalogue; ``members`` the
+    secondary row of each combination (-1 when absent); ``post`` the positional posterior."""
+    v = np.asarray(values, dtype=float)
+    has = members >= 0
+    sel = has & (post > min_post)
+    rows, first = np.unique(members[sel], return_index=True)
+    w = post[sel][first]
+    m_sel = v[rows]
+    ok = np.isfinite(m_sel)
+    m_sel, w = m_sel[ok], w[ok]
+    field = np.isfinite(v)
+    field[np.unique(members[has & (post > field_max_post)])] = False
+    m_field = v[field]
+    if len(m_sel) < MIN_SECURE:
+        raise DataError(f"--mag {label} auto: only {len(m_sel)} secure counterparts (posterior > {min_post}) "
+                        f"have a value; at least {MIN_SECURE} are needed for a histogram; give a prior "
+                        "file 'lo hi selected others' instead")
+    if len(m_field) == 0:
+        raise DataError(f"--mag {label} auto: no field sources with a value outside the candidates")
+    edges = weighted_quantile_edges(m_sel, w)
+    lo, hi = m_field.min(), m_field.max()
+    if edges[-1] < hi:
+        edges = np.r_[edges, hi + 1]
+    if edges[0] > lo:
+        edges = np.r_[lo - 1, edges]
+    q, _ = np.histogram(m_sel, bins=edges, weights=w, density=True)
+    n, _ = np.histogram(m_field, bins=edges, density=True)
+    return Histogram(edges, q, n, n_secure=len(m_sel), n_field=len(m_field))
+
+
+def footprint_area(ra, dec, *, min_per_pixel: float = 20.0, max_order: int = 13) -> tuple[float, int]:
+    """Sky area (deg^2) of a catalogue estimated from its HEALPix footprint.
+
+    The finest HEALPix order (nside = 2^order <= 2^max_order) at which the occupied pixels hold
+    on average at least ``min_per_pixel`` sources is used; the area is the number of occupied
+    pixels times the pixel area.  Returns (area, nside).  Coarse pixels overestimate the area at
+    the footprint's edges, fine pixels underestimate it through empty pixels inside; 20 sources
+    per pixel keeps the Poisson chance of an empty interior pixel below 1e-8."""
+    import healpy as hp
+
+    ra = np.asarray(ra, dtype=float)
+    dec = np.asarray(dec, dtype=float)
+    if len(ra) == 0:
+        raise DataError("cannot estimate the sky area of an empty catalogue")
+    for order in range(max_order, -1, -1):
+        nside = 2 ** order
+        pix = hp.ang2pix(nside, ra, dec, lonlat=True, nest=True)
+        occupied = len(np.unique(pix))
+        if len(ra) / occupied >= min_per_pixel or order == 0:
+            return occupied * hp.nside2pixarea(nside, degrees=True), nside
+    raise AssertionError("unreachable")  # pragma: no cover
