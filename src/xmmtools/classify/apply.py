@@ -1,0 +1,96 @@
+"""Applying a trained model to catalogue columns: arrays in, :class:`NewColumn` list out.
+
+Columns written (see docs/classify.md):
+
+``P_<CLASS>``            posterior probability of each class (sum 1 per row)
+``CLASS``                most probable class
+``CLASS_MARGIN``         (P1 − P2)/(P1 + P2) = 2·P1/(P1 + P2) − 1 for the two most probable
+                         classes: 0 for a tie, 1 when one class takes everything
+``OUTLIER_SCORE``        −log10 max_c (unnormalised posterior) (Tranin et al. 2022, Sect. 4.4)
+``OUTLIER_QUANTILE``     fraction of training sources with a lower score
+``OUTLIER_FLAG``         score above the model's training quantile (default 0.997)
+``N_MISSING_FEATURES``   features without a value for this source (absent columns set to
+                         "ignore" are not counted)
+``CLASS_<CATEGORY>``     class favoured by that category's likelihood alone (no prior), e.g.
+                         ``CLASS_SPECTRUM``: why a source was classified the way it was
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+import numpy as np
+
+from xmmtools.classify.features import FeatureSet, compute_features
+from xmmtools.classify.naive_bayes import Model, log_posterior, normalise, outlier_score
+from xmmtools.columns import Need
+from xmmtools.stages import StageSpec
+from xmmtools.tables import NewColumn
+
+SUMMARY = "class probabilities (naive Bayes, Tranin et al. 2022) and outlier scores"
+
+
+def classify_arrays(model: Model, get: Callable[[str], np.ndarray | None], n: int, *,
+                    priors: np.ndarray | None = None, outlier_quantile: float | None = None) -> list[NewColumn]:
+    """New columns for ``n`` rows; ``get(column)`` returns a float array or None if absent."""
+    fm = compute_features(model.feature_set, get, n)
+    return classify_features(model, fm.values, fm.ignored, priors=priors, outlier_quantile=outlier_quantile)
+
+
+def classify_features(model: Model, X: np.ndarray, ignored: np.ndarray | None = None, *,
+                      priors: np.ndarray | None = None, outlier_quantile: float | None = None) -> list[NewColumn]:
+    pri = model.priors if priors is None else np.asarray(priors, float)
+    q = model.outlier_quantile if outlier_quantile is None else outlier_quantile
+    cat_ll = model.category_ll(X, ignored)
+    lp = log_posterior(cat_ll, pri, model.weights)
+    p = normalise(lp)
+    score = outlier_score(lp)
+    classes = np.array(model.classes, dtype=object)
+    order = np.argsort(-p, axis=1)
+    rows = np.arange(len(p))
+    p1, p2 = p[rows, order[:, 0]], p[rows, order[:, 1]]
+    threshold = float(np.quantile(model.outlier_scores, q))
+    ref = model.outlier_scores
+    n_missing = (~np.isfinite(X)).sum(axis=1)
+    if ignored is not None and np.any(ignored):
+        n_missing = n_missing - int(np.sum(ignored))
+    cols = [NewColumn(f"P_{column_token(c)}", p[:, i], "", f"posterior probability of class {c} "
+                      "(naive Bayes, Tranin et al. 2022)") for i, c in enumerate(model.classes)]
+    cols += [
+        NewColumn("CLASS", classes[order[:, 0]].astype(str), "", "most probable class"),
+        NewColumn("CLASS_MARGIN", (p1 - p2) / (p1 + p2), "", "(P1-P2)/(P1+P2) of the two most probable classes"),
+        NewColumn("OUTLIER_SCORE", score, "", "-log10 of the largest unnormalised class posterior"),
+        NewColumn("OUTLIER_QUANTILE", np.searchsorted(ref, score, side="left") / ref.size, "",
+                  "fraction of training sources with a lower outlier score"),
+        NewColumn("OUTLIER_FLAG", score > threshold, "", f"outlier score above the training {q:g} quantile"),
+        NewColumn("N_MISSING_FEATURES", n_missing.astype(np.int16), "", "features without a value"),
+    ]
+    for k, cat in enumerate(model.feature_set.categories):
+        best = classes[cat_ll[:, k, :].argmax(axis=1)].astype(str)
+        cols.append(NewColumn(f"CLASS_{column_token(cat)}", best, "",
+                              f"class favoured by the {cat} features alone (likelihood, no prior)"))
+    return cols
+
+
+def column_token(name: str) -> str:
+    """Class or category name -> upper-case column token (``LM-STAR`` -> ``LM_STAR``)."""
+    return re.sub(r"[^A-Z0-9]+", "_", name.upper()).strip("_")
+
+
+def stage_spec(fs: FeatureSet) -> StageSpec:
+    """The columns a feature set needs: features that must be present (``when_absent = "error"``)
+    are required (alternatives as any-of groups); the others are optional."""
+    needs: dict[str, Need] = {}
+    groups: list[list[Need]] = []
+    for f in fs.features:
+        for key, alts in f.columns.items():
+            what = f"{f.name} {key}" if key != "columns" else f.name
+            if f.when_absent == "error" and len(alts) == 1:
+                needs[alts[0]] = Need(alts[0], f"for feature {what}")
+            elif f.when_absent == "error":
+                groups.append([Need(a, f"for feature {what}") for a in alts])
+            for a in alts:
+                needs.setdefault(a, Need(a, f"for feature {what}", optional=True))
+    return StageSpec("classify", SUMMARY, needs=tuple(needs.values()), any_of=tuple(groups))
+

@@ -1,0 +1,139 @@
+"""Model files: a JSON document (readable, versioned) plus an NPZ of arrays — never pickle.
+
+``model.json`` holds the format name and version, classes, priors, feature set (every feature's
+definition and band zero points), density settings, category weights, outlier quantile and
+threshold, the training file's name, row count and SHA-256, the k-fold metrics, and the name
+and SHA-256 of the NPZ beside it.  ``model.npz`` (loaded with ``allow_pickle=False``) holds the
+tabulated densities and presence terms, the feature and class names, and the sorted training
+outlier scores.  Loading checks the format, the version, the NPZ checksum and that the NPZ's
+feature and class lists equal the JSON's; any mismatch is a one-line DataError.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from xmmtools import __version__
+from xmmtools.classify.features import FeatureSet
+from xmmtools.classify.naive_bayes import Densities, Model, Settings
+from xmmtools.errors import DataError, OutputError
+
+FORMAT = "xmmtools-classify-naive-bayes"
+FORMAT_VERSION = 1
+_ARRAYS = ("lo", "hi", "log_density", "log_present", "log_missing", "log_neutral", "histogram")
+
+
+def default_model_path() -> Path:
+    from importlib import resources
+
+    return Path(str(resources.files("xmmtools") / "data" / "models" / "classify" / "default.json"))
+
+
+def save_model(model: Model, path: str | os.PathLike, *, overwrite: bool = False) -> tuple[str, str]:
+    """Write ``path`` (.json) and its NPZ beside it (same stem).  Returns both paths."""
+    path = str(path)
+    if not path.endswith(".json"):
+        raise OutputError(f"{path}: a model file name must end in .json (its arrays go to a .npz beside it)")
+    npz_path = path[:-5] + ".npz"
+    for p in (path, npz_path):
+        if os.path.exists(p) and not overwrite:
+            raise OutputError(f"{p} exists; use --overwrite to replace it")
+    buf = io.BytesIO()
+    d = model.densities
+    np.savez_compressed(buf, **{k: getattr(d, k) for k in _ARRAYS},
+                        feature_names=np.array(model.feature_set.names, dtype=str),
+                        classes=np.array(model.classes, dtype=str),
+                        outlier_scores=np.asarray(model.outlier_scores, float))
+    blob = buf.getvalue()
+    doc = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "xmmtools": __version__,
+        "method": "naive_bayes (Tranin et al. 2022, A&A 657, A138)",
+        "classes": list(model.classes),
+        "priors": dict(zip(model.classes, map(float, model.priors))),
+        "training_fractions": dict(zip(model.classes, map(float, model.training_fractions))),
+        "category_weights": dict(zip(model.feature_set.categories, map(float, model.weights))),
+        "settings": asdict(model.settings),
+        "outlier": {"quantile": model.outlier_quantile, "threshold": model.outlier_threshold,
+                    "n_training_scores": int(len(model.outlier_scores))},
+        "features": model.feature_set.to_json(),
+        "training": model.training,
+        "metrics": model.metrics,
+        "arrays": {"file": os.path.basename(npz_path), "sha256": hashlib.sha256(blob).hexdigest()},
+    }
+    _atomic_write(npz_path, blob)
+    _atomic_write(path, (json.dumps(doc, indent=1, sort_keys=False) + "\n").encode())
+    return path, npz_path
+
+
+def load_model(path: str | os.PathLike) -> Model:
+    path = str(path)
+    try:
+        doc = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such model file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"{path}: not a readable xmmtools classify model ({type(e).__name__})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise DataError(f"{path}: not an xmmtools classify model (format {doc.get('format') if isinstance(doc, dict) else None!r})")
+    if doc.get("format_version") != FORMAT_VERSION:
+        raise DataError(f"{path}: model format version {doc.get('format_version')!r} is not supported "
+                        f"(this xmmtools reads version {FORMAT_VERSION}); retrain it with xmmtools classify train")
+    try:
+        arrays = doc["arrays"]
+        npz_path = os.path.join(os.path.dirname(path), os.path.basename(arrays["file"]))
+        classes = tuple(doc["classes"])
+        fs = FeatureSet.from_json(doc["features"])
+        settings = Settings(**doc["settings"])
+        weights = np.array([doc["category_weights"][k] for k in fs.categories], float)
+        priors = np.array([doc["priors"][c] for c in classes], float)
+        train_frac = np.array([doc["training_fractions"][c] for c in classes], float)
+        quantile = float(doc["outlier"]["quantile"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise DataError(f"{path}: model file is incomplete or malformed ({type(e).__name__}: {e})") from None
+    try:
+        blob = Path(npz_path).read_bytes()
+    except OSError:
+        raise DataError(f"{path}: its array file {npz_path} is missing") from None
+    if hashlib.sha256(blob).hexdigest() != arrays.get("sha256"):
+        raise DataError(f"{npz_path}: checksum differs from the one recorded in {path}; "
+                        "the model files were modified or mixed up")
+    try:
+        with np.load(io.BytesIO(blob), allow_pickle=False) as z:
+            a = {k: z[k] for k in z.files}
+    except ValueError as e:
+        raise DataError(f"{npz_path}: unreadable model arrays ({e})") from None
+    if list(a.get("feature_names", [])) != fs.names:
+        raise DataError(f"{path}: the feature list in the JSON ({', '.join(fs.names)}) does not match "
+                        f"the arrays in {os.path.basename(npz_path)}")
+    if tuple(a.get("classes", [])) != classes:
+        raise DataError(f"{path}: the class list in the JSON does not match {os.path.basename(npz_path)}")
+    F, C = len(fs.names), len(classes)
+    dens = Densities(**{k: a[k] for k in _ARRAYS})
+    if dens.log_density.shape[:2] != (F, C) or dens.log_present.shape != (F, C) or weights.size != len(fs.categories):
+        raise DataError(f"{path}: array shapes do not match {F} features x {C} classes")
+    return Model(fs, classes, dens, weights, priors, train_frac, a["outlier_scores"], settings, quantile,
+                 doc.get("training", {}), doc.get("metrics", {}))
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise OutputError(f"{path}: cannot write the model ({e.strerror})") from None
