@@ -865,7 +865,7 @@ def _iter_parquet(p, columns, chunk_rows):
 # CSV (XSA style)
 # =========================================================================================
 
-CSV_NULLS = ["", "NULL", "null", "None"]
+CSV_NULLS = ["", "NULL", "null", "None", "NaN", "nan"]  # NaN: pandas/numpy-written CSVs (Lin+2024 XCLASS)
 CSV_TRUE = ["t", "T", "true", "True", "TRUE"]
 CSV_FALSE = ["f", "F", "false", "False", "FALSE"]
 
