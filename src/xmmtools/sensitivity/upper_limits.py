@@ -20,6 +20,8 @@ monotonically because ln Q is concave in x for a >= 1.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from scipy.special import erf, erfinv, gammaincc, gammainccinv, gammaln
 
@@ -69,7 +71,9 @@ def upper_limit(counts, background, cl: float = SIGMA_CL[2], method: str = "kbn"
                 gauss_min_counts: float = 80.0) -> np.ndarray:
     """``method='kbn'``: :func:`kbn_upper_limit` everywhere; ``'kbn+gauss'``: the Gaussian
     form where N >= ``gauss_min_counts``, KBN below."""
-    ul = kbn_upper_limit(counts, background, cl)
+    size = np.broadcast(np.asarray(counts), np.asarray(background)).size
+    kbn = kbn_upper_limit_tabulated if size >= TABLE_MIN_SIZE else kbn_upper_limit
+    ul = kbn(counts, background, cl)
     if method == "kbn":
         return ul
     if method != "kbn+gauss":
@@ -129,3 +133,46 @@ def _upper_limit_log(a: np.ndarray, b: np.ndarray, cl: float) -> np.ndarray:
         if np.all(np.abs(step) <= 1e-12 * x):
             break
     return x - b
+
+
+# ----------------------------------------------------------------------------------------
+# Tabulated KBN limits for large arrays
+# ----------------------------------------------------------------------------------------
+
+_TAB_NMAX = 300
+_TAB_LOGB = (-3.0, 4.5)
+_TAB_STEP = 0.0025
+#: Arrays at least this long use the table (build ~0.5 s per confidence level, then ~0.05 s per 10^6).
+TABLE_MIN_SIZE = 200_000
+
+
+def kbn_upper_limit_tabulated(counts, background, cl: float = SIGMA_CL[2]) -> np.ndarray:
+    """:func:`kbn_upper_limit` from a table of exact values at integer N <= 300 on a
+    0.0025-dex grid of B in [1e-3, 3.2e4], linearly interpolated in log B (relative error
+    < 3e-5); other elements (non-integer or larger N, B outside the grid) are solved exactly."""
+    n, b = np.broadcast_arrays(np.asarray(counts, dtype=float), np.asarray(background, dtype=float))
+    n = n.ravel()
+    b = b.ravel()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logb = np.log10(b)
+    k = (logb - _TAB_LOGB[0]) / _TAB_STEP
+    table = _kbn_table(float(cl))
+    nb = table.shape[1]
+    use = np.isfinite(k) & (k >= 0) & (k < nb - 1) & (n >= 0) & (n <= _TAB_NMAX) & (n == np.floor(n))
+    out = np.empty(n.shape)
+    ki = np.floor(k[use]).astype(np.intp)
+    f = k[use] - ki
+    ni = n[use].astype(np.intp)
+    out[use] = table[ni, ki] * (1.0 - f) + table[ni, ki + 1] * f
+    if (~use).any():
+        out[~use] = kbn_upper_limit(n[~use], b[~use], cl)
+    return out.reshape(np.broadcast(np.asarray(counts), np.asarray(background)).shape)
+
+
+@lru_cache(maxsize=8)
+def _kbn_table(cl: float) -> np.ndarray:
+    logb = np.arange(_TAB_LOGB[0], _TAB_LOGB[1] + _TAB_STEP / 2, _TAB_STEP)
+    n = np.arange(_TAB_NMAX + 1, dtype=float)
+    t = kbn_upper_limit(n[:, None], 10.0 ** logb[None, :], cl)
+    t.setflags(write=False)
+    return t

@@ -1,0 +1,293 @@
+"""FLIX-style evaluation of sky positions on observation products (Carrera et al. 2007).
+
+For every position and every product (observation x camera x band) whose image contains
+it, one row: exposure, aperture counts and background, EEF, coverage, the detection
+threshold (:mod:`.flix`), the KBN upper limits (:mod:`.upper_limits`) at 1/2/3 sigma and at
+the chosen confidence level, and the encircled flux.  Per position and band one more row,
+OBS_ID 'ALL' / INSTRUMENT 'EP', stacks every covering product: the upper limit on the
+source flux F from the summed counts and background,
+S_up(sum N_i, sum B_i) / sum_i (EEF_i t_i ECF_i 1e11), and the best (lowest) threshold.
+Positions outside every product get only that row, with COVERED false.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from xmmtools.sensitivity import psf
+from xmmtools.sensitivity.ecf import band_ecf, band_label
+from xmmtools.sensitivity.flix import counts_to_rate, rate_to_flux, threshold_counts
+from xmmtools.sensitivity.products import ProductMaps
+from xmmtools.sensitivity.upper_limits import SIGMA_CL, upper_limit
+from xmmtools.tables import NewColumn
+
+#: FLAG tokens (bit values) written as a comma-separated string.
+FLAGS = {
+    "CHIP_GAP": 1,          # zero exposure inside the field of view (CCD gap, bad column)
+    "OUTSIDE_FIELD": 2,     # zero exposure beyond the field radius
+    "MASKED": 4,            # excluded by a detection mask
+    "PARTIAL_APERTURE": 8,  # covered, but the aperture includes zero-exposure pixels
+    "BKG_ANNULUS": 16,      # background from the counts image in an annulus (no background map)
+    "BKG_MAP": 32,          # background from a supplied background map
+    "NO_COUNTS_IMAGE": 64,  # no counts image: no upper limit, no encircled flux
+    "NO_BACKGROUND": 128,   # the annulus had no exposure: background unknown
+    "COMBINED": 256,        # a per-position stack of all covering products
+    "NOT_COVERED": 512,     # no product covers the position
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Parameters of the evaluation (units: arcsec, arcmin, cm^-2)."""
+
+    likelihood: float = 10.0
+    cl: float = SIGMA_CL[2]
+    radius_arcsec: float = 30.0
+    integer_threshold: bool = False
+    ul_method: str = "kbn"
+    gamma: float = 1.7
+    nh: float = 3e20
+    fov_arcmin: float = 15.0
+    ecf: tuple[tuple[str, float], ...] = ()  # explicit ECFs per instrument ('*' = all)
+
+    def ecf_for(self, instrument: str, band: tuple[float, float], filter: str) -> float:
+        given = dict(self.ecf)
+        if instrument in given:
+            return given[instrument]
+        if "*" in given:
+            return given["*"]
+        return band_ecf(instrument, band, filter or "thin", self.gamma, self.nh)
+
+
+def offaxis_arcmin(ra, dec, ra0: float, dec0: float) -> np.ndarray:
+    """Angular distance (arcmin) from (ra0, dec0), haversine formula (all in degrees)."""
+    r1, d1, r0, d0 = (np.radians(np.asarray(v, dtype=float)) for v in (ra, dec, ra0, dec0))
+    h = np.sin((d1 - d0) / 2) ** 2 + np.cos(d1) * np.cos(d0) * np.sin((r1 - r0) / 2) ** 2
+    return np.degrees(2 * np.arcsin(np.sqrt(np.clip(h, 0, 1)))) * 60.0
+
+
+def mjd_mid(date_obs: str, date_end: str) -> float:
+    """Mid-observation MJD from DATE-OBS/DATE-END (NaN when absent)."""
+    from astropy.time import Time
+
+    try:
+        t0 = Time(date_obs, format="isot", scale="tt")
+    except ValueError:
+        return float("nan")
+    try:
+        return float((t0.mjd + Time(date_end, format="isot", scale="tt").mjd) / 2)
+    except ValueError:
+        return float(t0.mjd)
+
+
+def evaluate_positions(ra, dec, maps: list[ProductMaps], settings: Settings = Settings()
+                       ) -> tuple[np.ndarray, list[NewColumn]]:
+    """Rows for every (position, product) pair on the product's image plus the combined rows.
+
+    Returns the position index of each row (into ``ra``/``dec``) and the new columns.
+    """
+    ra = np.asarray(ra, dtype=float)
+    dec = np.asarray(dec, dtype=float)
+    npos = ra.size
+    bands = sorted({m.product.band for m in maps})
+    parts: list[dict] = []
+    stack = {b: _Stack(npos) for b in bands}
+    for i, m in enumerate(maps):
+        part = _product_rows(ra, dec, m, settings)
+        if part is None:
+            continue
+        part["_product"][:] = i
+        part["_band"][:] = bands.index(m.product.band)
+        stack[m.product.band].add(part)
+        parts.append(part)
+    for bi, band in enumerate(bands or [None]):
+        part = _combined_rows(ra, dec, stack.get(band), settings)
+        part["_product"][:] = len(maps)
+        part["_band"][:] = bi
+        parts.append(part)
+    rows = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    order = np.lexsort((rows["_kind"], rows["_band"], rows["_pos"]))
+    rows = {k: v[order] for k, v in rows.items()}
+    return rows["_pos"], _columns(rows, maps, bands, settings)
+
+
+# ----------------------------------------------------------------------------------------
+
+def _product_rows(ra, dec, m: ProductMaps, s: Settings) -> dict | None:
+    p = m.product
+    r, c, inside = m.pixels(ra, dec)
+    pos = np.flatnonzero(inside)
+    if pos.size == 0:
+        return None
+    r, c = r[pos], c[pos]
+    off = offaxis_arcmin(ra[pos], dec[pos], p.ra_pnt, p.dec_pnt)
+    t = m.exposure[r, c]
+    covered = (t > 0) & m.usable[r, c]
+    flag = np.zeros(pos.size, dtype=np.int64)
+    flag[(t <= 0) & (off <= s.fov_arcmin)] |= FLAGS["CHIP_GAP"]
+    flag[(t <= 0) & (off > s.fov_arcmin)] |= FLAGS["OUTSIDE_FIELD"]
+    flag[(t > 0) & ~m.usable[r, c]] |= FLAGS["MASKED"]
+    flag[covered & (m.ap_zero[r, c] > 0)] |= FLAGS["PARTIAL_APERTURE"]
+    flag |= {"annulus": FLAGS["BKG_ANNULUS"], "map": FLAGS["BKG_MAP"], "none": FLAGS["NO_COUNTS_IMAGE"]}[m.bkg_method]
+    nan = np.full(pos.size, np.nan)
+    n = m.ap_counts[r, c] if m.ap_counts is not None else nan
+    b = m.ap_bkg[r, c] if m.ap_bkg is not None else nan
+    flag[covered & ~np.isfinite(b) & (m.bkg_method != "none")] |= FLAGS["NO_BACKGROUND"]
+    n = np.where(covered, n, np.nan)
+    b = np.where(covered, b, np.nan)
+    t_ok = np.where(covered, t, 0.0)
+    energy = psf.band_energy(*p.band)
+    eef = psf.eef(p.instrument, m.radius_arcsec, energy, off)
+    ecf = s.ecf_for(p.instrument, p.band, p.filter)
+    out = {
+        "_pos": pos, "_kind": np.zeros(pos.size, np.int8), "_product": np.full(pos.size, -1, np.int32),
+        "_band": np.full(pos.size, -1, np.int32),
+        "OFFAXIS": off, "EXPOSURE": t, "COUNTS": n, "BKG_COUNTS": b, "EEF": eef,
+        "ECF": np.full(pos.size, ecf), "COVERED": covered, "FLAG": flag,
+    }
+    thr = threshold_counts(b, s.likelihood, integer=s.integer_threshold)
+    out["THRESH_RATE"] = counts_to_rate(thr - b, eef, t_ok)
+    out["THRESH_FLUX"] = rate_to_flux(out["THRESH_RATE"], ecf)
+    for key, cl in _levels(s):
+        out[f"UL_RATE_{key}"] = counts_to_rate(upper_limit(n, b, cl, s.ul_method), eef, t_ok)
+        out[f"UL_FLUX_{key}"] = rate_to_flux(out[f"UL_RATE_{key}"], ecf)
+    enc_rate = counts_to_rate(n - b, eef, t_ok)
+    out["ENC_FLUX"] = rate_to_flux(enc_rate, ecf)
+    out["ENC_FLUX_ERR"] = rate_to_flux(counts_to_rate(1.0 + np.sqrt(n + 0.75), eef, t_ok), ecf)
+    out["_response"] = np.where(covered, eef * t_ok * ecf * 1e11, 0.0)  # counts per (erg/cm^2)
+    return out
+
+
+def _levels(s: Settings) -> list[tuple[str, float]]:
+    levels = [(f"{k}S", cl) for k, cl in SIGMA_CL.items()]
+    match = [k for k, cl in levels if abs(cl - s.cl) < 1e-4]
+    return levels + ([] if match else [("CL", s.cl)])
+
+
+class _Stack:
+    """Per-position sums over the covering products of one band."""
+
+    def __init__(self, npos: int):
+        self.n = np.zeros(npos)
+        self.b = np.zeros(npos)
+        self.response = np.zeros(npos)
+        self.exposure = np.zeros(npos)
+        self.best = np.full(npos, np.inf)
+        self.ncov = np.zeros(npos, dtype=np.int64)
+        self.missing = np.zeros(npos, dtype=bool)
+
+    def add(self, part: dict) -> None:
+        cov = part["COVERED"]
+        pos = part["_pos"][cov]
+        np.add.at(self.n, pos, part["COUNTS"][cov])
+        np.add.at(self.b, pos, part["BKG_COUNTS"][cov])
+        np.add.at(self.response, pos, part["_response"][cov])
+        np.add.at(self.exposure, pos, part["EXPOSURE"][cov])
+        np.add.at(self.ncov, pos, 1)
+        np.fmin.at(self.best, pos, part["THRESH_FLUX"][cov])
+
+
+def _combined_rows(ra, dec, st: _Stack | None, s: Settings) -> dict:
+    npos = ra.size
+    st = st or _Stack(npos)
+    covered = st.ncov > 0
+    nan = np.full(npos, np.nan)
+    n = np.where(covered, st.n, np.nan)
+    b = np.where(covered, st.b, np.nan)
+    resp = np.where(covered, st.response, np.nan)
+    flag = np.where(covered, FLAGS["COMBINED"], FLAGS["COMBINED"] | FLAGS["NOT_COVERED"]).astype(np.int64)
+    out = {
+        "_pos": np.arange(npos), "_kind": np.ones(npos, np.int8), "_product": np.full(npos, -1, np.int32),
+        "_band": np.full(npos, -1, np.int32),
+        "OFFAXIS": nan, "EXPOSURE": np.where(covered, st.exposure, 0.0), "COUNTS": n, "BKG_COUNTS": b,
+        "EEF": nan, "ECF": nan, "COVERED": covered, "FLAG": flag,
+        "THRESH_RATE": nan, "THRESH_FLUX": np.where(np.isfinite(st.best), st.best, np.nan),
+    }
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for key, cl in _levels(s):
+            out[f"UL_RATE_{key}"] = nan
+            out[f"UL_FLUX_{key}"] = upper_limit(n, b, cl, s.ul_method) / resp
+        out["ENC_FLUX"] = (n - b) / resp
+        out["ENC_FLUX_ERR"] = (1.0 + np.sqrt(n + 0.75)) / resp
+    out["_response"] = np.where(covered, st.response, 0.0)
+    return out
+
+
+_DESCRIPTIONS = [
+    ("OBS_ID", "", "XMM-Newton observation; 'ALL' for the stack of all covering observations and cameras"),
+    ("INSTRUMENT", "", "EPIC camera (PN, M1, M2); EP for the stack"),
+    ("FILTER", "", "EPIC filter of the observation"),
+    ("DATE_OBS", "", "start of the exposure (DATE-OBS, TT)"),
+    ("MJD", "d", "mid-time of the exposure (MJD, TT); NaN for the stack"),
+    ("BAND", "", "energy band: 4XMM band number or 'lo-hi' in keV"),
+    ("OFFAXIS", "arcmin", "off-axis angle from the pointing direction"),
+    ("EXPOSURE", "s", "vignetted exposure at the position (sum over products for the stack)"),
+    ("COUNTS", "count", "counts in the aperture"),
+    ("BKG_COUNTS", "count", "expected background counts in the aperture"),
+    ("EEF", "", "encircled-energy fraction of the aperture (King PSF, Ghizzardi 2001/2002)"),
+    ("ECF", "1e11 count cm2 erg-1", "energy conversion factor used"),
+    ("COVERED", "", "the position has exposure (not a chip gap, outside the field or masked)"),
+    ("THRESH_RATE", "count/s", "rate of a source detected at the likelihood threshold (PSF-corrected)"),
+    ("THRESH_FLUX", "erg/cm2/s", "flux of a source detected at the likelihood threshold (best over products for the stack)"),
+    ("UL_RATE_1S", "count/s", "KBN Bayesian upper limit on the rate, 68.27 %"),
+    ("UL_RATE_2S", "count/s", "KBN Bayesian upper limit on the rate, 95.45 %"),
+    ("UL_RATE_3S", "count/s", "KBN Bayesian upper limit on the rate, 99.73 %"),
+    ("UL_RATE_CL", "count/s", "KBN Bayesian upper limit on the rate at the chosen confidence level"),
+    ("UL_FLUX_1S", "erg/cm2/s", "KBN Bayesian upper limit on the flux, 68.27 %"),
+    ("UL_FLUX_2S", "erg/cm2/s", "KBN Bayesian upper limit on the flux, 95.45 %"),
+    ("UL_FLUX_3S", "erg/cm2/s", "KBN Bayesian upper limit on the flux, 99.73 %"),
+    ("UL_FLUX_CL", "erg/cm2/s", "KBN Bayesian upper limit on the flux at the chosen confidence level"),
+    ("FLUX_UL", "erg/cm2/s", "flux upper limit at the chosen confidence level (for long-term variability)"),
+    ("ENC_FLUX", "erg/cm2/s", "encircled flux: (counts - background) / (EEF t ECF), PSF-corrected"),
+    ("ENC_FLUX_ERR", "erg/cm2/s", "1-sigma error of ENC_FLUX, Gehrels (1986) eq. 7 on the counts"),
+    ("FLAG", "", "comma-separated: " + ", ".join(FLAGS)),
+]
+DESCRIPTIONS = {name: (unit, text) for name, unit, text in _DESCRIPTIONS}
+_FLOAT32 = {"OFFAXIS", "EXPOSURE", "BKG_COUNTS", "EEF", "ECF"}
+
+
+def _columns(rows: dict, maps: list[ProductMaps], bands: list, s: Settings) -> list[NewColumn]:
+    prod_idx = rows["_product"]  # index into maps; len(maps) marks the stack rows
+    band_idx = rows["_band"]
+    products = [m.product for m in maps]
+
+    def dict_col(values_per_product: list[str], stack_value: str):
+        return _dictionary(np.asarray(list(values_per_product) + [stack_value], dtype=str), prod_idx)
+
+    labels = np.asarray([band_label(b) for b in bands] or [""], dtype=str)
+    cols = [
+        ("OBS_ID", dict_col([p.obs_id for p in products], "ALL")),
+        ("INSTRUMENT", dict_col([p.instrument for p in products], "EP")),
+        ("FILTER", dict_col([p.filter for p in products], "")),
+        ("DATE_OBS", dict_col([p.date_obs for p in products], "")),
+        ("MJD", np.array([mjd_mid(p.date_obs, p.date_end) for p in products] + [np.nan])[prod_idx]),
+        ("BAND", _dictionary(labels, band_idx)),
+    ]
+    for name in ("OFFAXIS", "EXPOSURE", "COUNTS", "BKG_COUNTS", "EEF", "ECF", "COVERED", "THRESH_RATE",
+                 "THRESH_FLUX"):
+        cols.append((name, rows[name]))
+    levels = _levels(s)
+    for kind in ("RATE", "FLUX"):
+        cols += [(f"UL_{kind}_{k}", rows[f"UL_{kind}_{k}"]) for k, _ in levels]
+    chosen = next(k for k, cl in levels if abs(cl - s.cl) < 1e-4)
+    cols.append(("FLUX_UL", rows[f"UL_FLUX_{chosen}"]))
+    cols += [("ENC_FLUX", rows["ENC_FLUX"]), ("ENC_FLUX_ERR", rows["ENC_FLUX_ERR"])]
+    codes, inverse = np.unique(rows["FLAG"], return_inverse=True)
+    words = [",".join(k for k, v in FLAGS.items() if int(code) & v) for code in codes]
+    cols.append(("FLAG", _dictionary(np.asarray(words, dtype=str), inverse.ravel())))
+    out = []
+    for name, values in cols:
+        unit, text = DESCRIPTIONS[name]
+        if isinstance(values, np.ndarray) and values.dtype.kind == "f":
+            values = values.astype(np.float32 if name in _FLOAT32 else np.float64)
+        out.append(NewColumn(name, values, unit, text))
+    return out
+
+
+def _dictionary(values: np.ndarray, index: np.ndarray) -> pa.DictionaryArray:
+    """``values[index]`` as a dictionary-encoded string column (compact for millions of rows)."""
+    uniq, inv = np.unique(values, return_inverse=True)
+    return pa.DictionaryArray.from_arrays(pa.array(inv.ravel()[index].astype(np.int32)), pa.array(uniq.tolist(), pa.string()))
