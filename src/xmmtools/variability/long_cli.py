@@ -1,0 +1,120 @@
+"""``xmmtools variability long``: parse options, call long_term, hand results to tables.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+import click
+
+from xmmtools.cli import _set_verbosity, common_options, output_options
+
+
+def _archive(ctx, param, values):
+    out = []
+    for v in values:
+        name, sep, path = v.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise click.BadParameter(f"{v!r} is not NAME=FILE (e.g. CSC2=csc.fits)")
+        out.append((name.strip(), path.strip()))
+    return out
+
+
+@click.command("long")
+@click.argument("input")
+@click.option("-o", "--output", default=None, help="Output table (default: INPUT_variability-long.EXT); '-' = stdout.")
+@click.option("--archive", "archives", multiple=True, callback=_archive, metavar="NAME=FILE",
+              help="Another catalogue's rows (RA/DEC or SRCID, MJD, FLUX[_ERR] or EP_8_FLUX, optional BAND, "
+                   "CATALOGUE); NAME selects its band factor (4XMM, CSC2, 2SXPS, eRASS1, 2RXS, XMMSL2).")
+@click.option("--upper-limits", "upper_limits", default=None, metavar="FILE",
+              help="Upper limits: SRCID or RA/DEC, MJD, FLUX_UL (erg/cm2/s), BAND, optional CATALOGUE/INSTRUMENT.")
+@click.option("--alerts", "alerts_out", default=None, metavar="FILE", help="Also write one row per STONKS alert.")
+@click.option("--alerts-json", "alerts_json", default=None, metavar="DIR",
+              help="Also write one JSON per alert (fields + light curve) into DIR.")
+@click.option("--epochs", "epochs_out", default=None, metavar="FILE",
+              help="Also write the long-term light curves (one row per epoch).")
+@click.option("--threshold", type=click.FloatRange(min=1.0), default=5.0, show_default=True,
+              help="LT_VARIABLE / alert when the pessimistic ratio exceeds this.")
+@click.option("--gamma", type=float, default=1.7, show_default=True, help="Photon index of the band conversion.")
+@click.option("--nh", type=click.FloatRange(min=0.0), default=3e20, show_default=True,
+              help="Absorbing column (cm^-2) of the band conversion.")
+@click.option("--catalogue", default="4XMM", show_default=True,
+              help="Catalogue of INPUT (its band factor, when it has no CATALOGUE column).")
+@click.option("--new-since", type=float, default=None, metavar="MJD",
+              help="Alerts only for new detections at or after this MJD (default: each source's latest).")
+@click.option("--radius", type=click.FloatRange(min=0.0, min_open=True), default=20.0, show_default=True,
+              help="Archive matching search radius (arcsec).")
+@output_options
+@common_options
+@click.pass_context
+def long(ctx, input, output, archives, upper_limits, alerts_out, alerts_json, epochs_out, threshold, gamma, nh,
+         catalogue, new_since, radius, overwrite, column_map, chunk_size, cmd_quiet, cmd_verbose):
+    """Long-term variability between epochs and missions with upper limits (STONKS, Quintin+2024).
+
+    Groups the detections of each SRCID with archival catalogue rows and upper limits, converts
+    fluxes to 0.1-12 keV, and adds LT_VAR_RATIO = max(F-sigma)/min(F+sigma), LT_VARIABLE and
+    related columns to every row; --alerts lists new detections that changed by > --threshold.
+
+    \b
+    Example:
+      xmmtools variability long data/sample/4xmm_dr10_ngc5139.fits \\
+          --archive 3XMM=3xmm_dr8.csv --upper-limits ul.parquet --alerts alerts.csv -o cat_lt.fits
+    """
+    from xmmtools import tables
+    from xmmtools.columns import parse_column_map
+    from xmmtools.stage_io import default_output, load_for_stage, write_output
+    from xmmtools.variability.bands import PowerLaw
+    from xmmtools.variability.long_spec import SPEC
+    from xmmtools.variability.long_term import (LongTermConfig, alert_records, epochs_table,
+                                                long_term_variability)
+
+    s = _set_verbosity(ctx, cmd_quiet, cmd_verbose)
+    user_map = parse_column_map(column_map)
+    output = output or default_output(input, SPEC.name)
+    extra = [p for _, p in archives] + ([upper_limits] if upper_limits else [])
+    tables.check_output(output, inputs=[input, *extra], overwrite=overwrite)
+    for side in (alerts_out, epochs_out):
+        if side:
+            tables.check_output(side, inputs=[input, *extra, output], overwrite=overwrite)
+    table, _ = load_for_stage(input, SPEC, user_map=user_map, progress=s.progress)
+    arch = [(name, tables.read_table(path)) for name, path in archives]
+    ul = tables.read_table(upper_limits) if upper_limits else None
+    config = LongTermConfig(threshold=threshold, model=PowerLaw(gamma, nh), radius=radius)
+    res = long_term_variability(table, archives=arch, upper_limits=ul, config=config, catalogue=catalogue,
+                                user_map=user_map, new_since=new_since)
+    params = {"threshold": threshold, "gamma": gamma, "nh": nh, "catalogue": catalogue, "radius": radius,
+              "archives": [n for n, _ in archives], "new_since": new_since, "columns": user_map or None}
+    out = tables.add_columns(table, res.columns)
+    write_output(out, output, stage=SPEC.name, parameters=params, inputs=[input, *extra], overwrite=overwrite)
+    prov = tables.Provenance(SPEC.name, params, [input, *extra])
+    if alerts_out:
+        tables.write_table(res.alerts, alerts_out, provenance=prov, overwrite=overwrite, inputs=[input, *extra])
+    if epochs_out:
+        tables.write_table(epochs_table(res.epochs, res.sources), epochs_out, provenance=prov,
+                           overwrite=overwrite, inputs=[input, *extra])
+    if alerts_json:
+        _write_json(alerts_json, alert_records(res.alerts, res.epochs, res.sources), res.sources.key_name, overwrite)
+    if not s.quiet:
+        n_var = int(res.stats.variable.sum())
+        lost = ", ".join(f"{k}: {v} rows matched no source" for k, v in res.unmatched.items() if v)
+        click.echo(f"{len(res.sources)} sources, {len(res.epochs)} epochs, {n_var} with LT_VAR_RATIO > {threshold:g}, "
+                   f"{res.alerts.num_rows} alerts" + (f" ({lost})" if lost else "")
+                   + ("" if output == "-" else f"; wrote {output}"), err=True)
+
+
+def _write_json(folder: str, records: list[dict], key: str, overwrite: bool) -> None:
+    """One ``alert_<key>.json`` per alert, each written atomically (temp file + rename)."""
+    from xmmtools.errors import OutputError
+
+    os.makedirs(folder, exist_ok=True)
+    for rec in records:
+        path = os.path.join(folder, f"alert_{rec[key]}.json".replace(" ", "_").replace("/", "_"))
+        if os.path.exists(path) and not overwrite:
+            raise OutputError(f"{path} exists; use --overwrite to replace it")
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
+        with os.fdopen(fd, "w") as f:
+            json.dump(rec, f, indent=2, default=str)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)

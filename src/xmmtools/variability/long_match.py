@@ -1,0 +1,114 @@
+"""STONKS matching of new detections against archival sources (Quintin et al. 2024, Sect. 2.3).
+
+Rules, per new detection:
+
+1. candidates are archival sources within ``radius`` (20") and with separation
+   psi < max(3 sigma_new, 1") + max(sigma_arch, 1")  (sigma: 1-sigma position errors, arcsec);
+2. if several candidates remain and some of them have an XMM-Newton detection, only those are
+   kept (XMM positions and fluxes are the reference in STONKS);
+3. if several still remain, each gets the positional score of a two-source association,
+   S = exp(-psi^2 / (2 (sigma_new^2 + sigma_arch^2))) / (sigma_new^2 + sigma_arch^2)
+   (the two-catalogue Bayes factor of Budavari & Szalay 2008, eq. 17, up to a constant), and
+   the best is accepted when it exceeds ``score_ratio`` (5) times the next; otherwise the match
+   is *ambiguous*: the best candidate is kept and the ambiguity flagged.
+
+This is self-contained (scipy KD-tree on unit vectors) because the project's crossmatch stage
+is built concurrently; :func:`stonks_match` takes and returns plain arrays, so it can later call
+the crossmatch stage's candidate search instead of :func:`_candidates` without changing callers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+ARCSEC = np.pi / (180.0 * 3600.0)
+
+
+@dataclass(frozen=True)
+class Match:
+    """Per new detection: archival index (-1: none), candidates kept by rule 1, ambiguity,
+    separation (arcsec) and the score ratio best/next (inf with a single candidate)."""
+
+    index: np.ndarray
+    n_candidates: np.ndarray
+    ambiguous: np.ndarray
+    separation: np.ndarray
+    score_ratio: np.ndarray
+
+
+def stonks_match(new_ra, new_dec, new_err, arch_ra, arch_dec, arch_err, arch_is_xmm=None, *,
+                 radius: float = 20.0, score_ratio: float = 5.0, max_candidates: int = 16) -> Match:
+    """Match each new detection to at most one archival source with the STONKS rules above.
+
+    Positions in degrees, errors in arcsec (NaN errors count as 0, i.e. the 1" floor applies).
+    ``max_candidates`` bounds the candidates examined per detection within ``radius``.
+    """
+    new_err = np.nan_to_num(np.asarray(new_err, float), nan=0.0)
+    arch_err = np.nan_to_num(np.asarray(arch_err, float), nan=0.0)
+    n_new = len(new_err)
+    xmm = np.zeros(len(arch_err), bool) if arch_is_xmm is None else np.asarray(arch_is_xmm, bool)
+    idx, sep = _candidates(new_ra, new_dec, arch_ra, arch_dec, radius, max_candidates)
+    ok = idx >= 0
+    j = np.where(ok, idx, 0)
+    limit = np.maximum(3.0 * new_err, 1.0)[:, None] + np.maximum(arch_err[j], 1.0)
+    ok &= sep < limit
+    n_cand = ok.sum(axis=1)
+    # rule 2: prefer archival sources with an XMM detection
+    ok_xmm = ok & xmm[j]
+    ok = np.where(ok_xmm.any(axis=1)[:, None], ok_xmm, ok)
+    # rule 3: positional score, best must beat the next by score_ratio
+    s2 = new_err[:, None] ** 2 + np.maximum(arch_err[j], 0.0) ** 2
+    s2 = np.where(s2 > 0, s2, 1.0)
+    logscore = np.where(ok, -sep**2 / (2 * s2) - np.log(s2), -np.inf)
+    order = np.argsort(-logscore, axis=1)
+    best = order[:, 0]
+    rows = np.arange(n_new)
+    best_ls = logscore[rows, best]
+    second_ls = logscore[rows, order[:, 1]] if order.shape[1] > 1 else np.full(n_new, -np.inf)
+    with np.errstate(invalid="ignore"):
+        ratio = np.exp(np.minimum(best_ls - second_ls, 700.0))
+    has = np.isfinite(best_ls)
+    ratio = np.where(has & ~np.isfinite(second_ls), np.inf, np.where(has, ratio, np.nan))
+    ambiguous = has & np.isfinite(second_ls) & (ratio < score_ratio)
+    index = np.where(has, idx[rows, best], -1)
+    separation = np.where(has, sep[rows, best], np.nan)
+    return Match(index, n_cand, ambiguous, separation, ratio)
+
+
+def nearest_within(ra, dec, ref_ra, ref_dec, ref_err, *, radius: float = 20.0):
+    """Reference source each position belongs to, for rows without a position error of their
+    own (upper limits computed at a source position): the STONKS rule with sigma = 0 on the
+    row side, i.e. psi < 1" + max(sigma_ref, 1").  Returns (index or -1, ambiguous)."""
+    m = stonks_match(ra, dec, np.zeros(len(np.atleast_1d(ra))), ref_ra, ref_dec, ref_err, radius=radius)
+    return m.index, m.ambiguous
+
+
+def unit_vectors(ra, dec) -> np.ndarray:
+    ra = np.radians(np.asarray(ra, float))
+    dec = np.radians(np.asarray(dec, float))
+    c = np.cos(dec)
+    return np.column_stack([c * np.cos(ra), c * np.sin(ra), np.sin(dec)])
+
+
+def _candidates(ra1, dec1, ra2, dec2, radius: float, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Up to k archival neighbours within ``radius`` arcsec of each new position: (index, sep")
+    arrays of shape (n_new, k), index -1 and sep inf where there is none."""
+    from scipy.spatial import cKDTree
+
+    a = unit_vectors(ra1, dec1)
+    b = unit_vectors(ra2, dec2)
+    n = len(a)
+    if len(b) == 0 or n == 0:
+        return np.full((n, 1), -1), np.full((n, 1), np.inf)
+    good_b = np.all(np.isfinite(b), axis=1)
+    tree = cKDTree(np.where(good_b[:, None], b, 10.0))  # non-finite positions parked far away
+    chord = 2.0 * np.sin(radius * ARCSEC / 2.0)
+    k = max(1, min(k, len(b)))
+    d, i = tree.query(np.nan_to_num(a, nan=10.0), k=k, distance_upper_bound=chord)
+    d = np.asarray(d, float).reshape(n, k)
+    i = np.asarray(i).reshape(n, k)
+    found = np.isfinite(d) & (i < len(b))
+    sep = np.where(found, 2.0 * np.arcsin(np.clip(d / 2.0, 0, 1)) / ARCSEC, np.inf)
+    return np.where(found, i, -1), sep
