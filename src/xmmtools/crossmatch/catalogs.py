@@ -1,0 +1,275 @@
+"""From tables to :class:`~xmmtools.crossmatch.bayes.Catalog`: find coordinates, positional
+errors (converted to 1 sigma per axis, see poserr.py), sky areas and attribute columns.
+
+Reads only through tables.py.  Every problem a user can cause is a one-line DataError naming
+the catalogue, file and column.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from xmmtools import tables
+from xmmtools.columns import resolve
+from xmmtools.crossmatch.bayes import Catalog
+from xmmtools.crossmatch.poserr import RADIAL_NAMES, PosErrors, fourxmm_sigma, radial_to_sigma, unit_scale
+from xmmtools.crossmatch.positional import check_coordinates
+from xmmtools.errors import ColumnError, DataError
+
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
+
+
+def parse_pairs(items: Sequence[str], option: str, example: str) -> dict[str, str]:
+    """``NAME=VALUE`` items -> {NAME upper: VALUE}; one-line errors for bad or repeated names."""
+    out: dict[str, str] = {}
+    for item in items:
+        if "=" not in item:
+            raise DataError(f"{option} {item!r} is not NAME=VALUE (e.g. {example})")
+        k, v = (s.strip() for s in item.split("=", 1))
+        if not _NAME.match(k) or not v:
+            raise DataError(f"{option} {item!r}: NAME must be letters/digits starting with a letter, "
+                            f"and VALUE not empty (e.g. {example})")
+        if k.upper() in out:
+            raise DataError(f"{option} names {k!r} twice")
+        out[k.upper()] = v
+    return out
+
+
+@dataclass
+class LoadedCatalog:
+    catalog: Catalog
+    source: str                      # file name (or remote query description)
+    table: pa.Table | None           # the columns read (whole table for the primary)
+    columns: dict[str, str]          # role -> actual column (RA, DEC, error columns)
+    error_note: str = ""
+    area_note: str = ""
+    notes: list = field(default_factory=list)
+
+
+def coordinate_columns(names: Sequence[str], user_map: Mapping[str, str] | None, where: str) -> tuple[str, str]:
+    """Actual RA and DEC column names (4XMM names, VizieR/HEASARC aliases, ra/dec, --columns)."""
+    um = {k: v for k, v in (user_map or {}).items() if v in names or v.upper() in {n.upper() for n in names}}
+    found = resolve(names, ["RA", "DEC"], um)
+    for role in ("RA", "DEC"):
+        if role not in found:
+            raise ColumnError(f"{where} has no {role} column (looked for {role}, its aliases and "
+                              f"--columns {role}=...); columns are: {', '.join(list(names)[:12])}"
+                              + (" ..." if len(names) > 12 else ""))
+    return found["RA"], found["DEC"]
+
+
+def _find(names: Sequence[str], wanted: str) -> str | None:
+    up = {n.upper(): n for n in names}
+    return up.get(wanted.upper())
+
+
+def error_columns(names: Sequence[str], spec: str | None, where: str) -> tuple[str, list[str]] | None:
+    """Which columns hold the positional error and how: (kind, columns).
+
+    kind is 'fixed' (columns = [value]), 'radial', 'sigma', 'radec' ([era, edec] or with a
+    correlation), '4xmm' ([RADEC_ERR, SYSERRCC?]) or 'ellipse' ([a, b, phi])."""
+    if spec is not None:
+        try:
+            v = float(spec)
+        except ValueError:
+            v = None
+        if v is not None:
+            if not (v > 0 and np.isfinite(v)):
+                raise DataError(f"--pos-err for {where}: a fixed error must be a positive number of arcsec, got {spec!r}")
+            return "fixed", [spec]
+        parts = [p.strip() for p in spec.split(":")]
+        cols = []
+        for p in parts:
+            c = _find(names, p)
+            if c is None:
+                raise ColumnError(f"--pos-err for {where}: no column {p!r}")
+            cols.append(c)
+        if len(cols) == 1:
+            return ("radial" if cols[0].upper() in RADIAL_NAMES else "sigma"), cols
+        if len(cols) == 2:
+            return "radec", cols
+        if len(cols) == 3:
+            return "ellipse", cols
+        raise DataError(f"--pos-err for {where}: {spec!r} has more than 3 columns (use COL, ERA:EDEC or A:B:PHI)")
+    # automatic, most specific first
+    era, edec = _find(names, "ra_error"), _find(names, "dec_error")
+    if era and edec:
+        corr = _find(names, "ra_dec_corr")
+        return "radec", [era, edec] + ([corr] if corr else [])
+    for n in ("POSERR", "SC_POSERR", "ePos", "error_radius"):
+        c = _find(names, n)
+        if c:
+            return "radial", [c]
+    c = _find(names, "RADEC_ERR")
+    if c:
+        s = _find(names, "SYSERRCC")
+        return "4xmm", [c] + ([s] if s else [])
+    a, b, phi = _find(names, "a"), _find(names, "b"), _find(names, "phi")
+    if a and b and phi:
+        return "ellipse", [a, b, phi]
+    for n in ("pos_err", "e_pos", "poserror", "pos_error", "err_pos", "sigma_pos"):
+        c = _find(names, n)
+        if c:
+            return "sigma", [c]
+    return None
+
+
+def _values(t: pa.Table, col: str, scale: float = 1.0) -> np.ndarray:
+    return tables.to_numpy(t.column(col), float) * scale
+
+
+def build_errors(t: pa.Table, kind: str, cols: list[str], where: str) -> tuple[PosErrors, str]:
+    """PosErrors (1 sigma per axis, arcsec) and a one-line note of the conversion."""
+    n = t.num_rows
+
+    def unit(c, default):
+        return unit_scale(tables.unit_of(t.schema.field(c)), default, f"{where} column {c}")
+
+    if kind == "fixed":
+        return PosErrors.circular(float(cols[0]), n), f"fixed {cols[0]} arcsec (1 sigma per axis)"
+    if kind == "radial":
+        e = PosErrors.circular(radial_to_sigma(_values(t, cols[0], unit(cols[0], 1.0))))
+        return e, f"{cols[0]} / sqrt(2) (4XMM radial 63% error -> 1 sigma per axis)"
+    if kind == "4xmm":
+        s = _values(t, cols[1], unit(cols[1], 1.0)) if len(cols) > 1 else None
+        e = PosErrors.circular(fourxmm_sigma(_values(t, cols[0], unit(cols[0], 1.0)), s))
+        return e, f"sqrt({' ^2 + '.join(cols)}^2) / sqrt(2) (4XMM radial errors -> 1 sigma per axis)"
+    if kind == "sigma":
+        return PosErrors.circular(_values(t, cols[0], unit(cols[0], 1.0))), f"{cols[0]} (1 sigma per axis)"
+    if kind == "radec":
+        gaia = cols[0].lower() == "ra_error"
+        sx = _values(t, cols[0], unit(cols[0], 1e-3 if gaia else 1.0))
+        sy = _values(t, cols[1], unit(cols[1], 1e-3 if gaia else 1.0))
+        rho = _values(t, cols[2]) if len(cols) > 2 else np.zeros(n)
+        u = "mas" if gaia and not tables.unit_of(t.schema.field(cols[0])) else "their unit"
+        return PosErrors(sx, sy, rho), f"{':'.join(cols)} (1 sigma in RA cos Dec and Dec, {u})"
+    if kind == "ellipse":
+        a = _values(t, cols[0], unit(cols[0], 1.0))
+        b = _values(t, cols[1], unit(cols[1], 1.0))
+        phi = _values(t, cols[2])
+        return PosErrors.ellipse(a, b, phi), f"ellipse {':'.join(cols)} (1 sigma semi-axes, NWAY angle)"
+    raise ValueError(kind)  # pragma: no cover
+
+
+def sky_area(header: Mapping, ra: np.ndarray, dec: np.ndarray, override: float | None, where: str
+             ) -> tuple[float, str]:
+    """Area in deg^2: --area, else the SKYAREA keyword, else a HEALPix footprint estimate."""
+    from xmmtools.crossmatch.priors import footprint_area
+
+    if override is not None:
+        return override, f"{override:g} deg2 (--area)"
+    for key in ("SKYAREA", "SKY_AREA", "AREA"):
+        if key in (header or {}):
+            try:
+                v = float(header[key])
+            except (TypeError, ValueError):
+                raise DataError(f"{where}: header {key}={header[key]!r} is not a number of deg2") from None
+            if not v > 0:
+                raise DataError(f"{where}: header {key}={v!r} deg2 is not positive")
+            return v, f"{v:g} deg2 (header {key})"
+    area, nside = footprint_area(ra, dec)
+    return area, f"{area:.4g} deg2 (estimated from the HEALPix footprint, nside {nside}; give --area to override)"
+
+
+def header_of(path: str) -> dict:
+    """FITS keywords (SKYAREA...) of a file, or the header cards kept in its schema metadata."""
+    if path == tables.STDIO:
+        return {}
+    info = tables.inspect_table(path)
+    return dict(info.header) if info.header else header_from_schema(info.schema)
+
+
+def header_from_schema(schema: pa.Schema) -> dict:
+    """Header cards that tables.py keeps in the schema metadata (FITS files passed through
+    Parquet/Arrow/stdin keep their SKYAREA this way)."""
+    import json
+
+    raw = (schema.metadata or {}).get(tables.HEADER_KEY)
+    if not raw:
+        return {}
+    try:
+        cards = json.loads(raw)
+    except ValueError:
+        return {}
+    if isinstance(cards, dict):
+        return cards
+    return {c[0]: c[1] for c in cards if isinstance(c, (list, tuple)) and len(c) >= 2
+            and c[0] not in ("HISTORY", "COMMENT", "")}
+
+
+def make_catalog(name: str, t: pa.Table, source: str, header: Mapping, *, user_map=None,
+                 pos_err: str | None = None, need_errors: bool = True, area: float | None = None,
+                 attributes: Sequence[tuple[str, str, object]] = ()) -> LoadedCatalog:
+    """Catalog from a table holding at least the coordinate, error and attribute columns.
+
+    ``attributes``: (label, column, Histogram or None) for the attribute priors."""
+    where = f"catalogue {name} ({source})"
+    names = t.schema.names
+    ra_c, dec_c = coordinate_columns(names, user_map, where)
+    ra, dec = _values(t, ra_c), _values(t, dec_c)
+    check_coordinates(ra, dec, where)
+    if t.num_rows == 0:
+        raise DataError(f"{where} has no rows")
+    cols = {"RA": ra_c, "DEC": dec_c}
+    found = error_columns(names, pos_err, where)
+    note = ""
+    if found is None:
+        if need_errors:
+            raise ColumnError(f"{where} has no positional-error column (POSERR, RADEC_ERR, ra_error/dec_error, "
+                              f"a:b:phi, pos_err); give --pos-err {name}=COLUMN or --pos-err {name}=ARCSEC")
+        errors = PosErrors.circular(np.nan, t.num_rows)
+    else:
+        kind, ecols = found
+        errors, note = build_errors(t, kind, ecols, where)
+        if need_errors:
+            errors.validate(where)
+        if kind != "fixed":
+            cols.update({f"ERR{i}": c for i, c in enumerate(ecols)})
+    a, area_note = sky_area(header, ra, dec, area, where)
+    attrs = []
+    for label, col, hist in attributes:
+        c = _find(names, col)
+        if c is None:
+            raise ColumnError(f"--mag {label}: {where} has no column {col!r}")
+        attrs.append((label, _values(t, c), hist))
+    cat = Catalog(name, ra, dec, errors, a, attrs)
+    return LoadedCatalog(cat, source, t, cols, note, area_note)
+
+
+def needed_columns(names: Sequence[str], *, user_map, pos_err: str | None, mags: Sequence[str], where: str) -> list[str]:
+    """The columns of a counterpart file the matcher reads (coordinates, errors, attributes)."""
+    ra_c, dec_c = coordinate_columns(names, user_map, where)
+    want = [ra_c, dec_c]
+    found = error_columns(names, pos_err, where)
+    if found and found[0] != "fixed":
+        want += found[1]
+    for m in mags:
+        c = _find(names, m)
+        if c is None:
+            raise ColumnError(f"--mag: {where} has no column {m!r}")
+        want.append(c)
+    return list(dict.fromkeys(want))
+
+
+def gather_rows(path: str, rows: np.ndarray, chunk_rows: int | None = None) -> pa.Table:
+    """All columns of the given (sorted, unique) rows of a table, streamed in chunks so only
+    the wanted rows are kept in memory."""
+    rows = np.asarray(rows, dtype=np.int64)
+    parts = []
+    offset = 0
+    for chunk in tables.iter_table(path, None, chunk_rows=chunk_rows):
+        n = chunk.num_rows
+        a, b = np.searchsorted(rows, [offset, offset + n])
+        if b > a:
+            parts.append(chunk.take(pa.array(rows[a:b] - offset)))
+        elif not parts and chunk.num_rows == 0:
+            parts.append(chunk)
+        offset += n
+    if not parts:
+        return chunk.slice(0, 0)
+    return pa.concat_tables(parts) if len(parts) > 1 else parts[0]

@@ -1,0 +1,2 @@
+"""placeholder"""
+def is_remote(src): return src.lower().startswith(("vizier:", "xmatch:"))

@@ -1,0 +1,369 @@
+"""The crossmatch stage end to end: parse the request, read the tables (tables.py), run the
+positional or Bayesian matcher, assemble and write the output with provenance.
+
+``run`` returns notes for stderr; it never prints.  Python users can call the science
+modules directly (positional.search_around / nearest, bayes.match).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import numpy as np
+import pyarrow as pa
+
+from xmmtools import stage_io, tables
+from xmmtools.columns import parse_column_map
+from xmmtools.crossmatch import SPEC, bayes, calibrate as calib, priors, remote
+from xmmtools.crossmatch.catalogs import (LoadedCatalog, gather_rows, header_from_schema, make_catalog,
+                                          needed_columns, parse_pairs)
+from xmmtools.crossmatch.output import _take, assemble, counterpart_columns, sep_column
+from xmmtools.crossmatch.positional import n_stripes, nearest, search_around
+from xmmtools.errors import DataError
+from xmmtools.tables import NewColumn, Provenance
+
+
+@dataclass
+class Request:
+    primary: str
+    catalogs: list
+    output: str | None = None
+    primary_name: str = "PRIMARY"
+    pos_errs: list = field(default_factory=list)
+    radius: float = 15.0
+    method: str = "auto"
+    completeness: str = "0.9"
+    mags: list = field(default_factory=list)
+    mag_min_post: float = 0.9
+    min_prob: float = 0.0
+    all_rows: bool = False
+    areas: list = field(default_factory=list)
+    ellipse: str = "exact"
+    calibrate: bool = False
+    calibrate_shift: float = 60.0
+    calibrate_out: str | None = None
+    cache_dir: str | None = None
+    overwrite: bool = False
+    column_map: list = field(default_factory=list)
+    chunk_size: int | None = None
+
+
+def _float(v: str, option: str, key: str) -> float:
+    try:
+        x = float(v)
+    except ValueError:
+        raise DataError(f"{option} {key}={v!r}: not a number") from None
+    if not (np.isfinite(x) and x > 0):
+        raise DataError(f"{option} {key}={v!r}: must be positive")
+    return x
+
+
+def parse_completeness(text: str) -> list[float]:
+    try:
+        vals = [float(x) for x in str(text).split(",") if x.strip()]
+    except ValueError:
+        raise DataError(f"--prior-completeness {text!r}: expected a number in (0, 1] or a comma list") from None
+    if not vals:
+        raise DataError("--prior-completeness is empty")
+    return vals
+
+
+def read_histogram_file(path: str, label: str) -> priors.Histogram:
+    """A prior file with rows ``lo hi selected others`` ('#' comments), as NWAY writes them."""
+    try:
+        rows = np.loadtxt(path, comments="#", ndmin=2)
+    except OSError as e:
+        raise DataError(f"--mag {label}: cannot read {path}: {e.strerror or e}") from None
+    except ValueError as e:
+        raise DataError(f"--mag {label}: {path} is not a table of numbers 'lo hi selected others' ({e})") from None
+    return priors.histogram_from_rows(rows, f"--mag {label}: {path}")
+
+
+def parse_mags(items, cats: dict) -> dict[str, list]:
+    """--mag NAME:COLUMN auto|FILE -> {NAME: [(label, column, Histogram or None)]}."""
+    out: dict[str, list] = {}
+    for target, spec in items:
+        if ":" not in target:
+            raise DataError(f"--mag {target!r}: expected NAME:COLUMN (e.g. opt:MAG)")
+        name, col = (x.strip() for x in target.split(":", 1))
+        if name.upper() not in cats or not col:
+            raise DataError(f"--mag {target!r}: {name!r} is not a --catalog name ({', '.join(cats) or 'none'})")
+        label = f"{name.upper()}_{col.upper()}"
+        hist = None if spec.strip().lower() == "auto" else read_histogram_file(spec, target)
+        out.setdefault(name.upper(), []).append((label, col, hist))
+    return out
+
+
+def run(req: Request, progress: bool = False) -> list[str]:
+    notes: list[str] = []
+    user_map = parse_column_map(req.column_map)
+    cats = parse_pairs(req.catalogs, "--catalog", "gaia=gaia.parquet")
+    pname = req.primary_name.upper()
+    if pname in cats:
+        raise DataError(f"--catalog name {pname} is the primary's name; choose another")
+    known = set(cats) | {pname, "PRIMARY"}
+    pos = parse_pairs(req.pos_errs, "--pos-err", "opt=0.1")
+    areas_raw = parse_pairs(req.areas, "--area", "opt=2.0")
+    for opt, d in (("--pos-err", pos), ("--area", areas_raw)):
+        for k in d:
+            if k not in known:
+                raise DataError(f"{opt} names {k}, which is neither the primary ({pname}) nor a --catalog "
+                                f"({', '.join(cats)})")
+    areas = {k: _float(v, "--area", k) for k, v in areas_raw.items()}
+    mags = parse_mags(req.mags, cats)
+    completeness = parse_completeness(req.completeness)
+    for name, src in cats.items():
+        if src == tables.STDIO:
+            raise DataError(f"--catalog {name}=-: only the primary can be read from stdin")
+    local = {k: v for k, v in cats.items() if not remote.is_remote(v)}
+    output = req.output or stage_io.default_output(req.primary, "crossmatch")
+    inputs = [req.primary, *local.values()]
+    tables.check_output(output, inputs=inputs, overwrite=req.overwrite)
+    if req.calibrate:
+        cal_out = req.calibrate_out or _calibration_name(output)
+        tables.check_output(cal_out, inputs=inputs, overwrite=req.overwrite)
+
+    # --- primary
+    pt = tables.read_table(req.primary, progress=progress)
+    SPEC.check(pt.schema.names, source=req.primary, user_map=user_map, types=tables.schema_kinds(pt.schema))
+    P = make_catalog(pname, pt, req.primary, header_from_schema(pt.schema), user_map=user_map,
+                     pos_err=pos.get(pname, pos.get("PRIMARY")), need_errors=False, area=areas.get(pname))
+    method = req.method
+    if method == "auto":
+        method = "bayes" if P.error_note else "nearest"
+        if method == "nearest":
+            notes.append(f"note: {req.primary} has no positional-error column; nearest-neighbour matching "
+                         "(give --pos-err for Bayesian probabilities)")
+    if method == "bayes":
+        if not P.error_note:
+            raise DataError(f"{req.primary} has no positional-error column (POSERR, RADEC_ERR, ra_error/dec_error, "
+                            f"a:b:phi, pos_err); give --pos-err {pname}=COLUMN or --pos-err {pname}=ARCSEC")
+        P.catalog.errors.validate(f"primary {req.primary}")
+    if (req.all_rows or req.min_prob > 0) and method != "bayes":
+        raise DataError("--all and --min-prob need the Bayesian method (positional errors); "
+                        "--method all already writes one row per pair")
+    if mags and method != "bayes":
+        raise DataError("--mag needs the Bayesian method (positional errors for every catalogue)")
+    if req.calibrate and method != "bayes":
+        raise DataError("--calibrate needs the Bayesian method (positional errors for every catalogue)")
+
+    # --- counterpart catalogues (only the columns the matcher needs)
+    secs: list[LoadedCatalog] = []
+    remote_prov = []
+    for name, src in cats.items():
+        attrs = mags.get(name, [])
+        if remote.is_remote(src):
+            t, header, rec = remote.fetch(src, P.catalog.ra, P.catalog.dec, req.radius,
+                                          cache_dir=req.cache_dir)
+            remote_prov.append(rec)
+            notes.append(f"note: {name}: {rec['rows']} rows from {rec['service']} {rec['table']}"
+                         + (" (cache)" if rec.get("cached") else ""))
+        else:
+            info = tables.inspect_table(src)
+            cols = needed_columns(info.schema.names, user_map=user_map, pos_err=pos.get(name),
+                                  mags=[c for _, c, _ in attrs], where=f"catalogue {name} ({src})")
+            t = tables.read_table(src, cols, progress=progress)
+            header = info.header or header_from_schema(info.schema)
+        lc = make_catalog(name, t, src, header, user_map=user_map, pos_err=pos.get(name),
+                          need_errors=method == "bayes", area=areas.get(name), attributes=attrs)
+        if method == "bayes" and not lc.error_note:
+            raise DataError(f"catalogue {name} ({src}) has no positional-error column; give --pos-err {name}=COLUMN "
+                            f"or --pos-err {name}=ARCSEC (NWAY-style fixed error)")
+        secs.append(lc)
+
+    bar, tick = _progress_bar(progress, P.catalog.n, len(secs), req.chunk_size)
+    try:
+        if method == "bayes":
+            out, extra, more = _run_bayes(req, pt, P, secs, completeness, tick)
+        else:
+            out, extra, more = _run_positional(req, method, pt, P, secs, tick)
+    finally:
+        if bar is not None:
+            bar.close()
+    notes += more
+    result = extra.pop("_result", None)
+    cat_prov = {lc.catalog.name: {"source": lc.source, "rows": lc.catalog.n, "area_deg2": lc.catalog.area_deg2,
+                                  "area": lc.area_note, "errors": lc.error_note,
+                                  "density_full_sky": lc.catalog.density()} for lc in [P, *secs]}
+    extra.update({"catalogues": cat_prov, "remote": remote_prov})
+    params = {"catalogs": cats, "method": method, "radius_arcsec": req.radius, "pos_err": pos or None,
+              "prior_completeness": completeness, "mag": [list(m) for m in req.mags] or None,
+              "mag_min_post": req.mag_min_post, "min_prob": req.min_prob, "all": req.all_rows,
+              "area": areas or None, "ellipse": req.ellipse, "columns": user_map or None}
+    stage_io.write_output(out, output, stage="crossmatch", parameters=params, inputs=inputs,
+                          overwrite=req.overwrite, extra_provenance={"crossmatch": extra})
+    for lc in [P, *secs]:
+        notes.append(f"note: {lc.catalog.name}: {lc.catalog.n} rows, area {lc.area_note}"
+                     + (f"; errors {lc.error_note}" if lc.error_note else ""))
+    if output != tables.STDIO:
+        notes.append(f"wrote {out.num_rows} rows x {out.num_columns} columns to {output}")
+    if req.calibrate:
+        notes += _run_calibration(req, P, secs, result, completeness, cal_out, inputs)
+    return notes
+
+
+def _calibration_name(output: str) -> str:
+    if output == tables.STDIO:
+        raise DataError("--calibrate with -o -: give --calibrate-out FILE for the calibration table")
+    return _stem(output) + "_calibration.csv"
+
+
+def _stem(path: str) -> str:
+    low = path.lower()
+    for ext in sorted(tables._EXTENSIONS, key=len, reverse=True):
+        if low.endswith(ext):
+            return path[: -len(ext)]
+    return path
+
+
+def _progress_bar(enabled: bool, n1: int, k: int, chunk: int | None):
+    if not enabled:
+        return None, None
+    from tqdm import tqdm
+
+    bar = tqdm(total=n_stripes(n1, chunk) * k, desc="crossmatch sky stripes", unit="stripe", leave=False)
+    return bar, bar.update
+
+
+def _no_overlap(name: str, src: str, radius: float, primary: str) -> DataError:
+    return DataError(f"no source of catalogue {name} ({src}) lies within {radius:g} arcsec of any source of "
+                     f"{primary}: the footprints do not overlap (or the coordinates/radius are wrong)")
+
+
+def _gathered(lc: LoadedCatalog, members: np.ndarray, chunk: int | None):
+    rows = np.unique(members[members >= 0])
+    if remote.is_remote(lc.source):
+        return lc.table.take(pa.array(rows)), rows
+    return gather_rows(lc.source, rows, chunk), rows
+
+
+def _run_positional(req: Request, method: str, pt, P: LoadedCatalog, secs, tick):
+    notes = []
+    if method == "all":
+        if len(secs) != 1:
+            raise DataError("--method all pairs one counterpart catalogue at a time; give one --catalog")
+        lc = secs[0]
+        pairs = search_around(P.catalog.ra, P.catalog.dec, lc.catalog.ra, lc.catalog.dec, req.radius,
+                              chunk=req.chunk_size, progress=tick)
+        if not len(pairs):
+            raise _no_overlap(lc.catalog.name, lc.source, req.radius, req.primary)
+        g, rows = _gathered(lc, pairs.idx2, req.chunk_size)
+        base = _take(pt, pairs.idx1)
+        new = counterpart_columns(lc.catalog.name, g, rows, pairs.idx2) + [sep_column(lc.catalog.name, pairs.sep)]
+        notes.append(f"note: {len(pairs)} pairs within {req.radius:g} arcsec "
+                     f"({len(np.unique(pairs.idx1))} of {P.catalog.n} primaries have one)")
+        return assemble(base, new), {}, notes
+    new = []
+    for lc in secs:
+        idx, sep = nearest(P.catalog.ra, P.catalog.dec, lc.catalog.ra, lc.catalog.dec, req.radius,
+                           chunk=req.chunk_size, progress=tick)
+        if not (idx >= 0).any():
+            raise _no_overlap(lc.catalog.name, lc.source, req.radius, req.primary)
+        g, rows = _gathered(lc, idx, req.chunk_size)
+        new += counterpart_columns(lc.catalog.name, g, rows, idx) + [sep_column(lc.catalog.name, sep)]
+        notes.append(f"note: {lc.catalog.name}: {int((idx >= 0).sum())} of {P.catalog.n} primaries have a "
+                     f"neighbour within {req.radius:g} arcsec")
+    return assemble(pt, new), {}, notes
+
+
+def _run_bayes(req: Request, pt, P: LoadedCatalog, secs, completeness, tick):
+    res = bayes.match(P.catalog, [lc.catalog for lc in secs], req.radius, completeness=completeness,
+                      ellipse=req.ellipse, mag_min_post=req.mag_min_post, chunk=req.chunk_size, progress=tick)
+    comb = res.comb
+    for k, lc in enumerate(secs):
+        if not (comb.members[:, k] >= 0).any():
+            raise _no_overlap(lc.catalog.name, lc.source, req.radius, req.primary)
+    hists = {label: {"lo_hi_selected_others": h.rows().tolist(), "secure": h.n_secure, "field": h.n_field}
+             for label, h in res.histograms.items()}
+    extra = {"histograms": hists, "_result": res}
+    notes = [f"note: {len(comb) - len(comb.start)} candidate combinations for {P.catalog.n} primaries; "
+             f"{int((res.p_any > 0.5).sum())} have P_ANY > 0.5, {int((res.p_any > 0.9).sum())} > 0.9"]
+    for label, h in res.histograms.items():
+        if h.n_secure:
+            notes.append(f"note: --mag {label} auto: {h.n_secure} secure counterparts, {h.n_field} field sources, "
+                         f"{len(h.selected)} bins")
+    if req.all_rows:
+        out = _all_rows_table(req, pt, secs, res)
+    else:
+        out = _best_table(req, pt, secs, res)
+    return out, extra, notes
+
+
+def _all_rows_table(req, pt, secs, res):
+    comb = res.comb
+    keep = np.ones(len(comb), dtype=bool)
+    if req.min_prob > 0:
+        keep = ~(res.p_i < req.min_prob)
+    base = _take(pt, comb.primary[keep])
+    new: list[NewColumn] = []
+    for k, lc in enumerate(secs):
+        m = comb.members[keep, k]
+        g, rows = _gathered(lc, m, req.chunk_size)
+        new += counterpart_columns(lc.catalog.name, g, rows, m) + [sep_column(lc.catalog.name, comb.sep[keep, k])]
+    new += [
+        NewColumn("NCAT", comb.ncat[keep].astype(np.int16), "", "number of catalogues in this combination (primary included)"),
+        NewColumn("DIST_BAYESFACTOR", res.log_bf[keep], "", "log10 positional Bayes factor (Budavari & Szalay 2008)"),
+        NewColumn("DIST_POST", res.dist_post[keep], "", "positional posterior of this association alone"),
+        NewColumn("P_SINGLE", res.p_single[keep], "", "posterior of this association alone incl. attribute priors"),
+        NewColumn("P_ANY", res.p_any_row[keep], "", "probability that the primary source has any counterpart"),
+        NewColumn("P_I", res.p_i[keep], "", "probability that this combination is the right one, given there is one"),
+        NewColumn("MATCH_FLAG", res.match_flag[keep], "", "1: most probable combination; 2: p_i > 0.5 x best; 0: other"),
+    ]
+    for label, lb in res.log_bias.items():
+        new.append(NewColumn(f"BIAS_{label}", 10.0 ** lb[keep], "", f"attribute prior factor q(m)/n(m) for {label}"))
+    return assemble(base, new)
+
+
+def _best_table(req, pt, secs, res):
+    comb = res.comb
+    n = len(comb)
+    start = comb.start
+    sizes = np.diff(np.r_[start, n])
+    block = np.repeat(np.arange(len(start)), sizes)
+    # the first row with match_flag 1 per block (the "none" row if there is no candidate)
+    flag1 = np.where(res.match_flag == 1, np.arange(n), n)
+    best = np.minimum.reduceat(flag1, start)
+    best = np.where(best == n, start, best)
+    p_i = res.p_i[best]
+    new: list[NewColumn] = []
+    for k, lc in enumerate(secs):
+        name = lc.catalog.name
+        m_all = comb.members[:, k]
+        # marginal probability of the best row's counterpart in this catalogue
+        key = block * (lc.catalog.n + 1) + (m_all + 1)
+        uniq, inv = np.unique(key, return_inverse=True)
+        marg = np.bincount(inv, weights=res.p_i, minlength=len(uniq))[inv]
+        m = m_all[best]
+        g, rows = _gathered(lc, m, req.chunk_size)
+        new += counterpart_columns(name, g, rows, m) + [sep_column(name, comb.sep[best, k])]
+        new.append(NewColumn(f"{name}_P_I", np.where(m >= 0, marg[best], 0.0), "",
+                             f"probability that this {name} source is the counterpart, given there is one "
+                             "(summed over combinations with it)"))
+    new += [
+        NewColumn("P_ANY", res.p_any, "", "probability that the primary source has any counterpart"),
+        NewColumn("P_I", p_i, "", "probability of the best combination of counterparts, given there is one"),
+        NewColumn("N_CANDIDATES", (sizes - 1).astype(np.int32), "", "candidate combinations within the radius"),
+    ]
+    return assemble(pt, new)
+
+
+def _run_calibration(req, P, secs, res, completeness, out_path, inputs) -> list[str]:
+    fake, _ = calib.shifted_primary(P.catalog, req.calibrate_shift, req.radius)
+    fixed = [calib.with_fixed_histograms(lc.catalog, res) for lc in secs]
+    r2 = bayes.match(fake, fixed, req.radius, completeness=completeness, ellipse=req.ellipse,
+                     mag_min_post=req.mag_min_post, chunk=req.chunk_size)
+    cols = calib.false_positive_curve(res.p_any, r2.p_any)
+    fields, arrays = zip(*(c.to_field_array(len(cols[0].values)) for c in cols))
+    table = pa.Table.from_arrays(list(arrays), schema=pa.schema(list(fields)))
+    tables.write_table(table, out_path, overwrite=req.overwrite, inputs=inputs,
+                       provenance=Provenance("crossmatch-calibrate", {"shift_arcsec": req.calibrate_shift,
+                                                                      "radius_arcsec": req.radius,
+                                                                      "fake_primaries": fake.n}, inputs))
+    cuts = cols[0].values
+    fpr = cols[1].values
+    parts = []
+    for rate in (0.10, 0.05, 0.01):
+        c = calib.cut_for_rate(cuts, fpr, rate)
+        parts.append(f"FPR {rate:.0%}: P_ANY > {c:.2f}" if c is not None else f"FPR {rate:.0%}: not reached")
+    return [f"calibration ({fake.n} primaries shifted by {req.calibrate_shift:g} arcsec): " + "; ".join(parts)
+            + f"; table in {out_path}"]
+
