@@ -12,7 +12,8 @@ Columns written (see docs/classify.md):
 ``N_MISSING_FEATURES``   features without a value for this source (absent columns set to
                          "ignore" are not counted)
 ``CLASS_<CATEGORY>``     class favoured by that category's likelihood alone (no prior), e.g.
-                         ``CLASS_SPECTRUM``: why a source was classified the way it was
+                         ``CLASS_SPECTRUM``: why a source was classified the way it was;
+                         empty when the category carries no evidence (its columns are absent)
 """
 
 from __future__ import annotations
@@ -50,8 +51,8 @@ def classify_features(model: Model, X: np.ndarray, ignored: np.ndarray | None = 
     order = np.argsort(-p, axis=1)
     rows = np.arange(len(p))
     p1, p2 = p[rows, order[:, 0]], p[rows, order[:, 1]]
-    threshold = float(np.quantile(model.outlier_scores, q))
-    ref = model.outlier_scores
+    ref = model.reference_scores(ignored, pri)
+    threshold = float(np.quantile(ref, q))
     n_missing = (~np.isfinite(X)).sum(axis=1)
     if ignored is not None and np.any(ignored):
         n_missing = n_missing - int(np.sum(ignored))
@@ -67,7 +68,9 @@ def classify_features(model: Model, X: np.ndarray, ignored: np.ndarray | None = 
         NewColumn("N_MISSING_FEATURES", n_missing.astype(np.int16), "", "features without a value"),
     ]
     for k, cat in enumerate(model.feature_set.categories):
-        best = classes[cat_ll[:, k, :].argmax(axis=1)].astype(str)
+        ck = cat_ll[:, k, :]
+        best = classes[ck.argmax(axis=1)].astype(str)
+        best[np.ptp(ck, axis=1) <= 1e-12] = ""  # no evidence in this category (e.g. columns absent)
         cols.append(NewColumn(f"CLASS_{column_token(cat)}", best, "",
                               f"class favoured by the {cat} features alone (likelihood, no prior)"))
     return cols
@@ -94,3 +97,23 @@ def stage_spec(fs: FeatureSet) -> StageSpec:
                 needs.setdefault(a, Need(a, f"for feature {what}", optional=True))
     return StageSpec("classify", SUMMARY, needs=tuple(needs.values()), any_of=tuple(groups))
 
+
+
+def table_features(table, fs: FeatureSet, *, source: str, user_map=None):
+    """Feature matrix of a whole pyarrow table (training / evaluation): the columns are
+    resolved like the apply command's (one-line ColumnError for a required one that is absent)."""
+    from xmmtools import tables
+
+    mapping = stage_spec(fs).check(table.schema.names, source=source, user_map=user_map,
+                                   types=tables.schema_kinds(table.schema))
+    return compute_features(fs, _getter(table, mapping), table.num_rows)
+
+
+def _getter(table, mapping):
+    from xmmtools import tables
+
+    def get(name: str):
+        if name not in mapping:
+            return None
+        return tables.to_numpy(table.column(mapping[name]), float)
+    return get

@@ -4,8 +4,7 @@
 definition and band zero points), density settings, category weights, outlier quantile and
 threshold, the training file's name, row count and SHA-256, the k-fold metrics, and the name
 and SHA-256 of the NPZ beside it.  ``model.npz`` (loaded with ``allow_pickle=False``) holds the
-tabulated densities and presence terms, the feature and class names, and the sorted training
-outlier scores.  Loading checks the format, the version, the NPZ checksum and that the NPZ's
+tabulated densities and presence terms, the feature and class names, and the out-of-fold feature log-likelihoods of the training rows (the outlier reference).  Loading checks the format, the version, the NPZ checksum and that the NPZ's
 feature and class lists equal the JSON's; any mismatch is a one-line DataError.
 """
 
@@ -50,7 +49,7 @@ def save_model(model: Model, path: str | os.PathLike, *, overwrite: bool = False
     np.savez_compressed(buf, **{k: getattr(d, k) for k in _ARRAYS},
                         feature_names=np.array(model.feature_set.names, dtype=str),
                         classes=np.array(model.classes, dtype=str),
-                        outlier_scores=np.asarray(model.outlier_scores, float))
+                        reference_ll=np.asarray(model.reference_ll, float))
     blob = buf.getvalue()
     doc = {
         "format": FORMAT,
@@ -63,7 +62,7 @@ def save_model(model: Model, path: str | os.PathLike, *, overwrite: bool = False
         "category_weights": dict(zip(model.feature_set.categories, map(float, model.weights))),
         "settings": asdict(model.settings),
         "outlier": {"quantile": model.outlier_quantile, "threshold": model.outlier_threshold,
-                    "n_training_scores": int(len(model.outlier_scores))},
+                    "n_training_scores": int(len(model.reference_ll))},
         "features": model.feature_set.to_json(),
         "training": model.training,
         "metrics": model.metrics,
@@ -118,9 +117,9 @@ def load_model(path: str | os.PathLike) -> Model:
         raise DataError(f"{path}: the class list in the JSON does not match {os.path.basename(npz_path)}")
     F, C = len(fs.names), len(classes)
     dens = Densities(**{k: a[k] for k in _ARRAYS})
-    if dens.log_density.shape[:2] != (F, C) or dens.log_present.shape != (F, C) or weights.size != len(fs.categories):
+    if a["reference_ll"].ndim != 3 or a["reference_ll"].shape[1:] != (F, C) or dens.log_density.shape[:2] != (F, C) or dens.log_present.shape != (F, C) or weights.size != len(fs.categories):
         raise DataError(f"{path}: array shapes do not match {F} features x {C} classes")
-    return Model(fs, classes, dens, weights, priors, train_frac, a["outlier_scores"], settings, quantile,
+    return Model(fs, classes, dens, weights, priors, train_frac, a["reference_ll"], settings, quantile,
                  doc.get("training", {}), doc.get("metrics", {}))
 
 

@@ -237,15 +237,27 @@ class Model:
     weights: np.ndarray  # (K,) exponents of feature_set.categories
     priors: np.ndarray  # (C,) target-population class fractions
     training_fractions: np.ndarray  # (C,) class fractions of the training set
-    outlier_scores: np.ndarray  # sorted out-of-fold training outlier scores
+    reference_ll: np.ndarray  # (N, F, C) out-of-fold feature log-likelihoods of the training rows
     settings: Settings = field(default_factory=Settings)
     outlier_quantile: float = 0.997
     training: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
 
+    def reference_scores(self, ignored: np.ndarray | None = None, priors: np.ndarray | None = None) -> np.ndarray:
+        """Sorted out-of-fold outlier scores of the training sources, computed with the same
+        priors and the same ignored (absent) features as the sources being classified, so
+        OUTLIER_FLAG compares like with like."""
+        ll = self.reference_ll
+        if ignored is not None and np.any(ignored):
+            ll = ll.copy()
+            ll[:, np.asarray(ignored, bool), :] = 0.0
+        cat = category_log_likelihoods(ll, self.feature_set.category_index(), len(self.feature_set.categories))
+        pri = self.priors if priors is None else priors
+        return np.sort(outlier_score(log_posterior(cat, pri, self.weights)))
+
     @property
     def outlier_threshold(self) -> float:
-        return float(np.quantile(self.outlier_scores, self.outlier_quantile))
+        return float(np.quantile(self.reference_scores(), self.outlier_quantile))
 
     def with_priors(self, priors: np.ndarray) -> "Model":
         return replace(self, priors=np.asarray(priors, float))

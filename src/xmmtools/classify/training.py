@@ -86,15 +86,15 @@ def train_model(X: np.ndarray, y: np.ndarray, classes: Sequence[str], feature_se
     K = len(feature_set.categories)
     cat = feature_set.category_index()
     train_frac = np.bincount(y, minlength=C) / len(y)
-    oof = _out_of_fold_category_ll(X, y, C, cat, K, settings, options)
+    oof_ll = _out_of_fold_feature_ll(X, y, C, settings, options)
+    oof = category_log_likelihoods(oof_ll, cat, K)
     if options.fit_weights:
         weights = fit_weights(oof, y, train_frac, options)
     else:
         weights = np.ones(K)
-    scores = np.sort(outlier_score(log_posterior(oof, train_frac, weights)))
     dens = fit_densities(X, y, C, settings)
     return Model(feature_set, tuple(classes), dens, weights,
-                 train_frac if priors is None else np.asarray(priors, float), train_frac, scores,
+                 train_frac if priors is None else np.asarray(priors, float), train_frac, oof_ll,
                  settings, outlier_quantile)
 
 
@@ -143,14 +143,13 @@ def cross_validate(X: np.ndarray, y: np.ndarray, classes: Sequence[str], feature
 
 # ----------------------------------------------------------------------------------------
 
-def _out_of_fold_category_ll(X, y, C, cat, K, settings, options) -> np.ndarray:
+def _out_of_fold_feature_ll(X, y, C, settings, options) -> np.ndarray:
     fold = stratified_folds(y, options.folds, options.seed)
-    out = np.zeros((len(y), K, C))
+    out = np.zeros((len(y), X.shape[1], C))
     for f in range(options.folds):
         tr, te = fold != f, fold == f
         d = fit_densities(X[tr], y[tr], C, settings)
-        ll = feature_log_likelihoods(d, X[te], None, settings.missing_alpha)
-        out[te] = category_log_likelihoods(ll, cat, K)
+        out[te] = feature_log_likelihoods(d, X[te], None, settings.missing_alpha)
     return out
 
 

@@ -1,0 +1,360 @@
+"""``xmmtools classify``: apply (default), ``train`` and ``evaluate`` (thin wiring only).
+
+``xmmtools classify CAT`` is short for ``xmmtools classify apply CAT``; a catalogue file that is
+literally called ``train`` or ``evaluate`` can be given as ``xmmtools classify apply train``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import click
+
+from xmmtools.cli import _set_verbosity, common_options, output_options
+
+SHIPPED_FEATURE_SETS = ("xclass", "4xmm", "cscv2")
+
+
+class _DefaultToApply(click.Group):
+    """A group whose first argument, when it is not a subcommand, goes to ``apply``."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["apply", *args]
+        return super().parse_args(ctx, args)
+
+    def format_usage(self, ctx, formatter):
+        formatter.write_usage(ctx.command_path, "CAT [-o OUT] [OPTIONS] | train ... | evaluate ...")
+
+
+@click.group(cls=_DefaultToApply, invoke_without_command=False)
+def classify():
+    """Class probabilities and outlier scores (naive Bayes, Tranin et al. 2022, A&A 657, A138).
+
+    \b
+    xmmtools classify CAT [-o OUT]     apply the shipped model (or --model FILE)
+    xmmtools classify train ...        fit a model on a labelled table
+    xmmtools classify evaluate ...     held-out metrics (k-fold) or a model on labelled data
+
+    \b
+    Example:
+      xmmtools classify data/sample/4xmm_dr10_ngc5139.fits -o ngc5139_classes.fits
+    """
+
+
+# -----------------------------------------------------------------------------------------
+# apply
+# -----------------------------------------------------------------------------------------
+
+@classify.command("apply")
+@click.argument("input")
+@click.option("-o", "--output", default=None, help="Output table (default INPUT_classify.EXT); '-' = stdout.")
+@click.option("--model", "model_path", default=None, metavar="MODEL.json",
+              help="Model file (default: the shipped 4XMM-DR13 AGN/STAR/OTHER model).")
+@click.option("--priors", default=None, metavar="CLASS=F,...",
+              help="Target-population class fractions, e.g. AGN=0.66,STAR=0.25,OTHER=0.09 (default: the model's).")
+@click.option("--outlier-quantile", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+              help="Training-score quantile above which OUTLIER_FLAG is set (default: the model's, 0.997).")
+@output_options
+@common_options
+@click.pass_context
+def apply_cmd(ctx, input, output, model_path, priors, outlier_quantile, overwrite, column_map, chunk_size,
+              cmd_quiet, cmd_verbose):
+    """Add P_<CLASS>, CLASS, CLASS_MARGIN, OUTLIER_*, N_MISSING_FEATURES, CLASS_<CATEGORY> columns.
+
+    Streams the catalogue in chunks (bounded memory). Columns are matched by 4XMM name, VizieR /
+    HEASARC spelling, or --columns NAME=COL.
+
+    \b
+    Example:
+      xmmtools classify data/sample/4xmm_dr10_ngc5139.fits -o ngc5139_classes.fits --priors AGN=0.7,STAR=0.2,OTHER=0.1
+    """
+    from xmmtools.classify.apply import _getter, classify_arrays, stage_spec
+    from xmmtools.classify.model_io import default_model_path, load_model
+    from xmmtools.classify.naive_bayes import parse_priors
+    from xmmtools.columns import parse_column_map
+    from xmmtools.errors import DataError
+    from xmmtools.stage_io import run_rowwise
+
+    s = _set_verbosity(ctx, cmd_quiet, cmd_verbose)
+    path = model_path or str(default_model_path())
+    model = load_model(path)
+    try:
+        pri = parse_priors(priors, model.classes)
+    except ValueError as e:
+        raise DataError(str(e)) from None
+    user_map = parse_column_map(column_map)
+    spec = stage_spec(model.feature_set)
+
+    def compute(cols):
+        return classify_arrays(model, _getter(cols.table, cols.mapping), len(cols), priors=pri,
+                               outlier_quantile=outlier_quantile)
+
+    params = {"model": os.path.basename(path), "priors": dict(zip(model.classes, map(float, pri)))
+              if pri is not None else None, "outlier_quantile": outlier_quantile, "columns": user_map or None}
+    out, rows = run_rowwise(input, output, spec=spec, compute=compute, parameters=params, user_map=user_map,
+                            overwrite=overwrite, chunk_rows=chunk_size, progress=s.progress,
+                            extra_inputs=[path])
+    if out != "-" and not s.quiet:
+        click.echo(f"classified {rows} rows with {os.path.basename(path)} "
+                   f"({', '.join(model.classes)}); wrote {out}", err=True)
+
+
+# -----------------------------------------------------------------------------------------
+# train / evaluate shared options
+# -----------------------------------------------------------------------------------------
+
+def _labelled_options(f):
+    f = click.option("--label-column", default="Class", show_default=True, help="Column holding the class labels.")(f)
+    f = click.option("--merge", multiple=True, metavar="NEW=OLD1+OLD2",
+                     help="Merge labels into one class, e.g. STAR=LM-STAR+HM-STAR (repeatable).")(f)
+    f = click.option("--drop", multiple=True, metavar="LABEL", help="Ignore rows with this label (repeatable).")(f)
+    f = click.option("--columns", "column_map", metavar="NAME=COL[,...]", multiple=True,
+                     help="Map feature column names to this table's columns.")(f)
+    return f
+
+
+def _fit_options(f):
+    f = click.option("--features", "features", default="xclass", show_default=True, metavar="TOML|NAME",
+                     help=f"Feature-set TOML file, or a shipped one: {', '.join(SHIPPED_FEATURE_SETS)}.")(f)
+    f = click.option("--folds", type=click.IntRange(2, 50), default=5, show_default=True,
+                     help="Stratified folds (weights fit and held-out metrics).")(f)
+    f = click.option("--seed", type=int, default=1, show_default=True, help="Seed of folds and differential evolution.")(f)
+    f = click.option("--objective", default="macro_f1", show_default=True,
+                     help="Weight-fit objective: macro_f1, balanced_accuracy or f1:CLASS.")(f)
+    f = click.option("--no-fit-weights", is_flag=True, help="Keep all category exponents at 1.")(f)
+    f = click.option("--maxiter", type=click.IntRange(1), default=40, show_default=True,
+                     help="Differential-evolution generations.")(f)
+    f = click.option("--popsize", type=click.IntRange(2), default=12, show_default=True,
+                     help="Differential-evolution population per parameter.")(f)
+    f = click.option("--kernel", type=click.Choice(["exponential", "gaussian"]), default="exponential",
+                     show_default=True, help="KDE kernel (exponential as in the reference).")(f)
+    f = click.option("--bandwidth", type=click.Choice(["tranin", "scott", "silverman"]), default="tranin",
+                     show_default=True, help="KDE bandwidth rule (tranin: range/(5 N^1/5)).")(f)
+    f = click.option("--grid-size", type=click.IntRange(16), default=512, show_default=True,
+                     help="Points of the density tables.")(f)
+    f = click.option("--missing-alpha", type=click.FloatRange(0), default=1.0, show_default=True,
+                     help="Exponent alpha of P(missing|class).")(f)
+    f = click.option("--floor", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=1e-3,
+                     show_default=True, help="Density floor as a fraction of 1/range.")(f)
+    return f
+
+
+def _load_labelled(path, fs, label_column, merge, drop, column_map):
+    """Read a labelled table -> (X, y, classes, table info dict)."""
+    import numpy as np
+
+    from xmmtools import tables
+    from xmmtools.classify.apply import table_features
+    from xmmtools.classify.training import prepare_labels
+    from xmmtools.columns import parse_column_map, resolve
+    from xmmtools.errors import ColumnError, DataError
+
+    t = tables.read_table(path)
+    hit = resolve(t.schema.names, [label_column])
+    if label_column not in hit:
+        raise ColumnError(f"{path} has no label column {label_column!r} (use --label-column)")
+    labels = tables.to_numpy(t.column(hit[label_column]), None)
+    labels = np.array(["" if v is None else str(v) for v in labels], dtype=object)
+    for d in drop:
+        labels[labels == d] = ""
+    try:
+        merged = _parse_merge(merge)
+        y, classes, keep = prepare_labels(labels, merged)
+    except ValueError as e:
+        raise DataError(f"{path}: {e}") from None
+    fm = table_features(t, fs, source=path, user_map=parse_column_map(column_map))
+    info = {"file": os.path.basename(path), "sha256": tables.file_sha256(path) if path != "-" else None,
+            "rows": int(keep.sum()), "label_column": label_column, "merge": merged, "drop": list(drop),
+            "class_counts": dict(zip(classes, map(int, np.bincount(y, minlength=len(classes)))))}
+    return fm.values[keep], y, classes, info
+
+
+def _parse_merge(items):
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--merge {item!r} is not NEW=OLD1+OLD2")
+        new, olds = item.split("=", 1)
+        out[new.strip()] = [o.strip() for o in olds.split("+") if o.strip()]
+    return out
+
+
+def _feature_set(name):
+    from xmmtools.classify.features import default_feature_set_path, load_feature_set
+
+    return load_feature_set(default_feature_set_path(name) if name in SHIPPED_FEATURE_SETS else name)
+
+
+def _settings_and_options(folds, seed, objective, no_fit_weights, maxiter, popsize, kernel, bandwidth,
+                          grid_size, missing_alpha, floor, classes):
+    from xmmtools.classify.naive_bayes import Settings
+    from xmmtools.classify.training import FitOptions, resolve_objective
+    from xmmtools.errors import DataError
+
+    try:
+        obj = resolve_objective(objective, classes)
+    except ValueError as e:
+        raise DataError(str(e)) from None
+    settings = Settings(kernel=kernel, bandwidth=bandwidth, grid_size=grid_size, missing_alpha=missing_alpha,
+                        floor=floor)
+    options = FitOptions(folds=folds, seed=seed, objective=obj, fit_weights=not no_fit_weights,
+                         maxiter=maxiter, popsize=popsize)
+    return settings, options
+
+
+def _priors_or_error(text, classes):
+    from xmmtools.classify.naive_bayes import parse_priors
+    from xmmtools.errors import DataError
+
+    try:
+        return parse_priors(text, classes)
+    except ValueError as e:
+        raise DataError(str(e)) from None
+
+
+# -----------------------------------------------------------------------------------------
+# train
+# -----------------------------------------------------------------------------------------
+
+@classify.command("train")
+@click.argument("labelled")
+@click.option("-o", "--output", required=True, metavar="MODEL.json", help="Model file (a .npz is written beside it).")
+@click.option("--priors", default=None, metavar="CLASS=F,...",
+              help="Target-population class fractions stored in the model (default: training fractions).")
+@click.option("--outlier-quantile", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.997,
+              show_default=True, help="Training-score quantile for OUTLIER_FLAG.")
+@click.option("--cv/--no-cv", default=True, show_default=True,
+              help="Record nested k-fold held-out metrics in the model.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing model file.")
+@_labelled_options
+@_fit_options
+@common_options
+@click.pass_context
+def train_cmd(ctx, labelled, output, priors, outlier_quantile, cv, overwrite, label_column, merge, drop, column_map,
+              features, folds, seed, objective, no_fit_weights, maxiter, popsize, kernel, bandwidth, grid_size,
+              missing_alpha, floor, cmd_quiet, cmd_verbose):
+    """Fit densities, category weights and the outlier distribution on a labelled table.
+
+    \b
+    Example (the shipped default model, `make models`):
+      xmmtools classify train tests/data/classify/lin2024_4xmmdr13_xclass_train.csv \\
+        --label-column Class --merge STAR=LM-STAR+HM-STAR --merge OTHER=CV+HMXB+LMXB+NS+NS_BIN \\
+        --features xclass --priors AGN=0.66,STAR=0.25,OTHER=0.09 -o model.json
+    """
+    from xmmtools.classify import evaluate as ev
+    from xmmtools.classify.model_io import save_model
+    from xmmtools.classify.training import cross_validate, train_model
+    from xmmtools.tables import check_output
+
+    s = _set_verbosity(ctx, cmd_quiet, cmd_verbose)
+    if not overwrite:
+        check_output(output, inputs=[labelled], overwrite=False)
+    fs = _feature_set(features)
+    X, y, classes, info = _load_labelled(labelled, fs, label_column, merge, drop, column_map)
+    settings, options = _settings_and_options(folds, seed, objective, no_fit_weights, maxiter, popsize, kernel,
+                                              bandwidth, grid_size, missing_alpha, floor, classes)
+    pri = _priors_or_error(priors, classes)
+    model = train_model(X, y, classes, fs, settings, options, pri, outlier_quantile)
+    model.training = {**info, "folds": folds, "seed": seed, "objective": objective,
+                      "fit_weights": not no_fit_weights, "maxiter": maxiter, "popsize": popsize,
+                      "feature_set": os.path.basename(fs.source), "feature_set_sha256": fs.sha256}
+    if cv:
+        res = cross_validate(X, y, classes, fs, settings, options)
+        model.metrics = {"kind": f"nested stratified {folds}-fold, held-out, training-mix priors",
+                         **ev.summarise(y, res["proba"], classes, model.priors)}
+    paths = save_model(model, output, overwrite=overwrite)
+    if not s.quiet:
+        msg = f"trained {', '.join(classes)} on {len(y)} rows; wrote {paths[0]} and {paths[1]}"
+        if cv:
+            msg += f"; held-out macro-F1 {model.metrics['macro_f1']:.3f}"
+        click.echo(msg, err=True)
+
+
+# -----------------------------------------------------------------------------------------
+# evaluate
+# -----------------------------------------------------------------------------------------
+
+@classify.command("evaluate")
+@click.argument("labelled")
+@click.option("--model", "model_path", default=None, metavar="MODEL.json",
+              help="Evaluate this model on LABELLED (no refit). Without it: nested k-fold training on LABELLED.")
+@click.option("--priors", default=None, metavar="CLASS=F,...",
+              help="Target fractions for the prior-corrected precision (default: the model's / the data's).")
+@click.option("--report", "report_dir", default=None, metavar="DIR",
+              help="Write metrics.json, confusion.csv, per_class.csv, predictions.csv (+ figures with matplotlib).")
+@click.option("--overwrite", is_flag=True, help="Replace existing report files.")
+@_labelled_options
+@_fit_options
+@common_options
+@click.pass_context
+def evaluate_cmd(ctx, labelled, model_path, priors, report_dir, overwrite, label_column, merge, drop, column_map,
+                 features, folds, seed, objective, no_fit_weights, maxiter, popsize, kernel, bandwidth, grid_size,
+                 missing_alpha, floor, cmd_quiet, cmd_verbose):
+    """Held-out metrics: confusion matrix, recall, precision, prior-corrected precision, macro-F1,
+    balanced accuracy, Brier score, expected calibration error.
+
+    \b
+    Examples:
+      xmmtools classify evaluate tests/data/classify/lin2024_4xmmdr13_xclass_train.csv \\
+        --merge STAR=LM-STAR+HM-STAR --merge OTHER=CV+HMXB+LMXB+NS+NS_BIN --folds 5 --report cv_report
+      xmmtools classify evaluate labelled.fits --model model.json --label-column CLASS_TRUE
+    """
+    import numpy as np
+
+    from xmmtools.classify import evaluate as ev
+    from xmmtools.classify.apply import classify_features
+    from xmmtools.classify.model_io import load_model
+    from xmmtools.classify.training import cross_validate
+    from xmmtools.errors import DataError
+
+    s = _set_verbosity(ctx, cmd_quiet, cmd_verbose)
+    if model_path:
+        model = load_model(model_path)
+        X, y_data, data_classes, info = _load_labelled(labelled, model.feature_set, label_column, merge, drop,
+                                                       column_map)
+        unknown = [c for c in data_classes if c not in model.classes]
+        if unknown:
+            raise DataError(f"{labelled}: label {unknown[0]!r} is not a class of {model_path} "
+                            f"({', '.join(model.classes)}); use --merge or --drop")
+        y = np.array([model.classes.index(data_classes[i]) for i in y_data])
+        classes = model.classes
+        pri = _priors_or_error(priors, classes)
+        frac = np.bincount(y, minlength=len(classes)) / len(y)
+        cols = classify_features(model, X, priors=np.maximum(frac, 1e-6))
+        proba = np.column_stack([c.values for c in cols[:len(classes)]])
+        kind = f"model {os.path.basename(model_path)} applied to {os.path.basename(labelled)} (data-mix priors)"
+        pcorr = pri if pri is not None else model.priors
+    else:
+        fs = _feature_set(features)
+        X, y, classes, info = _load_labelled(labelled, fs, label_column, merge, drop, column_map)
+        settings, options = _settings_and_options(folds, seed, objective, no_fit_weights, maxiter, popsize, kernel,
+                                                  bandwidth, grid_size, missing_alpha, floor, classes)
+        res = cross_validate(X, y, classes, fs, settings, options)
+        proba = res["proba"]
+        kind = f"nested stratified {folds}-fold (seed {seed}), training-mix priors"
+        pcorr = _priors_or_error(priors, classes)
+    summary = {"kind": kind, "data": info, **ev.summarise(y, proba, classes, pcorr)}
+    click.echo(format_summary(summary))
+    if report_dir:
+        from xmmtools.classify.report import write_report
+
+        written = write_report(report_dir, summary, y, proba, classes, overwrite=overwrite)
+        if not s.quiet:
+            click.echo(f"wrote {', '.join(written)} to {report_dir}", err=True)
+
+
+def format_summary(m: dict) -> str:
+    """A human-readable metrics table (stdout of ``classify evaluate``)."""
+    lines = [f"{m['kind']}: {m['n']} sources", ""]
+    w = max(len(c) for c in m["classes"]) + 2
+    lines.append(f"{'class':<{w}}{'n':>6}{'recall':>9}{'prec':>9}{'prec_pc':>9}{'F1':>8}")
+    for i, c in enumerate(m["classes"]):
+        r = m["recall"][i]
+        lines.append(f"{c:<{w}}{m['support'][i]:>6}{(r if r is not None else float('nan')):>9.3f}"
+                     f"{m['precision'][i]:>9.3f}{m['prior_corrected_precision'][i]:>9.3f}{m['f1'][i]:>8.3f}")
+    lines += ["", "confusion matrix (rows true, columns predicted): " + json.dumps(m["confusion_matrix"]),
+              f"macro-F1 {m['macro_f1']:.4f}  balanced accuracy {m['balanced_accuracy']:.4f}  "
+              f"accuracy {m['accuracy']:.4f}  Brier {m['brier']:.4f}  ECE {m['ece']:.4f}"]
+    return "\n".join(lines)

@@ -1,0 +1,95 @@
+"""The ``classify evaluate --report DIR`` files: metrics JSON, CSV tables, optional figures."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from xmmtools import tables
+from xmmtools.classify import evaluate as ev
+from xmmtools.errors import OutputError
+
+
+def write_report(folder: str, summary: dict, y: np.ndarray, proba: np.ndarray, classes: Sequence[str],
+                 *, overwrite: bool = False) -> list[str]:
+    """metrics.json, confusion.csv, per_class.csv, predictions.csv; confusion.png and
+    reliability.png when matplotlib is installed.  Returns the file names written."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"{folder}: cannot create the report folder ({e.strerror})") from None
+    prov = tables.Provenance("classify-evaluate", {"kind": summary["kind"]}, [])
+    written = []
+    path = os.path.join(folder, "metrics.json")
+    if os.path.exists(path) and not overwrite:
+        raise OutputError(f"{path} exists; use --overwrite to replace it")
+    with open(path, "w") as f:
+        json.dump(summary, f, indent=1)
+    written.append("metrics.json")
+    cm = np.asarray(summary["confusion_matrix"])
+    conf = pa.table({"TRUE_CLASS": list(classes), **{f"PRED_{c}": cm[:, j] for j, c in enumerate(classes)}})
+    per = pa.table({"CLASS": list(classes), "N": summary["support"],
+                    "RECALL": _f(summary["recall"]), "PRECISION": _f(summary["precision"]),
+                    "PRIOR": _f(summary["priors_for_correction"]),
+                    "PRECISION_PRIOR_CORRECTED": _f(summary["prior_corrected_precision"]),
+                    "F1": _f(summary["f1"])})
+    pred = pa.table({"TRUE_CLASS": [classes[i] for i in y], "PRED_CLASS": [classes[i] for i in proba.argmax(1)],
+                     **{f"P_{c}": proba[:, j] for j, c in enumerate(classes)}})
+    for name, t in (("confusion.csv", conf), ("per_class.csv", per), ("predictions.csv", pred)):
+        tables.write_table(t, os.path.join(folder, name), provenance=prov, overwrite=overwrite)
+        written.append(name)
+    written += _figures(folder, cm, y, proba, classes, overwrite)
+    return written
+
+
+def _f(values) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], float)
+
+
+def _figures(folder, cm, y, proba, classes, overwrite) -> list[str]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    out = []
+    frac = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.2 * len(classes) + 2, 1.1 * len(classes) + 1.5))
+    ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            ax.text(j, i, f"{cm[i, j]}\n{frac[i, j]:.2f}", ha="center", va="center",
+                    color="white" if frac[i, j] > 0.6 else "black", fontsize=8)
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title("confusion matrix (row-normalised)")
+    fig.tight_layout()
+    out += _save(fig, folder, "confusion.png", overwrite)
+    rc = ev.reliability_curve(proba, y)
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ok = np.array(rc["count"]) > 0
+    ax.plot([0, 1], [0, 1], "k:", lw=1)
+    ax.plot(np.array(rc["confidence"])[ok], np.array(rc["accuracy"])[ok], "o-")
+    ax.set_xlabel("predicted probability of the top class")
+    ax.set_ylabel("fraction correct")
+    ax.set_title(f"reliability (ECE {ev.expected_calibration_error(proba, y):.3f})")
+    fig.tight_layout()
+    out += _save(fig, folder, "reliability.png", overwrite)
+    plt.close("all")
+    return out
+
+
+def _save(fig, folder, name, overwrite) -> list[str]:
+    path = os.path.join(folder, name)
+    if os.path.exists(path) and not overwrite:
+        raise OutputError(f"{path} exists; use --overwrite to replace it")
+    fig.savefig(path, dpi=120)
+    return [name]
