@@ -1,0 +1,144 @@
+"""Apply photo-z models to catalogue rows: routing by CLASS, estimates, output columns.
+
+Pure functions over arrays: they never open files or print.  The command (cli.py) streams
+chunks through :func:`photoz_columns`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from xmmtools.photoz.attributes import AttributeSet
+from xmmtools.photoz.model import FLAG_NOT_EXTRAGALACTIC, Model
+from xmmtools.photoz.pdf import QUANTILE_LEVELS, quantiles, rebin_matrix, union_edges
+from xmmtools.tables import NewColumn
+
+#: CLASS values (upper case) that select the AGN model; prefixes AGN*/QSO* also count.
+AGN_CLASSES = {"AGN", "QSO", "BLAZAR", "SEYFERT", "BLAGN", "NLAGN"}
+#: Other extragalactic CLASS values (galaxy model).
+GALAXY_CLASSES = {"GALAXY", "GAL", "EXTENDED", "CLUSTER", "ULX", "EXGAL_XRB", "EXTRAGALACTIC", "NUCLEAR"}
+
+_DESCRIPTIONS = {
+    "Z_PHOT": "photometric redshift: mode of the TPZ PDF",
+    "Z_MEAN": "mean of the photo-z PDF",
+    "Z_MEDIAN": "median of the photo-z PDF",
+    "Z_ERR": "half-width of the central 68% interval of the photo-z PDF",
+    "Z_L68": "lower bound of the central 68% photo-z interval",
+    "Z_U68": "upper bound of the central 68% photo-z interval",
+    "Z_L95": "lower bound of the central 95% photo-z interval",
+    "Z_U95": "upper bound of the central 95% photo-z interval",
+    "Z_CONF": "photo-z PDF mass within Z_PHOT +- 0.02(1+Z_PHOT) (TPZ zConf)",
+    "Z_FLAG": "photo-z flags: 1 attribute missing, 2 no attributes, 4 outside training range, "
+              "8 rare missing-band pattern, 16 not extragalactic (skipped)",
+}
+
+
+def route(classes: np.ndarray | None, names: Sequence[str], *, all_rows: bool) -> np.ndarray | None:
+    """Index into ``names`` (the models in use) per row; -1 = skip the row.
+
+    With one model every selected row uses it.  With two (``agn``, ``galaxy``), AGN-like
+    classes use the first, other extragalactic classes the second.  Without CLASS every row
+    uses the first model.  Rows whose CLASS is galactic, empty or unknown are skipped unless
+    ``all_rows`` (then they use the last model).
+    """
+    if classes is None:
+        return None
+    n = len(classes)
+    cls = np.array([("" if c is None else str(c)).strip().upper() for c in classes], dtype=object)
+    agn = np.array([c in AGN_CLASSES or c.startswith(("AGN", "QSO")) for c in cls], dtype=bool)
+    gal = np.array([c in GALAXY_CLASSES for c in cls], dtype=bool)
+    out = np.full(n, len(names) - 1 if all_rows else -1, np.int64)
+    out[gal] = len(names) - 1
+    out[agn] = 0
+    return out
+
+
+@dataclass
+class Applier:
+    """Models resolved on a table, ready to be applied chunk by chunk."""
+
+    models: list[Model]
+    attrs: list[AttributeSet]
+    pdf_format: str = "grid"
+    n_jobs: int = 1
+
+    @property
+    def edges(self) -> np.ndarray:
+        return union_edges([m.grid.edges for m in self.models])
+
+    def columns(self, get: Callable[[str], np.ndarray], n: int, which: np.ndarray | None) -> list[NewColumn]:
+        """New columns for ``n`` rows; ``which`` (model index per row, -1 skip) or None = model 0."""
+        return photoz_columns(self.models, self.attrs, get, n, which, pdf_format=self.pdf_format,
+                              n_jobs=self.n_jobs, edges=self.edges)
+
+
+def photoz_columns(
+    models: Sequence[Model],
+    attrs: Sequence[AttributeSet],
+    get: Callable[[str], np.ndarray],
+    n: int,
+    which: np.ndarray | None,
+    *,
+    pdf_format: str = "grid",
+    n_jobs: int = 1,
+    edges: np.ndarray | None = None,
+) -> list[NewColumn]:
+    """Z_PHOT ... Z_FLAG (+ Z_PDF on ``edges`` or Z_PDF_Q quantiles) for one chunk of rows."""
+    edges = union_edges([m.grid.edges for m in models]) if edges is None else edges
+    which = np.zeros(n, np.int64) if which is None else which
+    est = {k: np.full(n, np.nan, np.float32) for k in _DESCRIPTIONS if k != "Z_FLAG"}
+    flag = np.where(which < 0, FLAG_NOT_EXTRAGALACTIC, 0).astype(np.int16)
+    pdf_out = None
+    if pdf_format == "grid":
+        pdf_out = np.full((n, len(edges) - 1), np.nan, np.float32)
+    elif pdf_format == "quantiles":
+        pdf_out = np.full((n, len(QUANTILE_LEVELS)), np.nan, np.float32)
+    for k, (model, aset) in enumerate(zip(models, attrs)):
+        rows = np.flatnonzero(which == k)
+        if not len(rows):
+            continue
+        X, _ = aset.values(lambda c: np.asarray(get(c))[rows])
+        p, e = model.estimate(X, n_jobs=n_jobs)
+        for key in est:
+            est[key][rows] = e[key]
+        flag[rows] = e["Z_FLAG"]
+        if pdf_format == "grid":
+            same = len(edges) == len(model.grid.edges) and np.allclose(edges, model.grid.edges)
+            pdf_out[rows] = p if same else p @ rebin_matrix(model.grid.edges, edges)
+        elif pdf_format == "quantiles":
+            pdf_out[rows] = quantiles(p, model.grid.edges, QUANTILE_LEVELS)
+    cols = [NewColumn(k, v, "", _DESCRIPTIONS[k]) for k, v in est.items()]
+    cols.append(NewColumn("Z_FLAG", flag, "", _DESCRIPTIONS["Z_FLAG"]))
+    if pdf_format == "grid":
+        cols.append(NewColumn("Z_PDF", pdf_out, "", pdf_description(edges)))
+    elif pdf_format == "quantiles":
+        cols.append(NewColumn("Z_PDF_Q", pdf_out, "",
+                              "photo-z PDF quantiles at levels " + ",".join(f"{q:g}" for q in QUANTILE_LEVELS)))
+    return cols
+
+
+def pdf_description(edges: np.ndarray) -> str:
+    w = np.diff(edges)
+    if np.allclose(w, w[0]):
+        grid = f"{len(w)} uniform bins from z={edges[0]:g} to {edges[-1]:g}"
+    else:
+        grid = f"{len(w)} bins from z={edges[0]:g} to {edges[-1]:g}, edges in provenance photoz.pdf_edges"
+    return f"photo-z PDF: probability in each redshift bin (sums to 1); {grid}"
+
+
+def provenance_extra(models: Sequence[Model], paths: Mapping[str, str], pdf_format: str,
+                     edges: np.ndarray) -> dict:
+    info = {
+        "models": {m.name: {"file": paths.get(m.name), "attributes": m.attributes,
+                            "training_checksum": m.info.get("training", {}).get("checksum_sha256"),
+                            "grid": [m.grid.zmin, m.grid.zmax, m.grid.nzbins]} for m in models},
+        "pdf_format": pdf_format,
+    }
+    if pdf_format == "grid":
+        info["pdf_edges"] = [round(float(e), 9) for e in edges]
+    elif pdf_format == "quantiles":
+        info["quantile_levels"] = list(QUANTILE_LEVELS)
+    return {"photoz": info}

@@ -1,0 +1,331 @@
+"""A trained photo-z model: forest, attributes, grid, provenance and OOB metrics.
+
+Files: ``NAME.json`` (format, attributes, error columns, grid, parameters, training checksum,
+OOB metrics, permutation importance) and ``NAME.npz`` beside it (tree arrays and leaf
+histograms, loaded with ``allow_pickle=False``; its sha256 is in the JSON).  Never pickle.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from xmmtools.errors import DataError
+from xmmtools.photoz import metrics as _metrics
+from xmmtools.photoz.attributes import AttributeSet
+from xmmtools.photoz.pdf import normalise, postprocess, summarise
+from xmmtools.photoz.tpz import (MIN_PATTERN_ROWS, Forest, ForestParams, Grid, oob_pdf, pattern_key,
+                                 train_forest, training_checksum)
+
+FORMAT = "xmmtools-photoz-tpz"
+FORMAT_VERSION = 1
+
+#: Z_FLAG bits (documented in docs/photoz.md).
+FLAG_MISSING = 1        # at least one attribute missing
+FLAG_NO_DATA = 2        # every attribute missing: no estimate
+FLAG_EXTRAPOLATION = 4  # an attribute outside the training range
+FLAG_RARE_PATTERN = 8   # this pattern of missing attributes had < MIN_PATTERN_ROWS training rows
+FLAG_NOT_EXTRAGALACTIC = 16  # CLASS is not extragalactic: skipped
+
+
+@dataclass
+class Model:
+    name: str
+    attributes: list[str]
+    error_columns: dict[str, str | None]
+    missing: tuple[float, ...]
+    forest: Forest
+    ranges: np.ndarray                  # (n_attr, 2) training min, max
+    patterns: dict[int, int]            # missing-pattern bit mask -> training rows
+    smooth: float = 0.0
+    cut: float = 0.0
+    rms_factor: float = 0.02
+    mode_smooth: float = 2.0
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def grid(self) -> Grid:
+        return self.forest.grid
+
+    # -- prediction -------------------------------------------------------------------------
+
+    def pdfs(self, X: np.ndarray, n_jobs: int = 1) -> np.ndarray:
+        """Normalised, post-processed PDFs (n, nzbins); NaN rows where every attribute is missing."""
+        X = np.asarray(X, dtype=float)
+        none = np.isnan(X).all(axis=1)
+        p = normalise(self.forest.pdf(X, n_jobs=n_jobs))
+        p[none] = np.nan
+        return postprocess(p, smooth=self.smooth, cut=self.cut)
+
+    def flags(self, X: np.ndarray) -> np.ndarray:
+        miss = np.isnan(X)
+        flag = np.where(miss.any(axis=1), FLAG_MISSING, 0)
+        flag |= np.where(miss.all(axis=1), FLAG_NO_DATA, 0)
+        with np.errstate(invalid="ignore"):
+            out = (X < self.ranges[:, 0]) | (X > self.ranges[:, 1])
+        flag |= np.where(out.any(axis=1), FLAG_EXTRAPOLATION, 0)
+        keys = pattern_key(X)
+        seen = np.array([self.patterns.get(int(k), 0) >= MIN_PATTERN_ROWS for k in np.unique(keys)])
+        rare = ~seen[np.searchsorted(np.unique(keys), keys)]
+        flag |= np.where(rare & ~miss.all(axis=1), FLAG_RARE_PATTERN, 0)
+        return flag.astype(np.int16)
+
+    def estimate(self, X: np.ndarray, n_jobs: int = 1) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(PDFs, {Z_PHOT, Z_MEAN, ..., Z_CONF, Z_FLAG}) for an attribute matrix."""
+        p = self.pdfs(X, n_jobs=n_jobs)
+        est = summarise(p, self.grid.edges, self.rms_factor, self.mode_smooth)
+        est["Z_FLAG"] = self.flags(np.asarray(X, dtype=float))
+        return p, est
+
+    # -- files ------------------------------------------------------------------------------
+
+    def save(self, path: str) -> tuple[str, str]:
+        """Write ``path`` (.json) and the arrays beside it (.npz); returns both paths."""
+        if not path.endswith(".json"):
+            raise DataError(f"{path}: a model file name must end in .json (the arrays go beside it as .npz)")
+        npz = path[:-5] + ".npz"
+        f = self.forest
+        arrays = {
+            "node_offsets": np.concatenate([[0], np.cumsum([len(a) for a in f.left])]).astype(np.int64),
+            "leaf_offsets": np.concatenate([[0], np.cumsum([len(a) for a in f.leaf_ptr])]).astype(np.int64),
+            "member_offsets": np.concatenate([[0], np.cumsum([len(a) for a in f.leaf_bins])]).astype(np.int64),
+            "left": np.concatenate(f.left).astype(np.int32),
+            "right": np.concatenate(f.right).astype(np.int32),
+            "feature": np.concatenate(f.feature).astype(np.int16),
+            "threshold": np.concatenate(f.threshold).astype(np.float64),
+            "nan_left": np.concatenate(f.nan_left).astype(bool),
+            "leaf_ptr": np.concatenate(f.leaf_ptr).astype(np.int32),
+            "leaf_bins": np.concatenate(f.leaf_bins).astype(np.uint8 if f.grid.nzbins <= 256 else np.uint16),
+            "ranges": self.ranges.astype(np.float64),
+        }
+        _atomic_npz(npz, arrays)
+        doc = {
+            "format": FORMAT, "format_version": FORMAT_VERSION, "name": self.name,
+            "arrays": os.path.basename(npz), "arrays_sha256": _sha256(npz),
+            "attributes": self.attributes, "error_columns": self.error_columns,
+            "missing_values": list(self.missing),
+            "grid": {"zmin": f.grid.zmin, "zmax": f.grid.zmax, "nzbins": f.grid.nzbins},
+            "parameters": {"NRandom": f.params.n_random, "NTrees": f.params.n_trees, "Natt": f.params.natt,
+                           "MinLeaf": f.params.min_leaf, "seed": f.params.seed,
+                           "leaf_weight": f.params.leaf_weight, "n_features": f.n_features},
+            "postprocess": {"smooth": self.smooth, "cut": self.cut, "RmsFactor": self.rms_factor,
+                            "mode_smooth": self.mode_smooth},
+            "missing_patterns": {str(k): v for k, v in sorted(self.patterns.items())},
+            **self.info,
+        }
+        tmp = path + ".tmp"
+        with open(tmp, "w") as fh:
+            json.dump(doc, fh, indent=1, sort_keys=False)
+            fh.write("\n")
+        os.replace(tmp, path)
+        return path, npz
+
+
+def load_model(path: str) -> Model:
+    """Read a model written by :meth:`Model.save` (JSON + NPZ, no pickle)."""
+    try:
+        with open(path) as fh:
+            doc = json.load(fh)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such model file") from None
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path}: not a photoz model ({' '.join(str(e).split())})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise DataError(f"{path}: not a photoz model (format is not {FORMAT})")
+    if doc.get("format_version") != FORMAT_VERSION:
+        raise DataError(f"{path}: photoz model format version {doc.get('format_version')} is not supported "
+                        f"(this xmmtools reads {FORMAT_VERSION})")
+    npz = os.path.join(os.path.dirname(path), doc["arrays"])
+    if not os.path.isfile(npz):
+        raise DataError(f"{path}: its arrays file {npz} is missing")
+    if _sha256(npz) != doc.get("arrays_sha256"):
+        raise DataError(f"{npz}: checksum differs from the one recorded in {path}; the model is damaged")
+    try:
+        with np.load(npz, allow_pickle=False) as z:
+            a = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:
+        raise DataError(f"{npz}: unreadable model arrays ({' '.join(str(e).split())})") from None
+    g, prm = doc["grid"], doc["parameters"]
+    grid = Grid(float(g["zmin"]), float(g["zmax"]), int(g["nzbins"]))
+    params = ForestParams(prm["NRandom"], prm["NTrees"], prm["Natt"], prm["MinLeaf"], prm["seed"],
+                          prm.get("leaf_weight", "counts"))
+
+    def split(name, offsets):
+        o = a[offsets]
+        return [a[name][o[i]:o[i + 1]] for i in range(len(o) - 1)]
+
+    forest = Forest(grid, params, int(prm["n_features"]), split("left", "node_offsets"),
+                    split("right", "node_offsets"), split("feature", "node_offsets"),
+                    split("threshold", "node_offsets"), split("nan_left", "node_offsets"),
+                    [x.astype(np.int64) for x in split("leaf_ptr", "leaf_offsets")],
+                    split("leaf_bins", "member_offsets"))
+    known = {"format", "format_version", "name", "arrays", "arrays_sha256", "attributes", "error_columns",
+             "missing_values", "grid", "parameters", "postprocess", "missing_patterns"}
+    pp = doc.get("postprocess", {})
+    return Model(doc.get("name", os.path.basename(path)), list(doc["attributes"]), dict(doc["error_columns"]),
+                 tuple(doc.get("missing_values", ())), forest, a["ranges"],
+                 {int(k): int(v) for k, v in doc.get("missing_patterns", {}).items()},
+                 float(pp.get("smooth", 0.0)), float(pp.get("cut", 0.0)), float(pp.get("RmsFactor", 0.02)),
+                 float(pp.get("mode_smooth", 0.0)), {k: v for k, v in doc.items() if k not in known})
+
+
+def train_model(
+    name: str,
+    attrs: AttributeSet,
+    get: Callable[[str], np.ndarray],
+    z: np.ndarray,
+    grid: Grid,
+    params: ForestParams,
+    *,
+    smooth: float = 0.0,
+    cut: float = 0.0,
+    rms_factor: float = 0.02,
+    mode_smooth: float = 2.0,
+    importance: bool = True,
+    n_jobs: int = 1,
+    source: str = "training table",
+    info: Mapping[str, Any] | None = None,
+) -> Model:
+    """Train a TPZ model on a table's columns (``get(column) -> array``) and measure it OOB."""
+    z = np.asarray(z, dtype=float)
+    X, sigma = attrs.values(get)
+    bad = ~np.isfinite(z)
+    if bad.any():
+        raise DataError(f"{source}: {bad.sum()} training rows have no valid spectroscopic redshift "
+                        f"(first at row {np.flatnonzero(bad)[0]}); remove them")
+    empty = np.isnan(X).all(axis=1)
+    if empty.any():
+        raise DataError(f"{source}: {empty.sum()} training rows have every attribute missing "
+                        f"(first at row {np.flatnonzero(empty)[0]}); remove them")
+    outside = (z < grid.zmin) | (z > grid.zmax)
+    if outside.any():
+        raise DataError(f"{source}: {outside.sum()} training redshifts lie outside the grid "
+                        f"[{grid.zmin}, {grid.zmax}] (range {z.min():.4g}-{z.max():.4g}); widen --zmin/--zmax")
+    if len(z) < 2 * params.min_leaf:
+        raise DataError(f"{source}: {len(z)} training rows are too few for MinLeaf={params.min_leaf}")
+    if params.n_random > 1:
+        attrs.require_errors(source)
+    forest, inbag = train_forest(X, z, sigma, attrs.coef, grid, params, n_jobs=n_jobs)
+    keys, counts = np.unique(pattern_key(X), return_counts=True)
+    ranges = np.column_stack([np.nanmin(X, axis=0), np.nanmax(X, axis=0)])
+    model = Model(name, attrs.names, dict(attrs.error_columns), attrs.missing, forest, ranges,
+                  {int(k): int(c) for k, c in zip(keys, counts)}, smooth, cut, rms_factor, mode_smooth)
+    oob = oob_estimates(model, X, z, inbag)
+    model.info = {
+        "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "training": {"rows": int(len(z)), "checksum_sha256": training_checksum(X, z),
+                     "z_range": [float(z.min()), float(z.max())], **dict(info or {})},
+        "oob_metrics": oob,
+    }
+    if importance:
+        model.info["permutation_importance"] = permutation_importance(model, X, z, inbag, params.seed)
+    return model
+
+
+def oob_estimates(model: Model, X: np.ndarray, z: np.ndarray, inbag: np.ndarray) -> dict:
+    """Out-of-bag metrics over the training set (all realisations' trees; see tpz.oob_pdf)."""
+    raw, n_trees = oob_pdf(model.forest, X, inbag)
+    p = postprocess(normalise(raw), smooth=model.smooth, cut=model.cut)
+    est = summarise(p, model.grid.edges, model.rms_factor, model.mode_smooth)
+    out = _metrics.all_metrics(p, model.grid.edges, z, est)
+    out["oob_trees_median"] = float(np.median(n_trees))
+    return out
+
+
+def permutation_importance(model: Model, X: np.ndarray, z: np.ndarray, inbag: np.ndarray,
+                           seed: int) -> dict[str, dict[str, float]]:
+    """Breiman (2001) permutation importance on out-of-bag PDFs.
+
+    Each attribute's column is permuted among the training rows, and the rise of the OOB
+    mean CRPS and σNMAD over the unpermuted OOB values is reported (larger = more important).
+    """
+    base = _oob_scores(model, X, z, inbag)
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
+    out = {}
+    for j, name in enumerate(model.attributes):
+        Xp = X.copy()
+        Xp[:, j] = X[rng.permutation(len(X)), j]
+        s = _oob_scores(model, Xp, z, inbag)
+        out[name] = {"delta_crps": s[0] - base[0], "delta_sigma_nmad": s[1] - base[1]}
+    return out
+
+
+def _oob_scores(model, X, z, inbag):
+    raw, _ = oob_pdf(model.forest, X, inbag)
+    p = postprocess(normalise(raw), smooth=model.smooth, cut=model.cut)
+    ok = ~np.isnan(p).any(axis=1)
+    est = summarise(p[ok], model.grid.edges, model.rms_factor, model.mode_smooth)
+    crps = float(np.mean(_metrics.crps(p[ok], model.grid.edges, z[ok])))
+    return crps, _metrics.point_metrics(est["Z_PHOT"], z[ok])["sigma_nmad"]
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for b in iter(lambda: fh.read(1 << 20), b""):
+            h.update(b)
+    return h.hexdigest()
+
+
+def _atomic_npz(path: str, arrays: Mapping[str, np.ndarray]) -> None:
+    tmp = path + ".tmp.npz"
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def parse_attributes(text: str | Sequence[str]) -> list[str]:
+    items = [text] if isinstance(text, str) else list(text)
+    return [a.strip() for item in items for a in item.split(",") if a.strip()]
+
+
+def cross_validate(
+    attrs: AttributeSet,
+    get: Callable[[str], np.ndarray],
+    z: np.ndarray,
+    grid: Grid,
+    params: ForestParams,
+    *,
+    folds: int = 5,
+    seed: int = 20261121,
+    n_jobs: int = 1,
+    **model_options,
+) -> tuple[np.ndarray, dict[str, np.ndarray], dict]:
+    """K-fold cross-validation: pooled out-of-fold PDFs, estimates and metrics.
+
+    Rows are shuffled with ``default_rng(seed)`` and split into ``folds`` parts; each part is
+    predicted by a model trained on the others (no OOB, no importance).
+    """
+    z = np.asarray(z, dtype=float)
+    n = len(z)
+    order = np.random.default_rng(seed).permutation(n)
+    X, _ = attrs.values(get)
+    pdfs = np.full((n, grid.nzbins), np.nan)
+    est: dict[str, np.ndarray] = {}
+    for k, test in enumerate(np.array_split(order, folds)):
+        train = np.sort(np.setdiff1d(order, test))
+        m = train_model(f"fold{k}", attrs, lambda c: np.asarray(get(c))[train], z[train], grid, params,
+                        importance=False, n_jobs=n_jobs, source=f"fold {k}", **model_options)
+        p, e = m.estimate(X[test], n_jobs=n_jobs)
+        pdfs[test] = p
+        for key, v in e.items():
+            est.setdefault(key, np.full(n, np.nan) if v.dtype.kind == "f" else np.zeros(n, v.dtype))[test] = v
+    return pdfs, est, _metrics.all_metrics(pdfs, grid.edges, z, est)
+
+
+#: Models shipped in src/xmmtools/data/models/photoz/ (rebuilt by ``python -m xmmtools.photoz.defaults``).
+SHIPPED = ("galaxy", "agn")
+
+
+def model_path(name_or_path: str) -> str:
+    """Path of a shipped model (``galaxy``, ``agn``) or of a model file given by the user."""
+    if name_or_path in SHIPPED:
+        from importlib import resources
+
+        return str(resources.files("xmmtools") / "data" / "models" / "photoz" / f"{name_or_path}.json")
+    return name_or_path

@@ -1,0 +1,287 @@
+"""TPZ: random forests of prediction trees giving redshift PDFs.
+
+Carrasco Kind & Brunner 2013, MNRAS 432, 1483 (hereafter CKB13; the MLZ 1.2 code):
+
+* NRandom realisations of the training set, realisation 0 unperturbed, the others with every
+  measured magnitude drawn from N(x, clip(σ, 0.001, 0.3)) and colours following their
+  magnitudes (CKB13 Sect. 3; :func:`xmmtools.photoz.attributes.perturb`);
+* NTrees regression trees per realisation, each grown on a bootstrap sample, Natt attributes
+  tried at each split (``max_features``), at least MinLeaf objects per leaf (CKB13 Sect. 3, Breiman 2001);
+* a leaf keeps the (bootstrap) training redshifts that reached it, binned once on the model's
+  redshift grid; a source's PDF is the sum over trees of its leaves' histograms (CKB13 Sect. 3),
+  computed as a vectorised gather-and-sum over precomputed per-leaf histograms.
+
+The trees are scikit-learn ``DecisionTreeRegressor`` (C, O(N log N) growth).  They are kept as
+plain arrays (children, feature, threshold, missing-value direction) so models are written as
+NPZ + JSON and never pickled; prediction rebuilds scikit-learn's Cython ``Tree`` from those
+arrays for fast traversal.
+
+Missing bands: the trees are NaN-aware (scikit-learn ≥ 1.3 learns, at each split, on which side
+objects lacking that attribute go).  Nothing is imputed; rows with missing attributes are
+flagged, and rows whose pattern of missing attributes was rare or absent in training are
+flagged separately (their routing at splits is then a default, not learnt).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from xmmtools.errors import DataError
+from xmmtools.photoz.attributes import perturb
+
+#: Number of training rows below which a missing-attribute pattern counts as unseen.
+MIN_PATTERN_ROWS = 10
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Redshift grid shared by every leaf histogram: ``nzbins`` bins from ``zmin`` to ``zmax``."""
+
+    zmin: float
+    zmax: float
+    nzbins: int
+
+    @property
+    def edges(self) -> np.ndarray:
+        return np.linspace(self.zmin, self.zmax, self.nzbins + 1)
+
+    @property
+    def centres(self) -> np.ndarray:
+        e = self.edges
+        return 0.5 * (e[:-1] + e[1:])
+
+    def bin_of(self, z: np.ndarray) -> np.ndarray:
+        k = np.floor((np.asarray(z, float) - self.zmin) / (self.zmax - self.zmin) * self.nzbins).astype(np.int64)
+        return np.clip(k, 0, self.nzbins - 1)
+
+
+@dataclass(frozen=True)
+class ForestParams:
+    """TPZ's parameters, with MLZ's names in the comments."""
+
+    n_random: int = 4        # NRandom: realisations of the training set (1 = no perturbation)
+    n_trees: int = 25        # NTrees: trees per realisation
+    natt: int = 3            # Natt: attributes tried per split
+    min_leaf: int = 5        # MinLeaf: minimum objects per leaf
+    seed: int = 20131483     # all randomness derives from this
+    leaf_weight: str = "counts"  # 'counts' (MLZ: each leaf redshift counts once) or 'tree' (each tree sums to 1)
+
+    def check(self) -> None:
+        for k in ("n_random", "n_trees", "natt", "min_leaf"):
+            if getattr(self, k) < 1:
+                raise DataError(f"photoz: {k} must be >= 1 (got {getattr(self, k)})")
+        if self.leaf_weight not in ("counts", "tree"):
+            raise DataError(f"photoz: leaf weight must be 'counts' or 'tree' (got {self.leaf_weight!r})")
+
+
+@dataclass
+class Forest:
+    """A trained TPZ forest: tree arrays plus per-leaf redshift histograms on ``grid``."""
+
+    grid: Grid
+    params: ForestParams
+    n_features: int
+    left: list[np.ndarray]
+    right: list[np.ndarray]
+    feature: list[np.ndarray]
+    threshold: list[np.ndarray]
+    nan_left: list[np.ndarray]
+    leaf_ptr: list[np.ndarray]       # per tree: CSR pointer over leaves (in node order)
+    leaf_bins: list[np.ndarray]      # per tree: redshift-bin index of each leaf member
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def n_trees(self) -> int:
+        return len(self.left)
+
+    # -- prediction -------------------------------------------------------------------------
+
+    def pdf(self, X: np.ndarray, n_jobs: int = 1, trees: Sequence[int] | None = None) -> np.ndarray:
+        """Raw (unnormalised) PDFs on the grid: Σ_trees histogram(leaf(x)), shape (n, nzbins).
+
+        CKB13: every tree sends the object to one leaf; the redshifts stored in the
+        leaves of all trees form its PDF.  Rows of ``X`` with NaN go where the trees learnt.
+        """
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        idx = range(self.n_trees) if trees is None else trees
+        if n_jobs == 1 or len(X) < 4096:
+            return self._pdf_block(X, idx)
+        from joblib import Parallel, delayed
+
+        blocks = np.array_split(np.arange(len(X)), n_jobs)
+        parts = Parallel(n_jobs=n_jobs, prefer="threads")(
+            delayed(self._pdf_block)(X[b], idx) for b in blocks)
+        return np.concatenate(parts)
+
+    def _pdf_block(self, X: np.ndarray, trees) -> np.ndarray:
+        acc = np.zeros((len(X), self.grid.nzbins), np.float32)
+        for t in trees:
+            hist, leaf_row = self._leaf_hist(t)
+            acc += hist[leaf_row[self.tree(t).apply(X)]]
+        return acc
+
+    def apply(self, t: int, X: np.ndarray) -> np.ndarray:
+        """Leaf (row of the tree's leaf-histogram table) reached by each row of X in tree t."""
+        _, leaf_row = self._leaf_hist(t)
+        return leaf_row[self.tree(t).apply(np.ascontiguousarray(X, dtype=np.float32))]
+
+    def tree(self, t: int):
+        """scikit-learn's Cython Tree rebuilt from the stored arrays (cached)."""
+        key = ("tree", t)
+        if key not in self._cache:
+            self._cache[key] = _sk_tree(self.n_features, self.left[t], self.right[t], self.feature[t],
+                                        self.threshold[t], self.nan_left[t])
+        return self._cache[key]
+
+    def _leaf_hist(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per-leaf histograms of tree t (n_leaves, nzbins) and the node -> leaf-row map."""
+        key = ("hist", t)
+        if key not in self._cache:
+            ptr, bins = self.leaf_ptr[t], self.leaf_bins[t]
+            n_leaves = len(ptr) - 1
+            owner = np.repeat(np.arange(n_leaves), np.diff(ptr))
+            flat = np.bincount(owner * self.grid.nzbins + bins.astype(np.int64),
+                               minlength=n_leaves * self.grid.nzbins)
+            hist = flat.reshape(n_leaves, self.grid.nzbins).astype(np.float32)
+            if self.params.leaf_weight == "tree":
+                hist /= np.maximum(np.diff(ptr), 1)[:, None].astype(np.float32)
+            leaf_row = np.full(len(self.left[t]), -1, np.int64)
+            leaves = np.flatnonzero(self.left[t] < 0)
+            leaf_row[leaves] = np.arange(len(leaves))
+            self._cache[key] = (hist, leaf_row)
+        return self._cache[key]
+
+
+def train_forest(
+    X: np.ndarray,
+    z: np.ndarray,
+    sigma: np.ndarray,
+    coef: np.ndarray,
+    grid: Grid,
+    params: ForestParams,
+    *,
+    n_jobs: int = 1,
+) -> tuple[Forest, np.ndarray]:
+    """Grow a TPZ forest; returns it and the in-bag counts (n_trees_total, n) for OOB use.
+
+    ``X`` (n, n_attr) attributes with NaN for missing; ``z`` spectroscopic redshifts;
+    ``sigma`` (n, n_bases) clipped errors of the measured bases and ``coef`` how each
+    attribute depends on them (see :mod:`xmmtools.photoz.attributes`).
+
+    Seeds: realisation r and tree t draw from ``SeedSequence(seed).spawn`` children, so the
+    forest is bit-identical for a seed whatever ``n_jobs`` is.
+    """
+    params.check()
+    n, p = X.shape
+    if params.natt > p:
+        raise DataError(f"photoz: Natt={params.natt} is more than the {p} attributes")
+    root = np.random.SeedSequence(params.seed)
+    real_seeds = root.spawn(params.n_random)
+    jobs = []
+    for r, rs in enumerate(real_seeds):
+        noise_seed, tree_root = rs.spawn(2)
+        Xr = X if r == 0 else perturb(X, sigma, coef, np.random.default_rng(noise_seed))
+        Xr = np.ascontiguousarray(Xr, dtype=np.float32)
+        for ts in tree_root.spawn(params.n_trees):
+            jobs.append((Xr, ts))
+
+    def grow(Xr, ts):
+        from sklearn.tree import DecisionTreeRegressor
+
+        rng = np.random.default_rng(ts)
+        boot = rng.integers(0, n, n)
+        state = int(rng.integers(0, 2**31 - 1))
+        reg = DecisionTreeRegressor(max_features=params.natt, min_samples_leaf=params.min_leaf,
+                                    random_state=state)
+        Xb = Xr[boot]
+        reg.fit(Xb, z[boot])
+        tr = reg.tree_
+        leaf_nodes = tr.apply(Xb)
+        order = np.argsort(leaf_nodes, kind="stable")
+        leaves = np.flatnonzero(tr.children_left < 0)
+        counts = np.bincount(leaf_nodes, minlength=tr.node_count)[leaves]
+        ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        bins = grid.bin_of(z[boot][order])
+        nan_left = tr.missing_go_to_left.astype(bool) if hasattr(tr, "missing_go_to_left") \
+            else np.zeros(tr.node_count, bool)
+        inbag = np.bincount(boot, minlength=n).astype(np.uint16)
+        return (tr.children_left.astype(np.int32), tr.children_right.astype(np.int32),
+                tr.feature.astype(np.int16), tr.threshold.astype(np.float64), nan_left,
+                ptr, bins.astype(np.uint16), inbag)
+
+    if n_jobs == 1:
+        out = [grow(*j) for j in jobs]
+    else:
+        from joblib import Parallel, delayed
+
+        out = Parallel(n_jobs=n_jobs, prefer="threads")(delayed(grow)(*j) for j in jobs)
+    forest = Forest(grid, params, p, *[list(col) for col in zip(*[o[:7] for o in out])])
+    inbag = np.stack([o[7] for o in out])
+    return forest, inbag
+
+
+def oob_pdf(forest: Forest, X: np.ndarray, inbag: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-bag PDFs of the training rows, from *all* realisations' trees.
+
+    Row i is predicted, with its measured (unperturbed) attributes, by every tree whose
+    bootstrap did not draw object i — in any realisation (MLZ's OOB uses realisation 0 only).
+    Returns (raw PDFs (n, nzbins), number of trees that contributed per row).
+    """
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    acc = np.zeros((len(X), forest.grid.nzbins), np.float32)
+    for t in range(forest.n_trees):
+        rows = np.flatnonzero(inbag[t] == 0)
+        hist, _ = forest._leaf_hist(t)
+        acc[rows] += hist[forest.apply(t, X[rows])]
+    return acc, (inbag == 0).sum(axis=0)
+
+
+def pattern_key(X: np.ndarray) -> np.ndarray:
+    """Missing-attribute pattern of each row as an integer bit mask (bit j: attribute j missing)."""
+    miss = np.isnan(X)
+    return (miss * (1 << np.arange(X.shape[1], dtype=np.int64))).sum(axis=1)
+
+
+def training_checksum(X: np.ndarray, z: np.ndarray) -> str:
+    """sha256 of the training matrix and redshifts (float64, C order)."""
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(X, dtype=np.float64).tobytes())
+    h.update(np.ascontiguousarray(z, dtype=np.float64).tobytes())
+    return h.hexdigest()
+
+
+def _sk_tree(n_features, left, right, feature, threshold, nan_left):
+    """Rebuild scikit-learn's Cython ``Tree`` from arrays (its documented state layout)."""
+    from sklearn.tree._tree import NODE_DTYPE, Tree
+
+    nodes = np.zeros(len(left), dtype=NODE_DTYPE)
+    nodes["left_child"] = left
+    nodes["right_child"] = right
+    nodes["feature"] = np.where(left < 0, -2, feature)
+    nodes["threshold"] = np.where(left < 0, -2.0, threshold)
+    nodes["n_node_samples"] = 1
+    nodes["weighted_n_node_samples"] = 1.0
+    if "missing_go_to_left" in NODE_DTYPE.names:
+        nodes["missing_go_to_left"] = nan_left
+    elif nan_left.any():  # pragma: no cover - old scikit-learn
+        raise DataError("this model routes missing values; it needs scikit-learn >= 1.3")
+    tree = Tree(n_features, np.array([1], dtype=np.intp), 1)
+    depth = _depth(left, right)
+    tree.__setstate__({"max_depth": depth, "node_count": len(left), "nodes": nodes,
+                       "values": np.zeros((len(left), 1, 1))})
+    return tree
+
+
+def _depth(left: np.ndarray, right: np.ndarray) -> int:
+    """Depth of the tree, walking it level by level."""
+    frontier, depth = np.array([0]), 0
+    while True:
+        inner = frontier[left[frontier] >= 0]
+        if not len(inner):
+            return depth
+        frontier = np.concatenate([left[inner], right[inner]])
+        depth += 1
