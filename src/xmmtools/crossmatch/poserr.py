@@ -86,12 +86,12 @@ class PosErrors:
             bad = ~np.isfinite(v) | (v <= 0)
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
-                raise DataError(f"{where}: positional {name} {v[i]!r} at row {i} is missing or not positive "
+                raise DataError(f"{where}: positional {name} {float(v[i]):g} at row {i} is missing or not positive "
                                 f"({int(bad.sum())} such rows); give --pos-err NAME=ARCSEC or fix the column")
         bad = ~np.isfinite(self.rho) | (np.abs(self.rho) >= 1)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise DataError(f"{where}: error-ellipse correlation {self.rho[i]!r} at row {i} is not in (-1, 1)")
+            raise DataError(f"{where}: error-ellipse correlation {float(self.rho[i]):g} at row {i} is not in (-1, 1)")
 
 
 def radial_to_sigma(radial) -> np.ndarray:

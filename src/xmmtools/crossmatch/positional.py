@@ -69,7 +69,7 @@ def check_coordinates(ra: np.ndarray, dec: np.ndarray, where: str) -> None:
     out = np.abs(dec) > 90
     if out.any():
         i = int(np.flatnonzero(out)[0])
-        raise DataError(f"{where}: DEC={dec[i]!r} at row {i} is outside [-90, 90] deg "
+        raise DataError(f"{where}: DEC={float(dec[i]):g} at row {i} is outside [-90, 90] deg "
                         f"({int(out.sum())} such rows)")
 
 

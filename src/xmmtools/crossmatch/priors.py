@@ -120,24 +120,35 @@ def auto_histogram(values, members: np.ndarray, post: np.ndarray, *, label: str,
     return Histogram(edges, q, n, n_secure=len(m_sel), n_field=len(m_field))
 
 
-def footprint_area(ra, dec, *, min_per_pixel: float = 20.0, max_order: int = 13) -> tuple[float, int]:
+def footprint_area(ra, dec, *, min_per_pixel: float = 20.0, min_interior: int = 8,
+                   max_order: int = 13) -> tuple[float, int]:
     """Sky area (deg^2) of a catalogue estimated from its HEALPix footprint.
 
-    The finest HEALPix order (nside = 2^order <= 2^max_order) at which the occupied pixels hold
-    on average at least ``min_per_pixel`` sources is used; the area is the number of occupied
-    pixels times the pixel area.  Returns (area, nside).  Coarse pixels overestimate the area at
-    the footprint's edges, fine pixels underestimate it through empty pixels inside; 20 sources
-    per pixel keeps the Poisson chance of an empty interior pixel below 1e-8."""
+    The density is measured in the *interior* pixels (occupied pixels whose 8 neighbours are
+    all occupied), where the footprint's edges do not dilute it, and the area is N / density.
+    The finest HEALPix order (nside = 2^order <= 2^max_order) is used at which the interior
+    pixels hold on average at least ``min_per_pixel`` sources and there are at least
+    ``min_interior`` of them; when no order qualifies, the occupied pixels at the coarsest
+    order with ``min_per_pixel`` sources per occupied pixel are counted.  Returns (area, nside).
+    """
     import healpy as hp
 
     ra = np.asarray(ra, dtype=float)
     dec = np.asarray(dec, dtype=float)
     if len(ra) == 0:
         raise DataError("cannot estimate the sky area of an empty catalogue")
+    fallback = None
     for order in range(max_order, -1, -1):
         nside = 2 ** order
         pix = hp.ang2pix(nside, ra, dec, lonlat=True, nest=True)
-        occupied = len(np.unique(pix))
-        if len(ra) / occupied >= min_per_pixel or order == 0:
-            return occupied * hp.nside2pixarea(nside, degrees=True), nside
-    raise AssertionError("unreachable")  # pragma: no cover
+        occ, counts = np.unique(pix, return_counts=True)
+        if fallback is None and len(ra) / len(occ) >= min_per_pixel:
+            fallback = (len(occ) * hp.nside2pixarea(nside, degrees=True), nside)
+        nb = hp.get_all_neighbours(nside, occ, nest=True)  # (8, n); -1 where none
+        inside = np.all(np.isin(nb, occ) | (nb < 0), axis=0)
+        if inside.sum() >= min_interior and counts[inside].mean() >= min_per_pixel:
+            density = counts[inside].mean() / hp.nside2pixarea(nside, degrees=True)
+            return len(ra) / density, nside
+    if fallback is None:
+        fallback = (4 * np.pi * (180 / np.pi) ** 2, 1)
+    return fallback
