@@ -67,6 +67,7 @@ STAGE_COMMANDS = {
     "photoz": "xmmtools.photoz.cli:photoz",
     "variability": "xmmtools.variability.cli:variability",
     "sensitivity": "xmmtools.sensitivity.cli:sensitivity",
+    "sensitivity-map": "xmmtools.sensitivity.cli:sensitivity_map",
     "run": "xmmtools.pipeline:run",
 }
 
