@@ -1144,7 +1144,7 @@ class _FitsTable:
             base = pa.bool_()
         else:
             base = pa.from_numpy_dtype(self._value_dtype(c))
-        return base if c.repeat == 1 else pa.list_(base, c.repeat)
+        return pa.list_(base, c.repeat) if _is_vector(c) else base
 
     def _value_dtype(self, c: _FitsCol) -> np.dtype:
         raw = np.dtype(_NUMPY_CODE[c.code]).newbyteorder("=")
@@ -1163,7 +1163,7 @@ class _FitsTable:
 
     def arrow_field(self, c: _FitsCol) -> pa.Field:
         meta = field_meta(c.unit, c.description)
-        if c.tdim:
+        if c.tdim and "," in c.tdim:  # multi-dimensional cells: keep the shape for FITS outputs
             meta[b"fits.tdim"] = c.tdim.encode()
         return pa.field(c.name, self.arrow_type(c), metadata=meta or None)
 
@@ -1249,7 +1249,7 @@ class _FitsTable:
             v = np.ascontiguousarray(raw)
             flat = v.ravel()
             arr = pa.array(flat == ord("T"), mask=(flat == 0))
-            return arr if c.repeat == 1 else pa.FixedSizeListArray.from_arrays(arr, c.repeat)
+            return pa.FixedSizeListArray.from_arrays(arr, c.repeat) if _is_vector(c) else arr
         vals = np.ascontiguousarray(raw).astype(raw.dtype.newbyteorder("="), copy=False)
         mask = None
         if c.tnull is not None and c.code in "BIJK":
@@ -1267,7 +1267,7 @@ class _FitsTable:
         flat = vals.reshape(-1)
         fmask = None if mask is None else mask.reshape(-1)
         arr = pa.array(flat, mask=fmask)
-        return arr if c.repeat == 1 else pa.FixedSizeListArray.from_arrays(arr, c.repeat)
+        return pa.FixedSizeListArray.from_arrays(arr, c.repeat) if _is_vector(c) else arr
 
 
 def _gzip_size(p: str) -> int | None:
@@ -1282,6 +1282,12 @@ def _gzip_size(p: str) -> int | None:
                 n += len(b)
     except (OSError, EOFError, gzip.BadGzipFile):
         return None
+
+
+def _is_vector(c: _FitsCol) -> bool:
+    """A cell holds a vector when its repeat count is > 1, or when TDIM says so (a vector of
+    length 1, which xmmtools writes with TDIM = '(1)')."""
+    return c.code not in "A" and (c.repeat > 1 or c.tdim is not None)
 
 
 def _read_exact(f, n: int) -> bytes:
@@ -1397,9 +1403,12 @@ def _fits_out_col(f: pa.Field, width: int | None, where: str,
     tdim = (f.metadata or {}).get(b"fits.tdim", b"").decode() or None
     repeat = 1
     base = t
-    if pa.types.is_fixed_size_list(t):
+    is_list = pa.types.is_fixed_size_list(t)
+    if is_list:
         repeat = t.list_size
         base = t.value_type
+        if repeat == 1 and not tdim:
+            tdim = "(1)"  # otherwise a length-1 vector would read back as a scalar
     elif pa.types.is_list(t) or pa.types.is_large_list(t):
         raise OutputError(f"{where}: column {f.name} has variable-length lists, which FITS tables here "
                           "cannot hold; use .parquet or .arrow")
@@ -1407,7 +1416,7 @@ def _fits_out_col(f: pa.Field, width: int | None, where: str,
     def values(a: pa.Array) -> pa.Array:
         if pa.types.is_dictionary(a.type):
             a = a.dictionary_decode()
-        if repeat > 1:
+        if is_list:
             a = pc.list_flatten(a) if a.null_count == 0 else _fill_list_nulls(a, repeat)
         return a
 
@@ -1424,7 +1433,7 @@ def _fits_out_col(f: pa.Field, width: int | None, where: str,
             return np.array(a.to_pylist(), dtype=dt) if len(a) else np.zeros(0, dt)
         return _OutCol(f.name, f"{w}A", dt, conv, unit, desc)
     if pa.types.is_boolean(base):
-        dt = np.dtype("u1") if repeat == 1 else np.dtype(("u1", (repeat,)))
+        dt = np.dtype("u1") if not is_list else np.dtype(("u1", (repeat,)))
 
         def conv(a):
             a = values(a)
@@ -1433,19 +1442,19 @@ def _fits_out_col(f: pa.Field, width: int | None, where: str,
                            ord("T"), ord("F")).astype(np.uint8)
             if a.null_count:
                 out[pc.is_null(a).to_numpy(zero_copy_only=False)] = 0
-            return out.reshape(-1, repeat) if repeat > 1 else out
-        return _OutCol(f.name, f"{repeat}L" if repeat > 1 else "L", dt, conv, unit, desc, tdim=tdim)
+            return out.reshape(-1, repeat) if is_list else out
+        return _OutCol(f.name, f"{repeat}L" if is_list else "L", dt, conv, unit, desc, tdim=tdim)
     if pa.types.is_floating(base):
         code, npt = ("D", ">f8") if pa.types.is_float64(base) else ("E", ">f4")
-        dt = np.dtype(npt) if repeat == 1 else np.dtype((npt, (repeat,)))
+        dt = np.dtype(npt) if not is_list else np.dtype((npt, (repeat,)))
 
         def conv(a, npt=npt):
             a = values(a)
             if a.null_count:
                 a = pc.fill_null(a.cast(pa.float64()), np.nan)
             v = a.to_numpy(zero_copy_only=False).astype(npt)
-            return v.reshape(-1, repeat) if repeat > 1 else v
-        return _OutCol(f.name, f"{repeat if repeat > 1 else ''}{code}", dt, conv, unit, desc, tdim=tdim)
+            return v.reshape(-1, repeat) if is_list else v
+        return _OutCol(f.name, f"{repeat if is_list else ''}{code}", dt, conv, unit, desc, tdim=tdim)
     if pa.types.is_integer(base):
         bw = base.bit_width
         signed = pa.types.is_signed_integer(base)
@@ -1485,7 +1494,7 @@ def _fits_out_col(f: pa.Field, width: int | None, where: str,
             else:
                 tnull_raw = null_v
             tnull = tnull_raw
-        dt = np.dtype(npt) if repeat == 1 else np.dtype((npt, (repeat,)))
+        dt = np.dtype(npt) if not is_list else np.dtype((npt, (repeat,)))
 
         def conv(a, npt=npt, bw=bw, signed=signed, tnull_raw=tnull_raw):
             a = values(a)
@@ -1502,8 +1511,8 @@ def _fits_out_col(f: pa.Field, width: int | None, where: str,
                 if tnull_raw is None:
                     raise AssertionError("nulls found in a column planned without TNULL")  # pragma: no cover
                 raw[mask] = tnull_raw
-            return raw.reshape(-1, repeat) if repeat > 1 else raw
-        return _OutCol(f.name, f"{repeat if repeat > 1 else ''}{code}", dt, conv, unit, desc,
+            return raw.reshape(-1, repeat) if is_list else raw
+        return _OutCol(f.name, f"{repeat if is_list else ''}{code}", dt, conv, unit, desc,
                        tnull=tnull, tzero=tzero, tdim=tdim)
     if pa.types.is_null(base):
         return _OutCol(f.name, "D", np.dtype(">f8"),
