@@ -3,11 +3,16 @@
 For every position and every product (observation x camera x band) whose image contains
 it, one row: exposure, aperture counts and background, EEF, coverage, the detection
 threshold (:mod:`.flix`), the KBN upper limits (:mod:`.upper_limits`) at 1/2/3 sigma and at
-the chosen confidence level, and the encircled flux.  Per position and band one more row,
-OBS_ID 'ALL' / INSTRUMENT 'EP', stacks every covering product: the upper limit on the
-source flux F from the summed counts and background,
-S_up(sum N_i, sum B_i) / sum_i (EEF_i t_i ECF_i 1e11), and the best (lowest) threshold.
-Positions outside every product get only that row, with COVERED false.
+the chosen confidence level, and the encircled flux.  Stacked rows (INSTRUMENT 'EP') add
+up the covered cameras: the upper limit on the source flux F from the summed counts and
+background, S_up(sum N_i, sum B_i) / sum_i (EEF_i t_i ECF_i 1e11) (a common flux F gives
+F EEF_i t_i ECF_i 1e11 expected counts in product i):
+* per observation and band (OBS_ID = the observation): the cameras detecting together, with
+  the combined threshold (N(sum B_i; L) - sum B_i) / sum_i (EEF_i t_i ECF_i 1e11) -- the rows
+  the long-term variability stage wants (one epoch per observation);
+* per position and band, OBS_ID 'ALL': every covering observation and camera, with the best
+  (lowest) threshold of any row.  Positions outside every product get only this row, with
+  COVERED false.
 """
 
 from __future__ import annotations
@@ -85,7 +90,8 @@ def mjd_mid(date_obs: str, date_end: str) -> float:
 
 def evaluate_positions(ra, dec, maps: list[ProductMaps], settings: Settings = Settings()
                        ) -> tuple[np.ndarray, list[NewColumn]]:
-    """Rows for every (position, product) pair on the product's image plus the combined rows.
+    """Rows for every (position, product) pair on the product's image, the per-observation
+    EPIC rows and the per-position 'ALL' rows (see the module docstring).
 
     Returns the position index of each row (into ``ra``/``dec``) and the new columns.
     """
@@ -93,25 +99,73 @@ def evaluate_positions(ra, dec, maps: list[ProductMaps], settings: Settings = Se
     dec = np.asarray(dec, dtype=float)
     npos = ra.size
     bands = sorted({m.product.band for m in maps})
+    observations = sorted({m.product.obs_id for m in maps})
+    groups = [_Group.of_product(m.product) for m in maps]
+    obs_group = {}
+    for obs in observations:
+        obs_group[obs] = len(groups)
+        groups.append(_Group.of_observation([m.product for m in maps if m.product.obs_id == obs]))
+    all_group = len(groups)
+    groups.append(_Group("ALL", "EP", "", "", float("nan")))
+
     parts: list[dict] = []
-    stack = {b: _Stack(npos) for b in bands}
+    per_obs = {(b, o): _Stack(npos) for b in bands for o in observations}
+    total = {b: _Stack(npos) for b in bands}
     for i, m in enumerate(maps):
         part = _product_rows(ra, dec, m, settings)
         if part is None:
             continue
-        part["_product"][:] = i
-        part["_band"][:] = bands.index(m.product.band)
-        stack[m.product.band].add(part)
+        _label(part, i, bands.index(m.product.band), 0)
+        per_obs[(m.product.band, m.product.obs_id)].add(part)
+        total[m.product.band].add(part)
+        parts.append(part)
+    for (band, obs), st in per_obs.items():
+        first = next(m.product for m in maps if m.product.obs_id == obs)
+        part = _stack_rows(st, settings, combined_threshold=True)
+        keep = st.seen
+        part = {k: v[keep] for k, v in part.items()}
+        part["OFFAXIS"] = offaxis_arcmin(ra[keep], dec[keep], first.ra_pnt, first.dec_pnt)
+        _label(part, obs_group[obs], bands.index(band), 1)
+        total[band].improve(part)
         parts.append(part)
     for bi, band in enumerate(bands or [None]):
-        part = _combined_rows(ra, dec, stack.get(band), settings)
-        part["_product"][:] = len(maps)
-        part["_band"][:] = bi
+        part = _stack_rows(total.get(band) or _Stack(npos), settings, combined_threshold=False)
+        _label(part, all_group, bi, 2)
         parts.append(part)
     rows = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     order = np.lexsort((rows["_kind"], rows["_band"], rows["_pos"]))
     rows = {k: v[order] for k, v in rows.items()}
-    return rows["_pos"], _columns(rows, maps, bands, settings)
+    return rows["_pos"], _columns(rows, groups, bands, settings)
+
+
+@dataclass(frozen=True)
+class _Group:
+    """What the rows of one product, one observation's EPIC stack or the total stack share."""
+
+    obs_id: str
+    instrument: str
+    filter: str
+    date_obs: str
+    mjd: float
+
+    @classmethod
+    def of_product(cls, p) -> "_Group":
+        return cls(p.obs_id, p.instrument, p.filter, p.date_obs, mjd_mid(p.date_obs, p.date_end))
+
+    @classmethod
+    def of_observation(cls, products) -> "_Group":
+        filters = sorted({p.filter for p in products})
+        mjds = [mjd_mid(p.date_obs, p.date_end) for p in products]
+        return cls(products[0].obs_id, "EP", filters[0] if len(filters) == 1 else "/".join(filters),
+                   min(p.date_obs for p in products), float(np.nanmean(mjds)) if np.isfinite(mjds).any()
+                   else float("nan"))
+
+
+def _label(part: dict, group: int, band: int, kind: int) -> None:
+    n = part["_pos"].size
+    part["_product"] = np.full(n, group, np.int32)
+    part["_band"] = np.full(n, band, np.int32)
+    part["_kind"] = np.full(n, kind, np.int8)
 
 
 # ----------------------------------------------------------------------------------------
@@ -143,9 +197,7 @@ def _product_rows(ra, dec, m: ProductMaps, s: Settings) -> dict | None:
     eef = psf.eef(p.instrument, m.radius_arcsec, energy, off)
     ecf = s.ecf_for(p.instrument, p.band, p.filter)
     out = {
-        "_pos": pos, "_kind": np.zeros(pos.size, np.int8), "_product": np.full(pos.size, -1, np.int32),
-        "_band": np.full(pos.size, -1, np.int32),
-        "OFFAXIS": off, "EXPOSURE": t, "COUNTS": n, "BKG_COUNTS": b, "EEF": eef,
+        "_pos": pos, "OFFAXIS": off, "EXPOSURE": t, "COUNTS": n, "BKG_COUNTS": b, "EEF": eef,
         "ECF": np.full(pos.size, ecf), "COVERED": covered, "FLAG": flag,
     }
     thr = threshold_counts(b, s.likelihood, integer=s.integer_threshold)
@@ -168,7 +220,7 @@ def _levels(s: Settings) -> list[tuple[str, float]]:
 
 
 class _Stack:
-    """Per-position sums over the covering products of one band."""
+    """Per-position sums over a set of products of one band (one observation, or all)."""
 
     def __init__(self, npos: int):
         self.n = np.zeros(npos)
@@ -177,9 +229,10 @@ class _Stack:
         self.exposure = np.zeros(npos)
         self.best = np.full(npos, np.inf)
         self.ncov = np.zeros(npos, dtype=np.int64)
-        self.missing = np.zeros(npos, dtype=bool)
+        self.seen = np.zeros(npos, dtype=bool)
 
     def add(self, part: dict) -> None:
+        self.seen[part["_pos"]] = True
         cov = part["COVERED"]
         pos = part["_pos"][cov]
         np.add.at(self.n, pos, part["COUNTS"][cov])
@@ -187,26 +240,35 @@ class _Stack:
         np.add.at(self.response, pos, part["_response"][cov])
         np.add.at(self.exposure, pos, part["EXPOSURE"][cov])
         np.add.at(self.ncov, pos, 1)
-        np.fmin.at(self.best, pos, part["THRESH_FLUX"][cov])
+        self.improve(part)
+
+    def improve(self, part: dict) -> None:
+        """Lower the best threshold where ``part`` has a lower one."""
+        cov = part["COVERED"]
+        np.fmin.at(self.best, part["_pos"][cov], part["THRESH_FLUX"][cov])
 
 
-def _combined_rows(ra, dec, st: _Stack | None, s: Settings) -> dict:
-    npos = ra.size
-    st = st or _Stack(npos)
+def _stack_rows(st: _Stack, s: Settings, *, combined_threshold: bool) -> dict:
+    """Rows of a stack: KBN limit S_up(sum N, sum B) / sum(EEF t ECF 1e11); the threshold is
+    either the combined one, (N(sum B; L) - sum B) / sum(EEF t ECF 1e11) -- the cameras of one
+    observation detecting together -- or the best single threshold."""
+    npos = st.n.size
     covered = st.ncov > 0
     nan = np.full(npos, np.nan)
     n = np.where(covered, st.n, np.nan)
     b = np.where(covered, st.b, np.nan)
     resp = np.where(covered, st.response, np.nan)
     flag = np.where(covered, FLAGS["COMBINED"], FLAGS["COMBINED"] | FLAGS["NOT_COVERED"]).astype(np.int64)
-    out = {
-        "_pos": np.arange(npos), "_kind": np.ones(npos, np.int8), "_product": np.full(npos, -1, np.int32),
-        "_band": np.full(npos, -1, np.int32),
-        "OFFAXIS": nan, "EXPOSURE": np.where(covered, st.exposure, 0.0), "COUNTS": n, "BKG_COUNTS": b,
-        "EEF": nan, "ECF": nan, "COVERED": covered, "FLAG": flag,
-        "THRESH_RATE": nan, "THRESH_FLUX": np.where(np.isfinite(st.best), st.best, np.nan),
-    }
     with np.errstate(divide="ignore", invalid="ignore"):
+        if combined_threshold:
+            thresh = (threshold_counts(b, s.likelihood, integer=s.integer_threshold) - b) / resp
+        else:
+            thresh = np.where(np.isfinite(st.best), st.best, np.nan)
+        out = {
+            "_pos": np.arange(npos), "OFFAXIS": nan, "EXPOSURE": np.where(covered, st.exposure, 0.0),
+            "COUNTS": n, "BKG_COUNTS": b, "EEF": nan, "ECF": nan, "COVERED": covered, "FLAG": flag,
+            "THRESH_RATE": nan, "THRESH_FLUX": thresh,
+        }
         for key, cl in _levels(s):
             out[f"UL_RATE_{key}"] = nan
             out[f"UL_FLUX_{key}"] = upper_limit(n, b, cl, s.ul_method) / resp
@@ -218,10 +280,10 @@ def _combined_rows(ra, dec, st: _Stack | None, s: Settings) -> dict:
 
 _DESCRIPTIONS = [
     ("OBS_ID", "", "XMM-Newton observation; 'ALL' for the stack of all covering observations and cameras"),
-    ("INSTRUMENT", "", "EPIC camera (PN, M1, M2); EP for the stack"),
+    ("INSTRUMENT", "", "EPIC camera (PN, M1, M2); EP for the stack of the cameras (of one observation, or ALL)"),
     ("FILTER", "", "EPIC filter of the observation"),
     ("DATE_OBS", "", "start of the exposure (DATE-OBS, TT)"),
-    ("MJD", "d", "mid-time of the exposure (MJD, TT); NaN for the stack"),
+    ("MJD", "d", "mid-time of the exposure (MJD, TT); NaN for the ALL stack"),
     ("BAND", "", "energy band: 4XMM band number or 'lo-hi' in keV"),
     ("OFFAXIS", "arcmin", "off-axis angle from the pointing direction"),
     ("EXPOSURE", "s", "vignetted exposure at the position (sum over products for the stack)"),
@@ -231,7 +293,8 @@ _DESCRIPTIONS = [
     ("ECF", "1e11 count cm2 erg-1", "energy conversion factor used"),
     ("COVERED", "", "the position has exposure (not a chip gap, outside the field or masked)"),
     ("THRESH_RATE", "count/s", "rate of a source detected at the likelihood threshold (PSF-corrected)"),
-    ("THRESH_FLUX", "erg/cm2/s", "flux of a source detected at the likelihood threshold (best over products for the stack)"),
+    ("THRESH_FLUX", "erg/cm2/s", "flux of a source detected at the likelihood threshold (cameras combined for an "
+                                 "observation's EP row, best of all rows for ALL)"),
     ("UL_RATE_1S", "count/s", "KBN Bayesian upper limit on the rate, 68.27 %"),
     ("UL_RATE_2S", "count/s", "KBN Bayesian upper limit on the rate, 95.45 %"),
     ("UL_RATE_3S", "count/s", "KBN Bayesian upper limit on the rate, 99.73 %"),
@@ -249,21 +312,20 @@ DESCRIPTIONS = {name: (unit, text) for name, unit, text in _DESCRIPTIONS}
 _FLOAT32 = {"OFFAXIS", "EXPOSURE", "BKG_COUNTS", "EEF", "ECF"}
 
 
-def _columns(rows: dict, maps: list[ProductMaps], bands: list, s: Settings) -> list[NewColumn]:
-    prod_idx = rows["_product"]  # index into maps; len(maps) marks the stack rows
+def _columns(rows: dict, groups: list[_Group], bands: list, s: Settings) -> list[NewColumn]:
+    prod_idx = rows["_product"]  # index into groups
     band_idx = rows["_band"]
-    products = [m.product for m in maps]
 
-    def dict_col(values_per_product: list[str], stack_value: str):
-        return _dictionary(np.asarray(list(values_per_product) + [stack_value], dtype=str), prod_idx)
+    def dict_col(attr: str):
+        return _dictionary(np.asarray([getattr(g, attr) for g in groups], dtype=str), prod_idx)
 
     labels = np.asarray([band_label(b) for b in bands] or [""], dtype=str)
     cols = [
-        ("OBS_ID", dict_col([p.obs_id for p in products], "ALL")),
-        ("INSTRUMENT", dict_col([p.instrument for p in products], "EP")),
-        ("FILTER", dict_col([p.filter for p in products], "")),
-        ("DATE_OBS", dict_col([p.date_obs for p in products], "")),
-        ("MJD", np.array([mjd_mid(p.date_obs, p.date_end) for p in products] + [np.nan])[prod_idx]),
+        ("OBS_ID", dict_col("obs_id")),
+        ("INSTRUMENT", dict_col("instrument")),
+        ("FILTER", dict_col("filter")),
+        ("DATE_OBS", dict_col("date_obs")),
+        ("MJD", np.array([g.mjd for g in groups])[prod_idx]),
         ("BAND", _dictionary(labels, band_idx)),
     ]
     for name in ("OFFAXIS", "EXPOSURE", "COUNTS", "BKG_COUNTS", "EEF", "ECF", "COVERED", "THRESH_RATE",

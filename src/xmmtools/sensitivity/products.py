@@ -130,9 +130,14 @@ def disc_kernel(radius_pix: float, inner_pix: float = 0.0) -> np.ndarray:
 
 
 def convolve(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """Sum of ``image`` under ``kernel`` centred on each pixel (zero outside the image)."""
-    from scipy.signal import fftconvolve
+    """Sum of ``image`` under ``kernel`` (odd-sized) centred on each pixel (zero outside the
+    image): a zero-padded FFT convolution (scipy.fft; what scipy.signal.fftconvolve 'same' does)."""
+    from scipy import fft
 
-    out = fftconvolve(image, kernel, mode="same")
+    full = [a + b - 1 for a, b in zip(image.shape, kernel.shape)]
+    shape = [fft.next_fast_len(n, real=True) for n in full]
+    conv = fft.irfft2(fft.rfft2(image, shape) * fft.rfft2(kernel, shape), shape)
+    k0, k1 = (kernel.shape[0] - 1) // 2, (kernel.shape[1] - 1) // 2
+    out = conv[k0:k0 + image.shape[0], k1:k1 + image.shape[1]]
     out[np.abs(out) < 1e-9 * max(float(np.abs(image).max()) * kernel.sum(), 1e-300)] = 0.0
     return out
