@@ -98,7 +98,7 @@ class Model:
             "left": np.concatenate(f.left).astype(np.int32),
             "right": np.concatenate(f.right).astype(np.int32),
             "feature": np.concatenate(f.feature).astype(np.int16),
-            "threshold": np.concatenate(f.threshold).astype(np.float64),
+            "threshold": np.concatenate(f.threshold).astype(np.float32),
             "nan_left": np.concatenate(f.nan_left).astype(bool),
             "leaf_ptr": np.concatenate(f.leaf_ptr).astype(np.int32),
             "leaf_bins": np.concatenate(f.leaf_bins).astype(np.uint8 if f.grid.nzbins <= 256 else np.uint16),
@@ -188,6 +188,7 @@ def train_model(
     rms_factor: float = 0.02,
     mode_smooth: float = 2.0,
     importance: bool = True,
+    oob: bool = True,
     n_jobs: int = 1,
     source: str = "training table",
     info: Mapping[str, Any] | None = None,
@@ -216,14 +217,14 @@ def train_model(
     ranges = np.column_stack([np.nanmin(X, axis=0), np.nanmax(X, axis=0)])
     model = Model(name, attrs.names, dict(attrs.error_columns), attrs.missing, forest, ranges,
                   {int(k): int(c) for k, c in zip(keys, counts)}, smooth, cut, rms_factor, mode_smooth)
-    oob = oob_estimates(model, X, z, inbag)
     model.info = {
         "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         "training": {"rows": int(len(z)), "checksum_sha256": training_checksum(X, z),
                      "z_range": [float(z.min()), float(z.max())], **dict(info or {})},
-        "oob_metrics": oob,
     }
-    if importance:
+    if oob:
+        model.info["oob_metrics"] = oob_estimates(model, X, z, inbag)
+    if oob and importance:
         model.info["permutation_importance"] = permutation_importance(model, X, z, inbag, params.seed)
     return model
 
@@ -310,7 +311,7 @@ def cross_validate(
     for k, test in enumerate(np.array_split(order, folds)):
         train = np.sort(np.setdiff1d(order, test))
         m = train_model(f"fold{k}", attrs, lambda c: np.asarray(get(c))[train], z[train], grid, params,
-                        importance=False, n_jobs=n_jobs, source=f"fold {k}", **model_options)
+                        importance=False, oob=False, n_jobs=n_jobs, source=f"fold {k}", **model_options)
         p, e = m.estimate(X[test], n_jobs=n_jobs)
         pdfs[test] = p
         for key, v in e.items():

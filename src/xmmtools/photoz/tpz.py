@@ -179,15 +179,7 @@ def train_forest(
     n, p = X.shape
     if params.natt > p:
         raise DataError(f"photoz: Natt={params.natt} is more than the {p} attributes")
-    root = np.random.SeedSequence(params.seed)
-    real_seeds = root.spawn(params.n_random)
-    jobs = []
-    for r, rs in enumerate(real_seeds):
-        noise_seed, tree_root = rs.spawn(2)
-        Xr = X if r == 0 else perturb(X, sigma, coef, np.random.default_rng(noise_seed))
-        Xr = np.ascontiguousarray(Xr, dtype=np.float32)
-        for ts in tree_root.spawn(params.n_trees):
-            jobs.append((Xr, ts))
+    jobs = [(Xr, ts) for Xr, seeds in realisations(X, sigma, coef, params) for ts in seeds]
 
     def grow(Xr, ts):
         from sklearn.tree import DecisionTreeRegressor
@@ -210,7 +202,7 @@ def train_forest(
             else np.zeros(tr.node_count, bool)
         inbag = np.bincount(boot, minlength=n).astype(np.uint16)
         return (tr.children_left.astype(np.int32), tr.children_right.astype(np.int32),
-                tr.feature.astype(np.int16), tr.threshold.astype(np.float64), nan_left,
+                tr.feature.astype(np.int16), float32_floor(tr.threshold), nan_left,
                 ptr, bins.astype(np.uint16), inbag)
 
     if n_jobs == 1:
@@ -222,6 +214,18 @@ def train_forest(
     forest = Forest(grid, params, p, *[list(col) for col in zip(*[o[:7] for o in out])])
     inbag = np.stack([o[7] for o in out])
     return forest, inbag
+
+
+def realisations(X: np.ndarray, sigma: np.ndarray, coef: np.ndarray, params: ForestParams):
+    """Yield (X_r as float32, seeds of its NTrees trees) for r = 0 .. NRandom − 1.
+
+    Realisation 0 is the measured training set; the others are drawn with
+    :func:`~xmmtools.photoz.attributes.perturb` (magnitudes from N(x, σ), colours following).
+    """
+    for r, rs in enumerate(np.random.SeedSequence(params.seed).spawn(params.n_random)):
+        noise_seed, tree_root = rs.spawn(2)
+        Xr = X if r == 0 else perturb(X, sigma, coef, np.random.default_rng(noise_seed))
+        yield np.ascontiguousarray(Xr, dtype=np.float32), tree_root.spawn(params.n_trees)
 
 
 def oob_pdf(forest: Forest, X: np.ndarray, inbag: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -238,6 +242,16 @@ def oob_pdf(forest: Forest, X: np.ndarray, inbag: np.ndarray) -> tuple[np.ndarra
         hist, _ = forest._leaf_hist(t)
         acc[rows] += hist[forest.apply(t, X[rows])]
     return acc, (inbag == 0).sum(axis=0)
+
+
+def float32_floor(x: np.ndarray) -> np.ndarray:
+    """Largest float32 <= x.  The trees compare float32 inputs with ``v <= threshold``, and for a
+    float32 v that is exactly ``v <= float32_floor(threshold)``: thresholds can be stored in
+    float32 without changing a single split."""
+    f = np.asarray(x, dtype=np.float64).astype(np.float32)
+    up = f.astype(np.float64) > x
+    f[up] = np.nextafter(f[up], np.float32(-np.inf))
+    return f
 
 
 def pattern_key(X: np.ndarray) -> np.ndarray:
