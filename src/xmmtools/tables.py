@@ -1371,6 +1371,13 @@ def _update_widths(widths: dict, t: pa.Table) -> None:
                         used[c] = used[c] or bool(h)
             stats[f.name] = (old[0] + nulls, lo, hi, used)
             continue
+        if pa.types.is_dictionary(f.type) and (pa.types.is_string(f.type.value_type)
+                                               or pa.types.is_large_string(f.type.value_type)):
+            col = t.column(f.name)  # dictionary-encoded strings: the width of the decoded values
+            col = pc.cast(col, f.type.value_type) if len(col) else col
+            w = (pc.max(pc.binary_length(col)).as_py() or 0) if len(col) else 0
+            widths[f.name] = max(widths.get(f.name, 1), w, 1)
+            continue
         if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_binary(f.type):
             col = t.column(f.name)
             if len(col) == 0:

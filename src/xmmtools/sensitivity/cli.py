@@ -195,6 +195,8 @@ def _load_products(obs_dir, bands, annulus, settings, s):
     from xmmtools.sensitivity.products import build_maps
 
     products = discover_products(obs_dir, _bands(bands))
+    for p in products:  # fail before the slow part when a product has no ECF
+        settings.ecf_for(p.instrument, p.band, p.filter)
     pmaps = []
     for p in products:
         pmaps.append(build_maps(
