@@ -289,7 +289,8 @@ def match(primary: Catalog, secondaries: Sequence[Catalog], radius: float, *, co
                 hist = priors.auto_histogram(values, j, dist_post, label=label, min_post=mag_min_post)
             hists[label] = hist
             m = np.where(j >= 0, np.asarray(values, dtype=float)[np.maximum(j, 0)], np.nan)
-            log_bias[label] = np.log10(hist.weight(m))
+            with np.errstate(divide="ignore"):
+                log_bias[label] = np.log10(hist.weight(m))
     total = log_bf + (sum(log_bias.values()) if log_bias else 0.0)
     p_single = posterior(prior, total)
     W = total + log_prior
@@ -318,7 +319,13 @@ def group_probabilities(W: np.ndarray, start: np.ndarray, ratio: float = 0.5):
     e = 10.0 ** (W - wmax[block])
     tot = np.add.reduceat(e, start)
     p_any = 1.0 - e[start] / tot
-    e_cand = np.where(is_first, 0.0, e)
+    # p_i is normalised over the candidates alone, with their own offset, so that it stays
+    # defined when every candidate is 10^-500 times less likely than "no counterpart"
+    Wc = np.where(is_first, -np.inf, W)
+    cmax = np.maximum.reduceat(Wc, start)
+    ok = np.isfinite(cmax)[block]
+    with np.errstate(invalid="ignore", over="ignore"):
+        e_cand = np.where(ok & ~is_first, 10.0 ** (Wc - np.where(ok, cmax[block], 0.0)), 0.0)
     tot_cand = np.add.reduceat(e_cand, start)
     with np.errstate(invalid="ignore", divide="ignore"):
         p_i = np.where(tot_cand[block] > 0, e_cand / tot_cand[block], 0.0)
