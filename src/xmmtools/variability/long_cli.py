@@ -63,7 +63,7 @@ def long(ctx, input, output, archives, upper_limits, alerts_out, alerts_json, ep
     """
     from xmmtools import tables
     from xmmtools.columns import parse_column_map
-    from xmmtools.stage_io import default_output, load_for_stage, write_output
+    from xmmtools.stage_io import default_output
     from xmmtools.variability.bands import PowerLaw
     from xmmtools.variability.long_spec import SPEC
     from xmmtools.variability.long_term import (LongTermConfig, alert_records, epochs_table,
@@ -77,7 +77,7 @@ def long(ctx, input, output, archives, upper_limits, alerts_out, alerts_json, ep
     for side in (alerts_out, epochs_out):
         if side:
             tables.check_output(side, inputs=[input, *extra, output], overwrite=overwrite)
-    table, _ = load_for_stage(input, SPEC, user_map=user_map, progress=s.progress)
+    table, streamed = _read_needed(input, SPEC, user_map, s.progress)
     arch = [(name, tables.read_table(path)) for name, path in archives]
     ul = tables.read_table(upper_limits) if upper_limits else None
     config = LongTermConfig(threshold=threshold, model=PowerLaw(gamma, nh), radius=radius)
@@ -85,8 +85,10 @@ def long(ctx, input, output, archives, upper_limits, alerts_out, alerts_json, ep
                                 user_map=user_map, new_since=new_since)
     params = {"threshold": threshold, "gamma": gamma, "nh": nh, "catalogue": catalogue, "radius": radius,
               "archives": [n for n, _ in archives], "new_since": new_since, "columns": user_map or None}
-    out = tables.add_columns(table, res.columns)
-    write_output(out, output, stage=SPEC.name, parameters=params, inputs=[input, *extra], overwrite=overwrite)
+    chunks = (tables.iter_table(input, None, chunk_rows=chunk_size, progress=s.progress) if streamed
+              else [table])
+    _write_with_columns(chunks, res.columns, output, tables.Provenance(SPEC.name, params, [input, *extra]),
+                        overwrite, [input, *extra])
     prov = tables.Provenance(SPEC.name, params, [input, *extra])
     if alerts_out:
         tables.write_table(res.alerts, alerts_out, provenance=prov, overwrite=overwrite, inputs=[input, *extra])
@@ -118,3 +120,44 @@ def _write_json(folder: str, records: list[dict], key: str, overwrite: bool) -> 
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+
+
+def _read_needed(input: str, spec, user_map, progress: bool):
+    """Read only the columns the stage uses (the full table is streamed again at write time);
+    stdin cannot be read twice, so it is read whole.  Returns (table, streamed)."""
+    from xmmtools import tables
+    from xmmtools.columns import resolve
+    from xmmtools.variability.long_term import INPUT_COLUMNS
+
+    if input == tables.STDIO:
+        t = tables.read_table(input, progress=progress)
+        spec.check(t.schema.names, source=input, user_map=user_map, types=tables.schema_kinds(t.schema))
+        return t, False
+    info = tables.inspect_table(input)
+    spec.check(info.schema.names, source=input, user_map=user_map, types=tables.schema_kinds(info.schema))
+    cols = list(dict.fromkeys(resolve(info.schema.names, INPUT_COLUMNS, user_map).values()))
+    return tables.read_table(input, cols, progress=progress), True
+
+
+def _write_with_columns(chunks, new, output, provenance, overwrite, inputs) -> None:
+    """Append the per-row columns to each chunk of the input and write atomically."""
+    from xmmtools import tables
+
+    writer = None
+    start = 0
+    try:
+        for chunk in chunks:
+            stop = start + chunk.num_rows
+            part = [tables.NewColumn(c.name, c.values[start:stop], c.unit, c.description, c.type) for c in new]
+            out = tables.add_columns(chunk, part)
+            if writer is None:
+                writer = tables.TableWriter(output, out.schema, provenance=provenance, overwrite=overwrite,
+                                            inputs=inputs)
+                writer.__enter__()
+            writer.write(out)
+            start = stop
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    writer.close()

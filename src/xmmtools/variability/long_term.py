@@ -325,7 +325,8 @@ def long_term_stats(source, flux, err, is_ul, mjd, n_sources: int, threshold: fl
 def group_extreme(group, values, n_groups: int, *, largest: bool) -> np.ndarray:
     """Index of the largest (or smallest) finite value of each group; -1 for groups without one.
 
-    Vectorised: one lexsort over (group, value), then the last element of each group run.
+    Vectorised without sorting: the group maxima by ``np.maximum.at``, then the first epoch
+    (lowest index) attaining it, by ``np.minimum.at`` over the tied indices.
     """
     values = np.asarray(values, float)
     valid = np.flatnonzero(np.isfinite(values))
@@ -334,11 +335,13 @@ def group_extreme(group, values, n_groups: int, *, largest: bool) -> np.ndarray:
         return out
     v = values[valid] if largest else -values[valid]
     g = np.asarray(group)[valid]
-    order = np.lexsort((v, g))
-    gs = g[order]
-    last = np.r_[gs[1:] != gs[:-1], True]
-    out[gs[last]] = valid[order[last]]
-    return out
+    best = np.full(n_groups, -np.inf)
+    np.maximum.at(best, g, v)
+    hit = v == best[g]
+    none = np.iinfo(np.int64).max
+    first = np.full(n_groups, none, dtype=np.int64)
+    np.minimum.at(first, g[hit], valid[hit])
+    return np.where(first == none, -1, first)
 
 
 def take(values, index, fill=np.nan) -> np.ndarray:
@@ -474,6 +477,13 @@ TIME_NAMES = ("MJD", "MJD_START", "MJD_STOP", "MJD_OBS", "DATE_OBS")
 KEY_NAMES = ("SRCID", "IAUNAME", "NAME", "SOURCE_ID")
 LABEL_NAMES = ("CATALOGUE", "CATALOG", "INSTRUMENT", "MISSION")
 SOFT_BANDS, HARD_BANDS = (1, 2, 3), (4, 5)
+#: every canonical column the stage may read from its input (the CLI reads only these, then
+#: streams the full table to append the new columns)
+INPUT_COLUMNS = (*KEY_NAMES, "RA", "DEC", "POSERR", "SC_RA", "SC_DEC", "SC_POSERR", *FLUX_NAMES,
+                 *(f + "_ERR" for f in FLUX_NAMES), "BAND", *LABEL_NAMES, *TIME_NAMES, "HR",
+                 *(f"EP_{b}_FLUX" for b in (*SOFT_BANDS, *HARD_BANDS)), "EP_HR3", "N_OBS", "N_CONTRIB",
+                 "VAR_FLAG", "DETID", "OBS_ID", "SRC_NUM", "EP_8_DET_ML", "PPS_SRCNUM", "N_EXP", "VAR_PROB",
+                 "FRATIO", "FLUXVAR")
 
 
 def sources_of(table: pa.Table, user_map: Mapping[str, str] | None = None) -> Sources:
