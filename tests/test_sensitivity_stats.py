@@ -198,3 +198,13 @@ def test_flux_conversion_on_real_xmmatlas_sources():
     ul = rate_to_flux(kbn_upper_limit(n[ok], b[ok], SIGMA_CL[1]) / (0.8 * resp[ok]), 1.0)
     r_ul = ul / col["FLUX_HI_FULL"][ok]
     assert 0.93 < np.median(r_ul) < 1.0 and np.percentile(r_ul, 5) > 0.85 and np.percentile(r_ul, 95) < 1.02
+
+
+def test_kbn_tabulated_agrees_with_direct_solution():
+    from xmmtools.sensitivity.upper_limits import kbn_upper_limit_tabulated
+
+    rng = np.random.default_rng(3)
+    b = 10 ** rng.uniform(-3.5, 5, 50000)  # also outside the table
+    n = np.floor(rng.uniform(0, 140, 50000))  # also above the table's N <= 100
+    for cl in (SIGMA_CL[1], 0.9):
+        np.testing.assert_allclose(kbn_upper_limit_tabulated(n, b, cl), kbn_upper_limit(n, b, cl), rtol=1e-4)

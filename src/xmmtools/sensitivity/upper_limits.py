@@ -139,7 +139,7 @@ def _upper_limit_log(a: np.ndarray, b: np.ndarray, cl: float) -> np.ndarray:
 # Tabulated KBN limits for large arrays
 # ----------------------------------------------------------------------------------------
 
-_TAB_NMAX = 300
+_TAB_NMAX = 100
 _TAB_LOGB = (-3.0, 4.5)
 _TAB_STEP = 0.0025
 #: Arrays at least this long use the table (build ~0.5 s per confidence level, then ~0.05 s per 10^6).
@@ -147,9 +147,9 @@ TABLE_MIN_SIZE = 200_000
 
 
 def kbn_upper_limit_tabulated(counts, background, cl: float = SIGMA_CL[2]) -> np.ndarray:
-    """:func:`kbn_upper_limit` from a table of exact values at integer N <= 300 on a
+    """:func:`kbn_upper_limit` from a table of exact values at integer N <= 100 on a
     0.0025-dex grid of B in [1e-3, 3.2e4], linearly interpolated in log B (relative error
-    < 3e-5); other elements (non-integer or larger N, B outside the grid) are solved exactly."""
+    < 1e-4, growing with N); other elements (non-integer or larger N, B outside the grid) are solved exactly."""
     n, b = np.broadcast_arrays(np.asarray(counts, dtype=float), np.asarray(background, dtype=float))
     n = n.ravel()
     b = b.ravel()
