@@ -22,6 +22,7 @@ import re
 from typing import Callable
 
 import numpy as np
+import pyarrow as pa
 
 from xmmtools.classify.features import FeatureSet, compute_features
 from xmmtools.classify.naive_bayes import Model, log_posterior, normalise, outlier_score
@@ -47,10 +48,9 @@ def classify_features(model: Model, X: np.ndarray, ignored: np.ndarray | None = 
     lp = log_posterior(cat_ll, pri, model.weights)
     p = normalise(lp)
     score = outlier_score(lp)
-    classes = np.array(model.classes, dtype=object)
-    order = np.argsort(-p, axis=1)
-    rows = np.arange(len(p))
-    p1, p2 = p[rows, order[:, 0]], p[rows, order[:, 1]]
+    names = pa.array(list(model.classes) + [""], pa.string())
+    top2 = np.sort(p, axis=1)[:, -2:]
+    p1, p2 = top2[:, 1], top2[:, 0]
     ref = model.reference_scores(ignored, pri)
     threshold = float(np.quantile(ref, q))
     n_missing = (~np.isfinite(X)).sum(axis=1)
@@ -59,7 +59,7 @@ def classify_features(model: Model, X: np.ndarray, ignored: np.ndarray | None = 
     cols = [NewColumn(f"P_{column_token(c)}", p[:, i], "", f"posterior probability of class {c} "
                       "(naive Bayes, Tranin et al. 2022)") for i, c in enumerate(model.classes)]
     cols += [
-        NewColumn("CLASS", classes[order[:, 0]].astype(str), "", "most probable class"),
+        NewColumn("CLASS", names.take(p.argmax(axis=1)), "", "most probable class"),
         NewColumn("CLASS_MARGIN", (p1 - p2) / (p1 + p2), "", "(P1-P2)/(P1+P2) of the two most probable classes"),
         NewColumn("OUTLIER_SCORE", score, "", "-log10 of the largest unnormalised class posterior"),
         NewColumn("OUTLIER_QUANTILE", np.searchsorted(ref, score, side="left") / ref.size, "",
@@ -69,9 +69,9 @@ def classify_features(model: Model, X: np.ndarray, ignored: np.ndarray | None = 
     ]
     for k, cat in enumerate(model.feature_set.categories):
         ck = cat_ll[:, k, :]
-        best = classes[ck.argmax(axis=1)].astype(str)
-        best[np.ptp(ck, axis=1) <= 1e-12] = ""  # no evidence in this category (e.g. columns absent)
-        cols.append(NewColumn(f"CLASS_{column_token(cat)}", best, "",
+        idx = ck.argmax(axis=1)
+        idx[ck.max(axis=1) - ck.min(axis=1) <= 1e-12] = len(model.classes)  # no evidence: ""
+        cols.append(NewColumn(f"CLASS_{column_token(cat)}", names.take(idx), "",
                               f"class favoured by the {cat} features alone (likelihood, no prior)"))
     return cols
 

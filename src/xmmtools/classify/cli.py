@@ -56,10 +56,12 @@ def classify():
               help="Target-population class fractions, e.g. AGN=0.66,STAR=0.25,OTHER=0.09 (default: the model's).")
 @click.option("--outlier-quantile", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
               help="Training-score quantile above which OUTLIER_FLAG is set (default: the model's, 0.997).")
+@click.option("--prefix", default="", metavar="TEXT",
+              help="Prefix for the new column names (e.g. NB_ when the table already has a CLASS column).")
 @output_options
 @common_options
 @click.pass_context
-def apply_cmd(ctx, input, output, model_path, priors, outlier_quantile, overwrite, column_map, chunk_size,
+def apply_cmd(ctx, input, output, model_path, priors, outlier_quantile, prefix, overwrite, column_map, chunk_size,
               cmd_quiet, cmd_verbose):
     """Add P_<CLASS>, CLASS, CLASS_MARGIN, OUTLIER_*, N_MISSING_FEATURES, CLASS_<CATEGORY> columns.
 
@@ -88,10 +90,18 @@ def apply_cmd(ctx, input, output, model_path, priors, outlier_quantile, overwrit
     spec = stage_spec(model.feature_set)
 
     def compute(cols):
-        return classify_arrays(model, _getter(cols.table, cols.mapping), len(cols), priors=pri,
-                               outlier_quantile=outlier_quantile)
+        new = classify_arrays(model, _getter(cols.table, cols.mapping), len(cols), priors=pri,
+                              outlier_quantile=outlier_quantile)
+        for c in new:
+            c.name = prefix + c.name
+        have = {n.upper(): n for n in cols.table.schema.names}
+        clash = [c.name for c in new if c.name.upper() in have]
+        if clash:
+            raise DataError(f"{input} already has a column {have[clash[0].upper()]} (the same name as the new "
+                            f"{clash[0]} in FITS, where names ignore case); use --prefix, e.g. --prefix NB_")
+        return new
 
-    params = {"model": os.path.basename(path), "priors": dict(zip(model.classes, map(float, pri)))
+    params = {"model": os.path.basename(path), "prefix": prefix or None, "priors": dict(zip(model.classes, map(float, pri)))
               if pri is not None else None, "outlier_quantile": outlier_quantile, "columns": user_map or None}
     out, rows = run_rowwise(input, output, spec=spec, compute=compute, parameters=params, user_map=user_map,
                             overwrite=overwrite, chunk_rows=chunk_size, progress=s.progress,
@@ -246,11 +256,13 @@ def train_cmd(ctx, labelled, output, priors, outlier_quantile, cv, overwrite, la
     from xmmtools.classify import evaluate as ev
     from xmmtools.classify.model_io import save_model
     from xmmtools.classify.training import cross_validate, train_model
-    from xmmtools.tables import check_output
+    from xmmtools.errors import OutputError
 
     s = _set_verbosity(ctx, cmd_quiet, cmd_verbose)
-    if not overwrite:
-        check_output(output, inputs=[labelled], overwrite=False)
+    if not output.endswith(".json"):
+        raise OutputError(f"{output}: a model file name must end in .json (its arrays go to a .npz beside it)")
+    if os.path.exists(output) and not overwrite:
+        raise OutputError(f"{output} exists; use --overwrite to replace it")
     fs = _feature_set(features)
     X, y, classes, info = _load_labelled(labelled, fs, label_column, merge, drop, column_map)
     settings, options = _settings_and_options(folds, seed, objective, no_fit_weights, maxiter, popsize, kernel,

@@ -119,27 +119,32 @@ def feature_log_likelihoods(d: Densities, X: np.ndarray, ignored: np.ndarray | N
     ``ignored`` (columns absent from the table, configured as neutral): 0.
     """
     X = np.asarray(X, dtype=float)
-    N, F = X.shape
-    C, G = d.log_density.shape[1], d.log_density.shape[2]
-    out = np.empty((N, F, C))
+    F, C = X.shape[1], d.log_density.shape[1]
+    out = np.zeros((X.shape[0], F, C))
     for j in range(F):
-        x = X[:, j]
-        meas = np.isfinite(x)
-        width = d.hi[j] - d.lo[j]
-        inside = meas & (x >= d.lo[j]) & (x <= d.hi[j])
-        col = np.where(meas[:, None], d.log_present[j] + d.log_neutral[j], alpha * d.log_missing[j])
-        if width > 0 and inside.any():
-            t = (x[inside] - d.lo[j]) / width * (G - 1)
-            i = np.minimum(t.astype(np.int64), G - 2)
-            frac = (t - i)[:, None]
-            tab = d.log_density[j].T  # (G, C)
-            col[inside] = d.log_present[j] + (1.0 - frac) * tab[i] + frac * tab[i + 1]
-        elif width == 0:
-            col[meas] = d.log_present[j]
-        out[:, j, :] = col
-    if ignored is not None and np.any(ignored):
-        out[:, np.asarray(ignored, bool), :] = 0.0
+        if ignored is None or not ignored[j]:
+            out[:, j, :] = feature_term(d, j, X[:, j], alpha).T
     return out
+
+
+def feature_term(d: Densities, j: int, x: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    """(C, N) log-likelihood term of feature ``j`` (see :func:`feature_log_likelihoods`)."""
+    G = d.log_density.shape[2]
+    meas = np.isfinite(x)
+    width = d.hi[j] - d.lo[j]
+    present = d.log_present[j][:, None]
+    if width > 0:
+        inside = meas & (x >= d.lo[j]) & (x <= d.hi[j])
+        t = np.where(inside, (np.where(inside, x, d.lo[j]) - d.lo[j]) * ((G - 1) / width), 0.0)
+        i = np.minimum(t.astype(np.int32), G - 2)
+        frac = t - i
+        tab = d.log_density[j]  # (C, G)
+        lo_v = tab[:, i]
+        dens = lo_v + frac * (tab[:, i + 1] - lo_v)
+        dens = np.where(inside, dens, d.log_neutral[j])
+    else:  # constant training feature: presence evidence only
+        dens = np.zeros((1, x.size))
+    return np.where(meas, present + dens, alpha * d.log_missing[j][:, None])
 
 
 def category_log_likelihoods(ll: np.ndarray, category: np.ndarray, n_categories: int) -> np.ndarray:
@@ -262,9 +267,18 @@ class Model:
     def with_priors(self, priors: np.ndarray) -> "Model":
         return replace(self, priors=np.asarray(priors, float))
 
-    def category_ll(self, X: np.ndarray, ignored: np.ndarray | None = None) -> np.ndarray:
-        ll = feature_log_likelihoods(self.densities, X, ignored, self.settings.missing_alpha)
-        return category_log_likelihoods(ll, self.feature_set.category_index(), len(self.feature_set.categories))
+    def category_ll(self, X: np.ndarray, ignored: np.ndarray | None = None, block: int = 16384) -> np.ndarray:
+        """Per-category log-likelihoods (N, K, C), accumulated feature by feature (no (N, F, C)
+        array: 10^6 rows stay a few hundred MB)."""
+        X = np.asarray(X, dtype=float)
+        cat = self.feature_set.category_index()
+        acc = np.zeros((len(self.feature_set.categories), len(self.classes), X.shape[0]))
+        used = [j for j in range(X.shape[1]) if ignored is None or not ignored[j]]
+        for a in range(0, X.shape[0], block):  # row blocks keep the temporaries in cache
+            sl = slice(a, a + block)
+            for j in used:
+                acc[cat[j], :, sl] += feature_term(self.densities, j, X[sl, j], self.settings.missing_alpha)
+        return acc.transpose(2, 0, 1)
 
     def settings_dict(self) -> dict:
         return asdict(self.settings)
