@@ -88,7 +88,7 @@ def load_model(path: str | os.PathLike) -> Model:
                         f"(this xmmtools reads version {FORMAT_VERSION}); retrain it with xmmtools classify train")
     try:
         arrays = doc["arrays"]
-        npz_path = os.path.join(os.path.dirname(path), os.path.basename(arrays["file"]))
+        npz_path = (path[:-5] if path.endswith(".json") else path) + ".npz"  # same stem, renamed pairs work
         classes = tuple(doc["classes"])
         fs = FeatureSet.from_json(doc["features"])
         settings = Settings(**doc["settings"])
