@@ -73,20 +73,24 @@ STAGE_COMMANDS = {
 
 
 class LazyGroup(click.Group):
-    """A Click group whose stage commands are imported on first use."""
+    """A Click group whose commands (``name -> "module:attribute"``) are imported on first use;
+    a command whose module is absent from this version is simply not listed."""
+
+    def __init__(self, *args, lazy_commands=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(lazy_commands or {})
 
     def list_commands(self, ctx):
         names = set(super().list_commands(ctx))
-        names.update(n for n in STAGE_COMMANDS if self._load(n) is not None)
+        names.update(n for n in self.lazy_commands if self._load(n) is not None)
         return sorted(names)
 
     def get_command(self, ctx, name):
         cmd = super().get_command(ctx, name)
         return cmd if cmd is not None else self._load(name)
 
-    @staticmethod
-    def _load(name):
-        target = STAGE_COMMANDS.get(name)
+    def _load(self, name):
+        target = self.lazy_commands.get(name)
         if target is None:
             return None
         import importlib
@@ -96,12 +100,12 @@ class LazyGroup(click.Group):
             m = importlib.import_module(mod)
         except ModuleNotFoundError as e:
             if e.name and (mod == e.name or mod.startswith(e.name + ".")):
-                return None  # that stage is not part of this version
+                return None  # that command is not part of this version
             raise
         return getattr(m, attr)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=LazyGroup, lazy_commands=STAGE_COMMANDS, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="xmmtools")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or notes on stderr.")
 @click.option("-v", "--verbose", is_flag=True, help="Show tracebacks on errors.")
@@ -217,23 +221,10 @@ def convert(ctx, input, output, select, rename_4xmm, overwrite, column_map, chun
     plan = plan_conversion(first.schema, source=input, select=wanted, rename=rename_4xmm, user_map=user_map)
     step = tables.Provenance("convert", {"select": wanted, "rename_4xmm": rename_4xmm,
                                          "columns": user_map or None}, [input])
-    out_schema = None
-    writer = None
-    try:
-        for chunk in convert_chunks(first, chunks, plan):
-            if writer is None:
-                out_schema = chunk.schema
-                writer = tables.TableWriter(output, out_schema, provenance=step, overwrite=overwrite,
-                                            inputs=[input])
-                writer.__enter__()
-            writer.write(chunk)
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        raise
-    writer.close()
+    writer = tables.write_chunks(convert_chunks(first, chunks, plan), output, provenance=step,
+                                 overwrite=overwrite, inputs=[input])
     if output != "-" and not s.quiet:
-        click.echo(f"wrote {writer.rows} rows x {len(out_schema)} columns to {output}", err=True)
+        click.echo(f"wrote {writer.rows} rows x {len(writer.schema)} columns to {output}", err=True)
 
 
 # -----------------------------------------------------------------------------------------

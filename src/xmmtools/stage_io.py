@@ -90,23 +90,23 @@ def run_rowwise(
     mapping = spec.check(first.schema.names, source=input, user_map=user_map,
                          types=tables.schema_kinds(first.schema))
     step = Provenance(spec.name, parameters, [input, *extra_inputs], extra_provenance or {})
-    writer = None
-    try:
+
+    def outputs():
         for chunk in _chain(first, chunks):
-            new = compute(Columns(chunk, mapping))
-            out = tables.add_columns(chunk, new, replace=replace)
-            if writer is None:
-                writer = tables.TableWriter(output, out.schema, provenance=step, overwrite=overwrite,
-                                            inputs=[input, *extra_inputs])
-                writer.__enter__()
-            writer.write(out)
-        if writer.rows == 0:
+            if chunk.num_rows == 0:
+                continue  # compute functions never see an empty chunk
+            yield tables.add_columns(chunk, compute(Columns(chunk, mapping)), replace=replace)
+
+    def counted():
+        n = 0
+        for out in outputs():
+            n += out.num_rows
+            yield out
+        if n == 0:
             raise DataError(f"{input}: the table has no rows; nothing for {spec.name} to do")
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        raise
-    writer.close()
+
+    writer = tables.write_chunks(counted(), output, provenance=step, overwrite=overwrite,
+                                 inputs=[input, *extra_inputs])
     return output, writer.rows
 
 

@@ -468,6 +468,35 @@ def write_table(
         w.write(table)
 
 
+def write_chunks(
+    chunks: Iterable[pa.Table],
+    path: str | os.PathLike,
+    *,
+    provenance: Provenance | dict | None = None,
+    overwrite: bool = False,
+    inputs: Sequence[str] = (),
+    stdout: io.BufferedIOBase | None = None,
+) -> "TableWriter":
+    """Write a stream of chunks (the first one fixes the schema) atomically; on any error the
+    partial output is dropped.  Returns the closed writer (``.rows``, ``.schema``)."""
+    writer = None
+    try:
+        for chunk in chunks:
+            if writer is None:
+                writer = TableWriter(path, chunk.schema, provenance=provenance, overwrite=overwrite,
+                                     inputs=inputs, stdout=stdout)
+                writer.__enter__()
+            writer.write(chunk)
+        if writer is None:
+            raise DataError(f"{path}: nothing to write (no table chunks)")
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    writer.close()
+    return writer
+
+
 class TableWriter:
     """Write a table chunk by chunk; the output appears only when the ``with`` block ends
     without error (temporary file in the target folder, flush, fsync, rename).
@@ -790,19 +819,10 @@ def _iter_stream(stream, columns):
         reader = pa.ipc.open_stream(stream)
     except (pa.ArrowInvalid, OSError) as e:
         raise DataError(f"-: standard input is not an Arrow IPC stream ({_short(e)})") from None
-    schema = _normalise_schema(reader.schema)
-    _check_read_names(schema.names, "-")
-    sel = _select(schema, columns, "-")
-    n = 0
     try:
-        for batch in reader:
-            t = pa.Table.from_batches([batch]).replace_schema_metadata(schema.metadata)
-            n += 1
-            yield _nan_nulls(t.select(sel) if columns is not None else t)
+        yield from _iter_batches(iter(reader), reader.schema, columns, "-")
     except pa.ArrowInvalid as e:
         raise DataError(f"-: broken Arrow stream on standard input ({_short(e)})") from None
-    if n == 0:
-        yield _nan_nulls(schema.empty_table().select(sel) if columns is not None else schema.empty_table())
 
 
 def _open_ipc(p: str):
@@ -814,16 +834,22 @@ def _open_ipc(p: str):
 
 def _iter_ipc(p, columns, chunk_rows):
     rd = _open_ipc(p)
-    schema = _normalise_schema(rd.schema)
-    _check_read_names(schema.names, p)
-    sel = _select(schema, columns, p)
-    if rd.num_record_batches == 0:
-        t = schema.empty_table()
-        yield _nan_nulls(t.select(sel) if columns is not None else t)
-        return
-    for i in range(rd.num_record_batches):
-        b = rd.get_batch(i)
+    yield from _iter_batches((rd.get_batch(i) for i in range(rd.num_record_batches)), rd.schema, columns, p)
+
+
+def _iter_batches(batches, schema: pa.Schema, columns, where: str):
+    """Record batches of an Arrow file or stream as tables with the file's metadata; at least
+    one (possibly empty) table."""
+    schema = _normalise_schema(schema)
+    _check_read_names(schema.names, where)
+    sel = _select(schema, columns, where)
+    n = 0
+    for b in batches:
         t = pa.Table.from_batches([b]).replace_schema_metadata(schema.metadata)
+        n += 1
+        yield _nan_nulls(t.select(sel) if columns is not None else t)
+    if n == 0:
+        t = schema.empty_table()
         yield _nan_nulls(t.select(sel) if columns is not None else t)
 
 

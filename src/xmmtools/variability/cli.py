@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-
 import click
+
+from xmmtools.cli import LazyGroup
 
 SUBCOMMANDS = {
     "short": "xmmtools.variability.short_cli:short",
@@ -12,25 +12,7 @@ SUBCOMMANDS = {
 }
 
 
-class _LazyVariability(click.Group):
-    def list_commands(self, ctx):
-        return [n for n in SUBCOMMANDS if self.get_command(ctx, n) is not None]
-
-    def get_command(self, ctx, name):
-        target = SUBCOMMANDS.get(name)
-        if target is None:
-            return None
-        mod, attr = target.split(":")
-        try:
-            m = importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name == mod:
-                return None
-            raise
-        return getattr(m, attr)
-
-
-@click.group(cls=_LazyVariability)
+@click.group(cls=LazyGroup, lazy_commands=SUBCOMMANDS)
 def variability():
     """Find what varies: within an observation (short) or between epochs and missions (long).
 
