@@ -203,6 +203,17 @@ def test_cli_end_to_end_with_archive_upper_limits_and_alerts(tmp_path, capsys):
     assert prov["stage"] == "variability-long" and prov["parameters"]["archives"] == ["3XMM"]
 
 
+def test_cli_plot_writes_one_png_per_alert(tmp_path, capsys):
+    ul = tmp_path / "ul.csv"
+    ul.write_text("SRCID,MJD,FLUX_UL,BAND\n201122201010023,51590.9,2e-15,8\n201177401010007,51000,1e-15,8\n")
+    code, _, err = run_main(["variability", "long", SAMPLE, "--upper-limits", ul, "--plot", tmp_path / "png",
+                             "-o", tmp_path / "o.parquet"], capsys)
+    assert code == 0, err
+    pngs = sorted(p.name for p in (tmp_path / "png").iterdir())
+    assert pngs == ["alert_201122201010023.png", "alert_201177401010007.png"]
+    assert all((tmp_path / "png" / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+
+
 def test_cli_threshold_and_spectral_model_options(tmp_path, capsys):
     out = tmp_path / "lt.fits"
     code, _, err = run_main(["variability", "long", SAMPLE, "--threshold", "3", "--gamma", "2.0", "--nh", "1e21",

@@ -32,6 +32,8 @@ def _archive(ctx, param, values):
 @click.option("--alerts", "alerts_out", default=None, metavar="FILE", help="Also write one row per STONKS alert.")
 @click.option("--alerts-json", "alerts_json", default=None, metavar="DIR",
               help="Also write one JSON per alert (fields + light curve) into DIR.")
+@click.option("--plot", "plot_dir", default=None, metavar="DIR",
+              help="Also draw each alert source's multi-mission light curve as DIR/alert_<key>.png.")
 @click.option("--epochs", "epochs_out", default=None, metavar="FILE",
               help="Also write the long-term light curves (one row per epoch).")
 @click.option("--threshold", type=click.FloatRange(min=1.0), default=5.0, show_default=True,
@@ -48,7 +50,7 @@ def _archive(ctx, param, values):
 @output_options
 @common_options
 @click.pass_context
-def long(ctx, input, output, archives, upper_limits, alerts_out, alerts_json, epochs_out, threshold, gamma, nh,
+def long(ctx, input, output, archives, upper_limits, alerts_out, alerts_json, plot_dir, epochs_out, threshold, gamma, nh,
          catalogue, new_since, radius, overwrite, column_map, chunk_size, cmd_quiet, cmd_verbose):
     """Long-term variability between epochs and missions with upper limits (STONKS, Quintin+2024).
 
@@ -97,6 +99,8 @@ def long(ctx, input, output, archives, upper_limits, alerts_out, alerts_json, ep
                            overwrite=overwrite, inputs=[input, *extra])
     if alerts_json:
         _write_json(alerts_json, alert_records(res.alerts, res.epochs, res.sources), res.sources.key_name, overwrite)
+    if plot_dir:
+        _write_plots(plot_dir, res, overwrite)
     if not s.quiet:
         n_var = int(res.stats.variable.sum())
         lost = ", ".join(f"{k}: {v} rows matched no source" for k, v in res.unmatched.items() if v)
@@ -106,20 +110,47 @@ def long(ctx, input, output, archives, upper_limits, alerts_out, alerts_json, ep
 
 
 def _write_json(folder: str, records: list[dict], key: str, overwrite: bool) -> None:
-    """One ``alert_<key>.json`` per alert, each written atomically (temp file + rename)."""
+    """One ``alert_<key>.json`` per alert (fields + light curve)."""
+    for rec in records:
+        _atomic(folder, f"alert_{rec[key]}.json", overwrite,
+                lambda f, rec=rec: f.write(json.dumps(rec, indent=2, default=str).encode()))
+
+
+def _write_plots(folder: str, res, overwrite: bool) -> None:
+    """One ``alert_<key>.png`` light curve per alert."""
+    import matplotlib.pyplot as plt
+
+    from xmmtools.variability.long_plot import light_curve_figure
+
+    pos = {k: i for i, k in enumerate(res.sources.key.tolist())}
+    key = res.sources.key_name
+    for rec in res.alerts.select([key, "ALERT_TYPE", "LT_VAR_RATIO"]).to_pylist():
+        i = pos[rec[key]]
+        fig = light_curve_figure(res.epochs, i, f"{key} {rec[key]}: {rec['ALERT_TYPE']}, "
+                                 f"ratio {rec['LT_VAR_RATIO']:.1f}", int(res.alerts_new[i]))
+        _atomic(folder, f"alert_{rec[key]}.png", overwrite, lambda f, fig=fig: fig.savefig(f, format="png", dpi=100))
+        plt.close(fig)
+
+
+def _atomic(folder: str, name: str, overwrite: bool, write) -> None:
+    """Write DIR/name through a temporary file in DIR (flush, fsync, rename)."""
     from xmmtools.errors import OutputError
 
     os.makedirs(folder, exist_ok=True)
-    for rec in records:
-        path = os.path.join(folder, f"alert_{rec[key]}.json".replace(" ", "_").replace("/", "_"))
-        if os.path.exists(path) and not overwrite:
-            raise OutputError(f"{path} exists; use --overwrite to replace it")
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
-        with os.fdopen(fd, "w") as f:
-            json.dump(rec, f, indent=2, default=str)
+    path = os.path.join(folder, name.replace(" ", "_").replace("/", "_"))
+    if os.path.exists(path) and not overwrite:
+        raise OutputError(f"{path} exists; use --overwrite to replace it")
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def _read_needed(input: str, spec, user_map, progress: bool):

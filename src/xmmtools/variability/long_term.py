@@ -64,6 +64,7 @@ class LongTermResult:
     sources: Sources
     stats: SourceStats
     unmatched: dict[str, int]     # rows of each auxiliary table that belong to no source
+    alerts_new: np.ndarray        # per source, epoch index of its new detection (-1: none)
 
 
 def long_term_variability(table: pa.Table, *, archives: Sequence[tuple[str, pa.Table]] = (),
@@ -98,7 +99,7 @@ def long_term_variability(table: pa.Table, *, archives: Sequence[tuple[str, pa.T
     alerts = stonks_alerts(ep.source, ep.flux, ep.err, ep.is_ul, ep.mjd, new, ns, config.threshold)
     columns = row_columns(table, ep, sources, stats, flags, config)
     return LongTermResult(columns, alerts_table(table, ep, sources, alerts, flags, user_map), ep, sources,
-                          stats, unmatched)
+                          stats, unmatched, alerts.new)
 
 
 def source_flags(ep: Epochs, stats: SourceStats, n_sources: int) -> np.ndarray:
