@@ -9,6 +9,7 @@ from xmmtools.cli import LazyGroup
 SUBCOMMANDS = {
     "short": "xmmtools.variability.short_cli:short",
     "long": "xmmtools.variability.long_cli:long",
+    "events": "xmmtools.variability.short_cli:events",
 }
 
 
