@@ -152,7 +152,7 @@ def apply(ctx, input, output, model_name, all_rows, pdf_format, smooth, cut, job
               help="Gaussian PDF smoothing in bins (MLZ SigmaFactor) [0: off].")
 @click.option("--cut", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Zero bins below this fraction of the peak (MLZ: 0.2).")
-@click.option("--mode-smooth", type=click.FloatRange(min=0), default=2.0, show_default=True,
+@click.option("--mode-smooth", type=click.FloatRange(min=0), default=3.0, show_default=True,
               help="Smoothing (bins) used only to locate the PDF mode Z_PHOT.")
 @click.option("--rms-factor", type=float, default=None, help="Z_CONF half-width factor [0.02].")
 @click.option("--missing", "missing", type=float, multiple=True,

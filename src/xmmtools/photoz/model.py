@@ -46,7 +46,7 @@ class Model:
     smooth: float = 0.0
     cut: float = 0.0
     rms_factor: float = 0.02
-    mode_smooth: float = 2.0
+    mode_smooth: float = 3.0
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -186,7 +186,7 @@ def train_model(
     smooth: float = 0.0,
     cut: float = 0.0,
     rms_factor: float = 0.02,
-    mode_smooth: float = 2.0,
+    mode_smooth: float = 3.0,
     importance: bool = True,
     oob: bool = True,
     n_jobs: int = 1,
