@@ -50,31 +50,38 @@ def stonks_match(new_ra, new_dec, new_err, arch_ra, arch_dec, arch_err, arch_is_
     n_new = len(new_err)
     xmm = np.zeros(len(arch_err), bool) if arch_is_xmm is None else np.asarray(arch_is_xmm, bool)
     idx, sep = _candidates(new_ra, new_dec, arch_ra, arch_dec, radius, max_candidates)
+    out = Match(np.full(n_new, -1, dtype=np.int64), np.zeros(n_new, dtype=np.int64), np.zeros(n_new, bool),
+                np.full(n_new, np.nan), np.full(n_new, np.nan))
+    near = np.flatnonzero(idx[:, 0] >= 0)          # only rows with a neighbour within the radius
+    if near.size == 0:
+        return out
+    kmax = int((idx[near] >= 0).sum(axis=1).max())
+    idx, sep, e_new = idx[near, :kmax], sep[near, :kmax], new_err[near][:, None]
     ok = idx >= 0
     j = np.where(ok, idx, 0)
-    limit = np.maximum(3.0 * new_err, 1.0)[:, None] + np.maximum(arch_err[j], 1.0)
-    ok &= sep < limit
-    n_cand = ok.sum(axis=1)
+    # rule 1: psi < max(3 sigma_new, 1") + max(sigma_arch, 1")
+    ok &= sep < np.maximum(3.0 * e_new, 1.0) + np.maximum(arch_err[j], 1.0)
+    out.n_candidates[near] = ok.sum(axis=1)
     # rule 2: prefer archival sources with an XMM detection
     ok_xmm = ok & xmm[j]
     ok = np.where(ok_xmm.any(axis=1)[:, None], ok_xmm, ok)
     # rule 3: positional score, best must beat the next by score_ratio
-    s2 = new_err[:, None] ** 2 + np.maximum(arch_err[j], 0.0) ** 2
+    s2 = e_new**2 + arch_err[j] ** 2
     s2 = np.where(s2 > 0, s2, 1.0)
     logscore = np.where(ok, -sep**2 / (2 * s2) - np.log(s2), -np.inf)
     order = np.argsort(-logscore, axis=1)
+    rows = np.arange(len(near))
     best = order[:, 0]
-    rows = np.arange(n_new)
     best_ls = logscore[rows, best]
-    second_ls = logscore[rows, order[:, 1]] if order.shape[1] > 1 else np.full(n_new, -np.inf)
+    second_ls = logscore[rows, order[:, 1]] if kmax > 1 else np.full(len(near), -np.inf)
+    has = np.isfinite(best_ls)
     with np.errstate(invalid="ignore"):
         ratio = np.exp(np.minimum(best_ls - second_ls, 700.0))
-    has = np.isfinite(best_ls)
-    ratio = np.where(has & ~np.isfinite(second_ls), np.inf, np.where(has, ratio, np.nan))
-    ambiguous = has & np.isfinite(second_ls) & (ratio < score_ratio)
-    index = np.where(has, idx[rows, best], -1)
-    separation = np.where(has, sep[rows, best], np.nan)
-    return Match(index, n_cand, ambiguous, separation, ratio)
+    out.score_ratio[near] = np.where(has & ~np.isfinite(second_ls), np.inf, np.where(has, ratio, np.nan))
+    out.ambiguous[near] = has & np.isfinite(second_ls) & (ratio < score_ratio)
+    out.index[near] = np.where(has, idx[rows, best], -1)
+    out.separation[near] = np.where(has, sep[rows, best], np.nan)
+    return out
 
 
 def nearest_within(ra, dec, ref_ra, ref_dec, ref_err, *, radius: float = 20.0):
@@ -106,9 +113,18 @@ def _candidates(ra1, dec1, ra2, dec2, radius: float, k: int) -> tuple[np.ndarray
     tree = cKDTree(np.where(good_b[:, None], b, 10.0))  # non-finite positions parked far away
     chord = 2.0 * np.sin(radius * ARCSEC / 2.0)
     k = max(1, min(k, len(b)))
-    d, i = tree.query(np.nan_to_num(a, nan=10.0), k=k, distance_upper_bound=chord)
-    d = np.asarray(d, float).reshape(n, k)
-    i = np.asarray(i).reshape(n, k)
+    q = np.nan_to_num(a, nan=10.0)
+    idx = np.full((n, k), -1, dtype=np.int64)
+    sep = np.full((n, k), np.inf)
+    # most new positions have no neighbour at all: find those that do with k=1, then ask for k
+    d1, _ = tree.query(q, k=1, distance_upper_bound=chord)
+    near = np.flatnonzero(np.isfinite(d1))
+    if near.size == 0:
+        return idx, sep
+    d, i = tree.query(q[near], k=k, distance_upper_bound=chord)
+    d = np.asarray(d, float).reshape(len(near), k)
+    i = np.asarray(i).reshape(len(near), k)
     found = np.isfinite(d) & (i < len(b))
-    sep = np.where(found, 2.0 * np.arcsin(np.clip(d / 2.0, 0, 1)) / ARCSEC, np.inf)
-    return np.where(found, i, -1), sep
+    idx[near] = np.where(found, i, -1)
+    sep[near] = np.where(found, 2.0 * np.arcsin(np.clip(d / 2.0, 0, 1)) / ARCSEC, np.inf)
+    return idx, sep
