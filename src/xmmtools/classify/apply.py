@@ -6,7 +6,7 @@ Columns written (see docs/classify.md):
 ``CLASS``                most probable class
 ``CLASS_MARGIN``         (P1 − P2)/(P1 + P2) = 2·P1/(P1 + P2) − 1 for the two most probable
                          classes: 0 for a tie, 1 when one class takes everything
-``OUTLIER_SCORE``        −log10 max_c (unnormalised posterior) (Tranin et al. 2022, Sect. 4.4)
+``OUTLIER_SCORE``        −log10 max_c (unnormalised posterior) (Tranin et al. 2022, outlier measure)
 ``OUTLIER_QUANTILE``     fraction of training sources with a lower score
 ``OUTLIER_FLAG``         score above the model's training quantile (default 0.997)
 ``N_MISSING_FEATURES``   features without a value for this source (absent columns set to

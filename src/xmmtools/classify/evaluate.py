@@ -2,7 +2,7 @@
 
 * Confusion matrix M[k, j] = number of sources of true class k predicted as j.
 * Recall r_j = M[j, j] / n_j; precision on the evaluated set M[j, j] / Σ_k M[k, j].
-* Prior-corrected precision (Tranin et al. 2022, A&A 657, A138, eq. 7): the precision expected
+* Prior-corrected precision (Tranin et al. 2022, A&A 657, A138, their prior-corrected precision): the precision expected
   in a population with class fractions π,
   prec_j = π_j r_j / Σ_k π_k P(pred j | true k), with P(pred j | true k) = M[k, j] / n_k.
 * F1_j = 2 prec_j r_j / (prec_j + r_j); macro-F1 = mean over classes; balanced accuracy =
@@ -37,7 +37,7 @@ def precision(cm: np.ndarray) -> np.ndarray:
 
 
 def prior_corrected_precision(cm: np.ndarray, priors: np.ndarray) -> np.ndarray:
-    """prec_j = π_j r_j / Σ_k π_k P(pred j | true k) (Tranin et al. 2022, eq. 7)."""
+    """prec_j = π_j r_j / Σ_k π_k P(pred j | true k) (Tranin et al. 2022, prior-corrected precision)."""
     n = np.maximum(cm.sum(axis=1, keepdims=True), 1)
     rate = cm / n  # P(pred j | true k), rows k
     pi = np.asarray(priors, float)

@@ -1,8 +1,7 @@
 """Features for the naive Bayes classifier, declared in a TOML feature set (configuration, not code).
 
 A feature set is a list of ``[[feature]]`` tables; each feature has a ``name``, a ``category``
-(location / spectrum / multiwavelength / variability, as in Tranin et al. 2022, A&A 657, A138,
-Sect. 3), a ``kind`` saying how it is computed from catalogue columns, a ``transform`` and what
+(location / spectrum / multiwavelength / variability, as in Tranin et al. 2022, A&A 657, A138), a ``kind`` saying how it is computed from catalogue columns, a ``transform`` and what
 to do when the table lacks its columns (``when_absent``).  Kinds and their column keys:
 
 ============================  ==================================================================
@@ -310,7 +309,7 @@ def magnitude_to_flux(mag: np.ndarray, f0: float) -> np.ndarray:
 def xray_to_band_flux_ratio(fx: np.ndarray, mag: np.ndarray, f0: float) -> np.ndarray:
     """Fx / F_band with Fx in erg/cm2/s and F_band from the magnitude and zero point
     (the X-ray-to-optical ratio of Maccacaro et al. 1988, ApJ 326, 680, generalised to any band;
-    Tranin et al. 2022, Sect. 3.3 use it with Gaia G and WISE W1/W2)."""
+    Tranin et al. 2022 use it with Gaia G and WISE W1/W2)."""
     return np.asarray(fx, dtype=float) / magnitude_to_flux(mag, f0)
 
 

@@ -1,8 +1,9 @@
 """CLAXBOI-style naive Bayes: per-feature, per-class likelihoods with missing values as evidence.
 
-Reference: Tranin, Godet, Webb & Primorac 2022, A&A 657, A138 (hereafter T22), Sect. 4.
+Reference: Tranin, Godet, Webb & Primorac 2022, A&A 657, A138 (hereafter T22), the naive Bayes classifier; equations are written out
+here by content (paper equation numbers were not checked offline).
 For a source with features x_f (f = 1..F, grouped in categories k) the unnormalised
-posterior of class c is (T22 eqs. 2-4)
+posterior of class c is (T22 naive Bayes with category exponents)
 
     P(c | x) ∝ π_c · Π_k [ Π_{f in k} L_f(x_f | c) ]^{w_k}
 
@@ -11,7 +12,7 @@ posterior of class c is (T22 eqs. 2-4)
 
 with π_c the class fractions of the *target* population (not the training mix), w_k the
 category exponents fitted on the training set, and p_f(x | c) a kernel density estimate of the
-training values of class c (exponential kernel, bandwidth h = range / (5 N^{1/5}), T22 Sect. 4.1)
+training values of class c (exponential kernel, bandwidth h = range / (5 N^{1/5}), T22)
 or, when class c has fewer than 10 distinct values of f, a histogram.  Densities are floored so
 no class is excluded by one feature, and a value outside the training range of f is neutral
 (the same floor density for every class).  Posteriors are normalised in log space.
@@ -112,7 +113,7 @@ def fit_densities(X: np.ndarray, y: np.ndarray, n_classes: int, settings: Settin
 
 def feature_log_likelihoods(d: Densities, X: np.ndarray, ignored: np.ndarray | None = None,
                             alpha: float = 1.0) -> np.ndarray:
-    """ln L_f(x_f | c) for every row, feature and class: (N, F, C) (T22 eq. 3).
+    """ln L_f(x_f | c) for every row, feature and class: (N, F, C), T22's likelihood with missing values as evidence.
 
     Measured values inside the training range: ln P(present|c) + ln p_f(x|c) (grid interpolation);
     outside it: ln P(present|c) + the neutral floor; missing: α ln P(missing|c); features in
@@ -156,7 +157,7 @@ def category_log_likelihoods(ll: np.ndarray, category: np.ndarray, n_categories:
 
 
 def log_posterior(cat_ll: np.ndarray, priors: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Unnormalised ln posterior ln π_c + Σ_k w_k ln L_k(c) (T22 eq. 2 with category exponents)."""
+    """Unnormalised ln posterior ln π_c + Σ_k w_k ln L_k(c) (T22 posterior with category exponents)."""
     return np.log(np.asarray(priors, float))[None, :] + np.einsum("nkc,k->nc", cat_ll, np.asarray(weights, float))
 
 
@@ -169,7 +170,7 @@ def normalise(log_post: np.ndarray) -> np.ndarray:
 
 
 def outlier_score(log_post: np.ndarray) -> np.ndarray:
-    """T22 Sect. 4.4: −log10 of the largest unnormalised posterior max_c π_c Π L."""
+    """T22 outlier measure: −log10 of the largest unnormalised posterior max_c π_c Π L."""
     return -log_post.max(axis=1) / LN10
 
 
@@ -181,7 +182,7 @@ def kde(x: np.ndarray, samples: np.ndarray, h: float, kernel: str = "exponential
         block: int = 4096) -> np.ndarray:
     """Kernel density estimate at ``x``: (1/N) Σ_i K((x − s_i)/h)/h.
 
-    exponential (Laplace) kernel K(u) = exp(−|u|)/2 (T22 Sect. 4.1); gaussian K(u) = φ(u).
+    exponential (Laplace) kernel K(u) = exp(−|u|)/2 (T22); gaussian K(u) = φ(u).
     """
     x = np.asarray(x, float)
     s = np.asarray(samples, float)
@@ -194,7 +195,7 @@ def kde(x: np.ndarray, samples: np.ndarray, h: float, kernel: str = "exponential
 
 
 def tranin_bandwidth(v: np.ndarray) -> float:
-    """h = range / (5 N^{1/5}) (T22 Sect. 4.1); a tiny positive value for a single value."""
+    """h = range / (5 N^{1/5}) (T22); a tiny positive value for a single value."""
     v = np.asarray(v, float)
     r = float(v.max() - v.min()) if v.size else 0.0
     return r / (5.0 * v.size ** 0.2) if r > 0 else 1e-6

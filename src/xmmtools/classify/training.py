@@ -1,6 +1,6 @@
 """Training the naive Bayes model and estimating its held-out quality.
 
-* Category exponents w_k (Tranin et al. 2022, A&A 657, A138, Sect. 4.3: "tempering" the
+* Category exponents w_k (Tranin et al. 2022, A&A 657, A138: "tempering" the
   categories whose features are correlated) are fitted with
   :func:`scipy.optimize.differential_evolution` in [0, 1]^K to maximise an objective of
   *out-of-fold* predictions (stratified k-fold, seeded): macro-F1 (default), balanced accuracy,
