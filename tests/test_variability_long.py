@@ -15,7 +15,7 @@ from conftest import SAMPLE, run_main
 from xmmtools import tables
 from xmmtools.columns import resolve
 from xmmtools.variability.bands import PowerLaw, band_factor, hardness_range
-from xmmtools.variability.long_term import (FLAG_NO_ERROR, FLAG_SPECTRAL, LongTermConfig, _mjd,
+from xmmtools.variability.long_term import (FLAG_AMBIGUOUS, FLAG_NO_ERROR, FLAG_NONPOSITIVE, FLAG_SPECTRAL, LongTermConfig, _mjd,
                                             long_term_variability, sources_of, spectral_shape)
 
 HERE = Path(__file__).resolve().parent / "data" / "variability_long"
@@ -141,7 +141,37 @@ def test_stacked_summary_rows_are_not_epochs():
     assert list(col(res, "LT_N_EPOCHS")) == [2, 2, 2, 1, 1]
     assert col(res, "LT_VAR_RATIO")[0] == pytest.approx(11 / 1.1)
     assert np.isnan(col(res, "LT_FLUX")[2])          # the summary row's own flux is not an epoch
-    assert res.alerts.to_pydict()["ALERT_TYPE"] == ["Low Flux State"]
+    al = res.alerts.to_pydict()
+    assert al["ALERT_TYPE"] == ["Low Flux State"]
+    assert al["CAT_FRATIO"] == [12.0] and al["CAT_VAR_PROB"] == [0.1]   # the 5XMM summary-row values
+
+
+def test_negative_flux_is_flagged_and_kept_out_of_the_maximum():
+    t = pa.table({"SRCID": [7, 7, 7], "EP_8_FLUX": [-2e-15, 4e-14, 1e-14], "EP_8_FLUX_ERR": [3e-15, 4e-15, 1e-15],
+                  "MJD_START": [55000.0, 56000.0, 57000.0]})
+    res = long_term_variability(t)
+    assert (col(res, "LT_FLAG") & FLAG_NONPOSITIVE).all()
+    # max(F - s) = 3.6e-14 (0.999 cancels); min(F + s) = -2e-15 + 3e-15 = 1e-15
+    assert col(res, "LT_VAR_RATIO")[0] == pytest.approx(36.0)
+    assert col(res, "LT_MJD_MIN")[0] == 55000.0
+
+
+def test_ambiguous_archive_match_is_flagged_and_warned(sample):
+    # two archival sources 1.0" east and 1.0" west of 201122201010023 (errors 1"): equal scores
+    src = tables.read_table(SAMPLE, ["SRCID", "SC_RA", "SC_DEC"]).to_pydict()
+    i = src["SRCID"].index(201122201010023)
+    ra, dec = src["SC_RA"][i], src["SC_DEC"][i]
+    d = 1.0 / 3600 / np.cos(np.radians(dec))
+    arch = pa.table({"RA": [ra + d, ra - d], "DEC": [dec, dec], "POSERR": [1.0, 1.0], "MJD": [50000.0, 50001.0],
+                     "FLUX": [1e-16, 1e-16], "FLUX_ERR": [1e-17, 1e-17]})
+    res = long_term_variability(sample, archives=[("CSC2", arch)])
+    srcid = tables.to_numpy(sample.column("SRCID"), None)
+    sel = srcid == 201122201010023
+    assert (col(res, "LT_FLAG")[sel] & FLAG_AMBIGUOUS).all()
+    assert res.unmatched["CSC2"] == 1                  # the best candidate is kept, the other is not used
+    al = res.alerts.to_pydict()
+    j = al["SRCID"].index(201122201010023)
+    assert al["ALERT_TYPE"][j] == "High Flux State" and "ambiguous archival match" in al["WARNINGS"][j]
 
 
 def test_missing_error_column_is_flagged(sample):

@@ -203,6 +203,8 @@ def alerts_table(table: pa.Table, ep: Epochs, sources: Sources, a: Alerts, flags
     var = short_term_history(table, ep, sources, new_rows=new, idx=idx, user_map=user_map)
     if var is not None:
         cols["HIST_VAR_FLAG"] = pa.array(var)
+    for name, value in catalogue_variability(table, sources, user_map).items():
+        cols[name] = pa.array(value[idx])
     cols["WARNINGS"] = pa.array(warnings, pa.string())
     units = {"RA": "deg", "DEC": "deg", "NEW_MJD": "d", "HIST_MJD_FIRST": "d"}
     units.update({k: "erg/cm**2/s" for k in cols if "FLUX" in k and not k.endswith("N_DET")})
@@ -225,7 +227,27 @@ ALERT_FIELDS = {
     "HIST_MJD_FIRST": "MJD of the first earlier epoch",
     "HIST_VAR_FLAG": "archival short-term variability: an earlier 4XMM detection has VAR_FLAG true",
     "WARNINGS": "spectral-shape, ambiguous-match and missing-error warnings",
+    "CAT_VAR_PROB": "input catalogue's inter-observation variability probability of the source (5XMM VAR_PROB)",
+    "CAT_FRATIO": "input catalogue's inter-observation flux ratio of the source (5XMM FRATIO)",
+    "CAT_FLUXVAR": "input catalogue's inter-observation flux variability of the source (5XMM FLUXVAR)",
 }
+
+#: per-source inter-observation variability columns of 5XMM-DR15 (filled in the summary rows)
+CATALOGUE_VARIABILITY = ("VAR_PROB", "FRATIO", "FLUXVAR")
+
+
+def catalogue_variability(table: pa.Table, sources: Sources,
+                          user_map: Mapping[str, str] | None = None) -> dict[str, np.ndarray]:
+    """The input catalogue's own inter-observation variability per source (5XMM-DR15 VAR_PROB,
+    FRATIO, FLUXVAR, filled only in each source's summary row): the finite value of the source's
+    rows, NaN where none.  Returned as ``CAT_<name>`` arrays of length n_sources."""
+    m = resolve(table.schema.names, list(CATALOGUE_VARIABILITY), user_map)
+    out = {}
+    for name in CATALOGUE_VARIABILITY:
+        if name in m:
+            v = to_numpy(table.column(m[name]), float)
+            out[f"CAT_{name}"] = take(v, group_extreme(sources.of_row, v, len(sources), largest=True))
+    return out
 
 
 def short_term_history(table: pa.Table, ep: Epochs, sources: Sources, *, new_rows, idx,
