@@ -49,10 +49,11 @@ def cdf_at_edges(p: np.ndarray) -> np.ndarray:
     return c
 
 
-def cdf(p: np.ndarray, edges: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """F(z) per row (piecewise linear; 0 below the grid, 1 above): the PIT when z = z_spec."""
+def cdf(p: np.ndarray, edges: np.ndarray, z: np.ndarray, c: np.ndarray | None = None) -> np.ndarray:
+    """F(z) per row (piecewise linear; 0 below the grid, 1 above): the PIT when z = z_spec.
+    ``c``: :func:`cdf_at_edges` of ``p`` when already computed."""
     z = np.asarray(z, dtype=np.float64)
-    c = cdf_at_edges(p)
+    c = cdf_at_edges(p) if c is None else c
     w = np.diff(edges)
     k = np.clip(np.searchsorted(edges, z, side="right") - 1, 0, len(w) - 1)
     rows = np.arange(len(z))
@@ -61,9 +62,9 @@ def cdf(p: np.ndarray, edges: np.ndarray, z: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(p).any(axis=1), np.nan, f)
 
 
-def quantiles(p: np.ndarray, edges: np.ndarray, levels) -> np.ndarray:
+def quantiles(p: np.ndarray, edges: np.ndarray, levels, c: np.ndarray | None = None) -> np.ndarray:
     """Inverse CDF at each level, shape (n, len(levels)); NaN for rows without a PDF."""
-    c = cdf_at_edges(p)
+    c = cdf_at_edges(p) if c is None else c
     w = np.diff(edges)
     rows = np.arange(p.shape[0])
     out = np.empty((p.shape[0], len(levels)))
@@ -99,9 +100,10 @@ def summarise(p: np.ndarray, edges: np.ndarray, rms_factor: float = 0.02,
         peak = gaussian_filter1d(safe, mode_smooth, axis=1, mode="constant", truncate=4.0)
     mode = centres[np.argmax(peak, axis=1)]
     mean = safe @ centres
-    q = quantiles(p, edges, (0.025, 0.16, 0.5, 0.84, 0.975))
+    c = cdf_at_edges(p)
+    q = quantiles(p, edges, (0.025, 0.16, 0.5, 0.84, 0.975), c)
     half = rms_factor * (1.0 + mode)
-    conf = cdf(p, edges, mode + half) - cdf(p, edges, mode - half)
+    conf = cdf(p, edges, mode + half, c) - cdf(p, edges, mode - half, c)
     out = {
         "Z_PHOT": mode, "Z_MEAN": mean, "Z_MEDIAN": q[:, 2],
         "Z_ERR": 0.5 * (q[:, 3] - q[:, 1]),
