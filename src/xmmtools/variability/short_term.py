@@ -331,10 +331,7 @@ def background_model(bkg_counts, exposure, bkg_scale, *, smooth: int = 5, p_cons
         n = use.sum(axis=1)
         chi2 = np.where(use & (const > 0), (M0 - const) ** 2 / np.where(const > 0, const, 1.0), 0.0).sum(axis=1)
         p = special.gammaincc((n - 1) / 2.0, chi2 / 2.0)
-        k = np.ones(max(1, int(smooth))) / 1.0
-        run_m = np.apply_along_axis(lambda r: np.convolve(r, k, mode="same"), 1, M0)
-        run_e = np.apply_along_axis(lambda r: np.convolve(r, k, mode="same"), 1, e0)
-        smooth_rate = run_m / run_e
+        smooth_rate = _running_sum(M0, smooth) / _running_sum(e0, smooth)
         rate = np.where((p >= p_const)[:, None] | ~np.isfinite(p)[:, None], m[:, None], smooth_rate)
     B = alpha[:, None] * np.nan_to_num(rate) * e0
     return np.where(use, B, np.nan).reshape(np.shape(bkg_counts))
@@ -439,6 +436,15 @@ def bayesian_block_features(time, counts, exposure, bkg_expected=None, *, p0: fl
 # -----------------------------------------------------------------------------------------
 # helpers
 # -----------------------------------------------------------------------------------------
+
+def _running_sum(a, width: int):
+    """Centred running sum over ``width`` bins along axis 1 (truncated at the ends)."""
+    w = max(1, int(width))
+    c = np.concatenate([np.zeros((a.shape[0], 1)), np.cumsum(a, axis=1)], axis=1)
+    i = np.arange(a.shape[1])
+    lo, hi = np.clip(i - (w - 1) // 2, 0, a.shape[1]), np.clip(i + w // 2 + 1, 0, a.shape[1])
+    return c[:, hi] - c[:, lo]
+
 
 def _as_batch(counts, exposure, bkg_counts, bkg_scale, bkg_model):
     N = np.atleast_2d(np.asarray(counts, float))
