@@ -128,6 +128,17 @@ def test_upper_limit_by_position_and_band_range(sample):
     assert res.alerts.num_rows == 0
 
 
+def test_upper_limit_srcid_join_wins_and_null_srcid_falls_back_to_position(sample):
+    src = tables.read_table(SAMPLE, ["SRCID", "SC_RA", "SC_DEC"]).to_pydict()
+    i = src["SRCID"].index(201122201010026)
+    ul = pa.table({"SRCID": pa.array([201122201010023, None], pa.int64()),
+                   "RA": [0.0, src["SC_RA"][i]], "DEC": [0.0, src["SC_DEC"][i]],   # row 1: RA/DEC ignored
+                   "MJD": [51590.9, 51590.9], "FLUX_UL": [2e-15, 1e-15], "BAND": ["8", "8"]})
+    res = long_term_variability(sample, upper_limits=ul)
+    assert res.unmatched["upper-limits"] == 0
+    assert list(res.sources.key[res.epochs.source[res.epochs.is_ul]]) == [201122201010023, 201122201010026]
+
+
 def test_stacked_summary_rows_are_not_epochs():
     # 5XMM-like: per source one summary row (N_OBS, N_CONTRIB filled) + per-observation rows
     t = pa.table({

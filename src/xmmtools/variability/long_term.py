@@ -630,15 +630,20 @@ def upper_limit_epochs(table: pa.Table, sources: Sources, *, config: LongTermCon
     value = to_numpy(table.column(m[ulcol]), float)
     factor = _factors(label, bands, config.model)
     mjd = _mjd(table, m, where)
-    if "SRCID" in m and not ("RA" in m and "DEC" in m):
-        key = to_numpy(table.column(m["SRCID"]), None)
-        src = _lookup(sources.key, key.astype(sources.key.dtype) if sources.key.dtype.kind in "iu" else key)
-        amb = np.zeros(n, bool)
-    elif "RA" in m and "DEC" in m:
-        src, amb = nearest_within(to_numpy(table.column(m["RA"]), float), to_numpy(table.column(m["DEC"]), float),
-                                  sources.ra, sources.dec, sources.poserr, radius=config.radius)
-    else:
+    if "SRCID" not in m and not ("RA" in m and "DEC" in m):
         raise ColumnError(f"{where} needs SRCID or RA/DEC to attach upper limits to sources")
+    src = np.full(n, -1, dtype=np.int64)
+    amb = np.zeros(n, bool)
+    if "SRCID" in m:   # exact join; rows with a null or unknown SRCID fall back to their position
+        key = to_numpy(table.column(m["SRCID"]), None)
+        if sources.key.dtype.kind in "iu":
+            key = np.where(_is_null(key), -1, key).astype(np.int64)
+        src = _lookup(sources.key, key)
+    rest = np.flatnonzero(src < 0)
+    if rest.size and "RA" in m and "DEC" in m:
+        ra = to_numpy(table.column(m["RA"]), float)[rest]
+        dec = to_numpy(table.column(m["DEC"]), float)[rest]
+        src[rest], amb[rest] = nearest_within(ra, dec, sources.ra, sources.dec, sources.poserr, radius=config.radius)
     ok = (src >= 0) & np.isfinite(value)
     ep = Epochs(source=src, mjd=mjd, flux=value / factor, err=np.zeros(n), is_ul=np.ones(n, bool),
                 catalogue=label, origin=np.full(n, "upper-limit", dtype=object), factor=factor,
@@ -764,6 +769,16 @@ def _lookup(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
         i = np.searchsorted(keys, values)
     i = np.clip(i, 0, len(keys) - 1)
     return np.where(keys[i] == values, i, -1)
+
+
+def _is_null(values) -> np.ndarray:
+    """True for None / NaN entries of an object or float array."""
+    v = np.asarray(values)
+    if v.dtype.kind == "f":
+        return np.isnan(v)
+    if v.dtype.kind == "O":
+        return np.array([x is None or (isinstance(x, float) and x != x) for x in v], bool)
+    return np.zeros(len(v), bool)
 
 
 def _is_xmm(labels: np.ndarray) -> np.ndarray:
