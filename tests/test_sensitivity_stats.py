@@ -208,3 +208,11 @@ def test_kbn_tabulated_agrees_with_direct_solution():
     n = np.floor(rng.uniform(0, 140, 50000))  # also above the table's N <= 100
     for cl in (SIGMA_CL[1], 0.9):
         np.testing.assert_allclose(kbn_upper_limit_tabulated(n, b, cl), kbn_upper_limit(n, b, cl), rtol=1e-4)
+
+
+def test_integer_threshold_equals_scipy_poisson_isf_even_next_to_integers():
+    rng = np.random.default_rng(1)
+    # random backgrounds plus four whose continuous root lies within 1e-5 of an integer
+    b = np.r_[10 ** rng.uniform(-1, 2.5, 20000), 195.45697387, 287.77045125, 159.71812634, 268.08353705]
+    ref = stats.poisson.isf(np.exp(-10.0), b) + 1
+    np.testing.assert_array_equal(threshold_counts(b, integer=True), ref)

@@ -48,7 +48,7 @@ def threshold_counts(background, likelihood: float = 10.0, *, integer: bool = Fa
         vals[~inside] = _solve(b[ok][~inside], likelihood)
         out[ok] = vals
     if integer:
-        out = np.ceil(out - 1e-9 * np.maximum(out, 1))
+        out = _smallest_integer(out, b, likelihood)
     return out
 
 
@@ -75,6 +75,22 @@ def rate_to_flux(rate, ecf) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------
+
+def _smallest_integer(n_cont: np.ndarray, b: np.ndarray, likelihood: float) -> np.ndarray:
+    """Smallest integer N with P(N, B) <= e^-L: the ceiling of the continuous root, corrected
+    by one where the root (interpolated, error ~1e-7) sits within rounding of an integer."""
+    target = np.exp(-likelihood)
+    n = np.ceil(n_cont)
+    ok = np.isfinite(n)
+    with np.errstate(invalid="ignore"):
+        lower = ok & (n > 1)
+        lower[lower] = gammainc(n[lower] - 1, b[lower]) <= target
+        n[lower] -= 1
+        higher = ok.copy()
+        higher[ok] = gammainc(np.maximum(n[ok], 1e-300), b[ok]) > target
+        n[higher] += 1
+    return n
+
 
 def _solve(b: np.ndarray, likelihood: float) -> np.ndarray:
     """Exact N with gammainc(N, B) = e^-L by vectorised bisection in N (P decreases with N)."""

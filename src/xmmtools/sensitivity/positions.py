@@ -315,7 +315,9 @@ _DESCRIPTIONS = [
     ("FLAG", "", "comma-separated: " + ", ".join(FLAGS)),
 ]
 DESCRIPTIONS = {name: (unit, text) for name, unit, text in _DESCRIPTIONS}
-_FLOAT32 = {"OFFAXIS", "EXPOSURE", "BKG_COUNTS", "EEF", "ECF"}
+_FLOAT32 = {"OFFAXIS", "EXPOSURE", "COUNTS", "BKG_COUNTS", "EEF", "ECF", "THRESH_RATE", "THRESH_FLUX",
+            "UL_RATE_1S", "UL_RATE_2S", "UL_RATE_3S", "UL_RATE_CL", "UL_FLUX_1S", "UL_FLUX_2S", "UL_FLUX_3S",
+            "UL_FLUX_CL", "FLUX_UL", "ENC_FLUX", "ENC_FLUX_ERR"}
 
 
 def _columns(rows: dict, groups: list[_Group], bands: list, s: Settings) -> list[NewColumn]:
