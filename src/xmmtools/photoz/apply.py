@@ -47,7 +47,8 @@ def route(classes: np.ndarray | None, names: Sequence[str], *, all_rows: bool) -
     if classes is None:
         return None
     n = len(classes)
-    cls = np.array([("" if c is None else str(c)).strip().upper() for c in classes], dtype=object)
+    cls = np.array([("" if c is None else c.decode() if isinstance(c, bytes) else str(c)).strip().upper()
+                    for c in classes], dtype=object)
     agn = np.array([c in AGN_CLASSES or c.startswith(("AGN", "QSO")) for c in cls], dtype=bool)
     gal = np.array([c in GALAXY_CLASSES for c in cls], dtype=bool)
     out = np.full(n, len(names) - 1 if all_rows else -1, np.int64)

@@ -157,7 +157,7 @@ def resolve_attributes(
         if col is None and parts is None:
             raise ColumnError(f"attribute {s}: {source} has no column {s}"
                               + (" (nor the two magnitudes of the colour)" if "-" in s else "")
-                              + _near(s, available))
+                              + (_near(s, available) or f"; map one with --columns {s}=COLUMN"))
         if parts is not None:
             for p in parts:
                 if p not in base_cols:
