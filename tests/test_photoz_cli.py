@@ -290,3 +290,19 @@ def test_apply_default_output_name_and_column_mapping(tmp_path, cli_model, capsy
     pq.write_table(src, direct)
     assert run_main(["photoz", direct, "--model", cli_model, "-o", tmp_path / "d.parquet", "-q"])[0] == 0
     assert t.column("Z_PHOT").equals(tables.read_table(tmp_path / "d.parquet").column("Z_PHOT"))
+
+
+def test_apply_reads_an_arrow_stream_on_stdin(tmp_path, cli_model):
+    from conftest import run_cli
+
+    sink = pa.BufferOutputStream()
+    t = pq.read_table(TEST).slice(0, 100)
+    with pa.ipc.new_stream(sink, t.schema) as w:
+        w.write_table(t)
+    out = tmp_path / "piped.parquet"
+    r = run_cli(["photoz", "-", "--model", cli_model, "-o", out, "-q"], input=sink.getvalue().to_pybytes())
+    assert r.returncode == 0, r.stderr
+    res = tables.read_table(out)
+    assert res.num_rows == 100 and res.column("Z_PDF").type.list_size == 80
+    prov = tables.provenance_of(res.schema)[-1]
+    assert prov["inputs"][0]["name"] == "-" and len(prov["photoz"]["pdf_edges"]) == 81
