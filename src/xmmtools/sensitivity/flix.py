@@ -80,7 +80,9 @@ def _smallest_integer(n_cont: np.ndarray, b: np.ndarray, likelihood: float) -> n
     """Smallest integer N with P(N, B) <= e^-L: the ceiling of the continuous root, corrected
     by one where the root (interpolated, error ~1e-7) sits within rounding of an integer."""
     target = np.exp(-likelihood)
-    n = np.ceil(n_cont)
+    shape = np.shape(n_cont)
+    n = np.ceil(np.atleast_1d(n_cont)).ravel()
+    b = np.broadcast_to(b, shape).ravel()
     ok = np.isfinite(n)
     with np.errstate(invalid="ignore"):
         lower = ok & (n > 1)
@@ -89,7 +91,7 @@ def _smallest_integer(n_cont: np.ndarray, b: np.ndarray, likelihood: float) -> n
         higher = ok.copy()
         higher[ok] = gammainc(np.maximum(n[ok], 1e-300), b[ok]) > target
         n[higher] += 1
-    return n
+    return n.reshape(shape)
 
 
 def _solve(b: np.ndarray, likelihood: float) -> np.ndarray:
