@@ -25,7 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import warnings
+
 import numpy as np
+
+warnings.filterwarnings("ignore", module="astropy")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "sensitivity" / "xga_0201901401_0201903501_0404910601"
@@ -151,11 +155,15 @@ def main() -> None:
                "--chunk-size", "50000"]
         print("positions (CLI) ...", file=sys.stderr)
         t0 = time.perf_counter()
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         subprocess.run(cmd, check=True)
         t_cli = time.perf_counter() - t0
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+        peak = r1.ru_maxrss / 1024
         info = tables.inspect_table(out)
-        res["positions"] = {"n": args.n, "cli_s": t_cli, "peak_rss_mb": peak, "rows": info.num_rows,
+        res["positions"] = {"n": args.n, "cli_s": t_cli, "cli_cpu_s": cpu, "peak_rss_mb": peak,
+                            "load_average_1min": os.getloadavg()[0], "rows": info.num_rows,
                             "output_mb": os.path.getsize(out) / 2**20}
         # agreement with the reference on a subset
         got = tables.read_table(out, ["SRCID", "OBS_ID", "INSTRUMENT", "BAND", "EXPOSURE", "COUNTS", "THRESH_FLUX"])
@@ -187,9 +195,13 @@ def main() -> None:
         print("map ...", file=sys.stderr)
         mp = os.path.join(tmp, "map.parquet")
         t0 = time.perf_counter()
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         subprocess.run([sys.executable, "-m", "xmmtools", "sensitivity-map", "--obs", obs_one, "--order", "16",
                         "-o", mp, "-q"], check=True)
-        res["map_order16_one_obs"] = {"seconds": time.perf_counter() - t0, "cells": tables.inspect_table(mp).num_rows}
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        res["map_order16_one_obs"] = {"seconds": time.perf_counter() - t0,
+                                      "cpu_s": (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime),
+                                      "cells": tables.inspect_table(mp).num_rows}
     text = json.dumps(res, indent=2)
     print(text)
     if args.json:
