@@ -232,3 +232,20 @@ def test_summary_metrics_by_hand():
     assert m["brier"] == pytest.approx(np.mean([0.02, 0.72, 0.08, 0.18]), abs=1e-6)
     # ECE: bins 0.6, 0.7, 0.8, 0.9 each hold one source: |acc - conf| = 0.6, 0.3, 0.2, 0.1
     assert m["ece"] == pytest.approx((0.6 + 0.3 + 0.2 + 0.1) / 4, abs=1e-6)
+
+
+def test_hgb_comparison_uses_the_same_stratified_folds():
+    from xmmtools.classify.training import FitOptions, cross_validate_hgb, stratified_folds
+
+    rng = np.random.default_rng(4)
+    X = np.column_stack([np.concatenate([rng.normal(0, 1, 60), rng.normal(4, 1, 40)]), rng.normal(0, 1, 100)])
+    X[::7, 0] = np.nan  # native missing values
+    y = np.array([0] * 60 + [1] * 40)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # tiny fits: OpenMP thread start-up would dominate on a busy machine
+        res = cross_validate_hgb(X, y, 2, FitOptions(folds=4, seed=3), max_iter=10)
+    assert np.array_equal(res["fold"], stratified_folds(y, 4, 3))
+    assert np.bincount(res["fold"][y == 1]).tolist() == [10, 10, 10, 10]
+    assert res["proba"].sum(axis=1) == pytest.approx(1.0)
+    assert ev.summarise(y, res["proba"], ("A", "B"))["balanced_accuracy"] > 0.85

@@ -294,6 +294,9 @@ def train_cmd(ctx, labelled, output, priors, outlier_quantile, cv, overwrite, la
               help="Evaluate this model on LABELLED (no refit). Without it: nested k-fold training on LABELLED.")
 @click.option("--priors", default=None, metavar="CLASS=F,...",
               help="Target fractions for the prior-corrected precision (default: the model's / the data's).")
+@click.option("--method", type=click.Choice(["nb", "hgb"]), default="nb", show_default=True,
+              help="k-fold method: nb (naive Bayes, the published method) or hgb (scikit-learn "
+                   "HistGradientBoosting on the same features and folds, for comparison).")
 @click.option("--report", "report_dir", default=None, metavar="DIR",
               help="Write metrics.json, confusion.csv, per_class.csv, predictions.csv (+ figures with matplotlib).")
 @click.option("--overwrite", is_flag=True, help="Replace existing report files.")
@@ -301,7 +304,7 @@ def train_cmd(ctx, labelled, output, priors, outlier_quantile, cv, overwrite, la
 @_fit_options
 @common_options
 @click.pass_context
-def evaluate_cmd(ctx, labelled, model_path, priors, report_dir, overwrite, label_column, merge, drop, column_map,
+def evaluate_cmd(ctx, labelled, model_path, priors, method, report_dir, overwrite, label_column, merge, drop, column_map,
                  features, folds, seed, objective, no_fit_weights, maxiter, popsize, kernel, bandwidth, grid_size,
                  missing_alpha, floor, cmd_quiet, cmd_verbose):
     """Held-out metrics: confusion matrix, recall, precision, prior-corrected precision, macro-F1,
@@ -318,10 +321,12 @@ def evaluate_cmd(ctx, labelled, model_path, priors, report_dir, overwrite, label
     from xmmtools.classify import evaluate as ev
     from xmmtools.classify.apply import classify_features
     from xmmtools.classify.model_io import load_model
-    from xmmtools.classify.training import cross_validate
+    from xmmtools.classify.training import cross_validate, cross_validate_hgb
     from xmmtools.errors import DataError
 
     s = _set_verbosity(ctx, cmd_quiet, cmd_verbose)
+    if model_path and method != "nb":
+        raise DataError("--method hgb is a k-fold comparison only; it cannot be combined with --model")
     if model_path:
         model = load_model(model_path)
         X, y_data, data_classes, info = _load_labelled(labelled, model.feature_set, label_column, merge, drop,
@@ -343,9 +348,12 @@ def evaluate_cmd(ctx, labelled, model_path, priors, report_dir, overwrite, label
         X, y, classes, info = _load_labelled(labelled, fs, label_column, merge, drop, column_map)
         settings, options = _settings_and_options(folds, seed, objective, no_fit_weights, maxiter, popsize, kernel,
                                                   bandwidth, grid_size, missing_alpha, floor, classes)
-        res = cross_validate(X, y, classes, fs, settings, options)
-        proba = res["proba"]
-        kind = f"nested stratified {folds}-fold (seed {seed}), training-mix priors"
+        if method == "hgb":
+            proba = cross_validate_hgb(X, y, len(classes), options)["proba"]
+            kind = f"HistGradientBoosting, stratified {folds}-fold (seed {seed}), class-balanced"
+        else:
+            proba = cross_validate(X, y, classes, fs, settings, options)["proba"]
+            kind = f"nested stratified {folds}-fold (seed {seed}), training-mix priors"
         pcorr = _priors_or_error(priors, classes)
     summary = {"kind": kind, "data": info, **ev.summarise(y, proba, classes, pcorr)}
     click.echo(format_summary(summary))

@@ -60,10 +60,12 @@ class LightCurve:
     rate_scale: float = 1.0
     obs_id: str = ""
     camera: str = ""
+    exp_id: str = ""
     src_num: int | None = None
     name: str = ""
     ra: float = math.nan
     dec: float = math.nan
+    pos_source: str = ""  # header | region | name
     gti: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     bkg_path: str = ""
     dropped: int = 0  # bins dropped (outside GTI, FRACEXP below the limit, NaN)
@@ -372,6 +374,7 @@ def _metadata(lc: LightCurve, hdr: dict, region_xy) -> None:
     lc.obs_id = str(hdr.get("OBS_ID") or (m.group(1) if m else _obsid_in_path(lc.path))).strip()
     cam = str(hdr.get("INSTRUME", "")).strip().upper()
     lc.camera = CAMERA.get(cam) or (m.group(2) if m else _camera_in_name(base))
+    lc.exp_id = m.group(3) if m else str(hdr.get("EXPIDSTR", "") or "").strip()
     if m:
         lc.src_num = int(m.group(4), 16)
     else:
@@ -383,7 +386,7 @@ def _metadata(lc: LightCurve, hdr: dict, region_xy) -> None:
     lc.name = j.group(0) if j else str(hdr.get("SRCNAME", "") or "").strip()
     for rk, dk in (("SRC_RA", "SRC_DEC"), ("RA_SRC", "DEC_SRC"), ("SRCRA", "SRCDEC")):
         if rk in hdr and dk in hdr:
-            lc.ra, lc.dec = float(hdr[rk]), float(hdr[dk])
+            lc.ra, lc.dec, lc.pos_source = float(hdr[rk]), float(hdr[dk]), "header"
             return
     if region_xy is not None and "REFXCRVL" in hdr:
         from astropy.wcs import WCS
@@ -394,9 +397,20 @@ def _metadata(lc: LightCurve, hdr: dict, region_xy) -> None:
         w.wcs.crval = [hdr["REFXCRVL"], hdr["REFYCRVL"]]
         w.wcs.cdelt = [hdr["REFXCDLT"], hdr["REFYCDLT"]]
         ra, dec = w.all_pix2world([[region_xy[0], region_xy[1]]], 1)[0]
-        lc.ra, lc.dec = float(ra), float(dec)
+        lc.ra, lc.dec, lc.pos_source = float(ra), float(dec), "region"
     elif j:
-        lc.ra, lc.dec = jname_position(j.group(0))
+        (lc.ra, lc.dec), lc.pos_source = jname_position(j.group(0)), "name"
+
+
+def refine_positions(curves: Sequence[LightCurve]) -> None:
+    """A curve placed only by its (truncated) IAU name takes the position of a curve of the same
+    observation, camera and name that has a header or region position (epiclccorr output and
+    its evselect input, for instance)."""
+    best = {(c.obs_id, c.camera, c.name): c for c in curves if c.name and c.pos_source in ("header", "region")}
+    for c in curves:
+        ref = best.get((c.obs_id, c.camera, c.name))
+        if c.pos_source == "name" and ref is not None:
+            c.ra, c.dec, c.pos_source = ref.ra, ref.dec, ref.pos_source
 
 
 def jname_position(name: str) -> tuple[float, float]:

@@ -56,7 +56,7 @@ def short(ctx, catalogue, lc_dir, output, gti_file, pattern, min_fracexp, bin_si
     from xmmtools import tables
     from xmmtools.errors import DataError
     from xmmtools.stage_io import default_output
-    from xmmtools.variability.lightcurves import find_lightcurves, iter_read, read_gti
+    from xmmtools.variability.lightcurves import find_lightcurves, iter_read, read_gti, refine_positions
     from xmmtools.variability.short_spec import SPEC
     from xmmtools.variability.short_table import CurveResult, ShortConfig, analyse
 
@@ -76,6 +76,7 @@ def short(ctx, catalogue, lc_dir, output, gti_file, pattern, min_fracexp, bin_si
     for path, lc, err in _progress(iter_read(pairs, gti=gti, min_fracexp=min_fracexp, bkg_scale=bkg_scale,
                                              bin_size=bin_size), len(pairs), s.progress):
         results.append(CurveResult(lc, path, err, analyse(lc, cfg) if lc is not None else {}))
+    refine_positions([r.lc for r in results if r.lc is not None])
     params = {"lightcurves": lc_dir, "gti": gti_file, "pattern": pattern, "min_fracexp": min_fracexp,
               "bin_size": bin_size, "bkg_scale": bkg_scale, "threshold": threshold, "min_counts": min_counts,
               "blocks_pmax": blocks_pmax, "match_radius": match_radius, "features": not no_features}

@@ -59,6 +59,7 @@ FEATURE_COLUMNS: dict[str, tuple[str, str]] = {
     "BB_RATIO": ("", "max/min Bayesian-block net rate (null when the faintest block is <= 0)"),
     "BB_TPEAK": ("s", "mission time (TT) of the centre of the brightest block"),
 }
+SAME_SOURCE_ARCSEC = 2.0
 PER_CAMERA = ("CHI2PROB", "VARPROB", "VARTEST", "FVAR", "FVARERR", "NXS", "NXSERR", "NBINS", "EXPOSURE")
 
 
@@ -132,6 +133,7 @@ def per_curve_table(results: Sequence[CurveResult], root: str) -> pa.Table:
                   "EPIC camera: PN, M1 or M2"),
         NewColumn("SRC_NUM", pa.array(ident(lambda lc: lc.src_num, lambda i: None), pa.int32()), "",
                   "pipeline source number (from the PPS file name or header), null if unknown"),
+        NewColumn("EXPID", ident(lambda lc: lc.exp_id, lambda i: ""), "", "exposure id (S001, U002...) when known"),
         NewColumn("SRC_NAME", ident(lambda lc: lc.name, lambda i: ""), "", "source name from the file name"),
         NewColumn("RA", ident(lambda lc: lc.ra, lambda i: math.nan), "deg",
                   "source position (header, region + WCS, or IAU name)"),
@@ -198,9 +200,11 @@ def match_curves(obs_id: Sequence[str], src_num, ra, dec, results: Sequence[Curv
     """For each catalogue row and camera, the index of its light curve in ``results`` (or None).
 
     A curve matches a row of the same OBS_ID and camera when both know SRC_NUM and they are
-    equal, or else when the curve's position is within ``radius_arcsec`` of the row's (nearest
-    wins).  Among several matching curves the preferred is PPS, then epiclccorr, then evselect,
-    then the longest bins, then the file name.
+    equal, or else when the curve's position is within ``radius_arcsec`` of the row's (the
+    nearest source wins: curves within SAME_SOURCE_ARCSEC of the nearest one are taken as the
+    same source).  Among several matching curves of one source the preferred is PPS, then epiclccorr, then evselect,
+    then the longest bins, then the smallest XT_VARPROB (several exposures of one camera: the
+    4XMM convention of the smallest probability over exposures), then the file name.
     """
     by_key: dict[tuple[str, str], list[int]] = {}
     for i, r in enumerate(results):
@@ -218,9 +222,13 @@ def match_curves(obs_id: Sequence[str], src_num, ra, dec, results: Sequence[Curv
                         continue
                 elif not sep <= radius_arcsec:
                     continue
-                cands.append((KIND_RANK.get(lc.kind, 9), -lc.timedel, 0 if math.isnan(sep) else sep, lc.path, i))
+                p = results[i].stats.get("VARPROB", math.nan)
+                cands.append((0.0 if math.isnan(sep) else sep, KIND_RANK.get(lc.kind, 9), -lc.timedel,
+                              2.0 if math.isnan(p) else p, lc.path, i))
             if cands:
-                out[cam][row] = min(cands)[-1]
+                nearest = min(c[0] for c in cands)
+                same_source = [c[1:] for c in cands if c[0] <= nearest + SAME_SOURCE_ARCSEC]
+                out[cam][row] = min(same_source)[-1]
     return out
 
 
