@@ -378,3 +378,55 @@ def format_summary(m: dict) -> str:
               f"macro-F1 {m['macro_f1']:.4f}  balanced accuracy {m['balanced_accuracy']:.4f}  "
               f"accuracy {m['accuracy']:.4f}  Brier {m['brier']:.4f}  ECE {m['ece']:.4f}"]
     return "\n".join(lines)
+
+
+# -----------------------------------------------------------------------------------------
+# votes
+# -----------------------------------------------------------------------------------------
+
+@classify.command("votes")
+@click.argument("votes")
+@click.option("-o", "--output", required=True, help="Labels table (one row per source); '-' = stdout.")
+@click.option("--source-column", default="SOURCE_ID", show_default=True, help="Source identifier column.")
+@click.option("--user-column", default="USER", show_default=True, help="Volunteer identifier column.")
+@click.option("--class-column", default="CLASS", show_default=True, help="Voted class column.")
+@click.option("--success-column", default=None, help="Per-vote user success rate in [0, 1] (weights the votes).")
+@click.option("--min-votes", type=click.IntRange(1), default=20, show_default=True,
+              help="Votes needed for a consensus label.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@common_options
+@click.pass_context
+def votes_cmd(ctx, votes, output, source_column, user_column, class_column, success_column, min_votes, overwrite,
+              cmd_quiet, cmd_verbose):
+    """Consensus labels (LABEL, AGREEMENT, N_VOTES) from a table of volunteer votes.
+
+    The output feeds `classify train --label-column LABEL` like any labelled table.
+
+    \b
+    Example:
+      xmmtools classify votes votes.csv --success-column SUCCESS -o crowd_labels.parquet
+    """
+    import pyarrow as pa
+
+    from xmmtools import tables
+    from xmmtools.classify.votes import consensus
+    from xmmtools.errors import ColumnError
+
+    s = _set_verbosity(ctx, cmd_quiet, cmd_verbose)
+    tables.check_output(output, inputs=[votes], overwrite=overwrite)
+    t = tables.read_table(votes)
+    names = [c for c in (source_column, user_column, class_column, success_column) if c]
+    for c in names:
+        if c not in t.schema.names:
+            raise ColumnError(f"{votes} has no column {c!r} (columns: {', '.join(t.schema.names[:12])})")
+    success = tables.to_numpy(t.column(success_column), float) if success_column else None
+    cls = [("" if v is None else str(v)) for v in t.column(class_column).to_pylist()]
+    ids, cols = consensus(tables.to_numpy(t.column(source_column), None),
+                          tables.to_numpy(t.column(user_column), None), cls, success, min_votes)
+    out = tables.add_columns(pa.table({source_column: ids}), cols)
+    tables.write_table(out, output, provenance=tables.Provenance(
+        "classify-votes", {"min_votes": min_votes, "success_column": success_column}, [votes]),
+        overwrite=overwrite, inputs=[votes])
+    if output != "-" and not s.quiet:
+        n_lab = sum(1 for v in out.column("LABEL").to_pylist() if v)
+        click.echo(f"{out.num_rows} sources, {n_lab} with a consensus label; wrote {output}", err=True)
