@@ -146,7 +146,7 @@ def test_hd159176_and_lcstats_references(per_curve):
     assert corr["XT_RATE"] == pytest.approx(0.3596, rel=1e-3)  # PSF/vignetting-corrected
     # the lccorr file has no WCS: it takes the region position of its evselect input curve
     src = _row(per_curve, "J173442-323451_lc_2.604_src.lc.gz")
-    assert (corr["RA"], corr["DEC"]) == (src["RA"], src["DEC"]) and corr["EXPID"] == "S002"
+    assert (corr["RA"], corr["DEC"]) == (src["RA"], src["DEC"]) and corr["EXPID"] == "S001"
     pn = _row(per_curve, "J173446-323317_lc_100_src.lc.gz")
     assert pn["XT_COUNTS"] == 38 and pn["XT_VARTEST"] == "poisson+ks+rebin"
     assert pn["XT_CHI2PROB"] > 0.5  # lcstats 0.51
