@@ -72,7 +72,14 @@ def log10_bayes_factor(x, y, w11, w12, w22, present) -> np.ndarray:
     sources eq. 16, B = 2/(s1^2+s2^2) exp(-psi^2 / (2 (s1^2+s2^2))).  A single member gives B = 1.
     """
     p = np.asarray(present, dtype=bool)
-    z = np.where(p, 1.0, 0.0)
+    k_all = p.sum(axis=1)
+    multi = k_all >= 2
+    if not multi.all():  # single members have B = 1: compute only the others
+        out = np.zeros(len(p))
+        if multi.any():
+            out[multi] = log10_bayes_factor(x[multi], y[multi], w11[multi], w12[multi], w22[multi], p[multi])
+        return out
+    z = p.astype(float)
     w11, w12, w22 = w11 * z, w12 * z, w22 * z
     x, y = np.where(p, x, 0.0), np.where(p, y, 0.0)
     k = p.sum(axis=1)

@@ -125,7 +125,8 @@ class ZoneIndex:
         self.key = key[self.order]
 
     def _zone(self, dec):
-        return np.clip(np.floor((np.asarray(dec) + 90.0) / self.h), 0, self.nzone - 1).astype(np.int64)
+        z = ((np.asarray(dec, dtype=float) + 90.0) * (1.0 / self.h)).astype(np.int64)  # floor: dec + 90 >= 0
+        return np.minimum(np.maximum(z, 0, out=z), self.nzone - 1, out=z)
 
     def candidates(self, ra1, dec1) -> tuple[np.ndarray, np.ndarray]:
         """(local primary row, secondary row) of every candidate in the primaries' windows."""

@@ -230,7 +230,8 @@ def _no_overlap(name: str, src: str, radius: float, primary: str) -> DataError:
 
 
 def _gathered(lc: LoadedCatalog, members: np.ndarray, chunk: int | None):
-    rows = np.unique(members[members >= 0])
+    rows = np.sort(members[members >= 0])
+    rows = rows[np.r_[True, rows[1:] != rows[:-1]]] if len(rows) else rows
     if remote.is_remote(lc.source):
         return lc.table.take(pa.array(rows)), rows
     return gather_rows(lc.source, rows, chunk), rows
@@ -329,9 +330,12 @@ def _best_table(req, pt, secs, res):
         name = lc.catalog.name
         m_all = comb.members[:, k]
         # marginal probability of the best row's counterpart in this catalogue
-        key = block * (lc.catalog.n + 1) + (m_all + 1)
-        uniq, inv = np.unique(key, return_inverse=True)
-        marg = np.bincount(inv, weights=res.p_i, minlength=len(uniq))[inv]
+        if len(secs) == 1:  # each combination holds one counterpart: the marginal is p_i
+            marg = res.p_i
+        else:
+            key = block * (lc.catalog.n + 1) + (m_all + 1)
+            uniq, inv = np.unique(key, return_inverse=True)
+            marg = np.bincount(inv, weights=res.p_i, minlength=len(uniq))[inv]
         m = m_all[best]
         g, rows = _gathered(lc, m, req.chunk_size)
         new += counterpart_columns(name, g, rows, m) + [sep_column(name, comb.sep[best, k])]
