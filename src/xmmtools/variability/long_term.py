@@ -35,7 +35,7 @@ from xmmtools.variability.long_match import nearest_within, stonks_match, unit_v
 
 #: LT_FLAG bits (documented in docs/variability_long.md)
 FLAG_NO_ERROR = 1        # an epoch had no flux error: used with sigma = 0 (optimistic)
-FLAG_NONPOSITIVE = 2     # a detection with flux <= 0 (or F + sigma <= 0): kept out of the extremes
+FLAG_NONPOSITIVE = 2     # a detection with flux <= 0 or NaN: never the maximum; F + sigma > 0 only in the minimum
 FLAG_AMBIGUOUS = 4       # an archival match was ambiguous (STONKS 5x score rule failed)
 FLAG_SPECTRAL = 8        # an epoch's hardness ratio is outside the Gamma range of its instrument
 FLAG_ONE_EPOCH = 16      # fewer than two usable epochs: no ratio
@@ -826,11 +826,12 @@ def alert_records(alerts: pa.Table, ep: Epochs, sources: Sources) -> list[dict]:
     """Each alert as a JSON-ready dict: the alert fields plus the source's light curve."""
     key = sources.key_name
     pos = {k: i for i, k in enumerate(sources.key.tolist())}
+    order = np.lexsort((ep.mjd, ep.source))          # epochs by source, then time
+    bounds = np.searchsorted(ep.source[order], np.arange(len(sources) + 1))
     out = []
     for rec in alerts.to_pylist():
         s = pos[rec[key]]
-        sel = np.flatnonzero(ep.source == s)
-        sel = sel[np.argsort(ep.mjd[sel], kind="stable")]
+        sel = order[bounds[s]:bounds[s + 1]]
         rec = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in rec.items()}
         rec["light_curve"] = [
             {"mjd": _num(ep.mjd[j]), "catalogue": str(ep.catalogue[j]), "flux": _num(ep.flux[j]),
