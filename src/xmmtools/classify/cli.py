@@ -151,8 +151,14 @@ def _fit_options(f):
     return f
 
 
-def _load_labelled(path, fs, label_column, merge, drop, column_map):
-    """Read a labelled table -> (X, y, classes, table info dict)."""
+def _labelled_fit_options(f):
+    """The options shared by train and evaluate, gathered into the command's ``**opts``."""
+    return _labelled_options(_fit_options(common_options(click.pass_context(f))))
+
+
+def _load_labelled(path, fs, opts):
+    """Read a labelled table -> (X, y, classes, table info dict); ``opts`` holds the
+    --label-column / --merge / --drop / --columns values."""
     import numpy as np
 
     from xmmtools import tables
@@ -161,6 +167,7 @@ def _load_labelled(path, fs, label_column, merge, drop, column_map):
     from xmmtools.columns import parse_column_map, resolve
     from xmmtools.errors import ColumnError, DataError
 
+    label_column, drop = opts["label_column"], opts["drop"]
     t = tables.read_table(path)
     hit = resolve(t.schema.names, [label_column])
     if label_column not in hit:
@@ -170,11 +177,11 @@ def _load_labelled(path, fs, label_column, merge, drop, column_map):
     for d in drop:
         labels[labels == d] = ""
     try:
-        merged = _parse_merge(merge)
+        merged = _parse_merge(opts["merge"])
         y, classes, keep = prepare_labels(labels, merged)
     except ValueError as e:
         raise DataError(f"{path}: {e}") from None
-    fm = table_features(t, fs, source=path, user_map=parse_column_map(column_map))
+    fm = table_features(t, fs, source=path, user_map=parse_column_map(opts["column_map"]))
     info = {"file": os.path.basename(path), "sha256": tables.file_sha256(path) if path != "-" else None,
             "rows": int(keep.sum()), "label_column": label_column, "merge": merged, "drop": list(drop),
             "class_counts": dict(zip(classes, map(int, np.bincount(y, minlength=len(classes)))))}
@@ -197,20 +204,20 @@ def _feature_set(name):
     return load_feature_set(default_feature_set_path(name) if name in SHIPPED_FEATURE_SETS else name)
 
 
-def _settings_and_options(folds, seed, objective, no_fit_weights, maxiter, popsize, kernel, bandwidth,
-                          grid_size, missing_alpha, floor, classes):
+def _settings_and_options(o, classes):
+    """(Settings, FitOptions) from the --kernel ... --popsize values in ``o``."""
     from xmmtools.classify.naive_bayes import Settings
     from xmmtools.classify.training import FitOptions, resolve_objective
     from xmmtools.errors import DataError
 
     try:
-        obj = resolve_objective(objective, classes)
+        obj = resolve_objective(o["objective"], classes)
     except ValueError as e:
         raise DataError(str(e)) from None
-    settings = Settings(kernel=kernel, bandwidth=bandwidth, grid_size=grid_size, missing_alpha=missing_alpha,
-                        floor=floor)
-    options = FitOptions(folds=folds, seed=seed, objective=obj, fit_weights=not no_fit_weights,
-                         maxiter=maxiter, popsize=popsize)
+    settings = Settings(kernel=o["kernel"], bandwidth=o["bandwidth"], grid_size=o["grid_size"],
+                        missing_alpha=o["missing_alpha"], floor=o["floor"])
+    options = FitOptions(folds=o["folds"], seed=o["seed"], objective=obj, fit_weights=not o["no_fit_weights"],
+                         maxiter=o["maxiter"], popsize=o["popsize"])
     return settings, options
 
 
@@ -238,13 +245,8 @@ def _priors_or_error(text, classes):
 @click.option("--cv/--no-cv", default=True, show_default=True,
               help="Record nested k-fold held-out metrics in the model.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing model file.")
-@_labelled_options
-@_fit_options
-@common_options
-@click.pass_context
-def train_cmd(ctx, labelled, output, priors, outlier_quantile, cv, overwrite, label_column, merge, drop, column_map,
-              features, folds, seed, objective, no_fit_weights, maxiter, popsize, kernel, bandwidth, grid_size,
-              missing_alpha, floor, cmd_quiet, cmd_verbose):
+@_labelled_fit_options
+def train_cmd(ctx, labelled, output, priors, outlier_quantile, cv, overwrite, cmd_quiet, cmd_verbose, **opts):
     """Fit densities, category weights and the outlier distribution on a labelled table.
 
     \b
@@ -263,18 +265,17 @@ def train_cmd(ctx, labelled, output, priors, outlier_quantile, cv, overwrite, la
         raise OutputError(f"{output}: a model file name must end in .json (its arrays go to a .npz beside it)")
     if os.path.exists(output) and not overwrite:
         raise OutputError(f"{output} exists; use --overwrite to replace it")
-    fs = _feature_set(features)
-    X, y, classes, info = _load_labelled(labelled, fs, label_column, merge, drop, column_map)
-    settings, options = _settings_and_options(folds, seed, objective, no_fit_weights, maxiter, popsize, kernel,
-                                              bandwidth, grid_size, missing_alpha, floor, classes)
+    fs = _feature_set(opts["features"])
+    X, y, classes, info = _load_labelled(labelled, fs, opts)
+    settings, options = _settings_and_options(opts, classes)
     pri = _priors_or_error(priors, classes)
     model = train_model(X, y, classes, fs, settings, options, pri, outlier_quantile)
-    model.training = {**info, "folds": folds, "seed": seed, "objective": objective,
-                      "fit_weights": not no_fit_weights, "maxiter": maxiter, "popsize": popsize,
+    model.training = {**info, "folds": options.folds, "seed": options.seed, "objective": opts["objective"],
+                      "fit_weights": options.fit_weights, "maxiter": options.maxiter, "popsize": options.popsize,
                       "feature_set": os.path.basename(fs.source), "feature_set_sha256": fs.sha256}
     if cv:
         res = cross_validate(X, y, classes, fs, settings, options)
-        model.metrics = {"kind": f"nested stratified {folds}-fold, held-out, training-mix priors",
+        model.metrics = {"kind": f"nested stratified {options.folds}-fold, held-out, training-mix priors",
                          **ev.summarise(y, res["proba"], classes, model.priors)}
     paths = save_model(model, output, overwrite=overwrite)
     if not s.quiet:
@@ -300,13 +301,8 @@ def train_cmd(ctx, labelled, output, priors, outlier_quantile, cv, overwrite, la
 @click.option("--report", "report_dir", default=None, metavar="DIR",
               help="Write metrics.json, confusion.csv, per_class.csv, predictions.csv (+ figures with matplotlib).")
 @click.option("--overwrite", is_flag=True, help="Replace existing report files.")
-@_labelled_options
-@_fit_options
-@common_options
-@click.pass_context
-def evaluate_cmd(ctx, labelled, model_path, priors, method, report_dir, overwrite, label_column, merge, drop, column_map,
-                 features, folds, seed, objective, no_fit_weights, maxiter, popsize, kernel, bandwidth, grid_size,
-                 missing_alpha, floor, cmd_quiet, cmd_verbose):
+@_labelled_fit_options
+def evaluate_cmd(ctx, labelled, model_path, priors, method, report_dir, overwrite, cmd_quiet, cmd_verbose, **opts):
     """Held-out metrics: confusion matrix, recall, precision, prior-corrected precision, macro-F1,
     balanced accuracy, Brier score, expected calibration error.
 
@@ -329,8 +325,7 @@ def evaluate_cmd(ctx, labelled, model_path, priors, method, report_dir, overwrit
         raise DataError("--method hgb is a k-fold comparison only; it cannot be combined with --model")
     if model_path:
         model = load_model(model_path)
-        X, y_data, data_classes, info = _load_labelled(labelled, model.feature_set, label_column, merge, drop,
-                                                       column_map)
+        X, y_data, data_classes, info = _load_labelled(labelled, model.feature_set, opts)
         unknown = [c for c in data_classes if c not in model.classes]
         if unknown:
             raise DataError(f"{labelled}: label {unknown[0]!r} is not a class of {model_path} "
@@ -344,16 +339,15 @@ def evaluate_cmd(ctx, labelled, model_path, priors, method, report_dir, overwrit
         kind = f"model {os.path.basename(model_path)} applied to {os.path.basename(labelled)} (data-mix priors)"
         pcorr = pri if pri is not None else model.priors
     else:
-        fs = _feature_set(features)
-        X, y, classes, info = _load_labelled(labelled, fs, label_column, merge, drop, column_map)
-        settings, options = _settings_and_options(folds, seed, objective, no_fit_weights, maxiter, popsize, kernel,
-                                                  bandwidth, grid_size, missing_alpha, floor, classes)
+        fs = _feature_set(opts["features"])
+        X, y, classes, info = _load_labelled(labelled, fs, opts)
+        settings, options = _settings_and_options(opts, classes)
         if method == "hgb":
             proba = cross_validate_hgb(X, y, len(classes), options)["proba"]
-            kind = f"HistGradientBoosting, stratified {folds}-fold (seed {seed}), class-balanced"
+            kind = f"HistGradientBoosting, stratified {options.folds}-fold (seed {options.seed}), class-balanced"
         else:
             proba = cross_validate(X, y, classes, fs, settings, options)["proba"]
-            kind = f"nested stratified {folds}-fold (seed {seed}), training-mix priors"
+            kind = f"nested stratified {options.folds}-fold (seed {options.seed}), training-mix priors"
         pcorr = _priors_or_error(priors, classes)
     summary = {"kind": kind, "data": info, **ev.summarise(y, proba, classes, pcorr)}
     click.echo(format_summary(summary))
