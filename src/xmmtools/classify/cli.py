@@ -1,4 +1,4 @@
-"""``xmmtools classify``: apply (default), ``train`` and ``evaluate`` (thin wiring only).
+"""``xmmtools classify``: apply (default), ``train``, ``evaluate`` and ``votes`` (thin wiring only).
 
 ``xmmtools classify CAT`` is short for ``xmmtools classify apply CAT``; a catalogue file that is
 literally called ``train`` or ``evaluate`` can be given as ``xmmtools classify apply train``.
@@ -25,7 +25,7 @@ class _DefaultToApply(click.Group):
         return super().parse_args(ctx, args)
 
     def format_usage(self, ctx, formatter):
-        formatter.write_usage(ctx.command_path, "CAT [-o OUT] [OPTIONS] | train ... | evaluate ...")
+        formatter.write_usage(ctx.command_path, "CAT [-o OUT] [OPTIONS] | train | evaluate | votes ...")
 
 
 @click.group(cls=_DefaultToApply, invoke_without_command=False)
@@ -36,6 +36,7 @@ def classify():
     xmmtools classify CAT [-o OUT]     apply the shipped model (or --model FILE)
     xmmtools classify train ...        fit a model on a labelled table
     xmmtools classify evaluate ...     held-out metrics (k-fold) or a model on labelled data
+    xmmtools classify votes ...        consensus labels from volunteer votes
 
     \b
     Example:
