@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from scipy.stats import multivariate_normal
 
@@ -254,3 +255,16 @@ def test_exact_ellipses_rank_true_counterparts_better_than_nway_approximation():
         right[mode] = np.mean(best == prim)
     # measured: exact 0.94, NWAY 4.8's approximation 0.37 (it favours offsets along the minor axis)
     assert right["exact"] > 0.8 and right["exact"] > right["nway"] + 0.1, right
+
+
+def test_allwise_style_position_angle_ellipse():
+    from xmmtools.crossmatch.catalogs import build_errors, error_columns
+
+    t = pa.table({"RAJ2000": [1.0, 2.0], "DEJ2000": [0.0, 0.0], "eeMaj": [0.3, 0.3], "eeMin": [0.1, 0.1],
+                  "eePA": [0.0, 90.0]})
+    kind, cols = error_columns(t.schema.names, None, "allwise")
+    assert (kind, cols) == ("ellipse_pa", ["eeMaj", "eeMin", "eePA"])
+    e, note = build_errors(t, kind, cols, "allwise")
+    # PA 0: major axis north (along Dec); PA 90: east (along RA)
+    np.testing.assert_allclose([e.sx[0], e.sy[0], e.sx[1], e.sy[1]], [0.1, 0.3, 0.3, 0.1])
+    assert "position angle" in note

@@ -172,8 +172,11 @@ def _fake_service(syn, calls):
         calls.append((table, len(ra)))
         p = search_around(ra, dec, syn.ra, syn.dec, radius)
         rows = np.unique(p.idx2)
-        return Table({"_q": np.ones(len(rows), int), "Source": rows, "RA_ICRS": syn.ra[rows], "DE_ICRS": syn.dec[rows],
-                      "e_Pos": np.full(len(rows), 0.1)})
+        t = Table({"_q": np.ones(len(rows), int), "Source": rows, "RA_ICRS": syn.ra[rows], "DE_ICRS": syn.dec[rows],
+                   "e_RA_ICRS": np.full(len(rows), 100.0), "e_DE_ICRS": np.full(len(rows), 100.0),
+                   "e_Pos": np.full(len(rows), 0.1)})
+        t["e_RA_ICRS"].unit = t["e_DE_ICRS"].unit = "mas"  # as VizieR's Gaia DR3 table
+        return t
     return query
 
 
@@ -182,13 +185,15 @@ def test_vizier_chunks_cache_and_provenance(opt, tmp_path, capsys, monkeypatch):
     calls = []
     monkeypatch.setattr(remote, "query_vizier", _fake_service(syn, calls))
     monkeypatch.setitem(remote.CHUNK, "vizier", 100)
-    args = ["crossmatch", COSMOS, "--catalog", "opt=vizier:I/999/test", "--pos-err", "opt=e_Pos",
+    args = ["crossmatch", COSMOS, "--catalog", "opt=vizier:I/999/test",
             "--cache-dir", tmp_path / "cache", "-o", tmp_path / "r.parquet"]
     code, _, err = run_main(args, capsys)
     assert code == 0, err
+    assert "e_RA_ICRS:e_DE_ICRS (1 sigma in RA cos Dec and Dec" in err  # VizieR Gaia errors found, mas unit
     assert [c[1] for c in calls] == [100, 100, 100] and calls[0][0] == "I/999/test"
     t = tables.read_table(tmp_path / "r.parquet")
     assert "OPT_SOURCE" in t.schema.names
+    assert tables.unit_of(t.schema.field("OPT_E_RA_ICRS")) == "mas"
     rec = tables.inspect_table(tmp_path / "r.parquet").provenance[-1]["crossmatch"]["remote"][0]
     assert rec["service"] == "vizier" and rec["table"] == "I/999/test" and rec["query_date"]
     # the density comes from the area of the search cones: 300 cones of 15" at most

@@ -97,10 +97,16 @@ def error_columns(names: Sequence[str], spec: str | None, where: str) -> tuple[s
             return "ellipse", cols
         raise DataError(f"--pos-err for {where}: {spec!r} has more than 3 columns (use COL, ERA:EDEC or A:B:PHI)")
     # automatic, most specific first
-    era, edec = _find(names, "ra_error"), _find(names, "dec_error")
-    if era and edec:
-        corr = _find(names, "ra_dec_corr")
-        return "radec", [era, edec] + ([corr] if corr else [])
+    for e1, e2, c in (("ra_error", "dec_error", "ra_dec_corr"),        # Gaia archive
+                      ("e_RA_ICRS", "e_DE_ICRS", "RADEcor"),           # Gaia DR3 on VizieR (I/355)
+                      ("e_RAJ2000", "e_DEJ2000", None)):
+        era, edec = _find(names, e1), _find(names, e2)
+        if era and edec:
+            corr = _find(names, c) if c else None
+            return "radec", [era, edec] + ([corr] if corr else [])
+    maj, mnr, pa = _find(names, "eeMaj"), _find(names, "eeMin"), _find(names, "eePA")
+    if maj and mnr and pa:  # AllWISE/2MASS on VizieR: error ellipse with PA east of north
+        return "ellipse_pa", [maj, mnr, pa]
     for n in ("POSERR", "SC_POSERR", "ePos", "error_radius"):
         c = _find(names, n)
         if c:
@@ -142,17 +148,18 @@ def build_errors(t: pa.Table, kind: str, cols: list[str], where: str) -> tuple[P
     if kind == "sigma":
         return PosErrors.circular(_values(t, cols[0], unit(cols[0], 1.0))), f"{cols[0]} (1 sigma per axis)"
     if kind == "radec":
-        gaia = cols[0].lower() == "ra_error"
+        gaia = cols[0].lower() in ("ra_error", "e_ra_icrs")
         sx = _values(t, cols[0], unit(cols[0], 1e-3 if gaia else 1.0))
         sy = _values(t, cols[1], unit(cols[1], 1e-3 if gaia else 1.0))
         rho = _values(t, cols[2]) if len(cols) > 2 else np.zeros(n)
         u = "mas" if gaia and not tables.unit_of(t.schema.field(cols[0])) else "their unit"
         return PosErrors(sx, sy, rho), f"{':'.join(cols)} (1 sigma in RA cos Dec and Dec, {u})"
-    if kind == "ellipse":
+    if kind in ("ellipse", "ellipse_pa"):
         a = _values(t, cols[0], unit(cols[0], 1.0))
         b = _values(t, cols[1], unit(cols[1], 1.0))
-        phi = _values(t, cols[2])
-        return PosErrors.ellipse(a, b, phi), f"ellipse {':'.join(cols)} (1 sigma semi-axes, NWAY angle)"
+        phi = _values(t, cols[2]) + (90.0 if kind == "ellipse_pa" else 0.0)
+        how = "position angle east of north" if kind == "ellipse_pa" else "NWAY angle"
+        return PosErrors.ellipse(a, b, phi), f"ellipse {':'.join(cols)} (1 sigma semi-axes, {how})"
     raise ValueError(kind)  # pragma: no cover
 
 

@@ -111,7 +111,7 @@ def _call(service: str, table: str, ra, dec, radius: float):
 
 def _to_arrow(t) -> pa.Table:
     """astropy Table -> Arrow, dropping the services' own columns and masked values -> nulls."""
-    cols, names = [], []
+    cols, fields = [], []
     for name in t.colnames:
         if name in _SERVICE_COLUMNS:
             continue
@@ -124,9 +124,10 @@ def _to_arrow(t) -> pa.Table:
             arr = pa.array(np.where(mask, np.nan, data))
         else:
             arr = pa.array(data, mask=mask if mask.any() else None)
+        unit = str(c.unit) if getattr(c, "unit", None) is not None else ""
         cols.append(arr)
-        names.append(name)
-    return pa.Table.from_arrays(cols, names=names)
+        fields.append(pa.field(name, arr.type, metadata=tables.field_meta(unit, getattr(c, "description", "") or "")))
+    return pa.Table.from_arrays(cols, schema=pa.schema(fields))
 
 
 def _dedupe(t: pa.Table) -> pa.Table:
