@@ -264,6 +264,7 @@ BAD = [
     (["--catalog", "opt={tmp}/far.parquet", "--mag", "gaia:G", "auto"], "is not a --catalog name"),
     (["--catalog", "opt={tmp}/far.parquet", "--pos-err", "opt=e", "--prior-completeness", "2"], r"in (0, 1]"),
     (["--catalog", "opt=-"], "only the primary can be read from stdin"),
+    (["--catalog", "opt={tmp}/far.parquet", "--pos-err", "opt=e", "--min-prob", "0.5"], "trims the rows of --all"),
     (["--catalog", "opt=vizier:"], "expected vizier:TABLE"),
     (["--catalog", "opt={tmp}/far.parquet", "--pos-err", "opt=nosuch"], "no column 'nosuch'"),
     (["--catalog", "opt={tmp}/far.parquet", "-o", "{tmp}/exists.fits"], "exists"),

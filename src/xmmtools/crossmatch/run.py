@@ -141,6 +141,8 @@ def run(req: Request, progress: bool = False) -> list[str]:
     if (req.all_rows or req.min_prob > 0) and method != "bayes":
         raise DataError("--all and --min-prob need the Bayesian method (positional errors); "
                         "--method all already writes one row per pair")
+    if req.min_prob > 0 and not req.all_rows:
+        raise DataError("--min-prob trims the rows of --all; without --all cut on the P_ANY/P_I columns instead")
     if mags and method != "bayes":
         raise DataError("--mag needs the Bayesian method (positional errors for every catalogue)")
     if req.calibrate and method != "bayes":
