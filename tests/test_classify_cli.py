@@ -176,7 +176,11 @@ def test_evaluate_kfold_report(tmp_path, capsys):
     pred = tables.read_table(rep / "predictions.csv")
     assert pred.num_rows == 706
     assert sorted(p.name for p in rep.iterdir()) == ["confusion.csv", "confusion.png", "metrics.json",
-                                                     "per_class.csv", "predictions.csv", "reliability.png"]
+                                                     "per_class.csv", "precision_recall.png", "predictions.csv",
+                                                     "reliability.png", "roc.png"]
+    # an existing report is not replaced without --overwrite
+    code, _, err = run_main(["classify", "evaluate", LIN, *MERGE, *FAST, "--report", rep], capsys)
+    assert code == 1 and "metrics.json exists; use --overwrite" in err
 
 
 def test_evaluate_shipped_model_on_labelled_table(capsys):

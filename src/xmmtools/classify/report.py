@@ -83,8 +83,36 @@ def _figures(folder, cm, y, proba, classes, overwrite) -> list[str]:
     ax.set_title(f"reliability (ECE {ev.expected_calibration_error(proba, y):.3f})")
     fig.tight_layout()
     out += _save(fig, folder, "reliability.png", overwrite)
+    out += _one_vs_rest(plt, folder, y, proba, classes, overwrite)
     plt.close("all")
     return out
+
+
+def _one_vs_rest(plt, folder, y, proba, classes, overwrite) -> list[str]:
+    """One-vs-rest ROC and precision-recall curves of every class (scikit-learn metrics)."""
+    from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
+
+    fig1, ax1 = plt.subplots(figsize=(4.8, 4.5))
+    fig2, ax2 = plt.subplots(figsize=(4.8, 4.5))
+    for j, c in enumerate(classes):
+        truth = y == j
+        if truth.all() or not truth.any():
+            continue
+        fpr, tpr, _ = roc_curve(truth, proba[:, j])
+        ax1.plot(fpr, tpr, label=f"{c} (AUC {auc(fpr, tpr):.3f})")
+        prec, rec, _ = precision_recall_curve(truth, proba[:, j])
+        ax2.plot(rec, prec, label=f"{c} (AP {average_precision_score(truth, proba[:, j]):.3f})")
+    ax1.plot([0, 1], [0, 1], "k:", lw=1)
+    ax1.set_xlabel("false-positive rate")
+    ax1.set_ylabel("true-positive rate (recall)")
+    ax1.set_title("one-vs-rest ROC")
+    ax2.set_xlabel("recall")
+    ax2.set_ylabel("precision (evaluated set's class mix)")
+    ax2.set_title("one-vs-rest precision-recall")
+    for ax, fig in ((ax1, fig1), (ax2, fig2)):
+        ax.legend(fontsize=7, loc="lower right" if ax is ax1 else "lower left")
+        fig.tight_layout()
+    return _save(fig1, folder, "roc.png", overwrite) + _save(fig2, folder, "precision_recall.png", overwrite)
 
 
 def _save(fig, folder, name, overwrite) -> list[str]:
