@@ -117,11 +117,18 @@ class Forest:
             delayed(self._pdf_block)(X[b], idx) for b in blocks)
         return np.concatenate(parts)
 
-    def _pdf_block(self, X: np.ndarray, trees) -> np.ndarray:
+    def _pdf_block(self, X: np.ndarray, trees, block: int = 8192) -> np.ndarray:
+        """Gather-and-sum over trees, ``block`` rows at a time so the running sum stays in cache."""
+        trees = list(trees)
+        tables = [self._leaf_hist(t) for t in trees]
         acc = np.zeros((len(X), self.grid.nzbins), np.float32)
-        for t in trees:
-            hist, leaf_row = self._leaf_hist(t)
-            acc += hist[leaf_row[self.tree(t).apply(X)]]
+        tmp = np.empty((min(block, len(X)), self.grid.nzbins), np.float32)
+        for lo in range(0, len(X), block):
+            xb, out = X[lo:lo + block], acc[lo:lo + block]
+            buf = tmp[:len(xb)]
+            for t, (hist, leaf_row) in zip(trees, tables):
+                np.take(hist, leaf_row[self.tree(t).apply(xb)], axis=0, out=buf)
+                out += buf
         return acc
 
     def apply(self, t: int, X: np.ndarray) -> np.ndarray:
