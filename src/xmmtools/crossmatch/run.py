@@ -167,6 +167,8 @@ def run(req: Request, progress: bool = False) -> list[str]:
             header = info.header or header_from_schema(info.schema)
         lc = make_catalog(name, t, src, header, user_map=user_map, pos_err=pos.get(name),
                           need_errors=method == "bayes", area=areas.get(name), attributes=attrs)
+        if remote.is_remote(src):
+            lc.area_note = f"{lc.catalog.area_deg2:.4g} deg2 (union of the search cones)"
         if method == "bayes" and not lc.error_note:
             raise DataError(f"catalogue {name} ({src}) has no positional-error column; give --pos-err {name}=COLUMN "
                             f"or --pos-err {name}=ARCSEC (NWAY-style fixed error)")
