@@ -139,6 +139,15 @@ def test_upper_limit_srcid_join_wins_and_null_srcid_falls_back_to_position(sampl
     assert list(res.sources.key[res.epochs.source[res.epochs.is_ul]]) == [201122201010023, 201122201010026]
 
 
+def test_instrument_column_selects_the_band_factor(sample):
+    ul = pa.table({"SRCID": [201122201010023, 201122201010023, 201122201010023], "MJD": [50000.0, 50001.0, 50002.0],
+                   "FLUX_UL": [1e-14, 1e-14, 1e-14], "INSTRUMENT": ["XRT", "PN", "PSPC"]})
+    res = long_term_variability(sample, upper_limits=ul)
+    u = res.epochs.is_ul
+    assert list(res.epochs.catalogue[u]) == ["2SXPS", "4XMM", "2RXS"]   # PN: not a catalogue -> 4XMM
+    assert list(res.epochs.factor[u]) == [0.9, 0.999, 0.41]
+
+
 def test_stacked_summary_rows_are_not_epochs():
     # 5XMM-like: per source one summary row (N_OBS, N_CONTRIB filled) + per-observation rows
     t = pa.table({

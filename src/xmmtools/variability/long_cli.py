@@ -61,7 +61,7 @@ def long(ctx, input, output, archives, upper_limits, alerts_out, alerts_json, pl
     \b
     Example:
       xmmtools variability long data/sample/4xmm_dr10_ngc5139.fits \\
-          --archive 3XMM=3xmm_dr8.csv --upper-limits ul.parquet --alerts alerts.csv -o cat_lt.fits
+          --archive 3XMM=tests/data/variability_long/3xmm_dr8_ngc5139.csv --alerts alerts.csv -o cat_lt.fits
     """
     from xmmtools import tables
     from xmmtools.columns import parse_column_map

@@ -720,8 +720,19 @@ def spectral_shape(table: pa.Table, m: Mapping[str, str], label: np.ndarray,
 # ------------------------------------------------------------------------------------------
 
 def _labels(table: pa.Table, m: Mapping[str, str], default: str) -> np.ndarray:
+    """Catalogue name per row: the CATALOGUE (CATALOG, MISSION) column; else an INSTRUMENT
+    column whose values name a catalogue of the factor table (EPIC, ACIS, XRT, PSPC, ...), by
+    that catalogue's name; else ``default``."""
     col = next((c for c in ("CATALOGUE", "CATALOG", "MISSION") if c in m), None)
     n = table.num_rows
+    if col is None and "INSTRUMENT" in m:
+        inst = to_numpy(table.column(m["INSTRUMENT"]), None).astype(object)
+        out = np.full(n, default, dtype=object)
+        for name in set(map(str, inst)):
+            cb = lookup_catalogue(name)
+            if cb is not None:
+                out[inst.astype(str) == name] = cb.catalogue
+        return out
     if col is None:
         return np.full(n, default, dtype=object)
     v = to_numpy(table.column(m[col]), None).astype(object)
