@@ -1,7 +1,8 @@
 """CLAXBOI-style naive Bayes: per-feature, per-class likelihoods with missing values as evidence.
 
-Reference: Tranin, Godet, Webb & Primorac 2022, A&A 657, A138 (hereafter T22), the naive Bayes classifier; equations are written out
-here by content (paper equation numbers were not checked offline).
+Reference: Tranin, Godet, Webb & Primorac 2022, A&A 657, A138 (hereafter T22), their naive Bayes
+classifier; equations are written out here by content (the paper's equation numbers were not
+checked offline).
 For a source with features x_f (f = 1..F, grouped in categories k) the unnormalised
 posterior of class c is (T22 naive Bayes with category exponents)
 
@@ -24,7 +25,7 @@ classes) with numpy gathers: 10^6 sources take seconds, not the hours of a per-s
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -265,9 +266,6 @@ class Model:
     def outlier_threshold(self) -> float:
         return float(np.quantile(self.reference_scores(), self.outlier_quantile))
 
-    def with_priors(self, priors: np.ndarray) -> "Model":
-        return replace(self, priors=np.asarray(priors, float))
-
     def category_ll(self, X: np.ndarray, ignored: np.ndarray | None = None, block: int = 16384) -> np.ndarray:
         """Per-category log-likelihoods (N, K, C), accumulated feature by feature (no (N, F, C)
         array: 10^6 rows stay a few hundred MB)."""
@@ -280,9 +278,6 @@ class Model:
             for j in used:
                 acc[cat[j], :, sl] += feature_term(self.densities, j, X[sl, j], self.settings.missing_alpha)
         return acc.transpose(2, 0, 1)
-
-    def settings_dict(self) -> dict:
-        return asdict(self.settings)
 
 
 def parse_priors(text: str | Mapping[str, float] | None, classes: Sequence[str]) -> np.ndarray | None:
