@@ -112,6 +112,10 @@ def test_upper_limit_from_an_earlier_observation_raises_a_first_detection_alert(
     assert al["LT_VAR_RATIO"][0] == pytest.approx((f - e) / 2e-15, rel=1e-6)
     assert al["HIST_UL_MIN"][0] == pytest.approx(2e-15 / 0.999)
     assert col(res, "LT_MIN_IS_UL")[sel].all() and col(res, "LT_VARIABLE")[sel].all()
+    # --new-since: that detection (MJD 52134) is not new after MJD 53000; the ratio stays
+    late = long_term_variability(sample, upper_limits=ul, new_since=53000.0)
+    assert late.alerts.num_rows == 0 and col(late, "LT_VARIABLE")[sel].all()
+    assert long_term_variability(sample, upper_limits=ul, new_since=52000.0).alerts.num_rows == 1
 
 
 def test_upper_limit_by_position_and_band_range(sample):
