@@ -310,3 +310,22 @@ def test_threshold_image_is_nan_outside_coverage_and_follows_the_formula(pmaps):
         [c[0]], [r[0]], 0), 149.59475, -11.0876388888889))
     expected = (threshold_counts(b, 10.0) - b) / (eef * m.exposure[r[0], c[0]]) / (1.9474e11)
     assert img[r[0], c[0]] == pytest.approx(float(expected[0]), rel=1e-5)
+
+
+def test_detection_mask_marks_positions_masked(products):
+    p = next(p for p in products if p.obs_id == "0201903501" and p.instrument == "M1" and p.band == (0.5, 2.0))
+    exp = read_image(p.expmap)
+    probe = build_maps(p, exp)
+    r, c, _ = probe.pixels([GAP[0]], [GAP[1]])
+    mask = np.ones_like(exp.data)
+    mask[r[0] - 3:r[0] + 4, c[0] - 3:c[0] + 4] = 0  # a masked patch around the position
+    m = build_maps(p, exp, read_image(p.image), mask=type(exp)(mask, exp.wcs, exp.header, "mask"))
+    pos, cols = evaluate_positions([GAP[0], CENTRE[0]], [GAP[1], CENTRE[1]], [m], Settings())
+    t = _table(pos, cols)
+    masked = _rows(t, POS=0, INSTRUMENT="M1")[0]
+    assert not masked["COVERED"] and "MASKED" in masked["FLAG"] and masked["EXPOSURE"] > 0
+    assert _rows(t, POS=1, INSTRUMENT="M1")[0]["COVERED"]
+    # without counts image: exposure and coverage, but no background, threshold or limit
+    bare = _table(*evaluate_positions([CENTRE[0]], [CENTRE[1]], [probe], Settings()))
+    row = _rows(bare, INSTRUMENT="M1")[0]
+    assert row["COVERED"] and "NO_COUNTS_IMAGE" in row["FLAG"] and np.isnan(row["FLUX_UL"])
