@@ -19,6 +19,7 @@ Pixels are sampled at the pixel nearest to a position (4.35" pixels: <= 3" offse
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -135,9 +136,17 @@ def convolve(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     from scipy import fft
 
     full = [a + b - 1 for a, b in zip(image.shape, kernel.shape)]
-    shape = [fft.next_fast_len(n, real=True) for n in full]
-    conv = fft.irfft2(fft.rfft2(image, shape) * fft.rfft2(kernel, shape), shape)
+    shape = tuple(fft.next_fast_len(n, real=True) for n in full)
+    conv = fft.irfft2(fft.rfft2(image, shape) * _kernel_spectrum(kernel.shape, kernel.tobytes(), shape), shape)
     k0, k1 = (kernel.shape[0] - 1) // 2, (kernel.shape[1] - 1) // 2
     out = conv[k0:k0 + image.shape[0], k1:k1 + image.shape[1]]
     out[np.abs(out) < 1e-9 * max(float(np.abs(image).max()) * kernel.sum(), 1e-300)] = 0.0
     return out
+
+
+@lru_cache(maxsize=32)
+def _kernel_spectrum(kshape: tuple[int, int], kbytes: bytes, shape: tuple[int, int]) -> np.ndarray:
+    """FFT of a (float64) kernel padded to ``shape``; the same few kernels serve every image."""
+    from scipy import fft
+
+    return fft.rfft2(np.frombuffer(kbytes, dtype=float).reshape(kshape), shape)
