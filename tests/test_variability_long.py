@@ -152,6 +152,14 @@ def test_instrument_column_selects_the_band_factor(sample):
     assert list(res.epochs.factor[u]) == [0.9, 0.999, 0.41]
 
 
+def test_rows_without_srcid_are_sources_of_their_own():
+    t = pa.table({"SRCID": pa.array([5, None, None, 5], pa.int64()), "EP_8_FLUX": [1e-13, 2e-13, 1e-15, 1e-14],
+                  "EP_8_FLUX_ERR": [1e-15] * 4, "MJD_START": [55000.0, 55001.0, 55002.0, 55003.0]})
+    res = long_term_variability(t)
+    assert len(res.sources) == 3
+    assert list(col(res, "LT_N_EPOCHS")) == [2, 1, 1, 2]
+
+
 def test_stacked_summary_rows_are_not_epochs():
     # 5XMM-like: per source one summary row (N_OBS, N_CONTRIB filled) + per-observation rows
     t = pa.table({

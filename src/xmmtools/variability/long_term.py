@@ -520,10 +520,15 @@ def sources_of(table: pa.Table, user_map: Mapping[str, str] | None = None) -> So
     if keyname is None:
         keys, of_row = np.arange(n), np.arange(n)
     else:
+        # a row without a key (null SRCID / name) is a source of its own, never grouped with others
         raw = to_numpy(table.column(m[keyname]), None)
-        if raw.dtype.kind == "f" and np.all(np.isfinite(raw)):
-            raw = raw.astype(np.int64)
-        keys, of_row = np.unique(raw.astype(str) if raw.dtype.kind == "O" else raw, return_inverse=True)
+        bad = _is_null(raw)
+        if raw.dtype.kind == "f":
+            raw = np.where(bad, -1.0 - np.arange(n), raw).astype(np.int64)
+        elif raw.dtype.kind == "O":
+            raw = raw.astype(str)
+            raw[bad] = [f"(row {i})" for i in np.flatnonzero(bad)]
+        keys, of_row = np.unique(raw, return_inverse=True)
     ns = len(keys)
     rcol, dcol, ecol = (("SC_RA", "SC_DEC", "SC_POSERR") if {"SC_RA", "SC_DEC"} <= set(m)
                         else ("RA", "DEC", "POSERR"))
@@ -636,9 +641,10 @@ def upper_limit_epochs(table: pa.Table, sources: Sources, *, config: LongTermCon
     amb = np.zeros(n, bool)
     if "SRCID" in m:   # exact join; rows with a null or unknown SRCID fall back to their position
         key = to_numpy(table.column(m["SRCID"]), None)
+        null = _is_null(key)
         if sources.key.dtype.kind in "iu":
-            key = np.where(_is_null(key), -1, key).astype(np.int64)
-        src = _lookup(sources.key, key)
+            key = np.where(null, 0, key).astype(np.int64)
+        src = np.where(null, -1, _lookup(sources.key, key))
     rest = np.flatnonzero(src < 0)
     if rest.size and "RA" in m and "DEC" in m:
         ra = to_numpy(table.column(m["RA"]), float)[rest]
