@@ -90,7 +90,7 @@ def band_energy_flux(lo: float, hi: float, model: PowerLaw = DEFAULT_MODEL, *, n
 
     int_lo^hi E N(E) exp(-N_H sigma(E)) dE with N(E) = E^-Gamma, integrated by the trapezoid
     rule on ``n`` points uniform in ln E (the integrand E^2 N(E) dlnE is smooth between the
-    absorption edges; n = 20001 is converged to < 1e-6 relative, tested).
+    absorption edges; n = 20001 is converged to < 1e-5 relative, tested).
     """
     if not 0 < lo < hi:
         raise DataError(f"band {lo}-{hi} keV: need 0 < lo < hi")
