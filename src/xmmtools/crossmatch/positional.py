@@ -93,8 +93,6 @@ class Pairs:
         return len(self.idx1)
 
 
-#: RA span reserved per zone in the sort key (> 360 so zones never touch)
-_ZONE_SPAN = 400.0
 #: minimum zone height (deg): keeps the number of zones (and the key's magnitude) small
 _MIN_ZONE = 30.0 / 3600.0
 
@@ -118,11 +116,27 @@ class ZoneIndex:
         self.r = radius_arcsec / 3600.0
         self.h = max(self.r, _MIN_ZONE)
         self.nzone = int(np.floor(180.0 / self.h)) + 1
-        zone = self._zone(self.dec)
-        key = zone * _ZONE_SPAN + self.ra
-        del zone
-        self.order = np.argsort(key)
-        self.key = key[self.order]
+        # one int64 per row, sorted without argsort (np.sort is several times faster):
+        # zone | RA quantised to ``self.q`` deg | row index.  Quantising only widens the windows
+        # by one quantum; the exact chord test decides.
+        n = len(self.ra)
+        self.idx_bits = max(1, int(n - 1).bit_length())
+        zone_bits = int(self.nzone).bit_length()
+        self.ra_bits = 63 - zone_bits - self.idx_bits
+        if self.ra_bits < 12:
+            raise DataError(f"{n} counterpart rows are too many for one zone index; split the catalogue")
+        self.q = 360.0 / (1 << self.ra_bits)
+        packed = self._zone(self.dec) << self.ra_bits
+        packed |= self._ra_q(self.ra)
+        packed <<= self.idx_bits
+        packed |= np.arange(n, dtype=np.int64)
+        packed.sort()
+        self.order = packed & ((1 << self.idx_bits) - 1)
+        packed >>= self.idx_bits
+        self.key = packed  # (zone << ra_bits) | ra_q, sorted
+
+    def _ra_q(self, ra):
+        return np.minimum((np.asarray(ra, dtype=float) * (1.0 / self.q)).astype(np.int64), (1 << self.ra_bits) - 1)
 
     def _zone(self, dec):
         z = ((np.asarray(dec, dtype=float) + 90.0) * (1.0 / self.h)).astype(np.int64)  # floor: dec + 90 >= 0
@@ -147,10 +161,10 @@ class ZoneIndex:
         for dz in range(int((zhi - zlo).max(initial=0)) + 1):
             z = zlo + dz
             ok = z <= zhi
-            base = z * _ZONE_SPAN
+            base = z << self.ra_bits
             for lo, hi in ((a_lo, a_hi), (b_lo, b_hi)):
-                i0 = np.searchsorted(self.key, base + lo, side="left")
-                i1 = np.searchsorted(self.key, base + hi, side="right")
+                i0 = np.searchsorted(self.key, base | self._ra_q(np.clip(lo, 0, 360)), side="left")
+                i1 = np.searchsorted(self.key, base | self._ra_q(np.clip(hi, 0, 360)), side="right")
                 m = ok & (i1 > i0) & (hi >= lo)
                 rows.append(idx[m])
                 los.append(i0[m])
@@ -204,7 +218,7 @@ def search_around(ra1, dec1, ra2, dec2, radius_arcsec: float, *, chunk: int | No
         index = index or ZoneIndex(ra2, dec2, radius_arcsec)
         # primaries in (zone, RA) order: the look-ups then walk the sorted keys monotonically,
         # which keeps searchsorted in cache (x30 faster than random order at 1e6 x 1e7)
-        o1 = np.argsort(index._zone(dec1) * _ZONE_SPAN + np.mod(ra1, 360.0))
+        o1 = np.argsort((index._zone(dec1) << index.ra_bits) | index._ra_q(np.mod(ra1, 360.0)))
         for c in _chunks(len(ra1), chunk):
             rows1 = o1[c]
             a, b, c = _chunk_pairs(index, ra1, dec1, rows1, r_chord)
