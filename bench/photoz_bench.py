@@ -141,7 +141,7 @@ def stripe82x(n_jobs):
     attrs = "U,G,R,I,Z,W1,W2,U-G,G-R,R-I,I-Z,Z-W1,W1-W2".split(",")
     return {"S82X ugriz+W1W2": cv_pair("S82X spec-z AGN ugriz+W1W2 (+6 colours)", attrs, cols,
                                        np.asarray(t["REDSHIFT"], float)[keep], {}, (), Grid(0.0, 1.05, 105),
-                                       ForestParams(4, 25, 5, 5), n_jobs)}
+                                       ForestParams(4, 25, 10, 5), n_jobs)}
 
 
 def cv_pair(label, attrs, cols, z, user_map, missing, grid, params, n_jobs):
