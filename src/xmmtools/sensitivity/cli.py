@@ -126,7 +126,7 @@ def sensitivity_map(ctx, output, order, obs_dir, likelihood, radius, bands, bkg_
                            provenance=tables.Provenance("sensitivity-map", params, files), overwrite=overwrite)
     if plot_path and cells.size:
         label = next(iter(values))
-        ok = ~_isnan(values[label])
+        ok = values[label] == values[label]  # not NaN
         hmaps.plot_map(cells[ok], values[label][ok], order, plot_path,
                        f"threshold flux L={likelihood:g}, band {label} keV, order {order}")
     if not s.quiet:
@@ -134,12 +134,6 @@ def sensitivity_map(ctx, output, order, obs_dir, likelihood, radius, bands, bkg_
 
 
 # ----------------------------------------------------------------------------------------
-
-def _isnan(a):
-    import numpy as np
-
-    return np.isnan(a)
-
 
 def _parse_cl(text: str) -> float:
     from xmmtools.sensitivity.upper_limits import SIGMA_CL
