@@ -93,14 +93,15 @@ class Model:
         f = self.forest
         arrays = {
             "node_offsets": np.concatenate([[0], np.cumsum([len(a) for a in f.left])]).astype(np.int64),
-            "leaf_offsets": np.concatenate([[0], np.cumsum([len(a) for a in f.leaf_ptr])]).astype(np.int64),
+            "leaf_offsets": np.concatenate([[0], np.cumsum([len(a) - 1 for a in f.leaf_ptr])]).astype(np.int64),
             "member_offsets": np.concatenate([[0], np.cumsum([len(a) for a in f.leaf_bins])]).astype(np.int64),
-            "left": np.concatenate(f.left).astype(np.int32),
-            "right": np.concatenate(f.right).astype(np.int32),
+            # scikit-learn grows depth first: a split node's left child is the next node, so only
+            # the right child is stored, as an offset (0 marks a leaf)
+            "right_step": np.concatenate([_right_step(lf, r) for lf, r in zip(f.left, f.right)]),
             "feature": np.concatenate(f.feature).astype(np.int16),
             "threshold": np.concatenate(f.threshold).astype(np.float32),
             "nan_left": np.concatenate(f.nan_left).astype(bool),
-            "leaf_ptr": np.concatenate(f.leaf_ptr).astype(np.int32),
+            "leaf_sizes": np.concatenate([np.diff(p) for p in f.leaf_ptr]).astype(np.uint16),
             "leaf_bins": np.concatenate(f.leaf_bins).astype(np.uint8 if f.grid.nzbins <= 256 else np.uint16),
             "ranges": self.ranges.astype(np.float64),
         }
@@ -160,10 +161,13 @@ def load_model(path: str) -> Model:
         o = a[offsets]
         return [a[name][o[i]:o[i + 1]] for i in range(len(o) - 1)]
 
-    forest = Forest(grid, params, int(prm["n_features"]), split("left", "node_offsets"),
-                    split("right", "node_offsets"), split("feature", "node_offsets"),
-                    split("threshold", "node_offsets"), split("nan_left", "node_offsets"),
-                    [x.astype(np.int64) for x in split("leaf_ptr", "leaf_offsets")],
+    steps = split("right_step", "node_offsets")
+    nodes = [np.arange(len(st), dtype=np.int32) for st in steps]
+    left = [np.where(st > 0, i + 1, -1).astype(np.int32) for st, i in zip(steps, nodes)]
+    right = [np.where(st > 0, i + st, -1).astype(np.int32) for st, i in zip(steps, nodes)]
+    ptrs = [np.concatenate([[0], np.cumsum(sz, dtype=np.int64)]) for sz in split("leaf_sizes", "leaf_offsets")]
+    forest = Forest(grid, params, int(prm["n_features"]), left, right, split("feature", "node_offsets"),
+                    split("threshold", "node_offsets"), split("nan_left", "node_offsets"), ptrs,
                     split("leaf_bins", "member_offsets"))
     known = {"format", "format_version", "name", "arrays", "arrays_sha256", "attributes", "error_columns",
              "missing_values", "grid", "parameters", "postprocess", "missing_patterns"}
@@ -264,6 +268,14 @@ def _oob_scores(model, X, z, inbag):
     est = summarise(p[ok], model.grid.edges, model.rms_factor, model.mode_smooth)
     crps = float(np.mean(_metrics.crps(p[ok], model.grid.edges, z[ok])))
     return crps, _metrics.point_metrics(est["Z_PHOT"], z[ok])["sigma_nmad"]
+
+
+def _right_step(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    idx = np.arange(len(left))
+    inner = left >= 0
+    if not np.array_equal(left[inner], idx[inner] + 1):  # pragma: no cover - scikit-learn's layout
+        raise DataError("photoz: unexpected tree layout (left child is not the next node); cannot save")
+    return np.where(inner, right - idx, 0).astype(np.int32)
 
 
 def _sha256(path: str) -> str:
