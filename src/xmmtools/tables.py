@@ -861,7 +861,8 @@ def _open_parquet(p: str):
     import pyarrow.parquet as pq
 
     try:
-        return pq.ParquetFile(p)
+        # no pre-buffering: it holds whole column chunks and doubled peak memory on 336 columns
+        return pq.ParquetFile(p, pre_buffer=False)
     except (pa.ArrowInvalid, OSError) as e:
         raise DataError(f"{p}: not a Parquet file ({_short(e)})") from None
 
@@ -875,12 +876,22 @@ def _iter_parquet(p, columns, chunk_rows):
     out_schema = pa.schema([schema.field(i) for i in sel], metadata=schema.metadata) \
         if columns is not None else schema
     n = 0
+    per = chunk_rows or DEFAULT_CHUNK_ROWS
     try:
-        for batch in pf.iter_batches(batch_size=chunk_rows or DEFAULT_CHUNK_ROWS, columns=names,
-                                     use_pandas_metadata=False):
-            t = pa.Table.from_batches([batch]).cast(out_schema)
-            n += 1
-            yield _nan_nulls(t)
+        for rg in range(pf.metadata.num_row_groups):
+            rows = pf.metadata.row_group(rg).num_rows
+            if rows <= 4 * per:
+                # one row group at a time: the least memory and the fastest path (measured on
+                # 10^6 x 336: 0.4 GB vs 2.3 GB for iter_batches with pre-buffering)
+                parts = pf.read_row_group(rg, columns=names, use_pandas_metadata=False).to_batches(per)
+            else:  # a huge row group: stream it in batches
+                parts = pf.iter_batches(batch_size=per, row_groups=[rg], columns=names, use_pandas_metadata=False)
+            for batch in parts:
+                if batch.num_rows == 0:
+                    continue
+                t = pa.Table.from_batches([batch]).cast(out_schema)
+                n += 1
+                yield _nan_nulls(t)
     except (pa.ArrowInvalid, OSError) as e:
         raise DataError(f"{p}: unreadable Parquet data ({_short(e)})") from None
     if n == 0:
@@ -1634,7 +1645,8 @@ def _fits_headers(schema: pa.Schema, outcols: list[_OutCol], nrows: int, where: 
 
 def _write_fits_from_spool(spool: str, dest: "_TempFile", schema: pa.Schema, widths: dict[str, int],
                            gz: bool) -> None:
-    rd = pa.ipc.open_file(pa.memory_map(spool, "r"))
+    # plain reads, not a memory map: mapped pages of a multi-GB spool would all count as resident
+    rd = pa.ipc.open_file(pa.OSFile(spool, "r"))
     nrows = sum(rd.get_batch(i).num_rows for i in range(rd.num_record_batches))
     outcols = [_fits_out_col(f, widths.get(f.name), dest.final, widths.get("\0int")) for f in schema]
     primary, header = _fits_headers(schema, outcols, nrows, dest.final)
