@@ -101,6 +101,8 @@ def sensitivity_map(ctx, output, order, obs_dir, likelihood, radius, bands, bkg_
     Example:
       xmmtools sensitivity-map --obs products/ --order 16 -o sensmap.parquet --plot sensmap.png
     """
+    import numpy as np
+
     from xmmtools import tables
     from xmmtools.sensitivity import maps as hmaps
 
@@ -126,7 +128,7 @@ def sensitivity_map(ctx, output, order, obs_dir, likelihood, radius, bands, bkg_
                            provenance=tables.Provenance("sensitivity-map", params, files), overwrite=overwrite)
     if plot_path and cells.size:
         label = next(iter(values))
-        ok = values[label] == values[label]  # not NaN
+        ok = np.isfinite(values[label])
         hmaps.plot_map(cells[ok], values[label][ok], order, plot_path,
                        f"threshold flux L={likelihood:g}, band {label} keV, order {order}")
     if not s.quiet:
