@@ -204,3 +204,14 @@ def test_bayesian_blocks_find_a_step_on_the_exposure_axis():
     assert 30000 < f["BB_TPEAK"] < 60000
     flat = st.bayesian_block_features(t, rng.poisson(0.2 * e).astype(float), e)
     assert flat["BB_NBLOCKS"] == 1 and np.isnan(flat["BB_RATIO"]) is np.False_ or flat["BB_RATIO"] == 1.0
+
+
+def test_grouped_poisson_test_hand_computed():
+    """10 bins expecting 1 count, min_counts 2 -> groups of 2; counts 5, 5 in bins 4-5 fill one
+    group (10 counts, 2 expected) at offset 0: p = 2 (1 - (1 - P(X >= 10 | 2))^5)."""
+    from scipy import special
+
+    counts = np.array([[0, 0, 0, 0, 5, 5, 0, 0, 0, 0]], float)
+    p = st.grouped_poisson_prob(counts, np.ones_like(counts), np.ones_like(counts, bool), 2.0)
+    assert p[0] == pytest.approx(2 * (1 - (1 - special.gammainc(10, 2.0)) ** 5), rel=1e-9)
+    assert p[0] == pytest.approx(4.65e-4, rel=1e-2)

@@ -34,7 +34,7 @@ STAT_COLUMNS: dict[str, tuple[str, str]] = {
     "CHI2PROB_CAL": ("", "chi2 probability matched to the exact (Haldane 1937) variance of Pearson's sum"),
     "POISPROB": ("", "exact Poisson max-bin probability (Sidak over bins) that the curve is constant"),
     "KSPROB": ("", "Kolmogorov-Smirnov probability of the cumulative counts under a constant rate"),
-    "REBINPROB": ("", "calibrated chi2 probability after grouping bins to >= min-counts expected counts"),
+    "REBINPROB": ("", "exact Poisson probability of the brightest group of bins expecting ~min-counts counts"),
     "VARPROB": ("", "probability of constancy used for the flag (see XT_VARTEST)"),
     "VARTEST": ("", "test behind XT_VARPROB: chi2 (calibrated), or poisson+ks+rebin (sparse: < min-counts per bin; Bonferroni)"),
     "VAR_FLAG": ("", "XT_VARPROB below the threshold (default 1e-5, as 4XMM VAR_FLAG)"),
