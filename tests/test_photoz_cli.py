@@ -29,7 +29,8 @@ def cli_model(tmp_path_factory):
     out = folder / "mgs.json"
     code, _, err = run_main(["photoz", "train", TRAIN, "--z-column", "zs", "--attributes", ATTRS,
                              "--zmin", "0.001", "--zmax", "0.3", "--nzbins", "80", "--nrandom", "2",
-                             "--ntrees", "5", "--natt", "5", "--seed", "3", "--no-importance", "-o", out, "-q"])
+                             "--ntrees", "5", "--natt", "5", "--seed", "3", "--no-importance", "-o", out, "-q",
+                             "--oob-table", folder / "oob.parquet"])
     assert code == 0, err
     return out
 
@@ -50,6 +51,15 @@ def test_train_writes_json_and_npz_with_provenance(cli_model):
     assert doc["error_columns"]["u"] == "eu"
     assert 0.012 < doc["oob_metrics"]["sigma_nmad"] < 0.025
     assert cli_model.with_suffix(".npz").exists()
+    # out-of-bag estimates of every training galaxy, from the trees that did not draw it
+    oob = tables.read_table(cli_model.parent / "oob.parquet")
+    assert oob.num_rows == 5000 and {"zs", "u", "eu", "Z_PHOT", "Z_PDF"} <= set(oob.column_names)
+    zp, zs = tables.to_numpy(oob.column("Z_PHOT")), tables.to_numpy(oob.column("zs"))
+    ok = np.isfinite(zp)
+    assert ok.mean() > 0.97  # with 10 trees ~1 % of galaxies (0.632^10) are in every bootstrap
+    from xmmtools.photoz.metrics import point_metrics
+
+    assert point_metrics(zp[ok], zs[ok])["sigma_nmad"] == pytest.approx(doc["oob_metrics"]["sigma_nmad"], rel=1e-6)
 
 
 def test_apply_streams_chunks_and_writes_every_column(tmp_path, cli_model, capsys):

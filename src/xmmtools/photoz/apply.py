@@ -121,6 +121,16 @@ def photoz_columns(
     return cols
 
 
+def oob_columns(model: Model) -> list[NewColumn]:
+    """Out-of-bag Z_* columns (and Z_PDF) of a freshly trained model's training rows."""
+    p, est = model.oob
+    cols = [NewColumn(k, np.asarray(v, np.float32), "", "out-of-bag " + _DESCRIPTIONS[k]) for k, v in est.items()
+            if k != "Z_FLAG"]
+    cols.append(NewColumn("Z_FLAG", est["Z_FLAG"], "", _DESCRIPTIONS["Z_FLAG"]))
+    cols.append(NewColumn("Z_PDF", p.astype(np.float32), "", "out-of-bag " + pdf_description(model.grid.edges)))
+    return cols
+
+
 def pdf_description(edges: np.ndarray) -> str:
     w = np.diff(edges)
     if np.allclose(w, w[0]):

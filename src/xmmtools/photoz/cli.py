@@ -160,6 +160,8 @@ def apply(ctx, input, output, model_name, all_rows, pdf_format, smooth, cut, job
 @click.option("--drop-bad-z", is_flag=True,
               help="Drop rows whose redshift is missing or outside the grid instead of failing.")
 @click.option("--no-importance", is_flag=True, help="Skip the permutation importance.")
+@click.option("--oob-table", default=None, metavar="FILE",
+              help="Also write the training columns used, with out-of-bag Z_* columns and Z_PDF, to FILE.")
 @click.option("--name", default=None, help="Model name recorded in the file [file stem].")
 @click.option("--jobs", type=click.IntRange(min=1), default=None, help="Threads (default: all cores).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing model file.")
@@ -169,7 +171,7 @@ def apply(ctx, input, output, model_name, all_rows, pdf_format, smooth, cut, job
 @click.pass_context
 def train(ctx, specz, output, attributes, errors, z_column, config_file, nrandom, ntrees, natt, minleaf, zmin,
           zmax, nzbins, seed, leaf_weight, smooth, cut, mode_smooth, rms_factor, missing, drop_bad_z,
-          no_importance, name, jobs, overwrite, column_map, cmd_quiet, cmd_verbose):
+          no_importance, oob_table, name, jobs, overwrite, column_map, cmd_quiet, cmd_verbose):
     """Train a TPZ model on a table with spectroscopic redshifts.
 
     \b
@@ -178,6 +180,7 @@ def train(ctx, specz, output, attributes, errors, z_column, config_file, nrandom
           --attributes u,g,r,i,z,u-g,g-r,r-i,i-z --zmin 0.001 --zmax 0.3 --nzbins 80 -o galaxy.json
     """
     import numpy as np
+    import pyarrow as pa
 
     from xmmtools import tables
     from xmmtools.columns import parse_column_map
@@ -194,6 +197,8 @@ def train(ctx, specz, output, attributes, errors, z_column, config_file, nrandom
     for p in (output, output[:-5] + ".npz"):
         if os.path.exists(p) and not overwrite:
             raise OutputError(f"{p}: exists; use --overwrite to replace it")
+    if oob_table:
+        tables.check_output(oob_table, inputs=[specz], overwrite=overwrite)
     if not os.path.isdir(os.path.dirname(os.path.abspath(output))):
         raise OutputError(f"{output}: folder {os.path.dirname(os.path.abspath(output))} does not exist")
     attr_list = parse_attributes(attributes or cfg.get("attributes", ""))
@@ -235,6 +240,13 @@ def train(ctx, specz, output, attributes, errors, z_column, config_file, nrandom
                               "z_column": zcol, "columns": {a.name: a.column for a in aset.attributes},
                               "dropped_rows": int((~keep).sum()) if keep is not None else 0})
     model.save(output)
+    if oob_table:
+        from xmmtools.photoz.apply import oob_columns
+
+        rows = t if keep is None else t.filter(pa.array(keep))
+        tables.write_table(tables.add_columns(rows, oob_columns(model)), oob_table, overwrite=overwrite,
+                           inputs=[specz], provenance=tables.Provenance(
+                               "photoz-oob", {"model": os.path.basename(output)}, [specz]))
     if not s.quiet:
         m = model.info["oob_metrics"]
         click.echo(f"wrote {output} ({params.n_random * params.n_trees} trees on {m['n']} "

@@ -48,6 +48,8 @@ class Model:
     rms_factor: float = 0.02
     mode_smooth: float = 3.0
     info: dict[str, Any] = field(default_factory=dict)
+    #: after training: out-of-bag (PDFs, estimates) of the training rows (not saved)
+    oob: tuple[np.ndarray, dict[str, np.ndarray]] | None = field(default=None, repr=False)
 
     @property
     def grid(self) -> Grid:
@@ -227,20 +229,23 @@ def train_model(
                      "z_range": [float(z.min()), float(z.max())], **dict(info or {})},
     }
     if oob:
-        model.info["oob_metrics"] = oob_estimates(model, X, z, inbag)
+        model.info["oob_metrics"], p, est = oob_estimates(model, X, z, inbag)
+        est["Z_FLAG"] = model.flags(X)
+        model.oob = (p, est)
     if oob and importance:
         model.info["permutation_importance"] = permutation_importance(model, X, z, inbag, params.seed)
     return model
 
 
-def oob_estimates(model: Model, X: np.ndarray, z: np.ndarray, inbag: np.ndarray) -> dict:
-    """Out-of-bag metrics over the training set (all realisations' trees; see tpz.oob_pdf)."""
+def oob_estimates(model: Model, X: np.ndarray, z: np.ndarray, inbag: np.ndarray) -> tuple[dict, np.ndarray, dict]:
+    """Out-of-bag metrics, PDFs and estimates of the training set (all realisations' trees;
+    see tpz.oob_pdf)."""
     raw, n_trees = oob_pdf(model.forest, X, inbag)
     p = postprocess(normalise(raw), smooth=model.smooth, cut=model.cut)
     est = summarise(p, model.grid.edges, model.rms_factor, model.mode_smooth)
     out = _metrics.all_metrics(p, model.grid.edges, z, est)
     out["oob_trees_median"] = float(np.median(n_trees))
-    return out
+    return out, p, est
 
 
 def permutation_importance(model: Model, X: np.ndarray, z: np.ndarray, inbag: np.ndarray,
