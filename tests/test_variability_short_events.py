@@ -108,3 +108,28 @@ def test_event_search_errors_are_one_line(tmp_path, capsys, args, msg):
     code, _, err = run_main(["variability", "events", *args], capsys)
     assert code == 1 and err.startswith("error:") and err.count("\n") == 1
     assert msg.lower() in err.lower()
+
+
+# ------------------------------------------------------------------------------- EXOD2 table
+
+def test_exod2_bayes_factor_limits_match_the_published_table():
+    """n(mu) from the Bayes factors (Khan et al. 2025) against the EXOD2 table: the README spot
+    values exactly; for mu <= 1000 (where the thresholds are calibrated) at most one count apart
+    (threshold-boundary rounding) and equal for >= 97 %.  Above mu ~ 1.5e3 the published table
+    drifts from the definition (at mu = 1e6 it asks 4.2 sigma, the definition 3.4 sigma)."""
+    import csv
+
+    from xmmtools.variability.exod2 import bayes_factor_limits, log10_bayes_burst
+
+    rows = list(csv.DictReader(open(DATA / "variability" / "exod2_bayesfactorlimits_every50.csv")))
+    mu = np.array([float(r["MU"]) for r in rows])
+    sel = mu <= 1000
+    for s in (3, 5):
+        p, e = bayes_factor_limits(mu[sel], s)
+        tp = np.array([float(r[f"N_PEAK_{s}"]) for r in rows])[sel]
+        te = np.array([float(r[f"N_ECLIPSE_{s}"]) for r in rows])[sel]
+        assert np.abs(p - tp).max() <= 1 and np.abs(e - te).max() <= 1
+        assert np.mean(p == tp) >= 0.97 and np.mean(e == te) >= 0.97
+    p, e = bayes_factor_limits(np.array([0.5, 50.0]), 3)
+    assert p.tolist() == [7, 86] and e.tolist() == [0, 22]
+    assert log10_bayes_burst(86, 50.0) > 5.94 > log10_bayes_burst(85, 50.0)

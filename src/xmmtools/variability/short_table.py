@@ -154,11 +154,13 @@ def per_curve_table(results: Sequence[CurveResult], root: str) -> pa.Table:
     return pa.Table.from_arrays(list(arrays), schema=pa.schema(list(fields)))
 
 
-def stat_columns(stats: Sequence[Mapping], prefix: str, keys: Sequence[str]) -> list[NewColumn]:
-    """NewColumns ``prefix + key`` from a list of result dicts (missing -> null)."""
+def stat_columns(stats: Sequence[Mapping], prefix: str, keys: Sequence[str], note: str = "") -> list[NewColumn]:
+    """NewColumns ``prefix + key`` from a list of result dicts (missing -> null); ``note`` is
+    appended to each description (e.g. the camera)."""
     out = []
     for k in keys:
         unit, desc = STAT_COLUMNS.get(k) or FEATURE_COLUMNS[k]
+        desc = desc.replace("XT_", prefix) + note
         vals = [s.get(k) if s else None for s in stats]
         if k == "VAR_FLAG":
             arr = pa.array([None if v is None or not s.get("USABLE") else bool(v) for v, s in zip(vals, stats)],
@@ -241,7 +243,7 @@ def catalogue_columns(matches: Mapping[str, list[int | None]], results: Sequence
     for cam in CAMERAS:
         stats = [results[i].stats if i is not None else None for i in matches[cam]]
         per_cam[cam] = stats
-        cols += stat_columns(stats, f"XT_{cam}_", PER_CAMERA)
+        cols += stat_columns(stats, f"XT_{cam}_", PER_CAMERA, f" [{cam} light curve]")
         cols.append(NewColumn(f"XT_{cam}_LCFILE",
                               ["" if i is None else os.path.relpath(results[i].path, root) for i in matches[cam]],
                               "", f"{cam} light curve used, relative to the --lightcurves folder"))
@@ -268,7 +270,7 @@ def catalogue_columns(matches: Mapping[str, list[int | None]], results: Sequence
                   "any camera's XT_*_VARPROB below the threshold; null without light curves (as 4XMM VAR_FLAG)"),
     ]
     feats = [per_cam[b][row] if b is not None else None for row, b in enumerate(best)]
-    cols += stat_columns(feats, "XT_", list(FEATURE_COLUMNS))
+    cols += stat_columns(feats, "XT_", list(FEATURE_COLUMNS), " [camera XT_VAR_INST]")
     return cols
 
 
