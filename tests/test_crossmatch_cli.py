@@ -296,3 +296,24 @@ def test_bad_primary_coordinates(tmp_path, capsys, primary, message):
 def test_help_shows_example():
     r = run_cli(["crossmatch", "--help"])
     assert r.returncode == 0 and b"xmmtools crossmatch cat.fits --catalog" in r.stdout
+
+
+def test_columns_map_for_unusual_coordinate_names(opt, tmp_path, capsys):
+    path, _ = opt
+    t = tables.read_table(COSMOS).rename_columns(["ID", "alpha", "delta", "sig"])
+    tables.write_table(t, tmp_path / "odd.parquet")
+    out = tmp_path / "odd_x.parquet"
+    code, _, err = run_main(["crossmatch", tmp_path / "odd.parquet", "--columns", "RA=alpha,DEC=delta",
+                             "--pos-err", "primary=sig", "--catalog", f"opt={path}", "--pos-err", "opt=0.1",
+                             "-o", out], capsys)
+    assert code == 0, err
+    ref = tables.read_table(COSMOS)
+    code, _, err = run_main(["crossmatch", COSMOS, "--catalog", f"opt={path}", "--pos-err", "opt=0.1",
+                             "-o", tmp_path / "ref.parquet"], capsys)
+    assert code == 0, err
+    np.testing.assert_array_equal(tables.to_numpy(tables.read_table(out)["P_ANY"]),
+                                  tables.to_numpy(tables.read_table(tmp_path / "ref.parquet")["P_ANY"]))
+    assert ref.num_rows == 300
+    code, _, err = run_main(["crossmatch", tmp_path / "odd.parquet", "--catalog", f"opt={path}",
+                             "-o", tmp_path / "o2.parquet"], capsys)
+    assert code == 1 and "crossmatch needs column RA" in err and err.count("\n") == 1
