@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: install test bench demo clean
+.PHONY: install test bench demo models clean
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,13 @@ test:
 
 bench:
 	$(BIN)/python bench/bench_tables.py
+
+# Rebuild the shipped default models from shipped real data (reproducible; tests check it).
+models:
+	$(BIN)/xmmtools classify train tests/data/classify/lin2024_4xmmdr13_xclass_train.csv --label-column Class \
+		--merge STAR=LM-STAR+HM-STAR --merge OTHER=CV+HMXB+LMXB+NS+NS_BIN --features xclass \
+		--priors AGN=0.66,STAR=0.25,OTHER=0.09 -o src/xmmtools/data/models/classify/default.json --overwrite
+	$(BIN)/python -m xmmtools.photoz.defaults
 
 demo:
 	$(BIN)/xmmtools info data/sample/4xmm_dr10_ngc5139.fits
