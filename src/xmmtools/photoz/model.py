@@ -302,18 +302,9 @@ def parse_attributes(text: str | Sequence[str]) -> list[str]:
     return [a.strip() for item in items for a in item.split(",") if a.strip()]
 
 
-def cross_validate(
-    attrs: AttributeSet,
-    get: Callable[[str], np.ndarray],
-    z: np.ndarray,
-    grid: Grid,
-    params: ForestParams,
-    *,
-    folds: int = 5,
-    seed: int = 20261121,
-    n_jobs: int = 1,
-    **model_options,
-) -> tuple[np.ndarray, dict[str, np.ndarray], dict]:
+def cross_validate(attrs: AttributeSet, get: Callable[[str], np.ndarray], z: np.ndarray, grid: Grid,
+                   params: ForestParams, *, folds: int = 5, seed: int = 20261121, n_jobs: int = 1,
+                   **model_options) -> tuple[np.ndarray, dict[str, np.ndarray], dict]:
     """K-fold cross-validation: pooled out-of-fold PDFs, estimates and metrics.
 
     Rows are shuffled with ``default_rng(seed)`` and split into ``folds`` parts; each part is
