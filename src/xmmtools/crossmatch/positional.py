@@ -157,16 +157,17 @@ class ZoneIndex:
         b_lo = np.where(wrap_lo, ra1 - alpha + 360.0, np.where(wrap_hi, 0.0, 1.0))
         b_hi = np.where(wrap_lo, 360.0, np.where(wrap_hi, ra1 + alpha - 360.0, 0.0))  # empty if lo > hi
         rows, los, his = [], [], []
-        idx = np.arange(len(ra1))
         for dz in range(int((zhi - zlo).max(initial=0)) + 1):
             z = zlo + dz
             ok = z <= zhi
             base = z << self.ra_bits
             for lo, hi in ((a_lo, a_hi), (b_lo, b_hi)):
-                i0 = np.searchsorted(self.key, base | self._ra_q(np.clip(lo, 0, 360)), side="left")
-                i1 = np.searchsorted(self.key, base | self._ra_q(np.clip(hi, 0, 360)), side="right")
-                m = ok & (i1 > i0) & (hi >= lo)
-                rows.append(idx[m])
+                sel = np.flatnonzero(ok & (hi >= lo))  # look up only the windows that exist
+                b = base[sel]
+                i0 = np.searchsorted(self.key, b | self._ra_q(np.clip(lo[sel], 0, 360)), side="left")
+                i1 = np.searchsorted(self.key, b | self._ra_q(np.clip(hi[sel], 0, 360)), side="right")
+                m = i1 > i0
+                rows.append(sel[m])
                 los.append(i0[m])
                 his.append(i1[m])
         rows, los, his = np.concatenate(rows), np.concatenate(los), np.concatenate(his)
