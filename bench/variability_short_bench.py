@@ -49,7 +49,7 @@ def bench_speed(n_curves: int, n_bins: int = 1000, chunk: int = 20000) -> None:
     t = time.perf_counter()
     st.lightcurve_statistics(N, e, M, 0.3)
     dt = time.perf_counter() - t
-    print(f"[speed] general path (background, NaN bins, Poisson/KS/regrouped tests): {m} curves in {dt:.2f} s "
+    print(f"[speed] general path (background, NaN bins, Poisson/KS/grouped-Poisson tests): {m} curves in {dt:.2f} s "
           f"-> {dt * 40:.0f} s per 4x10^5")
 
 

@@ -31,9 +31,9 @@ def figure(lc, stats, plt):
     """Net rate (points with model errors), background in the source region, Bayesian blocks
     (when computed) and the GTIs as shaded spans; times in ks from the first bin."""
     import numpy as np
-    from astropy.stats import bayesian_blocks
 
     from xmmtools.variability.short_table import curve_products
+    from xmmtools.variability.short_term import bayesian_block_segments
 
     p = curve_products(lc)
     t0 = lc.time[0]
@@ -45,12 +45,8 @@ def figure(lc, stats, plt):
     if lc.bkg_counts is not None:
         ax.step(tk, p["bkg_rate"], where="mid", color="tab:orange", lw=0.8, label="background (model)")
     if np.isfinite(stats.get("BB_NBLOCKS", np.nan)):
-        cum = np.cumsum(lc.exposure) - 0.5 * lc.exposure
-        edges = bayesian_blocks(cum, np.round(lc.counts).astype(int), fitness="events", p0=0.01)
-        starts = np.concatenate([[0], np.searchsorted(cum, edges[1:-1])])
-        stops = np.concatenate([starts[1:], [lc.counts.size]])
-        for a, b in zip(starts, stops):
-            r = (lc.counts[a:b].sum() - p["bkg_model"][a:b].sum()) / lc.exposure[a:b].sum()
+        starts, stops, rates = bayesian_block_segments(lc.counts, lc.exposure, p["bkg_model"])
+        for a, b, r in zip(starts, stops, rates):
             ax.hlines(r, tk[a], tk[b - 1], color="tab:blue", lw=2)
     ax.set_xlabel(f"time - {t0:.0f} s (ks)")
     ax.set_ylabel("net rate (counts/s)")

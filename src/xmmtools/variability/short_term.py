@@ -416,27 +416,34 @@ def bayesian_block_features(time, counts, exposure, bkg_expected=None, *, p0: fl
     rate; NaN when the faintest block is <= 0) and ``BB_TPEAK`` [s, mission time] (centre of the
     brightest block).
     """
-    from astropy.stats import bayesian_blocks
-
-    t, N, e = (np.asarray(a, float) for a in (time, counts, exposure))
-    B = np.zeros_like(N) if bkg_expected is None else np.asarray(bkg_expected, float)
+    t = np.asarray(time, float)
     out = dict(BB_NBLOCKS=np.nan, BB_RMAX=np.nan, BB_RMIN=np.nan, BB_RATIO=np.nan, BB_TPEAK=np.nan)
-    if N.size < 2 or N.sum() <= 0:
+    seg = bayesian_block_segments(counts, exposure, bkg_expected, p0=p0)
+    if seg is None:
         return out
-    cum = np.cumsum(e) - 0.5 * e  # exposure-axis bin centres
-    edges = bayesian_blocks(cum, np.round(N).astype(int), fitness="events", p0=p0)
-    idx = np.searchsorted(cum, edges[1:-1])  # first bin of each later block
-    starts = np.concatenate([[0], idx])
-    Nk = np.add.reduceat(N, starts)
-    Bk = np.add.reduceat(B, starts)
-    ek = np.add.reduceat(e, starts)
-    r = (Nk - Bk) / ek
+    starts, stops, r = seg
     k = int(np.argmax(r))
-    stop = np.concatenate([starts[1:], [N.size]])
     out.update(BB_NBLOCKS=float(len(starts)), BB_RMAX=float(r.max()), BB_RMIN=float(r.min()),
                BB_RATIO=float(r.max() / r.min()) if r.min() > 0 else np.nan,
-               BB_TPEAK=float(0.5 * (t[starts[k]] + t[stop[k] - 1])))
+               BB_TPEAK=float(0.5 * (t[starts[k]] + t[stops[k] - 1])))
     return out
+
+
+def bayesian_block_segments(counts, exposure, bkg_expected=None, *, p0: float = 0.01):
+    """Blocks of one binned curve as (first bin, end bin (exclusive), net rate) arrays, or None
+    for fewer than 2 bins or no counts (see :func:`bayesian_block_features`)."""
+    from astropy.stats import bayesian_blocks
+
+    N, e = np.asarray(counts, float), np.asarray(exposure, float)
+    B = np.zeros_like(N) if bkg_expected is None else np.asarray(bkg_expected, float)
+    if N.size < 2 or N.sum() <= 0:
+        return None
+    cum = np.cumsum(e) - 0.5 * e  # exposure-axis bin centres
+    edges = bayesian_blocks(cum, np.round(N).astype(int), fitness="events", p0=p0)
+    starts = np.concatenate([[0], np.searchsorted(cum, edges[1:-1])])  # first bin of each block
+    stops = np.concatenate([starts[1:], [N.size]])
+    rates = (np.add.reduceat(N, starts) - np.add.reduceat(B, starts)) / np.add.reduceat(e, starts)
+    return starts, stops, rates
 
 
 # -----------------------------------------------------------------------------------------
