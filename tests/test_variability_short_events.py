@@ -3,7 +3,6 @@ box 13, GTR=1) and the variability formula on a controlled toy cube."""
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
