@@ -28,7 +28,7 @@ _PROB = click.FloatRange(min=0.0, max=1.0, min_open=True)
 @click.option("--threshold", type=_PROB, default=1e-5, show_default=True,
               help="XT_VAR_FLAG when the probability of constancy is below this.")
 @click.option("--min-counts", type=click.FloatRange(min=0.0), default=5.0, show_default=True,
-              help="Curves with fewer expected counts per bin use the exact Poisson + KS tests, not chi2.")
+              help="Curves with fewer expected counts per bin use exact Poisson (single bins and groups) + KS tests, not chi2.")
 @click.option("--blocks-pmax", type=click.FloatRange(0.0, 1.0), default=1e-3, show_default=True,
               help="Bayesian blocks only for curves whose XT_VARPROB is below this (about 0.2 s per curve).")
 @click.option("--match-radius", type=click.FloatRange(min=0.0, min_open=True), default=15.0, show_default=True,
