@@ -316,3 +316,20 @@ def test_apply_reads_an_arrow_stream_on_stdin(tmp_path, cli_model):
     assert res.num_rows == 100 and res.column("Z_PDF").type.list_size == 80
     prov = tables.provenance_of(res.schema)[-1]
     assert prov["inputs"][0]["name"] == "-" and len(prov["photoz"]["pdf_edges"]) == 81
+
+
+def test_apply_mlz_postprocessing_options(tmp_path, cli_model):
+    """--smooth/--cut (MLZ SigmaFactor and 20 %-of-peak cut) change the PDFs, which stay normalised."""
+    small = tmp_path / "small.parquet"
+    pq.write_table(pq.read_table(TEST).slice(0, 200), small)
+    plain, mlz = tmp_path / "plain.parquet", tmp_path / "mlz.parquet"
+    assert run_main(["photoz", small, "-o", plain, "--model", cli_model, "-q"])[0] == 0
+    assert run_main(["photoz", small, "-o", mlz, "--model", cli_model, "--smooth", "3", "--cut", "0.2", "-q"])[0] == 0
+    p0 = np.asarray(tables.read_table(plain).column("Z_PDF").combine_chunks().flatten()).reshape(200, 80)
+    t1 = tables.read_table(mlz)
+    p1 = np.asarray(t1.column("Z_PDF").combine_chunks().flatten()).reshape(200, 80)
+    np.testing.assert_allclose(p1.sum(axis=1), 1.0, atol=1e-5)
+    # after the cut every non-zero bin is at least 20 % of the peak
+    assert ((p1 == 0) | (p1 >= 0.2 * p1.max(axis=1, keepdims=True) - 1e-7)).all()
+    assert not np.allclose(p0, p1)
+    assert tables.provenance_of(t1.schema)[-1]["parameters"]["smooth"] == 3.0
