@@ -1392,17 +1392,21 @@ def _update_widths(widths: dict, t: pa.Table) -> None:
             used = old[3]
             bw = typ.bit_width
             lo_v = -(1 << (bw - 1)) if pa.types.is_signed_integer(typ) else 0
-            v = np.asarray(pc.drop_null(col).to_numpy() if nulls else col.to_numpy())
+            def values():
+                return np.asarray(pc.drop_null(col).to_numpy() if nulls else col.to_numpy())
+
             if bw <= 16:  # small types: remember every value used (a 64 KiB bitmap at most)
                 if used is None:
                     used = np.zeros(1 << bw, dtype=bool)
-                used[v.astype(np.int64) - lo_v] = True
+                used[values().astype(np.int64) - lo_v] = True
             else:  # wide types: remember which of a few candidate TNULLs near the ends are used
                 hi_v = (1 << (bw - 1)) - 1 if lo_v else (1 << bw) - 1
                 cands = [c for k in range(8) for c in (lo_v + k, hi_v - k)]
                 if used is None:
                     used = {c: False for c in cands}
-                if len(v):
+                # only values within 8 of either end can be candidates: skip the search otherwise
+                if len(col) and mm["min"] is not None and (mm["min"] <= lo_v + 7 or mm["max"] >= hi_v - 7):
+                    v = values()
                     hit = np.isin(np.asarray(cands, dtype=v.dtype), v)
                     for c, h in zip(cands, hit):
                         used[c] = used[c] or bool(h)
