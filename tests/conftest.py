@@ -1,4 +1,4 @@
-"""Shared fixtures: real data shipped in the project (never ../shared)."""
+"""Shared fixtures: real data shipped in the project (tests never read the team's shared data folder)."""
 
 from __future__ import annotations
 

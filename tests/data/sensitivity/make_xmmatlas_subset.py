@@ -2,7 +2,7 @@
 XMM-ATLAS source list (GitHub ruizca/astromatch, xmmatlas_srclistnew_Legacy.fits, as copied
 into the project's shared data folder).  Run once from the repository root:
 
-    .venv/bin/python tests/data/sensitivity/make_xmmatlas_subset.py ../shared/data/4xmm/ruizca__astromatch/xmmatlas_srclistnew_Legacy.fits
+    .venv/bin/python tests/data/sensitivity/make_xmmatlas_subset.py $SHARED_DATA/4xmm/ruizca__astromatch/xmmatlas_srclistnew_Legacy.fits
 """
 
 import sys
