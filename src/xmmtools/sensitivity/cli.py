@@ -262,8 +262,8 @@ def _positions_mode(input, output, obs_dir, bands, annulus, settings, overwrite,
     inputs = [input, *_product_files(products)]
     step = tables.Provenance("sensitivity", params, inputs)
     step_chunk = chunk_size or 20_000
-    writer = None
-    try:
+
+    def chunks():
         for start in range(0, len(ra), step_chunk):
             sl = slice(start, min(start + step_chunk, len(ra)))
             pos, new = evaluate_positions(ra[sl], dec[sl], pmaps, settings)
@@ -276,16 +276,9 @@ def _positions_mode(input, output, obs_dir, bands, annulus, settings, overwrite,
                 front.append(tables.NewColumn("RA", ra[sl][pos], "deg", "right ascension of the position"))
             if "DEC" not in have:
                 front.append(tables.NewColumn("DEC", dec[sl][pos], "deg", "declination of the position"))
-            out = tables.add_columns(base, front + new)
-            if writer is None:
-                writer = tables.TableWriter(output, out.schema, provenance=step, overwrite=overwrite, inputs=inputs)
-                writer.__enter__()
-            writer.write(out)
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        raise
-    writer.close()
+            yield tables.add_columns(base, front + new)
+
+    writer = tables.write_chunks(chunks(), output, provenance=step, overwrite=overwrite, inputs=inputs)
     if output != "-" and not s.quiet:
         click.echo(f"wrote {writer.rows} rows for {len(ra)} positions to {output}", err=True)
 
