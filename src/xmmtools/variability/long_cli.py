@@ -174,21 +174,12 @@ def _write_with_columns(chunks, new, output, provenance, overwrite, inputs) -> N
     """Append the per-row columns to each chunk of the input and write atomically."""
     from xmmtools import tables
 
-    writer = None
-    start = 0
-    try:
+    def with_columns():
+        start = 0
         for chunk in chunks:
             stop = start + chunk.num_rows
             part = [tables.NewColumn(c.name, c.values[start:stop], c.unit, c.description, c.type) for c in new]
-            out = tables.add_columns(chunk, part)
-            if writer is None:
-                writer = tables.TableWriter(output, out.schema, provenance=provenance, overwrite=overwrite,
-                                            inputs=inputs)
-                writer.__enter__()
-            writer.write(out)
+            yield tables.add_columns(chunk, part)
             start = stop
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        raise
-    writer.close()
+
+    tables.write_chunks(with_columns(), output, provenance=provenance, overwrite=overwrite, inputs=inputs)
