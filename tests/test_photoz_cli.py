@@ -270,7 +270,7 @@ def test_apply_bad_inputs_are_one_line(tmp_path, cli_model, capsys):
     junk = tmp_path / "junk.json"
     junk.write_text("{not json")
     code, _, err = run_main(["photoz", TEST, "--model", junk, "-o", tmp_path / "o.parquet"], capsys)
-    assert code == 1 and "not a photoz model" in _err_line(err)
+    assert code == 1 and "not a readable photoz model" in _err_line(err)
     # a damaged arrays file is refused by its checksum
     doc = json.loads(cli_model.read_text())
     doc["arrays"] = "bad.npz"

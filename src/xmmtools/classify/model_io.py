@@ -10,16 +10,13 @@ feature and class lists equal the JSON's; any mismatch is a one-line DataError.
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import os
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from xmmtools import __version__
+from xmmtools import __version__, model_files
 from xmmtools.classify.features import FeatureSet
 from xmmtools.classify.naive_bayes import Densities, Model, Settings
 from xmmtools.errors import DataError, OutputError
@@ -44,13 +41,11 @@ def save_model(model: Model, path: str | os.PathLike, *, overwrite: bool = False
     for p in (path, npz_path):
         if os.path.exists(p) and not overwrite:
             raise OutputError(f"{p} exists; use --overwrite to replace it")
-    buf = io.BytesIO()
     d = model.densities
-    np.savez_compressed(buf, **{k: getattr(d, k) for k in _ARRAYS},
-                        feature_names=np.array(model.feature_set.names, dtype=str),
-                        classes=np.array(model.classes, dtype=str),
-                        reference_ll=np.asarray(model.reference_ll, float))
-    blob = buf.getvalue()
+    blob = model_files.npz_bytes({**{k: getattr(d, k) for k in _ARRAYS},
+                                  "feature_names": np.array(model.feature_set.names, dtype=str),
+                                  "classes": np.array(model.classes, dtype=str),
+                                  "reference_ll": np.asarray(model.reference_ll, float)})
     doc = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -66,26 +61,16 @@ def save_model(model: Model, path: str | os.PathLike, *, overwrite: bool = False
         "features": model.feature_set.to_json(),
         "training": model.training,
         "metrics": model.metrics,
-        "arrays": {"file": os.path.basename(npz_path), "sha256": hashlib.sha256(blob).hexdigest()},
+        "arrays": {"file": os.path.basename(npz_path), "sha256": model_files.sha256(blob)},
     }
-    _atomic_write(npz_path, blob)
-    _atomic_write(path, (json.dumps(doc, indent=1, sort_keys=False) + "\n").encode())
+    model_files.write_atomic(npz_path, blob)
+    model_files.write_json(path, doc)
     return path, npz_path
 
 
 def load_model(path: str | os.PathLike) -> Model:
     path = str(path)
-    try:
-        doc = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such model file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DataError(f"{path}: not a readable xmmtools classify model ({type(e).__name__})") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise DataError(f"{path}: not an xmmtools classify model (format {doc.get('format') if isinstance(doc, dict) else None!r})")
-    if doc.get("format_version") != FORMAT_VERSION:
-        raise DataError(f"{path}: model format version {doc.get('format_version')!r} is not supported "
-                        f"(this xmmtools reads version {FORMAT_VERSION}); retrain it with xmmtools classify train")
+    doc = model_files.read_json(path, fmt=FORMAT, version=FORMAT_VERSION, what="xmmtools classify model")
     try:
         arrays = doc["arrays"]
         npz_path = (path[:-5] if path.endswith(".json") else path) + ".npz"  # same stem, renamed pairs work
@@ -98,18 +83,7 @@ def load_model(path: str | os.PathLike) -> Model:
         quantile = float(doc["outlier"]["quantile"])
     except (KeyError, TypeError, ValueError) as e:
         raise DataError(f"{path}: model file is incomplete or malformed ({type(e).__name__}: {e})") from None
-    try:
-        blob = Path(npz_path).read_bytes()
-    except OSError:
-        raise DataError(f"{path}: its array file {npz_path} is missing") from None
-    if hashlib.sha256(blob).hexdigest() != arrays.get("sha256"):
-        raise DataError(f"{npz_path}: checksum differs from the one recorded in {path}; "
-                        "the model files were modified or mixed up")
-    try:
-        with np.load(io.BytesIO(blob), allow_pickle=False) as z:
-            a = {k: z[k] for k in z.files}
-    except ValueError as e:
-        raise DataError(f"{npz_path}: unreadable model arrays ({e})") from None
+    a = model_files.read_npz(npz_path, arrays.get("sha256"), json_path=path)
     if list(a.get("feature_names", [])) != fs.names:
         raise DataError(f"{path}: the feature list in the JSON ({', '.join(fs.names)}) does not match "
                         f"the arrays in {os.path.basename(npz_path)}")
@@ -122,17 +96,3 @@ def load_model(path: str | os.PathLike) -> Model:
     return Model(fs, classes, dens, weights, priors, train_frac, a["reference_ll"], settings, quantile,
                  doc.get("training", {}), doc.get("metrics", {}))
 
-
-def _atomic_write(path: str, data: bytes) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise OutputError(f"{path}: cannot write the model ({e.strerror})") from None

@@ -1,7 +1,6 @@
 """Rebuild the shipped photo-z models from the shipped real data (run from a source checkout).
 
     python -m xmmtools.photoz.defaults            # writes src/xmmtools/data/models/photoz/
-    python -m xmmtools.photoz.defaults --check    # retrain in memory and compare with the files
 
 * ``galaxy``: the 5 000 SDSS Main Galaxy Sample galaxies shipped with MLZ 1.2
   (tests/data/photoz/sdss_mgs_train.parquet): ugriz model magnitudes + 4 colours, z < 0.3.

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from xmmtools import model_files
 from xmmtools.errors import DataError
 from xmmtools.photoz import metrics as _metrics
 from xmmtools.photoz.attributes import AttributeSet
@@ -122,38 +122,15 @@ class Model:
             "missing_patterns": {str(k): v for k, v in sorted(self.patterns.items())},
             **self.info,
         }
-        tmp = path + ".tmp"
-        with open(tmp, "w") as fh:
-            json.dump(doc, fh, indent=1, sort_keys=False)
-            fh.write("\n")
-        os.replace(tmp, path)
+        model_files.write_json(path, doc)
         return path, npz
 
 
 def load_model(path: str) -> Model:
     """Read a model written by :meth:`Model.save` (JSON + NPZ, no pickle)."""
-    try:
-        with open(path) as fh:
-            doc = json.load(fh)
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such model file") from None
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path}: not a photoz model ({' '.join(str(e).split())})") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise DataError(f"{path}: not a photoz model (format is not {FORMAT})")
-    if doc.get("format_version") != FORMAT_VERSION:
-        raise DataError(f"{path}: photoz model format version {doc.get('format_version')} is not supported "
-                        f"(this xmmtools reads {FORMAT_VERSION})")
+    doc = model_files.read_json(path, fmt=FORMAT, version=FORMAT_VERSION, what="photoz model")
     npz = os.path.join(os.path.dirname(path), doc["arrays"])
-    if not os.path.isfile(npz):
-        raise DataError(f"{path}: its arrays file {npz} is missing")
-    if _sha256(npz) != doc.get("arrays_sha256"):
-        raise DataError(f"{npz}: checksum differs from the one recorded in {path}; the model is damaged")
-    try:
-        with np.load(npz, allow_pickle=False) as z:
-            a = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise DataError(f"{npz}: unreadable model arrays ({' '.join(str(e).split())})") from None
+    a = model_files.read_npz(npz, doc.get("arrays_sha256"), json_path=path)
     g, prm = doc["grid"], doc["parameters"]
     grid = Grid(float(g["zmin"]), float(g["zmax"]), int(g["nzbins"]))
     params = ForestParams(prm["NRandom"], prm["NTrees"], prm["Natt"], prm["MinLeaf"], prm["seed"],
@@ -292,9 +269,7 @@ def _sha256(path: str) -> str:
 
 
 def _atomic_npz(path: str, arrays: Mapping[str, np.ndarray]) -> None:
-    tmp = path + ".tmp.npz"
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
+    model_files.write_atomic(path, model_files.npz_bytes(arrays))
 
 
 def parse_attributes(text: str | Sequence[str]) -> list[str]:
