@@ -286,3 +286,10 @@ def test_failure_midway_discards_the_partial_output(tmp_path):
             w.write(pa.table({"X": [1.0, 2.0]}))
             raise RuntimeError("the stage failed")
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["classify-train", "classify-evaluate", "classify-votes", "photoz-train",
+                                  "photoz-evaluate", "sensitivity-map", "run"])
+def test_issue_command_spellings_exist(name, capsys):
+    code, out, _ = run_main([name, "--help"], capsys)
+    assert code == 0 and f"Usage: xmmtools {name}" in out

@@ -69,6 +69,12 @@ STAGE_COMMANDS = {
     "sensitivity": "xmmtools.sensitivity.cli:sensitivity",
     "sensitivity-map": "xmmtools.sensitivity.cli:sensitivity_map",
     "run": "xmmtools.pipeline:run",
+    # the issues' hyphenated spellings of the training/evaluation subcommands
+    "classify-train": "xmmtools.classify.cli:train_cmd",
+    "classify-evaluate": "xmmtools.classify.cli:evaluate_cmd",
+    "classify-votes": "xmmtools.classify.cli:votes_cmd",
+    "photoz-train": "xmmtools.photoz.cli:train",
+    "photoz-evaluate": "xmmtools.photoz.cli:evaluate",
 }
 
 
