@@ -21,7 +21,8 @@ def read_events(path: str, *, gti: np.ndarray | None = None, pi_range=(500.0, 12
     GTIs: ``gti`` if given (e.g. a flare-filtered GTI file; it also sets the window grid, as
     in EXOD), else the union of the file's STDGTInn extensions (one per CCD; each CCD's events
     already obey their own).  PATTERN <= 4 (pn) or 12 (MOS) unless
-    ``max_pattern`` is given.  Metadata: CAMERA, OBS_ID, REVOLUT, the sky WCS keywords and GTI.
+    ``max_pattern`` is given.  Metadata: CAMERA, OBS_ID, REVOLUT, the sky WCS keywords, GTI (the one used) and
+    FILE_GTI (the file's own).
     """
     from astropy.io import fits
 
@@ -53,7 +54,7 @@ def read_events(path: str, *, gti: np.ndarray | None = None, pi_range=(500.0, 12
         keep &= d["PATTERN"] <= (max_pattern if max_pattern is not None else (4 if camera == "PN" else 12))
     order = np.argsort(t[keep], kind="stable")
     ev = {c: v[keep][order] for c, v in d.items()}
-    meta = {"CAMERA": camera, "OBS_ID": str(hdr.get("OBS_ID", "")).strip(), "GTI": g,
+    meta = {"CAMERA": camera, "OBS_ID": str(hdr.get("OBS_ID", "")).strip(), "GTI": g, "FILE_GTI": own,
             "REVOLUT": int(hdr["REVOLUT"]) if str(hdr.get("REVOLUT", "")).strip().isdigit() else None,
             "WCS": {k: hdr[k] for k in ("REFXCRPX", "REFXCRVL", "REFXCDLT", "REFYCRPX", "REFYCRVL", "REFYCDLT")
                     if k in hdr}}

@@ -145,8 +145,11 @@ def _progress(it, total, enabled):
 @click.option("-o", "--output", required=True, help="Candidate table (one row per transient candidate).")
 @click.option("--gti", "gti_file", default=None, metavar="FILE",
               help="GTI file (flare-filtered); it also fixes the window grid. Default: the event files' own.")
-@click.option("--time-bin", "time_window", type=click.FloatRange(min=0.0, min_open=True), default=100.0,
-              show_default=True, help="Time window TW (s).")
+@click.option("--method", type=click.Choice(["exod", "exod2"]), default="exod", show_default=True,
+              help="exod: pixel variability boxes (Pastor-Marazuela+2020); exod2: 20\" sky cells and "
+                   "burst/eclipse Bayes factors (Khan+2025).")
+@click.option("--time-bin", "time_window", type=click.FloatRange(min=0.0, min_open=True), default=None,
+              help="Time window TW / frame (s). Default 100 (exod), 50 (exod2).")
 @click.option("--detection-level", type=click.FloatRange(min=0.0, min_open=True), default=None,
               help="DL (default by TW: 3 s->5, 10 s->6, 30 s->7, 100 s->8, Pastor-Marazuela+2020).")
 @click.option("--box", type=click.IntRange(min=1), default=None, help="Box size in raw pixels (default 3 pn, 13 MOS).")
@@ -161,18 +164,23 @@ def _progress(it, total, enabled):
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @common_options
 @click.pass_context
-def events(ctx, event_files, output, gti_file, time_window, detection_level, box, gtr, pi_min, pi_max, merge_radius,
-           hot_files, overwrite, cmd_quiet, cmd_verbose):
-    """EXOD-style transient search in EPIC event lists (Pastor-Marazuela et al. 2020).
+def events(ctx, event_files, output, method, gti_file, time_window, detection_level, box, gtr, pi_min, pi_max,
+           merge_radius, hot_files, overwrite, cmd_quiet, cmd_verbose):
+    """EXOD-style transient search in EPIC event lists (Pastor-Marazuela et al. 2020; Khan et al. 2025).
 
-    Per raw pixel, counts in TW-second windows (3x3 neighbourhood) give the variability
-    V = max(Cmax - Cmed, |Cmin - Cmed|)/Cmed; boxes whose summed V exceeds DL*b^2*median(V) are
+    --method exod (default): per raw pixel, counts in TW-second windows (3x3 neighbourhood)
+    give the variability V = max(Cmax - Cmed, |Cmin - Cmed|)/Cmed; boxes whose summed V exceeds DL*b^2*median(V) are
     candidates, merged across cameras, with sky positions from the events.
 
+    --method exod2: counts in 20" sky cells x frames against a constant-sky model (source-masked
+    background template), bursts and eclipses at 3/5 sigma from Bayes factors
+    (--detection-level, --box and --gtr do not apply).
+
     \b
-    Example:
+    Examples:
       xmmtools variability events M1_clean.fits.gz M2_clean.fits.gz --gti M1_gti.fits \\
           --time-bin 100 --detection-level 4 -o candidates.csv
+      xmmtools variability events M1_clean.fits.gz --method exod2 --time-bin 200 -o exod2.csv
     """
     from xmmtools import tables
     from xmmtools.errors import DataError
@@ -190,12 +198,21 @@ def events(ctx, event_files, output, gti_file, time_window, detection_level, box
     extra = [gti_file] if gti_file else []
     inputs = [*event_files, *extra, *hot.values()]
     tables.check_output(output, inputs=inputs, overwrite=overwrite)
-    cfg = ExodConfig(time_window=time_window, detection_level=detection_level, box=box, gtr=gtr)
     gti = read_gti(gti_file) if gti_file else None
-    table = search_events(list(event_files), cfg, gti=gti, pi_range=(pi_min, pi_max), merge_radius=merge_radius,
-                          hot_pixel_files=hot)
-    params = {"time_bin": time_window, "detection_level": cfg.dl(), "box": box, "gtr": gtr, "pi_min": pi_min,
-              "pi_max": pi_max, "merge_radius": merge_radius, "gti": gti_file}
+    common = {"gti": gti, "pi_range": (pi_min, pi_max), "merge_radius": merge_radius, "hot_pixel_files": hot}
+    params = {"method": method, "pi_min": pi_min, "pi_max": pi_max, "merge_radius": merge_radius, "gti": gti_file}
+    if method == "exod2":
+        if detection_level is not None or box is not None:
+            raise DataError("--detection-level and --box apply to --method exod only")
+        from xmmtools.variability.exod2_search import Exod2Config, search_exod2
+
+        cfg2 = Exod2Config(time_bin=time_window or 50.0)
+        table = search_exod2(list(event_files), cfg2, **common)
+        params.update(time_bin=cfg2.time_bin, cell_arcsec=cfg2.cell, source_p=cfg2.source_p)
+    else:
+        cfg = ExodConfig(time_window=time_window or 100.0, detection_level=detection_level, box=box, gtr=gtr)
+        table = search_events(list(event_files), cfg, **common)
+        params.update(time_bin=cfg.time_window, detection_level=cfg.dl(), box=box, gtr=gtr)
     tables.write_table(table, output, provenance=tables.Provenance("variability-events", params, inputs),
                        overwrite=overwrite, inputs=inputs)
     if output != "-" and not s.quiet:
