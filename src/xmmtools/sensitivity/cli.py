@@ -49,12 +49,19 @@ def _method_options(f):
               help="Use the Gaussian upper limit N - B + z sqrt(N) where N >= 80 counts (SAS eupper-like).")
 @click.option("--fov", type=click.FloatRange(min=1), default=15.0, show_default=True,
               help="Field radius (arcmin): zero exposure within it is a chip gap, beyond it outside the field.")
+@click.option("--download", is_flag=True,
+              help="Fetch the PPS products of the observations within --fov of the positions from the "
+                   "XMM-Newton Science Archive (astroquery) into --cache; excludes --obs.")
+@click.option("--obslist", metavar="FILE",
+              help="With --download: table of OBS_ID, RA_PNT, DEC_PNT (default: the input's own columns).")
+@click.option("--cache", "cache_dir", metavar="DIR",
+              help="With --download: product cache (default $XDG_CACHE_HOME/xmmtools/xsa or ~/.cache/xmmtools/xsa).")
 @output_options
 @common_options
 @click.pass_context
 def sensitivity(ctx, input, output, from_catalogue, obs_dir, likelihood, radius, bands, bkg_annulus,
-                integer_threshold, gamma, nh, ecf, cl, gauss_above_80, fov, overwrite, column_map, chunk_size,
-                cmd_quiet, cmd_verbose):
+                integer_threshold, gamma, nh, ecf, cl, gauss_above_80, fov, download, obslist, cache_dir, overwrite,
+                column_map, chunk_size, cmd_quiet, cmd_verbose):
     """Detection thresholds, upper limits and encircled fluxes at sky positions (FLIX-style).
 
     INPUT is a table with RA/DEC (any format, or '-') or a text list with one position per
@@ -66,6 +73,7 @@ def sensitivity(ctx, input, output, from_catalogue, obs_dir, likelihood, radius,
     Examples:
       xmmtools sensitivity positions.txt --obs products/ --band 0.5-2 -o limits.parquet
       xmmtools sensitivity 4XMM_DR14cat.fits --from-catalogue --band 8 -o thresholds.fits
+      xmmtools sensitivity positions.txt --download --obslist obs.csv --cache xsa/ -o limits.parquet
     """
     from xmmtools.columns import parse_column_map
 
@@ -73,11 +81,16 @@ def sensitivity(ctx, input, output, from_catalogue, obs_dir, likelihood, radius,
     user_map = parse_column_map(column_map)
     if from_catalogue:
         return _catalogue_mode(input, output, bands, likelihood, radius, overwrite, user_map, chunk_size, s)
-    if not obs_dir:
-        raise click.UsageError("give --obs DIR (observation products), or --from-catalogue")
+    if obs_dir and download:
+        raise click.UsageError("--obs DIR and --download exclude each other (downloads go to --cache DIR)")
+    if (obslist or cache_dir) and not download:
+        raise click.UsageError("--obslist and --cache go with --download")
+    if not obs_dir and not download:
+        raise click.UsageError("give --obs DIR (observation products), --download, or --from-catalogue")
     settings = _settings(likelihood, radius, integer_threshold, gamma, nh, ecf, fov, _parse_cl(cl),
                          "kbn+gauss" if gauss_above_80 else "kbn")
-    _positions_mode(input, output, obs_dir, bands, bkg_annulus, settings, overwrite, user_map, chunk_size, s)
+    _positions_mode(input, output, obs_dir, bands, bkg_annulus, settings, overwrite, user_map, chunk_size, s,
+                    download=(obslist, cache_dir) if download else None)
 
 
 @click.command("sensitivity-map")
@@ -190,7 +203,12 @@ def _load_products(obs_dir, bands, annulus, settings, s):
     from xmmtools.sensitivity.io import discover_products, read_image
     from xmmtools.sensitivity.products import build_maps
 
-    products = discover_products(obs_dir, _bands(bands))
+    if isinstance(obs_dir, list):  # --download: one folder per observation
+        from xmmtools.sensitivity.archive import discover
+
+        products = discover(obs_dir, _bands(bands))
+    else:
+        products = discover_products(obs_dir, _bands(bands))
     for p in products:  # fail before the slow part when a product has no ECF
         settings.ecf_for(p.instrument, p.band, p.filter)
     pmaps = []
@@ -235,7 +253,8 @@ def _read_positions(input, user_map):
     return t, np.mod(ra, 360.0), dec
 
 
-def _positions_mode(input, output, obs_dir, bands, annulus, settings, overwrite, user_map, chunk_size, s):
+def _positions_mode(input, output, obs_dir, bands, annulus, settings, overwrite, user_map, chunk_size, s,
+                    download=None):
     import numpy as np
     import pyarrow as pa
 
@@ -250,6 +269,13 @@ def _positions_mode(input, output, obs_dir, bands, annulus, settings, overwrite,
             output = default_output(input, "sensitivity")
     tables.check_output(output, inputs=[input], overwrite=overwrite)
     intable, ra, dec = _read_positions(input, user_map)
+    extra = {}
+    if download:
+        from xmmtools.sensitivity.archive import products_for
+
+        obs_dir, extra["archive"] = products_for(
+            intable, ra, dec, input, download[0], download[1], settings.fov_arcmin,
+            log=None if s.quiet else (lambda m: click.echo(m, err=True)))
     products, pmaps = _load_products(obs_dir, bands, annulus, settings, s)
     ours = set(DESCRIPTIONS)
     renamed = [f"{n}_INPUT" if n in ours else n for n in intable.schema.names]
@@ -259,8 +285,10 @@ def _positions_mode(input, output, obs_dir, bands, annulus, settings, overwrite,
               "bands": list(bands) or None, "integer_threshold": settings.integer_threshold,
               "ul_method": settings.ul_method, "gamma": settings.gamma, "nh": settings.nh,
               "ecf": dict(settings.ecf) or None, "bkg_annulus": list(annulus), "fov": settings.fov_arcmin}
+    if download:
+        params.update(obs=None, download=True, obslist=download[0], cache=extra["archive"]["cache"])
     inputs = [input, *_product_files(products)]
-    step = tables.Provenance("sensitivity", params, inputs)
+    step = tables.Provenance("sensitivity", params, inputs, extra)
     step_chunk = chunk_size or 20_000
 
     def chunks():
