@@ -183,8 +183,9 @@ def info(ctx, file, as_json, column_map, cmd_quiet, cmd_verbose):
                    f"{rec.get('stage', '?')}  inputs: {ins or '-'}  parameters: {params}")
     if stages:
         click.echo("stages:")
+        sw = max(len(n) for n in stages)
         for name, miss in stages.items():
-            click.echo(f"  {name:<12} " + ("ready" if not miss else "missing " + ", ".join(miss)))
+            click.echo(f"  {name:<{sw}}  " + ("ready" if not miss else "missing " + ", ".join(miss)))
     click.echo("column list:")
     w = max([len(c["name"]) for c in cols] + [4])
     for c in cols:
