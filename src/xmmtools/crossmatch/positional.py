@@ -231,11 +231,30 @@ def search_around(ra1, dec1, ra2, dec2, radius_arcsec: float, *, chunk: int | No
     if not out1:
         e = np.zeros(0, dtype=np.int64)
         return Pairs(e, e.copy(), np.zeros(0))
-    i1 = np.concatenate(out1).astype(np.int64)
-    i2 = np.concatenate(out2).astype(np.int64)
+    i1 = np.concatenate(out1).astype(np.int64, copy=False)
+    i2 = np.concatenate(out2).astype(np.int64, copy=False)
     sep = chord_to_arcsec(np.concatenate(outd))
-    order = np.lexsort((i2, sep, i1))
+    order = _pair_order(i1, sep, i2)
     return Pairs(i1[order], i2[order], sep[order])
+
+
+def _pair_order(i1: np.ndarray, sep: np.ndarray, i2: np.ndarray) -> np.ndarray:
+    """``np.lexsort((i2, sep, i1))`` in one int64 sort: (i1 << bits) | rank of sep.  Ties in
+    (i1, sep) -- duplicated positions -- fall back to the lexsort, so the order is the same."""
+    n = len(i1)
+    bits = max(1, int(n - 1).bit_length())
+    if n < 2 or int(i1.max()).bit_length() + bits > 62:
+        return np.lexsort((i2, sep, i1))
+    by_sep = np.argsort(sep)
+    key = i1[by_sep] << bits
+    key |= np.arange(n, dtype=np.int64)  # the rank of sep
+    key.sort()
+    key &= (1 << bits) - 1
+    order = by_sep[key]
+    si, ss = i1[order], sep[order]
+    if ((si[1:] == si[:-1]) & (ss[1:] == ss[:-1])).any():
+        return np.lexsort((i2, sep, i1))
+    return order
 
 
 def nearest(ra1, dec1, ra2, dec2, radius_arcsec: float | None = None, *, chunk: int | None = None,
