@@ -126,7 +126,8 @@ def error_columns(names: Sequence[str], spec: str | None, where: str) -> tuple[s
 
 
 def _values(t: pa.Table, col: str, scale: float = 1.0) -> np.ndarray:
-    return tables.to_numpy(t.column(col), float) * scale
+    v = tables.to_numpy(t.column(col), float)
+    return v * scale if scale != 1.0 else v  # no copy of 10^7 coordinates for nothing
 
 
 def build_errors(t: pa.Table, kind: str, cols: list[str], where: str) -> tuple[PosErrors, str]:

@@ -136,7 +136,9 @@ class ZoneIndex:
     """The secondary catalogue sorted by (declination zone, RA) for window look-ups."""
 
     def __init__(self, ra, dec, radius_arcsec: float):
-        self.ra = np.mod(np.asarray(ra, dtype=float), 360.0)
+        ra = np.asarray(ra, dtype=float)
+        # np.mod is the identity on [0, 360): skip the copy when every RA is already there
+        self.ra = ra if len(ra) and ra.min() >= 0 and ra.max() < 360.0 else np.mod(ra, 360.0)
         self.dec = np.asarray(dec, dtype=float)
         self.r = radius_arcsec / 3600.0
         self.h = max(self.r, _MIN_ZONE)
@@ -151,7 +153,8 @@ class ZoneIndex:
         if self.ra_bits < 12:
             raise DataError(f"{n} counterpart rows are too many for one zone index; split the catalogue")
         self.q = 360.0 / (1 << self.ra_bits)
-        packed = self._zone(self.dec) << self.ra_bits
+        packed = self._zone(self.dec)
+        packed <<= self.ra_bits
         packed |= self._ra_q(self.ra)
         packed <<= self.idx_bits
         packed |= np.arange(n, dtype=np.int64)
@@ -161,10 +164,14 @@ class ZoneIndex:
         self.key = packed  # (zone << ra_bits) | ra_q, sorted
 
     def _ra_q(self, ra):
-        return np.minimum((np.asarray(ra, dtype=float) * (1.0 / self.q)).astype(np.int64), (1 << self.ra_bits) - 1)
+        q = (np.asarray(ra, dtype=float) * (1.0 / self.q)).astype(np.int64)
+        return np.minimum(q, (1 << self.ra_bits) - 1, out=q)
 
     def _zone(self, dec):
-        z = ((np.asarray(dec, dtype=float) + 90.0) * (1.0 / self.h)).astype(np.int64)  # floor: dec + 90 >= 0
+        t = np.asarray(dec, dtype=float) + 90.0
+        t *= 1.0 / self.h
+        z = t.astype(np.int64)  # floor: dec + 90 >= 0
+        del t
         return np.minimum(np.maximum(z, 0, out=z), self.nzone - 1, out=z)
 
     def candidates(self, ra1, dec1) -> tuple[np.ndarray, np.ndarray]:
