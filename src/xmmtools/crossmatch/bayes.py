@@ -77,8 +77,11 @@ def log10_bayes_factor(x, y, w11, w12, w22, present) -> np.ndarray:
     if not multi.all():  # single members have B = 1: compute only the others
         out = np.zeros(len(p))
         if multi.any():
-            out[multi] = log10_bayes_factor(x[multi], y[multi], w11[multi], w12[multi], w22[multi], p[multi])
+            rows = np.flatnonzero(multi)
+            out[rows] = log10_bayes_factor(x[rows], y[rows], w11[rows], w12[rows], w22[rows], p[rows])
         return out
+    if p.shape[1] == 2:  # both present in every row: the same sums, one column at a time
+        return _log10_bf_pairs(x, y, w11, w12, w22)
     z = p.astype(float)
     w11, w12, w22 = w11 * z, w12 * z, w22 * z
     x, y = np.where(p, x, 0.0), np.where(p, y, 0.0)
@@ -96,6 +99,24 @@ def log10_bayes_factor(x, y, w11, w12, w22, present) -> np.ndarray:
         out = ((k - 1) * np.log10(2.0) + 0.5 * logdet_i - 0.5 * np.log10(detW)
                - 0.5 * q * np.log10(np.e) - 2 * (k - 1) * LOG10_ARCSEC)
     return np.where(k <= 1, 0.0, out)
+
+
+def _log10_bf_pairs(x, y, w11, w12, w22) -> np.ndarray:
+    """``log10_bayes_factor`` for two members in every row (the arithmetic of the general case
+    with the sums over the two columns written out, so the numbers are identical)."""
+    xa, xb, ya, yb = x[:, 0], x[:, 1], y[:, 0], y[:, 1]
+    a11, b11, a12, b12, a22, b22 = w11[:, 0], w11[:, 1], w12[:, 0], w12[:, 1], w22[:, 0], w22[:, 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logdet_i = np.log10(a11 * a22 - a12 * a12) + np.log10(b11 * b22 - b12 * b12)
+        W11, W12, W22 = a11 + b11, a12 + b12, a22 + b22
+        detW = W11 * W22 - W12 * W12
+        bx = (a11 * xa + a12 * ya) + (b11 * xb + b12 * yb)
+        by = (a12 * xa + a22 * ya) + (b12 * xb + b22 * yb)
+        quad_i = (a11 * xa * xa + 2 * a12 * xa * ya + a22 * ya * ya) + (b11 * xb * xb + 2 * b12 * xb * yb + b22 * yb * yb)
+        quad_bar = (W22 * bx * bx - 2 * W12 * bx * by + W11 * by * by) / detW
+        q = np.maximum(quad_i - quad_bar, 0.0)
+        return (np.log10(2.0) + 0.5 * logdet_i - 0.5 * np.log10(detW)
+                - 0.5 * q * np.log10(np.e) - 2 * LOG10_ARCSEC)
 
 
 def log10_bayes_factor_nway(x, y, w11, w12, w22, sx, sy, present) -> np.ndarray:
@@ -226,15 +247,16 @@ def _geometry(primary: Catalog, secondaries: Sequence[Catalog], comb: Combinatio
     sx, sy = np.ones(shape), np.ones(shape)
     present = np.zeros(shape, dtype=bool)
     present[:, 0] = True
-    pe = primary.errors.take(comb.primary)
-    w11[:, 0], w12[:, 0], w22[:, 0] = pe.precision()
-    sx[:, 0], sy[:, 0] = pe.sx, pe.sy
+    pe = primary.errors
+    # the precision of each primary once (elementwise: the same numbers as after the take)
+    for out, v in zip((w11, w12, w22, sx, sy), (*pe.precision(), pe.sx, pe.sy)):
+        out[:, 0] = v[comb.primary]
     for k, cat in enumerate(secondaries):
-        has = comb.members[:, k] >= 0
+        has = np.flatnonzero(comb.members[:, k] >= 0)
         j = comb.members[has, k]
+        p1 = comb.primary[has]
         present[has, k + 1] = True
-        x[has, k + 1], y[has, k + 1] = tangent_offsets(primary.ra[comb.primary[has]], primary.dec[comb.primary[has]],
-                                                       cat.ra[j], cat.dec[j])
+        x[has, k + 1], y[has, k + 1] = tangent_offsets(primary.ra[p1], primary.dec[p1], cat.ra[j], cat.dec[j])
         e = cat.errors.take(j)
         w11[has, k + 1], w12[has, k + 1], w22[has, k + 1] = e.precision()
         sx[has, k + 1], sy[has, k + 1] = e.sx, e.sy
