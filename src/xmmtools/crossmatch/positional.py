@@ -153,13 +153,24 @@ class ZoneIndex:
         if self.ra_bits < 12:
             raise DataError(f"{n} counterpart rows are too many for one zone index; split the catalogue")
         self.q = 360.0 / (1 << self.ra_bits)
-        packed = self._zone(self.dec)
+        # (the same arithmetic as _zone and _ra_q, in reused buffers: fresh pages are costly)
+        f = self.dec + 90.0
+        f *= 1.0 / self.h
+        packed = f.astype(np.int64)
+        np.minimum(np.maximum(packed, 0, out=packed), self.nzone - 1, out=packed)
         packed <<= self.ra_bits
-        packed |= self._ra_q(self.ra)
+        np.multiply(self.ra, 1.0 / self.q, out=f)
+        buf = np.empty(n, dtype=np.int64)
+        np.copyto(buf, f, casting="unsafe")
+        del f
+        packed |= np.minimum(buf, (1 << self.ra_bits) - 1, out=buf)
         packed <<= self.idx_bits
-        packed |= np.arange(n, dtype=np.int64)
+        buf.fill(1)  # 0, 1, ..., n-1 in the same pages
+        buf[0] = 0
+        np.cumsum(buf, out=buf)
+        packed |= buf
         sort_inplace(packed)
-        self.order = packed & ((1 << self.idx_bits) - 1)
+        self.order = np.bitwise_and(packed, (1 << self.idx_bits) - 1, out=buf)
         packed >>= self.idx_bits
         self.key = packed  # (zone << ra_bits) | ra_q, sorted
 
