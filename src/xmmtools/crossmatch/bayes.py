@@ -320,8 +320,8 @@ def match(primary: Catalog, secondaries: Sequence[Catalog], radius: float, *, co
             m = np.where(j >= 0, np.asarray(values, dtype=float)[np.maximum(j, 0)], np.nan)
             with np.errstate(divide="ignore"):
                 log_bias[label] = np.log10(hist.weight(m))
-    total = log_bf + (sum(log_bias.values()) if log_bias else 0.0)
-    p_single = posterior(prior, total)
+    total = log_bf + sum(log_bias.values()) if log_bias else log_bf
+    p_single = posterior(prior, total) if log_bias else dist_post  # the same numbers without attributes
     W = total + log_prior
     p_any, p_i, flag = group_probabilities(W, comb.start, prob_ratio_secondary)
     p_any_primary = np.zeros(primary.n)

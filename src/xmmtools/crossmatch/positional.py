@@ -82,9 +82,10 @@ def tangent_offsets(ra0, dec0, ra, dec) -> tuple[np.ndarray, np.ndarray]:
     xi towards east (increasing RA), eta towards north."""
     a0, d0, a, d = (np.radians(np.asarray(x, dtype=float)) for x in (ra0, dec0, ra, dec))
     da = a - a0
-    cosc = np.sin(d0) * np.sin(d) + np.cos(d0) * np.cos(d) * np.cos(da)
-    xi = np.cos(d) * np.sin(da) / cosc
-    eta = (np.cos(d0) * np.sin(d) - np.sin(d0) * np.cos(d) * np.cos(da)) / cosc
+    sd0, cd0, sd, cd, cda = np.sin(d0), np.cos(d0), np.sin(d), np.cos(d), np.cos(da)  # each once
+    cosc = sd0 * sd + cd0 * cd * cda
+    xi = cd * np.sin(da) / cosc
+    eta = (cd0 * sd - sd0 * cd * cda) / cosc
     return xi / ARCSEC, eta / ARCSEC
 
 
@@ -92,6 +93,9 @@ def check_coordinates(ra: np.ndarray, dec: np.ndarray, where: str) -> None:
     """Raise a one-line DataError for NaN or out-of-range coordinates, naming the first row."""
     ra = np.asarray(ra, dtype=float)
     dec = np.asarray(dec, dtype=float)
+    if not len(ra) or (np.isfinite(ra.min()) and np.isfinite(ra.max())  # NaN/inf show in min/max
+                       and -90 <= dec.min() and dec.max() <= 90):
+        return
     bad = ~np.isfinite(ra) | ~np.isfinite(dec)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
