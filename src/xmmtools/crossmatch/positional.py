@@ -123,7 +123,7 @@ class Pairs:
 
 
 #: minimum zone height (deg): keeps the number of zones (and the key's magnitude) small
-_MIN_ZONE = 30.0 / 3600.0
+_MIN_ZONE = 10.0 / 3600.0
 
 
 def ra_half_width(dec_deg: np.ndarray, radius_deg: float) -> np.ndarray:
