@@ -286,20 +286,21 @@ def search_around(ra1, dec1, ra2, dec2, radius_arcsec: float, *, chunk: int | No
 
 
 def _pair_order(i1: np.ndarray, sep: np.ndarray, i2: np.ndarray) -> np.ndarray:
-    """``np.lexsort((i2, sep, i1))`` in one int64 sort: (i1 << bits) | rank of sep.  Ties in
-    (i1, sep) -- duplicated positions -- fall back to the lexsort, so the order is the same."""
+    """``np.lexsort((i2, sep, i1))`` as one argsort of int64 keys (i1 << s) | q(sep), with q a
+    monotone quantisation of sep to s <= 52 bits.  Equal keys (equal or all but equal
+    separations of one primary) fall back to the lexsort, so the order is the same."""
     n = len(i1)
-    bits = max(1, int(n - 1).bit_length())
-    if n < 2 or int(i1.max()).bit_length() + bits > 62:
+    sbits = min(52, 62 - int(i1.max()).bit_length()) if n else 0
+    smax = float(sep.max()) if n else 0.0
+    if n < 2 or sbits < 24 or not (np.isfinite(smax) and smax > 0):
         return np.lexsort((i2, sep, i1))
-    by_sep = np.argsort(sep)
-    key = i1[by_sep] << bits
-    key |= np.arange(n, dtype=np.int64)  # the rank of sep
-    key.sort()
-    key &= (1 << bits) - 1
-    order = by_sep[key]
-    si, ss = i1[order], sep[order]
-    if ((si[1:] == si[:-1]) & (ss[1:] == ss[:-1])).any():
+    top = (1 << sbits) - 1
+    q = (sep * (top / smax)).astype(np.int64)
+    key = i1 << sbits
+    key |= np.minimum(q, top, out=q)
+    order = np.argsort(key)
+    sk = key[order]
+    if (sk[1:] == sk[:-1]).any():
         return np.lexsort((i2, sep, i1))
     return order
 

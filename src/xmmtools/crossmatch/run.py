@@ -323,7 +323,7 @@ def _best_table(req, pt, secs, res):
     n = len(comb)
     start = comb.start
     sizes = np.diff(np.r_[start, n])
-    block = np.repeat(np.arange(len(start)), sizes)
+    block = np.repeat(np.arange(len(start)), sizes) if len(secs) > 1 else None
     # the first row with match_flag 1 per block (the "none" row if there is no candidate)
     flag1 = np.where(res.match_flag == 1, np.arange(n), n)
     best = np.minimum.reduceat(flag1, start)
