@@ -7,6 +7,7 @@ error.  User errors are one line on stderr, ``error: ...``; the traceback is sho
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -259,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(e.exit_code)
     except BrokenPipeError:
         # the reader of our stdout went away (e.g. `| head`): not an error of ours
-        with _suppress():
+        with contextlib.suppress(Exception):
             sys.stdout = open(os.devnull, "w")
         sys.exit(1)
     except KeyboardInterrupt:
@@ -283,16 +284,8 @@ def _terminate_cleanly() -> None:
     def handler(signum, frame):
         raise KeyboardInterrupt
 
-    with _suppress():
+    with contextlib.suppress(Exception):
         signal.signal(signal.SIGTERM, handler)
-
-
-class _suppress:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return True
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -34,7 +34,6 @@ import re
 import sys
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -567,7 +566,7 @@ class TableWriter:
             self._sink = self._tmp.arrow_sink()
             if self.path.lower().endswith(".gz"):
                 self._sink = pa.CompressedOutputStream(self._sink, "gzip")
-            self._writer = pcsv.CSVWriter(self._sink, _csv_schema(self.schema))
+            self._writer = pcsv.CSVWriter(self._sink, self.schema)
         elif self.format == "fits":
             # FITS needs the row count and string widths in its header before the rows: spool
             # the chunks to an anonymous Arrow file, then write the FITS in one pass at close.
@@ -993,10 +992,6 @@ def _check_csv_writable(schema: pa.Schema, p: str) -> None:
             raise OutputError(
                 f"{p}: CSV cannot hold the vector column {f.name}; write .parquet, .fits or .arrow instead"
             )
-
-
-def _csv_schema(schema: pa.Schema) -> pa.Schema:
-    return schema
 
 
 def _csv_ready(t: pa.Table) -> pa.Table:
