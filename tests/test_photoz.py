@@ -16,7 +16,8 @@ from xmmtools.errors import ColumnError, DataError
 from xmmtools.photoz import metrics
 from xmmtools.photoz.attributes import clip_sigma, perturb, resolve_attributes
 from xmmtools.photoz.model import (FLAG_EXTRAPOLATION, FLAG_MISSING, FLAG_NO_DATA, FLAG_RARE_PATTERN,
-                                   load_model, train_model)
+                                   MODE_SMOOTH_CANDIDATES, cross_validate, load_model, select_mode_smooth,
+                                   train_model)
 from xmmtools.photoz.pdf import cdf, normalise, postprocess, quantiles, rebin_matrix, summarise
 from xmmtools.photoz.tpz import Forest, ForestParams, Grid, float32_floor, realisations, train_forest
 
@@ -42,7 +43,7 @@ def small_model(mgs):
     tr, _ = mgs
     aset = resolve_attributes(ATTRS, tr.column_names, source="train")
     return train_model("mgs-small", aset, _getter(tr), tr["zs"].to_numpy(), GRID,
-                       ForestParams(n_random=2, n_trees=20, natt=5, min_leaf=5, seed=7), n_jobs=2,
+                       ForestParams(n_random=2, n_trees=20, natt=5, min_leaf=5, seed=7), n_jobs=1,
                        importance=True)
 
 
@@ -234,6 +235,57 @@ def test_mgs_quality_and_normalised_pdfs(mgs, small_model):
     assert 0.012 < oob["sigma_nmad"] < 0.02 and abs(oob["pit_ks"] - m["pit_ks"]) < 0.03
 
 
+def test_mode_smooth_auto_picks_the_width_from_oob_and_stores_it(tmp_path, mgs, small_model):
+    """mode_smooth="auto" (default): the width minimising the training set's OOB σNMAD of Z_PHOT."""
+    tr, te = mgs
+    sel = small_model.info["mode_smooth_selection"]
+    scores = sel["oob_sigma_nmad"]
+    assert sel["candidates_bins"] == list(MODE_SMOOTH_CANDIDATES) and len(scores) == len(MODE_SMOOTH_CANDIDATES)
+    best = MODE_SMOOTH_CANDIDATES[int(np.argmin(scores))]
+    assert small_model.mode_smooth == sel["chosen_bins"] == best
+    assert min(scores) < scores[0] - 0.001 and best >= 2  # smoothing the peak helps on MGS
+    # recomputed from the OOB PDFs alone (no test rows involved)
+    p_oob, est_oob = small_model.oob
+    w, again = select_mode_smooth(p_oob, GRID.edges, tr["zs"].to_numpy())
+    assert w == best and again == scores
+    assert np.array_equal(est_oob["Z_PHOT"], summarise(p_oob, GRID.edges, 0.02, w)["Z_PHOT"])
+    assert small_model.info["oob_metrics"]["sigma_nmad"] == pytest.approx(min(scores), abs=1e-15)
+    # stored in the model file and used when applying it
+    loaded = load_model(small_model.save(str(tmp_path / "auto.json"))[0])
+    assert loaded.mode_smooth == best
+    X, _ = resolve_attributes(ATTRS, te.column_names, source="t").values(_getter(te, slice(0, 300)))
+    p, est = loaded.estimate(X)
+    assert np.array_equal(est["Z_PHOT"], summarise(p, GRID.edges, 0.02, best)["Z_PHOT"])
+    # ties go to the smaller width: a one-bin PDF has the same mode at every width
+    one = np.zeros((3, 80))
+    one[:, 40] = 1.0
+    assert select_mode_smooth(one, GRID.edges, np.full(3, GRID.centres[40]), candidates=(4.0, 2.0, 8.0))[0] == 2.0
+    # a fixed width is kept as given, without a selection record
+    fixed = train_model("fixed", resolve_attributes(ATTRS, tr.column_names, source="train"), _getter(tr),
+                        tr["zs"].to_numpy(), GRID, ForestParams(1, 3, 5, 5, seed=7), mode_smooth=1.5,
+                        importance=False, oob=False)
+    assert fixed.mode_smooth == 1.5 and "mode_smooth_selection" not in fixed.info
+    with pytest.raises(DataError, match="auto"):
+        train_model("bad", resolve_attributes(ATTRS, tr.column_names, source="train"), _getter(tr),
+                    tr["zs"].to_numpy(), GRID, ForestParams(1, 3, 5, 5), mode_smooth="best", oob=False)
+
+
+def test_cross_validation_chooses_the_width_inside_each_fold(mgs):
+    tr, _ = mgs
+    rows = slice(0, 1500)
+    aset = resolve_attributes(ATTRS, tr.column_names, source="train")
+    _, est, m = cross_validate(aset, _getter(tr, rows), tr["zs"].to_numpy()[rows], GRID,
+                               ForestParams(1, 20, 5, 5, seed=3), folds=3, seed=1)
+    assert len(m["mode_smooth_folds"]) == 3 and all(w in MODE_SMOOTH_CANDIDATES for w in m["mode_smooth_folds"])
+    # the same fold trained by hand (OOB of its training rows only) picks the same width
+    z = tr["zs"].to_numpy()[rows]
+    order = np.random.default_rng(1).permutation(len(z))
+    train = np.sort(np.setdiff1d(order, np.array_split(order, 3)[0]))
+    m0 = train_model("f0", aset, _getter(tr, np.arange(1500)[train]), z[train], GRID, ForestParams(1, 20, 5, 5, seed=3),
+                     importance=False, oob=False)
+    assert m0.mode_smooth == m["mode_smooth_folds"][0] and m["n"] == 1500
+
+
 def test_permutation_importance_ranks_the_informative_colours(small_model):
     imp = small_model.info["permutation_importance"]
     assert set(imp) == set(ATTRS)
@@ -285,7 +337,7 @@ def test_missing_bands_nan_aware_trees_and_flags(mgs):
     cols["u"][drop] = np.nan
     aset = resolve_attributes(ATTRS, list(cols), source="train")
     model = train_model("no-u", aset, lambda c: cols[c], cols["zs"], GRID,
-                        ForestParams(2, 10, 5, 5, seed=3), importance=False, n_jobs=2)
+                        ForestParams(2, 10, 5, 5, seed=3), importance=False, n_jobs=1)
     assert model.patterns[0] == (~drop).sum() and model.patterns[1 | 32] == drop.sum()  # u, u-g missing
     tcols = {c: te[c].to_numpy().copy() for c in te.column_names}
     tcols["u"][:1000] = np.nan

@@ -12,6 +12,23 @@ from xmmtools.cli import _set_verbosity, common_options, output_options
 Z_COLUMN_GUESSES = ("zs", "z_spec", "zspec", "specz", "spec_z", "redshift", "z_true")
 
 
+class ModeSmooth(click.ParamType):
+    """``auto`` or a number of bins >= 0."""
+
+    name = "auto|BINS"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)) or value == "auto":
+            return value
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is neither 'auto' nor a number of bins", param, ctx)
+        if not v >= 0:
+            self.fail(f"{value!r} must be >= 0", param, ctx)
+        return v
+
+
 class PhotozGroup(click.Group):
     """``xmmtools photoz CAT ...`` is ``xmmtools photoz apply CAT ...``."""
 
@@ -152,8 +169,9 @@ def apply(ctx, input, output, model_name, all_rows, pdf_format, smooth, cut, job
               help="Gaussian PDF smoothing in bins (MLZ SigmaFactor) [0: off].")
 @click.option("--cut", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Zero bins below this fraction of the peak (MLZ: 0.2).")
-@click.option("--mode-smooth", type=click.FloatRange(min=0), default=3.0, show_default=True,
-              help="Smoothing (bins) used only to locate the PDF mode Z_PHOT.")
+@click.option("--mode-smooth", type=ModeSmooth(), default="auto", show_default=True, metavar="auto|BINS",
+              help="Gaussian smoothing (bins) used only to locate the PDF mode Z_PHOT; auto: the width "
+                   "with the lowest out-of-bag sigma_NMAD on the training set.")
 @click.option("--rms-factor", type=float, default=None, help="Z_CONF half-width factor [0.02].")
 @click.option("--missing", "missing", type=float, multiple=True,
               help="Magnitude value meaning 'not measured' (e.g. -99, or 0 for 2MASS); repeatable.")
@@ -251,7 +269,8 @@ def train(ctx, specz, output, attributes, errors, z_column, config_file, nrandom
         m = model.info["oob_metrics"]
         click.echo(f"wrote {output} ({params.n_random * params.n_trees} trees on {m['n']} "
                    f"rows); OOB sigma_NMAD {m['sigma_nmad']:.4f}, outliers(>0.15) {m['outliers_015']:.3f}, "
-                   f"CRPS {m['crps']:.4f}, PIT KS {m['pit_ks']:.3f}", err=True)
+                   f"CRPS {m['crps']:.4f}, PIT KS {m['pit_ks']:.3f}; Z_PHOT mode smoothing "
+                   f"{model.mode_smooth:g} bins", err=True)
 
 
 # -----------------------------------------------------------------------------------------

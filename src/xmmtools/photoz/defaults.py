@@ -43,7 +43,7 @@ class Recipe:
     columns: dict[str, str]
     grid: Grid
     params: ForestParams
-    mode_smooth: float = 3.0
+    mode_smooth: float | str = "auto"
     missing: tuple[float, ...] = ()
 
     def command(self) -> str:
@@ -54,7 +54,7 @@ class Recipe:
                 + "".join(f" --missing {m:g}" for m in self.missing)
                 + f" --zmin {g.zmin:g} --zmax {g.zmax:g} --nzbins {g.nzbins} --nrandom {p.n_random}"
                 f" --ntrees {p.n_trees} --natt {p.natt} --minleaf {p.min_leaf} --seed {p.seed}"
-                f" --mode-smooth {self.mode_smooth:g} --name {self.name} -o {self.name}.json")
+                f" --mode-smooth {self.mode_smooth if isinstance(self.mode_smooth, str) else f'{self.mode_smooth:g}'} --name {self.name} -o {self.name}.json")
 
 
 RECIPES = {
