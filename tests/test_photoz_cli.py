@@ -346,3 +346,25 @@ def test_apply_mlz_postprocessing_options(tmp_path, cli_model):
     assert ((p1 == 0) | (p1 >= 0.2 * p1.max(axis=1, keepdims=True) - 1e-7)).all()
     assert not np.allclose(p0, p1)
     assert tables.provenance_of(t1.schema)[-1]["parameters"]["smooth"] == 3.0
+
+
+def test_info_readiness_needs_the_galaxy_model_columns(tmp_path, capsys):
+    """`xmmtools info` checks the default (galaxy) model's attributes with the stage's own resolution."""
+    def photoz_stage(args):
+        code, out, err = run_main(["info", "--json", *args], capsys)
+        assert code == 0, err
+        return json.loads(out)["stages"]["photoz"]
+
+    assert photoz_stage([TEST]) == {"ready": True, "missing": []}
+    # DR3 quasars: magnitudes are u_mag, ...; its "z" column (the redshift!) resolves as the z band
+    assert photoz_stage([QSO]) == {"ready": False, "missing": ["u", "g", "r", "i"]}
+    assert photoz_stage([QSO, "--columns", "u=u_mag,g=g_mag,r=r_mag,i=i_mag,z=z_mag"])["ready"]
+    # upper-case names resolve case-insensitively; colours are derived from the magnitudes
+    upper = tmp_path / "upper.parquet"
+    pq.write_table(pa.table({b: [20.0] for b in ("U", "G", "R", "I", "Z")}), upper)
+    assert photoz_stage([upper])["ready"]
+    xray = tmp_path / "xray.parquet"
+    pq.write_table(pa.table({"RA": [1.0], "DEC": [2.0], "CLASS": ["AGN"]}), xray)
+    assert photoz_stage([xray]) == {"ready": False, "missing": ["u", "g", "r", "i", "z"]}
+    code, out, _ = run_main(["info", xray], capsys)
+    assert "photoz             missing u, g, r, i, z" in out or "missing u, g, r, i, z" in out

@@ -2,16 +2,52 @@
 
 ``xmmtools photoz CAT`` gives each extragalactic counterpart a redshift PDF and point estimates
 from a shipped model (``galaxy``: SDSS Main Galaxy Sample; ``agn``: SDSS DR3 quasars) or one
-trained with ``xmmtools photoz train``.  The model's attribute columns (e.g. u, g, r, i, z) are
-resolved when the command runs, so the stage spec only names the optional CLASS column.
+trained with ``xmmtools photoz train``.  A model's attribute columns (e.g. u, g, r, i, z and
+colours such as u-g) are resolved when the command runs, with the model's own attribute list.
+For ``xmmtools info`` the stage spec checks a table against the default (galaxy) model's
+attributes, with the same name resolution (case-insensitive names, ``--columns`` mapping,
+``A-B`` colours derived from two magnitude columns).
 
-Kept light on purpose: ``xmmtools info`` imports this module (no scikit-learn/scipy here).
+Kept light on purpose: ``xmmtools info`` imports this module (no numpy/scikit-learn/scipy here).
 """
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Iterable, Mapping
 
 from xmmtools.columns import Need
 from xmmtools.stages import StageSpec, register
 
-SPEC = register(StageSpec(
+#: The model whose input columns ``xmmtools info`` checks.
+READINESS_MODEL = "galaxy"
+
+
+@lru_cache(maxsize=None)
+def model_attributes(name: str = READINESS_MODEL) -> tuple[str, ...]:
+    """Attribute names recorded in a shipped model's JSON (read without loading its arrays)."""
+    from importlib import resources
+
+    doc = json.loads((resources.files("xmmtools") / "data" / "models" / "photoz" / f"{name}.json").read_text())
+    return tuple(doc["attributes"])
+
+
+@dataclass(frozen=True)
+class PhotozSpec(StageSpec):
+    """StageSpec whose readiness also needs the default model's attribute columns."""
+
+    model: str = READINESS_MODEL
+
+    def missing(self, available: Iterable[str], user_map: Mapping[str, str] | None = None) -> list[str]:
+        from xmmtools.photoz.attributes import missing_attributes
+
+        avail = list(available)
+        return super().missing(avail, user_map) + missing_attributes(model_attributes(self.model), avail, user_map)
+
+
+SPEC = register(PhotozSpec(
     name="photoz",
     summary="TPZ photometric redshift PDFs (Z_PHOT, Z_PDF, ...) from optical/IR magnitudes",
     needs=[Need("CLASS", "source class from classify (only extragalactic rows are processed)",

@@ -171,6 +171,21 @@ def resolve_attributes(
     return AttributeSet(attrs, list(dict.fromkeys(bases)), base_cols, err_cols, tuple(missing))
 
 
+def missing_attributes(specs: Sequence[str], available: Sequence[str],
+                       user_map: Mapping[str, str] | None = None) -> list[str]:
+    """Attributes :func:`resolve_attributes` could not find on a table (same name resolution),
+    in order; a colour ``A-B`` is left out when its magnitude A or B is already listed."""
+    find = _finder(available, user_map)
+    out: list[str] = []
+    for s in (x.strip() for x in specs if x.strip()):
+        if find(s) is not None or _colour_parts(s, find) is not None:
+            continue
+        halves = {h.strip() for i, ch in enumerate(s) if ch == "-" for h in (s[:i], s[i + 1:])}
+        if not halves & set(out):
+            out.append(s)
+    return out
+
+
 def _finder(available: Sequence[str], user_map: Mapping[str, str] | None):
     avail = list(available)
     upper = {}
