@@ -7,7 +7,8 @@ import pytest
 from astropy import units as u
 from astropy.coordinates import SkyCoord, search_around_sky
 
-from xmmtools.crossmatch.positional import (Pairs, chord_to_arcsec, check_coordinates, nearest, search_around,
+from xmmtools.crossmatch import positional
+from xmmtools.crossmatch.positional import (CellMask, Pairs, chord_to_arcsec, check_coordinates, nearest, search_around,
                                             separation_arcsec, tangent_offsets)
 from xmmtools.crossmatch.synthetic import sky
 from xmmtools.errors import DataError
@@ -37,6 +38,45 @@ def test_all_pairs_identical_to_astropy_whole_sky(chunk):
     # pole pairs and the wrap pair are found
     got = set(zip(p.idx1.tolist(), p.idx2.tolist()))
     assert {(0, 0), (0, 1), (1, 0), (2, 2), (3, 3), (4, 4)} <= got
+
+
+@pytest.mark.parametrize("radius", [2.0, 10.0, 600.0, 7200.0])
+def test_cell_mask_never_drops_a_true_pair(radius):
+    # sparse primaries (fields) and dense secondaries over the whole sphere, poles and RA wrap
+    rng = np.random.default_rng(int(radius))
+    ra1, dec1 = sky(3000, seed=5)
+    ra1[:6], dec1[:6] = [0.0, 359.99999, 180.0, 45.0, 0.0, 300.0], [0.0, 0.0, 90.0, -90.0, 89.9999, -89.99]
+    # secondaries scattered around the primaries (within 2 radii) plus a uniform field
+    k = rng.integers(0, len(ra1), 60000)
+    d = np.radians(dec1[k])
+    off = rng.normal(0, radius / 3600.0, (2, len(k)))
+    ra2 = np.mod(ra1[k] + off[0] / np.maximum(np.cos(d), 1e-3), 360.0)
+    dec2 = np.clip(dec1[k] + off[1], -90, 90)
+    f_ra, f_dec = sky(60000, seed=6)
+    ra2, dec2 = np.r_[ra2, f_ra, 359.9999999999], np.r_[dec2, f_dec, 0.0]
+    mask = CellMask(ra1, dec1, radius)(ra2, dec2)
+    a1, a2, _ = _astropy_pairs(ra1, dec1, ra2, dec2, radius)
+    assert len(a2) > 1000
+    assert mask[a2].all()  # every secondary with a primary within the radius passes
+    if radius <= 10:
+        assert mask.mean() < 0.6  # and the far field is mostly dropped
+
+
+def test_search_around_with_cell_mask_identical_to_astropy():
+    # 10^5 secondaries >= 4x the primaries: search_around filters them with the cell mask first
+    ra1, dec1 = sky(5000, ra_range=(350, 370), dec_range=(-5, 5), seed=7)
+    ra1 = np.mod(ra1, 360.0)
+    ra2, dec2 = sky(150000, ra_range=(340, 380), dec_range=(-10, 10), seed=8)
+    ra2 = np.mod(ra2, 360.0)
+    rows = positional.near_rows(ra1, dec1, ra2, dec2, 30.0)
+    assert rows is not None and len(rows) < 0.5 * len(ra2)
+    p = search_around(ra1, dec1, ra2, dec2, 30.0)
+    a1, a2, ad = _astropy_pairs(ra1, dec1, ra2, dec2, 30.0)
+    o = np.lexsort((p.idx2, p.idx1))
+    assert len(p) == len(a1) > 100
+    np.testing.assert_array_equal(p.idx1[o], a1)
+    np.testing.assert_array_equal(p.idx2[o], a2)
+    np.testing.assert_allclose(p.sep[o], ad, rtol=0, atol=1e-6)
 
 
 def test_pairs_sorted_by_primary_then_separation():

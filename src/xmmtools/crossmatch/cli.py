@@ -71,7 +71,9 @@ def crossmatch(ctx, primary, catalogs, output, primary_name, pos_errs, radius, m
     combination with P_I and MATCH_FLAG.  nearest/all are purely positional.
     """
     from xmmtools.crossmatch.run import Request, run
+    from xmmtools.runtime import tune_for_large_arrays
 
+    tune_for_large_arrays()
     s = _set_verbosity(ctx, cmd_quiet, cmd_verbose)
     req = Request(primary=primary, catalogs=list(catalogs), output=output, primary_name=primary_name,
                   pos_errs=list(pos_errs), radius=radius, method=method, completeness=prior_completeness,

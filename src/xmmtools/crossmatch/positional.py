@@ -225,6 +225,98 @@ class ZoneIndex:
         return rep, self.order[pos]
 
 
+class CellMask:
+    """Which secondaries can lie within the radius of some primary: a coarse sky-cell test
+    run before the zone index is built, so counterparts far from every primary (most of a
+    Gaia-sized catalogue around 4XMM fields) are never sorted.
+
+    Cells are declination zones of height ``h`` >= 2 radius cut into RA bins at least ``h``
+    wide at the zone's poleward edge (fewer bins near the poles, one bin in a polar cap).  Each
+    primary marks every cell its cap can touch (the zones over dec +- r and, in each, the bins
+    over RA +- alpha, as in :meth:`ZoneIndex.candidates`); a secondary passes when its own cell
+    is marked.  Marks go into a hashed byte table, so a collision can only let a far secondary
+    through (the exact chord test still decides); no true pair is ever lost.
+    """
+
+    def __init__(self, ra1, dec1, radius_arcsec: float, min_height_arcsec: float = 20.0):
+        self.r = radius_arcsec / 3600.0
+        self.h = max(2.0 * self.r, min_height_arcsec / 3600.0)
+        self.nzone = int(np.ceil(180.0 / self.h))
+        lo = -90.0 + self.h * np.arange(self.nzone)
+        edge = np.minimum(np.maximum(np.abs(lo), np.abs(np.minimum(lo + self.h, 90.0))), 90.0)
+        self.nbin = np.maximum(1, np.floor(360.0 * np.cos(np.radians(edge)) / self.h)).astype(np.int64)
+        self.inv_width = self.nbin / 360.0
+        # one spare id after each zone's last bin: RA x nbin/360 may round up to nbin at RA -> 360
+        self.offset = np.concatenate([[0], np.cumsum(self.nbin + 1)[:-1]])
+        ra1 = np.mod(np.asarray(ra1, dtype=float), 360.0)
+        dec1 = np.asarray(dec1, dtype=float)
+        pad = self.r * (1 + 1e-9) + 1e-10
+        zlo, zhi = self._zone(dec1 - pad), self._zone(dec1 + pad)
+        alpha = ra_half_width(dec1, self.r)
+        marks = []
+        for dz in range(int((zhi - zlo).max(initial=0)) + 1):
+            sel = np.flatnonzero(zlo + dz <= zhi)
+            z = zlo[sel] + dz
+            iw, nb = self.inv_width[z], self.nbin[z]
+            b0 = np.floor((ra1[sel] - alpha[sel]) * iw).astype(np.int64)
+            cnt = np.floor((ra1[sel] + alpha[sel]) * iw).astype(np.int64) - b0 + 1
+            full = cnt >= nb
+            b0[full], cnt[full] = 0, nb[full]
+            row = np.repeat(np.arange(len(sel)), cnt)
+            k = np.arange(len(row)) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+            b = np.mod(b0[row] + k, nb[row])
+            off = self.offset[z][row]
+            marks += [off + b, off[b == nb[row] - 1] + nb[row][b == nb[row] - 1]]  # (+ the spare id)
+        marks = np.concatenate(marks) if marks else np.zeros(0, dtype=np.int64)
+        # a table >= 8x the marks keeps collisions (false passes) near 1/8 of the marked fraction
+        self.bits = int(min(max(int(8 * len(marks)).bit_length(), 16), 28))
+        self.table = np.zeros(1 << self.bits, dtype=np.uint8)
+        self.table[self._hash(marks)] = 1
+
+    def _zone(self, dec):
+        t = np.asarray(dec, dtype=float) + 90.0
+        t *= 1.0 / self.h
+        z = t.astype(np.int64)
+        return np.clip(z, 0, self.nzone - 1, out=z)
+
+    def _hash(self, cell):
+        # Fibonacci hashing: the top bits of cell x 2^64/phi (wrapping uint64 product)
+        h = np.asarray(cell, dtype=np.int64).view(np.uint64)
+        h *= np.uint64(0x9E3779B97F4A7C15)
+        h >>= np.uint64(64 - self.bits)
+        return h.view(np.int64)
+
+    def cells(self, ra, dec) -> np.ndarray:
+        """Cell id of each position (RA in [0, 360) after reduction)."""
+        ra = np.asarray(ra, dtype=float)
+        if not (len(ra) and ra.min() >= 0 and ra.max() < 360.0):
+            ra = np.mod(ra, 360.0)
+        z = self._zone(dec)
+        t = ra * self.inv_width[z]
+        b = t.astype(np.int64)  # floor: RA >= 0
+        del t
+        b += self.offset[z]
+        return b
+
+    def __call__(self, ra2, dec2) -> np.ndarray:
+        """Boolean mask: True for secondaries that may have a primary within the radius."""
+        return self.table[self._hash(self.cells(ra2, dec2))].view(bool)
+
+
+#: build the cell mask when the secondaries outnumber the primaries this many times
+_MASK_RATIO = 4
+
+
+def near_rows(ra1, dec1, ra2, dec2, radius_arcsec: float) -> np.ndarray | None:
+    """Rows of the secondary catalogue that can pair with some primary (:class:`CellMask`), or
+    None when filtering would not pay (few secondaries per primary, or most of them pass)."""
+    n1, n2 = len(ra1), len(ra2)
+    if n2 < 100_000 or n2 < _MASK_RATIO * n1:
+        return None
+    keep = np.flatnonzero(CellMask(ra1, dec1, radius_arcsec)(ra2, dec2))
+    return keep if len(keep) < 0.7 * n2 else None
+
+
 def _chord(ra1, dec1, ra2, dec2) -> np.ndarray:
     """Chord length between unit vectors, 2 sqrt(hav psi), from the haversine formula."""
     d1, d2 = np.radians(dec1), np.radians(dec2)
@@ -262,8 +354,12 @@ def search_around(ra1, dec1, ra2, dec2, radius_arcsec: float, *, chunk: int | No
         raise DataError(f"the match radius must be positive, got {radius_arcsec} arcsec")
     r_chord = 2.0 * np.sin(0.5 * radius_arcsec * ARCSEC)
     out1, out2, outd = [], [], []
+    rows2 = None
     if len(ra1) and len(ra2):
-        index = index or ZoneIndex(ra2, dec2, radius_arcsec)
+        if index is None:
+            rows2 = near_rows(ra1, dec1, ra2, dec2, radius_arcsec)
+            index = ZoneIndex(ra2, dec2, radius_arcsec) if rows2 is None else \
+                ZoneIndex(ra2[rows2], dec2[rows2], radius_arcsec)
         # primaries in (zone, RA) order: the look-ups then walk the sorted keys monotonically,
         # which keeps searchsorted in cache (x30 faster than random order at 1e6 x 1e7)
         o1 = np.argsort((index._zone(dec1) << index.ra_bits) | index._ra_q(np.mod(ra1, 360.0)))
@@ -280,6 +376,8 @@ def search_around(ra1, dec1, ra2, dec2, radius_arcsec: float, *, chunk: int | No
         return Pairs(e, e.copy(), np.zeros(0))
     i1 = np.concatenate(out1).astype(np.int64, copy=False)
     i2 = np.concatenate(out2).astype(np.int64, copy=False)
+    if rows2 is not None:
+        i2 = rows2[i2]
     sep = chord_to_arcsec(np.concatenate(outd))
     order = _pair_order(i1, sep, i2)
     return Pairs(i1[order], i2[order], sep[order])
