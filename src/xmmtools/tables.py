@@ -90,6 +90,56 @@ def _is_gzip(p: str) -> bool:
 
 
 def file_sha256(path: str | os.PathLike, bufsize: int = 8 * 2**20) -> str:
+    """SHA-256 of a file (for provenance); the result of :func:`prefetch_sha256` when it has
+    hashed this very file (same size and modification time) in the background."""
+    key = _hash_key(path)
+    job = _HASH_JOBS.pop(key, None) if key else None
+    if job is not None:
+        job[0].join()
+        if job[1]:
+            return job[1][0]
+    return _sha256_now(path, bufsize)
+
+
+def prefetch_sha256(paths: Iterable[str | os.PathLike]) -> None:
+    """Start hashing input files on a background thread (hashlib releases the GIL), so the
+    provenance checksums written at the end cost no wall time: 0.3 s for the 240 MB
+    counterpart file of the crossmatch benchmark.  Unreadable paths are left for the real
+    call to report."""
+    import threading
+
+    for p in paths:
+        p = str(p)
+        if p == STDIO:
+            continue
+        real, _ = _strip_hdu(p)
+        key = _hash_key(real)
+        if key is None or key in _HASH_JOBS:
+            continue
+        out: list[str] = []
+
+        def work(path=real, out=out):
+            with contextlib.suppress(OSError):
+                out.append(_sha256_now(path))
+
+        t = threading.Thread(target=work, name="xmmtools-sha256", daemon=True)
+        _HASH_JOBS[key] = (t, out)
+        t.start()
+
+
+#: (realpath, size, mtime_ns) -> (thread, [hexdigest]) of prefetch_sha256
+_HASH_JOBS: dict[tuple, tuple] = {}
+
+
+def _hash_key(path) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (os.path.realpath(path), st.st_size, st.st_mtime_ns)
+
+
+def _sha256_now(path, bufsize: int = 8 * 2**20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while True:
@@ -568,17 +618,17 @@ class TableWriter:
                 self._sink = pa.CompressedOutputStream(self._sink, "gzip")
             self._writer = pcsv.CSVWriter(self._sink, self.schema)
         elif self.format == "fits":
-            # FITS needs the row count and string widths in its header before the rows: spool
-            # the chunks to an anonymous Arrow file, then write the FITS in one pass at close.
+            # FITS needs the row count and string widths in its header before the rows: the
+            # first chunk is held in memory; from a second one on the chunks are spooled to an
+            # anonymous Arrow file.  The FITS is written in one pass at close (a whole table
+            # given at once never touches the spool).
             for f in self.schema:  # fail before any work for types FITS cannot hold
                 _fits_out_col(f, 1, self.path)
-            self._spool = _TempFile(self.path)
-            self._sink = self._spool.arrow_sink()
-            self._writer = pa.ipc.new_file(self._sink, self.schema)
             self._widths: dict[str, int] = {}
+            self._held: pa.Table | None = None
 
     def write(self, chunk: pa.Table | pa.RecordBatch) -> None:
-        if self._writer is None:
+        if self._writer is None and self._tmp is None:
             self._open()
         if isinstance(chunk, pa.RecordBatch):
             chunk = pa.Table.from_batches([chunk])
@@ -588,7 +638,16 @@ class TableWriter:
         chunk = chunk.replace_schema_metadata(self.schema.metadata)
         if self.format == "fits":
             _update_widths(self._widths, chunk)
-            self._writer.write_table(chunk)
+            if self._writer is None and self._held is None:
+                self._held = chunk
+            else:
+                if self._writer is None:  # a second chunk: spool from now on
+                    self._spool = _TempFile(self.path)
+                    self._sink = self._spool.arrow_sink()
+                    self._writer = pa.ipc.new_file(self._sink, self.schema)
+                    self._writer.write_table(self._held)
+                    self._held = None
+                self._writer.write_table(chunk)
         elif self.format == "csv":
             self._writer.write_table(_csv_ready(chunk))
         elif self.format == "parquet":
@@ -600,10 +659,11 @@ class TableWriter:
     def close(self) -> None:
         if self._closed:
             return
-        if self._writer is None:
+        if self._writer is None and self._tmp is None:
             self._open()
         try:
-            self._writer.close()
+            if self._writer is not None:
+                self._writer.close()
             if self._sink is not None:
                 self._sink.close()
             if self.format == "stream":
@@ -612,10 +672,17 @@ class TableWriter:
                 self._closed = True
                 return
             if self.format == "fits":
-                _write_fits_from_spool(self._spool.read_path, self._tmp, self.schema, self._widths,
-                                       gz=_is_gzip(self.path), nrows=self.rows)
-                self._spool.discard()
-                self._spool = None
+                if self._spool is not None:
+                    rd = pa.ipc.open_file(pa.OSFile(self._spool.read_path, "r"))
+                    batches = (rd.get_batch(i) for i in range(rd.num_record_batches))
+                else:
+                    batches = iter(self._held.to_batches() if self._held is not None else [])
+                _write_fits(batches, self._tmp, self.schema, self._widths, gz=_is_gzip(self.path),
+                            nrows=self.rows)
+                self._held = None
+                if self._spool is not None:
+                    self._spool.discard()
+                    self._spool = None
             if os.path.exists(self.path) and not self.overwrite:  # appeared meanwhile
                 raise OutputError(f"{self.path}: exists; use --overwrite to replace it")
             self._tmp.commit()
@@ -1662,10 +1729,10 @@ def _fits_headers(schema: pa.Schema, outcols: list[_OutCol], nrows: int, where: 
     return primary, h
 
 
-def _write_fits_from_spool(spool: str, dest: "_TempFile", schema: pa.Schema, widths: dict[str, int],
-                           gz: bool, nrows: int) -> None:
-    # plain reads, not a memory map: mapped pages of a multi-GB spool would all count as resident
-    rd = pa.ipc.open_file(pa.OSFile(spool, "r"))
+def _write_fits(batches: Iterable[pa.RecordBatch], dest: "_TempFile", schema: pa.Schema,
+                widths: dict[str, int], gz: bool, nrows: int) -> None:
+    # a spool is read with plain reads, not a memory map: mapped pages of a multi-GB spool
+    # would all count as resident
     outcols = [_fits_out_col(f, widths.get(f.name), dest.final, widths.get("\0int")) for f in schema]
     primary, header = _fits_headers(schema, outcols, nrows, dest.final)
     rec_dtype = np.dtype({"names": [f"f{i}" for i in range(len(outcols))],
@@ -1676,8 +1743,7 @@ def _write_fits_from_spool(spool: str, dest: "_TempFile", schema: pa.Schema, wid
         out.write(primary.tostring(padding=True).encode("ascii"))
         out.write(header.tostring(padding=True).encode("ascii"))
         written = 0
-        for i in range(rd.num_record_batches):
-            batch = rd.get_batch(i)
+        for batch in batches:
             for start in range(0, batch.num_rows, 65536):
                 sub = batch.slice(start, 65536)
                 rec = np.empty(sub.num_rows, dtype=rec_dtype)

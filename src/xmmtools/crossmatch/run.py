@@ -122,6 +122,7 @@ def run(req: Request, progress: bool = False) -> list[str]:
         cal_out = req.calibrate_out or _calibration_name(output)
         tables.check_output(cal_out, inputs=inputs, overwrite=req.overwrite)
 
+    tables.prefetch_sha256(inputs)  # provenance checksums, hashed while we match
     # --- primary
     pt = tables.read_table(req.primary, progress=progress)
     SPEC.check(pt.schema.names, source=req.primary, user_map=user_map, types=tables.schema_kinds(pt.schema))
