@@ -310,6 +310,9 @@ def schema_kinds(schema: pa.Schema) -> dict[str, str]:
 def to_numpy(col: pa.ChunkedArray | pa.Array, dtype: Any = float) -> np.ndarray:
     """A column as a numpy array; nulls become NaN for floats (ints are promoted to float when
     they have nulls) and False for booleans with ``dtype=bool``."""
+    fast = _plain_numbers(col, dtype)
+    if fast is not None:
+        return fast
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
     if pa.types.is_dictionary(col.type):
@@ -325,6 +328,36 @@ def to_numpy(col: pa.ChunkedArray | pa.Array, dtype: Any = float) -> np.ndarray:
         arr = pc.fill_null(arr, np.nan) if arr.null_count else arr
         return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=dtype)
     return col.to_numpy(zero_copy_only=False)
+
+
+def _plain_numbers(col: pa.ChunkedArray | pa.Array, dtype: Any) -> np.ndarray | None:
+    """Integer/float columns without nulls, straight from their Arrow buffers: one copy at
+    most (joining chunks or casting), and no pandas import -- pyarrow's ``to_numpy`` with
+    ``zero_copy_only=False`` goes through its pandas conversion layer, which imports pandas
+    (0.13 s) on first use.  None when the column needs the general path."""
+    if dtype not in (float, np.float64, np.float32, int, np.int64):
+        return None
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    typ = col.type
+    if not (pa.types.is_integer(typ) or pa.types.is_floating(typ)) or pa.types.is_float16(typ):
+        return None
+    if any(c.null_count for c in chunks):
+        return None
+    want = np.dtype(dtype)
+    if want.kind == "i" and not pa.types.is_integer(typ):
+        return None
+    src = typ.to_pandas_dtype()
+    views = [np.frombuffer(c.buffers()[1], dtype=src, count=len(c), offset=c.offset * np.dtype(src).itemsize)
+             for c in chunks if len(c)]
+    if not views:
+        return np.zeros(0, dtype=want)
+    if len(views) == 1:
+        return views[0].astype(want, copy=False)
+    if views[0].dtype == want:
+        return np.concatenate(views)
+    out = np.empty(sum(len(v) for v in views), dtype=want)
+    np.concatenate(views, out=out, casting="unsafe")
+    return out
 
 
 def field_meta(unit: str | None = None, description: str | None = None) -> dict[bytes, bytes]:
