@@ -246,6 +246,7 @@ def _bad_files(tmp):
     tables.write_table(zero, tmp / "zero.parquet")
     (tmp / "bad_mag.txt").write_text("# lo hi selected others\n1 2 3\n")
     (tmp / "exists.fits").write_text("x")
+    (tmp / "bad_moc.txt").write_text("3/1-5 0/12\n")  # order 0 has cells 0..11 only
 
 
 BAD = [
@@ -269,6 +270,9 @@ BAD = [
     (["--catalog", "opt={tmp}/far.parquet", "--pos-err", "opt=nosuch"], "no column 'nosuch'"),
     (["--catalog", "opt={tmp}/far.parquet", "-o", "{tmp}/exists.fits"], "exists"),
     (["--catalog", "opt={tmp}/far.parquet", "--pos-err", "opt=-1"], "must be a positive number"),
+    (["--catalog", "opt={tmp}/far.parquet", "--area", "opt={tmp}/nomoc.fits"], "no such MOC file"),
+    (["--catalog", "opt={tmp}/far.parquet", "--area", "opt={tmp}/far.parquet"], "not a MOC (no UNIQ/NUNIQ column"),
+    (["--catalog", "opt={tmp}/far.parquet", "--area", "opt={tmp}/bad_moc.txt"], "is not a valid HEALPix cell"),
 ]
 
 
@@ -317,3 +321,48 @@ def test_columns_map_for_unusual_coordinate_names(opt, tmp_path, capsys):
     code, _, err = run_main(["crossmatch", tmp_path / "odd.parquet", "--catalog", f"opt={path}",
                              "-o", tmp_path / "o2.parquet"], capsys)
     assert code == 1 and "crossmatch needs column RA" in err and err.count("\n") == 1
+
+
+def test_moc_area_formats(tmp_path):
+    from xmmtools.crossmatch.priors import moc_area
+
+    full_sky = 4 * np.pi * (180 / np.pi) ** 2
+    # order 0 cell 3 (1/12 of the sky) + cells 4..7 of order 1 (4/48 = one order-0 cell)
+    uniq = np.array([4 + 3, 16 + 4, 16 + 5, 16 + 6, 16 + 7, 16 + 7], dtype=np.int64)  # one duplicate
+    tables.write_table(pa.table({"UNIQ": uniq}), tmp_path / "m.fits")
+    (tmp_path / "m.json").write_text(json.dumps({"0": [3], "1": [4, 5, 6, 7]}))
+    (tmp_path / "m.txt").write_text("0/3 1/4-6 7\n")
+    for name in ("m.fits", "m.json", "m.txt"):
+        area, note = moc_area(str(tmp_path / name))
+        assert area == pytest.approx(full_sky / 6, rel=1e-12), name
+        assert "5 cells, order <= 1" in note
+    # deep cells: NUNIQ at order 29 decoded with integers (floats would round the order)
+    deep = np.array([4 * 4 ** 29 + 12 * 4 ** 29 - 1], dtype=np.int64)
+    tables.write_table(pa.table({"NUNIQ": deep}), tmp_path / "deep.parquet")
+    area, note = moc_area(str(tmp_path / "deep.parquet"))
+    assert area == pytest.approx(full_sky / (12 * 4.0 ** 29), rel=1e-12)
+    assert "order <= 29" in note
+
+
+def test_area_from_a_moc_matches_the_same_number(opt, tmp_path, capsys):
+    # the sensitivity stage's MOC of a field, used as the counterpart catalogue's area
+    path, syn = opt
+    from xmmtools.sensitivity.maps import moc_uniq
+
+    order = 10
+    import healpy as hp
+
+    cells = np.unique(hp.ang2pix(2 ** order, syn.ra, syn.dec, nest=True, lonlat=True))
+    moc = tmp_path / "opt_moc.fits"
+    tables.write_table(pa.table({"UNIQ": moc_uniq(cells, order)}), moc)
+    area = len(cells) * hp.nside2pixarea(2 ** order, degrees=True)
+    outs = []
+    for value in (str(moc), repr(float(area))):
+        out = tmp_path / f"o{len(outs)}.fits"
+        code, _, err = run_main(["crossmatch", COSMOS, "--catalog", f"opt={path}", "--pos-err", "opt=0.1",
+                                 "--area", f"opt={value}", "-o", out], capsys)
+        assert code == 0, err
+        outs.append(tables.to_numpy(tables.read_table(out)["P_ANY"]))
+    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-9)
+    rec = tables.provenance_of(tables.read_table(tmp_path / "o0.fits").schema)[-1]
+    assert "MOC opt_moc.fits" in rec["crossmatch"]["catalogues"]["OPT"]["area"]

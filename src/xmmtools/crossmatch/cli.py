@@ -45,8 +45,9 @@ Examples:
 @click.option("--min-prob", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="With --all: drop combinations with P_I below this.")
 @click.option("--all", "all_rows", is_flag=True, help="One row per candidate combination (with MATCH_FLAG), as NWAY.")
-@click.option("--area", "areas", multiple=True, metavar="NAME=DEG2",
-              help="Sky area of a catalogue (default: SKYAREA header, else a HEALPix footprint estimate).")
+@click.option("--area", "areas", multiple=True, metavar="NAME=DEG2|MOC",
+              help="Sky area of a catalogue in deg2, or a MOC file (FITS/Parquet UNIQ column, JSON or ASCII) "
+                   "whose area is used (default: SKYAREA header, else a HEALPix footprint estimate).")
 @click.option("--ellipse", type=click.Choice(["exact", "nway"]), default="exact", show_default=True,
               help="Elliptical errors: exact Gaussian, or NWAY 4.8's approximation (for reproduction).")
 @click.option("--calibrate", is_flag=True, help="Also match primaries shifted by --calibrate-shift and write the "

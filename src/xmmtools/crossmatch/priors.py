@@ -13,8 +13,8 @@ rows with a finite value that never appear in a combination with posterior > 0.0
 edges are the weighted quantiles of the counterparts at 15 evenly spaced levels, widened by one
 unit to cover all field values.  At least 100 secure counterparts are needed (as NWAY).
 
-Sky areas for densities come from a SKYAREA header or are estimated from a HEALPix footprint
-(:func:`footprint_area`).
+Sky areas for densities come from ``--area`` (a number of deg^2 or a MOC file, :func:`moc_area`),
+a SKYAREA header, or are estimated from a HEALPix footprint (:func:`footprint_area`).
 """
 
 from __future__ import annotations
@@ -152,3 +152,98 @@ def footprint_area(ra, dec, *, min_per_pixel: float = 20.0, min_interior: int = 
     if fallback is None:
         fallback = (4 * np.pi * (180 / np.pi) ** 2, 1)
     return fallback
+
+
+#: HEALPix orders a MOC may use (IVOA MOC 2.0: 0..29)
+MOC_MAX_ORDER = 29
+
+
+def moc_area(path: str) -> tuple[float, str]:
+    """Area (deg^2) of a space MOC (IVOA MOC 1.1/2.0, Fernique et al.) and a one-line note.
+
+    Accepted: a table with a ``UNIQ``/``NUNIQ`` column (the FITS serialisation, e.g. from
+    ``xmmtools sensitivity-map --moc``, or the same column in Parquet/CSV), the JSON
+    serialisation ``{"order": [ipix, ...], ...}``, or the ASCII one ``order/ipix ipix-ipix ...``.
+    A cell of order k covers 4 pi / (12 * 4^k) sr; a NUNIQ value is 4 * 4^k + ipix (nested).
+    Identical cells are counted once; cells of a normalised MOC never overlap.
+    """
+    import os
+
+    if not os.path.isfile(path):
+        raise DataError(f"--area {path}: no such MOC file (give a number of deg2 or a MOC file)")
+    low = path.lower()
+    if low.endswith(".json"):
+        orders, ipix = _moc_json(path)
+    elif low.endswith((".txt", ".moc", ".ascii")):
+        orders, ipix = _moc_ascii(path)
+    else:
+        orders, ipix = _moc_uniq_table(path)
+    if not len(orders):
+        raise DataError(f"--area {path}: the MOC has no cells")
+    bad = (orders < 0) | (orders > MOC_MAX_ORDER)
+    bad |= (ipix < 0) | (ipix >= 12 * np.left_shift(np.int64(1), 2 * np.clip(orders, 0, MOC_MAX_ORDER)))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(f"--area {path}: cell {int(orders[i])}/{int(ipix[i])} is not a valid HEALPix cell")
+    cells = np.unique(np.column_stack([orders, ipix]), axis=0)
+    sr = float(np.sum(4.0 * np.pi / (12.0 * 4.0 ** cells[:, 0].astype(np.float64))))
+    area = sr * (180.0 / np.pi) ** 2
+    return area, f"{area:.6g} deg2 (MOC {os.path.basename(path)}: {len(cells)} cells, order <= {int(cells[:, 0].max())})"
+
+
+def _moc_uniq_table(path: str) -> tuple[np.ndarray, np.ndarray]:
+    from xmmtools import tables
+
+    names = tables.inspect_table(path).schema.names
+    col = next((n for n in names if n.upper() in ("UNIQ", "NUNIQ")), None)
+    if col is None:
+        raise DataError(f"--area {path}: not a MOC (no UNIQ/NUNIQ column; columns: {', '.join(names[:6])})")
+    uniq = tables.to_numpy(tables.read_table(path, [col]).column(col), np.int64)
+    if (uniq < 4).any():
+        raise DataError(f"--area {path}: NUNIQ values must be >= 4")
+    # order = the k with 4 * 4^k <= uniq < 4 * 4^(k+1), in integers (floats round at k >= 26)
+    starts = 4 * 4 ** np.arange(MOC_MAX_ORDER + 2, dtype=np.int64)[: MOC_MAX_ORDER + 1]
+    orders = np.searchsorted(starts, uniq, side="right") - 1
+    return orders, uniq - starts[orders]
+
+
+def _moc_json(path: str) -> tuple[np.ndarray, np.ndarray]:
+    import json
+
+    try:
+        with open(path) as f:
+            d = json.load(f)
+        pairs = [(int(k), int(v)) for k, vals in d.items() for v in vals]
+    except (ValueError, TypeError, AttributeError) as e:
+        raise DataError(f"--area {path}: not a JSON MOC ({e})") from None
+    a = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+    return a[:, 0], a[:, 1]
+
+
+def _moc_ascii(path: str) -> tuple[np.ndarray, np.ndarray]:
+    """IVOA MOC ASCII: ``order/`` sets the order of the cells (``ipix`` or ``lo-hi`` ranges)
+    that follow; MOC 2.0 may prefix the space part with ``s``."""
+    import re
+
+    token = re.compile(r"(?:(\d+)/)?(?:(\d+)(?:-(\d+))?)?")
+    orders, ipix = [], []
+    order = None
+    with open(path) as f:
+        text = f.read().replace(",", " ")
+    for tok in text.split():
+        m = token.fullmatch(tok[1:] if tok.startswith("s") else tok)
+        if not m or not (m.group(1) or m.group(2)):
+            raise DataError(f"--area {path}: cannot read MOC token {tok!r}")
+        if m.group(1) is not None:
+            order = int(m.group(1))
+        if m.group(2) is None:
+            continue
+        if order is None:
+            raise DataError(f"--area {path}: MOC cell {tok!r} comes before any 'order/'")
+        lo = int(m.group(2))
+        hi = int(m.group(3)) if m.group(3) is not None else lo
+        if hi < lo:
+            raise DataError(f"--area {path}: MOC range {tok!r} runs backwards")
+        orders.extend([order] * (hi - lo + 1))
+        ipix.extend(range(lo, hi + 1))
+    return np.asarray(orders, dtype=np.int64), np.asarray(ipix, dtype=np.int64)

@@ -47,6 +47,17 @@ class Request:
     chunk_size: int | None = None
 
 
+def _area(v: str, key: str) -> tuple[float, str | None]:
+    """--area NAME=DEG2 or NAME=MOC-file: (deg^2, note or None)."""
+    try:
+        float(v)
+    except ValueError:
+        from xmmtools.crossmatch.priors import moc_area
+
+        return moc_area(v)
+    return _float(v, "--area", key), None
+
+
 def _float(v: str, option: str, key: str) -> float:
     try:
         x = float(v)
@@ -108,7 +119,9 @@ def run(req: Request, progress: bool = False) -> list[str]:
             if k not in known:
                 raise DataError(f"{opt} names {k}, which is neither the primary ({pname}) nor a --catalog "
                                 f"({', '.join(cats)})")
-    areas = {k: _float(v, "--area", k) for k, v in areas_raw.items()}
+    areas, area_notes = {}, {}
+    for k, v in areas_raw.items():
+        areas[k], area_notes[k] = _area(v, k)
     mags = parse_mags(req.mags, cats)
     completeness = parse_completeness(req.completeness)
     for name, src in cats.items():
@@ -128,6 +141,7 @@ def run(req: Request, progress: bool = False) -> list[str]:
     SPEC.check(pt.schema.names, source=req.primary, user_map=user_map, types=tables.schema_kinds(pt.schema))
     P = make_catalog(pname, pt, req.primary, header_from_schema(pt.schema), user_map=user_map,
                      pos_err=pos.get(pname, pos.get("PRIMARY")), need_errors=False, area=areas.get(pname))
+    P.area_note = area_notes.get(pname) or P.area_note
     method = req.method
     if method == "auto":
         method = "bayes" if P.error_note else "nearest"
@@ -168,7 +182,9 @@ def run(req: Request, progress: bool = False) -> list[str]:
             header = info.header or header_from_schema(info.schema)
         lc = make_catalog(name, t, src, header, user_map=user_map, pos_err=pos.get(name),
                           need_errors=method == "bayes", area=areas.get(name), attributes=attrs)
-        if remote.is_remote(src):
+        if area_notes.get(name):
+            lc.area_note = area_notes[name]
+        elif remote.is_remote(src):
             lc.area_note = f"{lc.catalog.area_deg2:.4g} deg2 (union of the search cones)"
         if method == "bayes" and not lc.error_note:
             raise DataError(f"catalogue {name} ({src}) has no positional-error column; give --pos-err {name}=COLUMN "
