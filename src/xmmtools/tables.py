@@ -1702,25 +1702,32 @@ def _fits_headers(schema: pa.Schema, outcols: list[_OutCol], nrows: int, where: 
     from astropy.io import fits
 
     primary = fits.PrimaryHDU().header
-    fcols = []
-    for c in outcols:
-        kw = dict(name=c.name, format=c.tform)
-        if c.unit:
-            kw["unit"] = c.unit
-        if c.tnull is not None:
-            kw["null"] = c.tnull
-        if c.tzero is not None:
-            kw["bzero"] = c.tzero
-        if c.tdim:
-            kw["dim"] = c.tdim
-        fcols.append(fits.Column(**kw))
+    # the binary-table header written card by card (FITS 4.0 sect. 7.3): BinTableHDU.from_columns
+    # would give the same cards but imports astropy.table (0.1 s on every run)
+    h = fits.Header()
+    h["XTENSION"] = ("BINTABLE", "binary table extension")
+    h["BITPIX"] = (8, "array data type")
+    h["NAXIS"] = (2, "number of array dimensions")
+    h["NAXIS1"] = (sum(c.np_dtype.itemsize for c in outcols), "length of dimension 1")
+    h["NAXIS2"] = (nrows, "length of dimension 2")
+    h["PCOUNT"] = (0, "number of group parameters")
+    h["GCOUNT"] = (1, "number of groups")
+    h["TFIELDS"] = (len(outcols), "number of table fields")
     import warnings
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        hdu = fits.BinTableHDU.from_columns(fits.ColDefs(fcols), nrows=0)
-    h = hdu.header
-    h["NAXIS2"] = nrows
+    for k, c in enumerate(outcols, start=1):
+        h[f"TTYPE{k}"] = c.name
+        h[f"TFORM{k}"] = c.tform
+        if c.unit:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                h[f"TUNIT{k}"] = c.unit
+        if c.tnull is not None:
+            h[f"TNULL{k}"] = c.tnull
+        if c.tzero is not None:
+            h[f"TZERO{k}"] = c.tzero
+        if c.tdim:
+            h[f"TDIM{k}"] = c.tdim
     for k, c in enumerate(outcols, start=1):
         if c.description:
             with warnings.catch_warnings():
@@ -1757,8 +1764,6 @@ def _fits_headers(schema: pa.Schema, outcols: list[_OutCol], nrows: int, where: 
                         h.add_history(f"sha256 {i['sha256']}")
                 if rec.get("parameters"):
                     h.add_history("parameters: " + json.dumps(rec["parameters"], separators=(",", ":")))
-    if h["NAXIS1"] != sum(c.np_dtype.itemsize for c in outcols):
-        raise AssertionError("FITS row length mismatch")  # pragma: no cover - internal check
     return primary, h
 
 
