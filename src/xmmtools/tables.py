@@ -1380,11 +1380,11 @@ class _FitsTable:
             return pc.utf8_rtrim(text, characters="\x00")  # the NUL padding of shorter values
         if c.code == "X":
             bits = np.unpackbits(np.ascontiguousarray(raw), axis=1)[:, : c.repeat].astype(bool)
-            return pa.FixedSizeListArray.from_arrays(_arrow_from_numpy(bits.ravel()), c.repeat)
+            return pa.FixedSizeListArray.from_arrays(arrow_from_numpy(bits.ravel()), c.repeat)
         if c.code == "L":
             v = np.ascontiguousarray(raw)
             flat = v.ravel()
-            arr = _arrow_from_numpy(flat == ord("T"), flat == 0)
+            arr = arrow_from_numpy(flat == ord("T"), flat == 0)
             return pa.FixedSizeListArray.from_arrays(arr, c.repeat) if _is_vector(c) else arr
         vals = np.ascontiguousarray(raw).astype(raw.dtype.newbyteorder("="), copy=False)
         mask = None
@@ -1402,7 +1402,7 @@ class _FitsTable:
             vals = vals.astype(np.float64) * c.tscal + c.tzero
         flat = vals.reshape(-1)
         fmask = None if mask is None else mask.reshape(-1)
-        arr = _arrow_from_numpy(flat, fmask)
+        arr = arrow_from_numpy(flat, fmask)
         return pa.FixedSizeListArray.from_arrays(arr, c.repeat) if _is_vector(c) else arr
 
 
@@ -1420,7 +1420,7 @@ def _gzip_size(p: str) -> int | None:
         return None
 
 
-def _arrow_from_numpy(values: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
+def arrow_from_numpy(values: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
     """A 1-D numeric or boolean numpy array (nulls where ``mask``) as an Arrow array, zero-copy
     for numbers.  Built from buffers: ``pa.array(..., mask=)`` would import pandas (0.3 s)."""
     n = len(values)

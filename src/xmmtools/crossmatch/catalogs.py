@@ -274,7 +274,7 @@ def gather_rows(path: str, rows: np.ndarray, chunk_rows: int | None = None) -> p
         n = chunk.num_rows
         a, b = np.searchsorted(rows, [offset, offset + n])
         if b > a:
-            parts.append(chunk.take(pa.array(rows[a:b] - offset)))
+            parts.append(chunk.take(tables.arrow_from_numpy(rows[a:b] - offset)))
         elif not parts and chunk.num_rows == 0:
             parts.append(chunk)
         offset += n

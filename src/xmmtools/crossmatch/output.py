@@ -18,10 +18,11 @@ from xmmtools.tables import NewColumn
 
 
 def _take(t: pa.Table, idx: np.ndarray) -> pa.Table:
+    """Rows ``idx`` of ``t``; -1 gives a row of nulls."""
     idx = np.asarray(idx, dtype=np.int64)
     if idx.size and (idx < 0).any():
-        return t.take(pa.array(np.maximum(idx, 0), mask=idx < 0))
-    return t.take(pa.array(idx))
+        return t.take(tables.arrow_from_numpy(np.maximum(idx, 0), idx < 0))
+    return t.take(tables.arrow_from_numpy(idx))
 
 
 def counterpart_columns(name: str, gathered: pa.Table, rows: np.ndarray, members: np.ndarray) -> list[NewColumn]:

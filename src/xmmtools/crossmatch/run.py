@@ -254,7 +254,7 @@ def _gathered(lc: LoadedCatalog, members: np.ndarray, chunk: int | None):
     rows = np.sort(members[members >= 0])
     rows = rows[np.r_[True, rows[1:] != rows[:-1]]] if len(rows) else rows
     if remote.is_remote(lc.source):
-        return lc.table.take(pa.array(rows)), rows
+        return lc.table.take(tables.arrow_from_numpy(rows)), rows
     return gather_rows(lc.source, rows, chunk), rows
 
 
