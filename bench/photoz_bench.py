@@ -1,6 +1,6 @@
 """photoz benchmark: TPZ (xmmtools) side by side with a plain scikit-learn random forest.
 
-    .venv/bin/python bench/photoz_bench.py [--rows 1000000] [--skip-cv] [--jobs 2]
+    .venv/bin/python bench/photoz_bench.py [--rows 1000000] [--skip-cv] [--jobs 2] [--parts ...]
 
 1. MGS (MLZ's own test data): train 100 trees on the 5 000 training galaxies, predict the 2 500
    test galaxies; quality (σNMAD, bias, η, CRPS, PIT KS, coverage) and times for TPZ and for
@@ -9,10 +9,19 @@
    issue (430 s to train 100 trees, 5 s to predict 5 000 rows) are quoted for the ratio.
 2. Scale: ``xmmtools photoz`` on 10^6 rows (the test rows repeated) with the shipped galaxy
    model, PDFs written to Parquet; wall time and peak memory (child process max RSS).
-3. Quasars / X-ray AGN, 5-fold CV (shuffle seed 20261121, as in the data README's baselines):
-   SDSS DR3 quasars ugriz + 4 colours, and Stripe 82X spec-z AGN (REDSHIFT > 0.002) ugriz + W1 W2
-   + 6 colours with -99 = missing; TPZ (mode) vs the random forest (mean), same folds.
+3. Quasars, 5-fold CV (shuffle seed 20261121, as in the data README's baselines): SDSS DR3
+   quasars ugriz + 4 colours (the shipped agn recipe) and + JHK; TPZ (mode, width chosen by OOB
+   in each fold) vs the random forest (mean).
+4. Stripe 82X spec-z X-ray AGN (REDSHIFT > 0.002, 625 objects), SDSS ugriz + WISE W1 W2 with
+   -99 = missing, 5-fold CV repeated for shuffle seeds 20261121, 1, 2, 3.  Nested selection:
+   inside each fold, every candidate recipe in ``S82X_CANDIDATES`` (attribute set, Natt,
+   MinLeaf) is trained on the fold's training rows only, with ``mode_smooth="auto"``, and the
+   one with the lowest *out-of-bag* σNMAD of Z_PHOT (training rows) predicts the held-out
+   fold.  The held-out rows never influence a choice.  The random forest (mean,
+   ugriz + W1 W2 + 6 colours, as the data README) on ``KFold(shuffle=True, random_state=seed)``.
    Stripe 82X is read from the shared data folder (no licence to ship it).
+
+Parts can be chosen with ``--parts mgs,scale,quasars,stripe82x``.
 """
 
 from __future__ import annotations
@@ -61,7 +70,7 @@ def mgs(n_jobs):
     grid = Grid(0.001, 0.3, 80)
     t0 = time.perf_counter()
     model = train_model("bench", aset, lambda c: tr[c].to_numpy(), tr["zs"].to_numpy(), grid,
-                        ForestParams(4, 25, 5, 5), importance=False, oob=False, mode_smooth=3.0, n_jobs=n_jobs)
+                        ForestParams(4, 25, 5, 5), importance=False, oob=False, n_jobs=n_jobs)
     t_train = time.perf_counter() - t0
     Xte, _ = resolve_attributes(MGS_ATTRS, te.column_names, source="t").values(lambda c: te[c].to_numpy())
     X5000 = np.concatenate([Xte, Xte])
@@ -126,11 +135,24 @@ def quasars(n_jobs):
     return out
 
 
-def stripe82x(n_jobs):
+#: Stripe 82X candidate recipes (attributes, Natt, MinLeaf), fixed before looking at any CV
+#: result of this selection: the earlier ugriz + W1 W2 + 6 colours recipe (Natt 10; and all 13
+#: attributes, MinLeaf 3), and r + the 6 colours (colours carry the redshift, one magnitude the
+#: luminosity), with every attribute per split (bagging) or 5, MinLeaf 5 or 3.
+S82X_ALL = "U,G,R,I,Z,W1,W2,U-G,G-R,R-I,I-Z,Z-W1,W1-W2"
+S82X_COLOURS = "R,U-G,G-R,R-I,I-Z,Z-W1,W1-W2"
+S82X_CANDIDATES = ((S82X_ALL, 10, 5), (S82X_ALL, 13, 3), (S82X_COLOURS, 7, 5), (S82X_COLOURS, 7, 3),
+                   (S82X_COLOURS, 5, 5))
+S82X_SEEDS = (20261121, 1, 2, 3)
+S82X_NRANDOM = 8
+
+
+def stripe82x(n_jobs, seeds=S82X_SEEDS):
     if not S82X.exists():
         print(f"\n(skip Stripe 82X: {S82X} not found)")
         return {}
     from astropy.table import Table
+    from sklearn.model_selection import KFold
 
     t = Table.read(S82X)
     keep = np.asarray(t["REDSHIFT"]) > 0.002
@@ -138,10 +160,62 @@ def stripe82x(n_jobs):
     cols = {c: np.asarray(t[c], float)[keep] for c in names}
     for c in names:  # -99 = missing; an error of 99 goes with a missing magnitude
         cols[c][np.abs(cols[c]) >= 98] = np.nan
-    attrs = "U,G,R,I,Z,W1,W2,U-G,G-R,R-I,I-Z,Z-W1,W1-W2".split(",")
-    return {"S82X ugriz+W1W2": cv_pair("S82X spec-z AGN ugriz+W1W2 (+6 colours)", attrs, cols,
-                                       np.asarray(t["REDSHIFT"], float)[keep], {}, (), Grid(0.0, 1.05, 105),
-                                       ForestParams(4, 25, 10, 5), n_jobs)}
+    z = np.asarray(t["REDSHIFT"], float)[keep]
+    grid = Grid(0.0, 1.05, 105)
+    print(f"\n== Stripe 82X spec-z AGN, SDSS ugriz + W1 W2: {len(z)} objects, 5-fold CV, "
+          f"nested OOB choice among {len(S82X_CANDIDATES)} recipes (NRandom {S82X_NRANDOM} x NTrees 25)")
+    out = {"seeds": {}}
+    rf_aset = resolve_attributes(S82X_ALL.split(","), list(cols), source="s82x")
+    X_rf, _ = rf_aset.values(lambda c: cols[c])
+    for seed in seeds:
+        t0 = time.perf_counter()
+        m_tpz, chosen = nested_oob_cv(cols, z, grid, seed, n_jobs)
+        t_tpz = time.perf_counter() - t0
+        pred = np.empty(len(z))
+        for tr, te in KFold(5, shuffle=True, random_state=seed).split(X_rf):
+            pred[te] = rf(n_jobs).fit(X_rf[tr], z[tr]).predict(X_rf[te])
+        m_rf = metrics.point_metrics(pred, z)
+        print(f"seed {seed:>8}: TPZ {t_tpz:5.1f} s | {fmt(m_tpz)}\n"
+              f"                Z_MEDIAN: sigma_nmad={m_tpz['median_sigma_nmad']:.4f}  "
+              f"outliers_015={m_tpz['median_outliers_015']:.4f}\n"
+              f"                chosen (recipe, mode width) per fold: {chosen}\n"
+              f"                RF (100 trees, mean) | {fmt(m_rf)}")
+        out["seeds"][str(seed)] = {"tpz": {"time_s": t_tpz, "chosen": chosen, **m_tpz}, "rf": m_rf}
+    for which, key in (("tpz", ""), ("tpz_median", "median_"), ("rf", "")):
+        for k in ("sigma_nmad", "outliers_015"):
+            v = [out["seeds"][str(s)][which.split("_")[0]][key + k] for s in seeds]
+            out.setdefault(which, {})[k] = {"mean": float(np.mean(v)), "min": float(min(v)), "max": float(max(v))}
+        print(f"{which.upper():>10} over seeds {list(seeds)}: " + "  ".join(
+            f"{k}={d['mean']:.4f} [{d['min']:.4f}, {d['max']:.4f}]" for k, d in out[which].items()))
+    return {"S82X ugriz+W1W2": out}
+
+
+def nested_oob_cv(cols, z, grid, seed, n_jobs, folds=5):
+    """5-fold CV (the folds of ``model.cross_validate``) with the recipe of each fold chosen
+    among ``S82X_CANDIDATES`` by the OOB σNMAD of its training rows."""
+    n = len(z)
+    order = np.random.default_rng(seed).permutation(n)
+    pdfs = np.full((n, grid.nzbins), np.nan)
+    est: dict = {}
+    chosen = []
+    for k, test in enumerate(np.array_split(order, folds)):
+        train = np.sort(np.setdiff1d(order, test))
+        best = None
+        for i, (attrs, natt, min_leaf) in enumerate(S82X_CANDIDATES):
+            aset = resolve_attributes(attrs.split(","), list(cols), source="s82x")
+            m = train_model(f"fold{k}", aset, lambda c: cols[c][train], z[train], grid,
+                            ForestParams(S82X_NRANDOM, 25, natt, min_leaf), importance=False, n_jobs=n_jobs)
+            score = m.info["oob_metrics"]["sigma_nmad"]
+            if best is None or score < best[0]:
+                best = (score, i, m, aset)
+        _, i, m, aset = best
+        chosen.append((i, m.mode_smooth))
+        X, _ = aset.values(lambda c: cols[c][test])
+        p, e = m.estimate(X, n_jobs=n_jobs)
+        pdfs[test] = p
+        for key, v in e.items():
+            est.setdefault(key, np.full(n, np.nan) if v.dtype.kind == "f" else np.zeros(n, v.dtype))[test] = v
+    return metrics.all_metrics(pdfs, grid.edges, z, est), chosen
 
 
 def cv_pair(label, attrs, cols, z, user_map, missing, grid, params, n_jobs):
@@ -150,7 +224,7 @@ def cv_pair(label, attrs, cols, z, user_map, missing, grid, params, n_jobs):
     aset = resolve_attributes(attrs, list(cols), source=label, user_map=user_map, missing=missing)
     get = lambda c: cols[c]  # noqa: E731
     t0 = time.perf_counter()
-    _, _, m_tpz = cross_validate(aset, get, z, grid, params, folds=5, seed=20261121, n_jobs=n_jobs, mode_smooth=3.0)
+    _, _, m_tpz = cross_validate(aset, get, z, grid, params, folds=5, seed=20261121, n_jobs=n_jobs)
     t_tpz = time.perf_counter() - t0
     X, _ = aset.values(get)
     pred = np.empty(len(z))
@@ -160,7 +234,8 @@ def cv_pair(label, attrs, cols, z, user_map, missing, grid, params, n_jobs):
     t_rf = time.perf_counter() - t0
     m_rf = metrics.point_metrics(pred, z)
     print(f"\n== {label}: {len(z)} objects, 5-fold CV")
-    print(f"TPZ ({params.n_random * params.n_trees} trees, mode) {t_tpz:6.1f} s | {fmt(m_tpz)}")
+    print(f"TPZ ({params.n_random * params.n_trees} trees, mode) {t_tpz:6.1f} s | {fmt(m_tpz)}  "
+          f"mode widths {m_tpz['mode_smooth_folds']}")
     print(f"sklearn RF (100 trees, mean) {t_rf:6.1f} s | {fmt(m_rf)}")
     return {"tpz": {"time_s": t_tpz, **m_tpz}, "rf": {"time_s": t_rf, **m_rf}}
 
@@ -170,12 +245,17 @@ def main():
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--skip-cv", action="store_true")
+    ap.add_argument("--parts", default="mgs,scale,quasars,stripe82x", help="comma-separated parts to run")
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args()
-    res = {"mgs": mgs(args.jobs), "scale": scale(args.rows, args.jobs)}
-    if not args.skip_cv:
-        res["quasars"] = quasars(args.jobs)
-        res["stripe82x"] = stripe82x(args.jobs)
+    parts = args.parts.split(",")
+    if args.skip_cv:
+        parts = [p for p in parts if p not in ("quasars", "stripe82x")]
+    res = {}
+    for name, fn in (("mgs", lambda: mgs(args.jobs)), ("scale", lambda: scale(args.rows, args.jobs)),
+                     ("quasars", lambda: quasars(args.jobs)), ("stripe82x", lambda: stripe82x(args.jobs))):
+        if name in parts:
+            res[name] = fn()
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=1))
 
