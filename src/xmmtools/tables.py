@@ -341,14 +341,17 @@ def _plain_numbers(col: pa.ChunkedArray | pa.Array, dtype: Any) -> np.ndarray | 
     typ = col.type
     if not (pa.types.is_integer(typ) or pa.types.is_floating(typ)) or pa.types.is_float16(typ):
         return None
-    if any(c.null_count for c in chunks):
-        return None
     want = np.dtype(dtype)
+    nulls = any(c.null_count for c in chunks)
+    if nulls and not (pa.types.is_floating(typ) and want.kind == "f"):
+        return None  # integers with nulls are promoted to float by the general path
     if want.kind == "i" and not pa.types.is_integer(typ):
         return None
     src = typ.to_pandas_dtype()
     views = [np.frombuffer(c.buffers()[1], dtype=src, count=len(c), offset=c.offset * np.dtype(src).itemsize)
              for c in chunks if len(c)]
+    if nulls:  # float nulls -> NaN, in a copy
+        views = [_nan_where_null(v, c) for v, c in zip(views, [c for c in chunks if len(c)])]
     if not views:
         return np.zeros(0, dtype=want)
     if len(views) == 1:
@@ -357,6 +360,14 @@ def _plain_numbers(col: pa.ChunkedArray | pa.Array, dtype: Any) -> np.ndarray | 
         return np.concatenate(views)
     out = np.empty(sum(len(v) for v in views), dtype=want)
     np.concatenate(views, out=out, casting="unsafe")
+    return out
+
+
+def _nan_where_null(values: np.ndarray, arr: pa.Array) -> np.ndarray:
+    if not arr.null_count:
+        return values
+    out = values.copy()
+    out[_null_mask(arr)] = np.nan
     return out
 
 
@@ -397,6 +408,10 @@ class NewColumn:
                 flat = pa.array(np.ascontiguousarray(v).ravel(), type=self.type.value_type
                                 if self.type is not None and pa.types.is_fixed_size_list(self.type) else None)
                 arr = pa.FixedSizeListArray.from_arrays(flat, v.shape[1])
+            elif v.ndim == 1 and v.dtype.kind in "fiub" and v.dtype.byteorder in "=|":
+                arr = arrow_from_numpy(v)  # zero-copy for numbers; NaN stays NaN (not null)
+                if self.type is not None and arr.type != self.type:
+                    arr = arr.cast(self.type)
             elif v.dtype.kind == "f":
                 arr = pa.array(v, type=self.type)
             else:
@@ -1508,7 +1523,9 @@ def _update_widths(widths: dict, t: pa.Table) -> None:
             bw = typ.bit_width
             lo_v = -(1 << (bw - 1)) if pa.types.is_signed_integer(typ) else 0
             def values():
-                return np.asarray(pc.drop_null(col).to_numpy() if nulls else col.to_numpy())
+                parts = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+                vals = [_raw_values(c)[~_null_mask(c)] if c.null_count else _raw_values(c) for c in parts]
+                return np.concatenate(vals) if vals else np.zeros(0, dtype=typ.to_pandas_dtype())
 
             if bw <= 16:  # small types: remember every value used (a 64 KiB bitmap at most)
                 if used is None:
@@ -1600,11 +1617,9 @@ def _fits_out_col(f: pa.Field, width: int | None, where: str,
 
         def conv(a):
             a = values(a)
-            v = a.to_numpy(zero_copy_only=False)
-            out = np.where(v.astype(bool) if a.null_count == 0 else pc.fill_null(a, False).to_numpy(zero_copy_only=False),
-                           ord("T"), ord("F")).astype(np.uint8)
+            out = np.where(_raw_values(a), ord("T"), ord("F")).astype(np.uint8)
             if a.null_count:
-                out[pc.is_null(a).to_numpy(zero_copy_only=False)] = 0
+                out[_null_mask(a)] = 0
             return out.reshape(-1, repeat) if is_list else out
         return _OutCol(f.name, f"{repeat}L" if is_list else "L", dt, conv, unit, desc, tdim=tdim)
     if pa.types.is_floating(base):
@@ -1613,9 +1628,9 @@ def _fits_out_col(f: pa.Field, width: int | None, where: str,
 
         def conv(a, npt=npt):
             a = values(a)
+            v = _raw_values(a).astype(npt)
             if a.null_count:
-                a = pc.fill_null(a.cast(pa.float64()), np.nan)
-            v = a.to_numpy(zero_copy_only=False).astype(npt)
+                v[_null_mask(a)] = np.nan
             return v.reshape(-1, repeat) if is_list else v
         return _OutCol(f.name, f"{repeat if is_list else ''}{code}", dt, conv, unit, desc, tdim=tdim)
     if pa.types.is_integer(base):
@@ -1661,8 +1676,8 @@ def _fits_out_col(f: pa.Field, width: int | None, where: str,
 
         def conv(a, npt=npt, bw=bw, signed=signed, tnull_raw=tnull_raw):
             a = values(a)
-            mask = pc.is_null(a).to_numpy(zero_copy_only=False) if a.null_count else None
-            v = pc.fill_null(a, 0).to_numpy(zero_copy_only=False) if a.null_count else a.to_numpy(zero_copy_only=False)
+            mask = _null_mask(a) if a.null_count else None
+            v = _raw_values(a)  # values under nulls are arbitrary: TNULL replaces them below
             if bw == 8 and signed:
                 raw = (v.astype(np.int16) + 128).astype(np.uint8)
             elif bw > 8 and not signed:
@@ -1682,6 +1697,32 @@ def _fits_out_col(f: pa.Field, width: int | None, where: str,
                        lambda a: np.full(len(a), np.nan, dtype=">f8"), unit, desc)
     raise OutputError(f"{where}: column {f.name} has type {t}, which FITS cannot hold; "
                       "convert it (e.g. dates to MJD) or write .parquet")
+
+
+def _raw_values(a: pa.Array) -> np.ndarray:
+    """The value buffer of a numeric or boolean Arrow array as numpy, ignoring validity (the
+    values under nulls are arbitrary).  Read straight from the buffers: pyarrow's
+    ``to_numpy(zero_copy_only=False)`` would import pandas (0.13 s) on first use."""
+    t = a.type
+    if pa.types.is_boolean(t):
+        if not len(a):
+            return np.zeros(0, dtype=bool)
+        bits = np.frombuffer(a.buffers()[1], dtype=np.uint8)
+        return np.unpackbits(bits, bitorder="little", count=a.offset + len(a))[a.offset:].view(bool)
+    if (pa.types.is_integer(t) or pa.types.is_floating(t)) and not pa.types.is_float16(t):
+        dt = np.dtype(t.to_pandas_dtype())
+        if not len(a):
+            return np.zeros(0, dtype=dt)
+        return np.frombuffer(a.buffers()[1], dtype=dt, count=len(a), offset=a.offset * dt.itemsize)
+    return a.to_numpy(zero_copy_only=False)
+
+
+def _null_mask(a: pa.Array) -> np.ndarray:
+    """True where ``a`` is null."""
+    if not a.null_count:
+        return np.zeros(len(a), dtype=bool)
+    bits = np.frombuffer(a.buffers()[0], dtype=np.uint8)
+    return ~np.unpackbits(bits, bitorder="little", count=a.offset + len(a))[a.offset:].view(bool)
 
 
 def _fill_list_nulls(a: pa.FixedSizeListArray, repeat: int) -> pa.Array:

@@ -41,7 +41,7 @@ def counterpart_columns(name: str, gathered: pa.Table, rows: np.ndarray, members
     for f, col in zip(sub.schema, sub.columns):
         arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
         if pa.types.is_floating(arr.type) and arr.null_count:
-            arr = arr.fill_null(np.nan)
+            arr = tables.arrow_from_numpy(tables.to_numpy(arr, arr.type.to_pandas_dtype()))
         desc = tables.description_of(f)
         out.append(NewColumn(f"{name}_{f.name.upper()}", arr, tables.unit_of(f),
                              f"{name} counterpart: {desc}" if desc else f"{name} counterpart column {f.name}"))
