@@ -15,8 +15,9 @@ The in-memory form is a :class:`pyarrow.Table`:
   ``xmmtools.header`` the non-structural keywords of a FITS table header, so they survive
   FITS -> Parquet -> FITS.
 
-FITS tables are read with our own row reader (the header is parsed by astropy): only the
-requested columns are converted, and large files are read in row chunks of bounded memory.
+FITS tables are read with our own row reader and header parser (:mod:`xmmtools.fits_header`;
+astropy only for gzip files and for anything unusual or damaged): only the requested columns
+are converted, and large files are read in row chunks of bounded memory.
 Writes are atomic: a temporary file in the target folder, flushed, fsync'ed and renamed.
 """
 
@@ -1171,9 +1172,20 @@ class _FitsTable:
 
     @classmethod
     def _open(cls, path: str) -> "_FitsTable":
+        real, ext = _strip_hdu(path)
+        if not _is_gzip(real):  # well-formed files: our own header parser (no astropy import)
+            from xmmtools import fits_header
+
+            try:
+                header, dat, i = fits_header.find_bintable(real, ext)
+            except (fits_header.Unsupported, OSError, ValueError):
+                pass  # astropy below reads it, or says what is wrong with it
+            else:
+                t = cls(real, header, dat, str(header.get("EXTNAME", "")).strip() or None, i)
+                t._check_size()
+                return t
         from astropy.io import fits
 
-        real, ext = _strip_hdu(path)
         try:
             hdul = fits.open(real, memmap=False, lazy_load_hdus=True)
         except (OSError, ValueError, EOFError, TypeError, IndexError) as e:
@@ -1739,73 +1751,72 @@ def _fill_list_nulls(a: pa.FixedSizeListArray, repeat: int) -> pa.Array:
     return pa.array(out.ravel())
 
 
-def _fits_headers(schema: pa.Schema, outcols: list[_OutCol], nrows: int, where: str):
-    from astropy.io import fits
+def _fits_headers(schema: pa.Schema, outcols: list[_OutCol], nrows: int, where: str) -> tuple[bytes, bytes]:
+    """The empty primary header and the binary-table header (FITS 4.0 sect. 7.3), as bytes."""
+    from xmmtools import fits_header as fh
 
-    primary = fits.PrimaryHDU().header
-    # the binary-table header written card by card (FITS 4.0 sect. 7.3): BinTableHDU.from_columns
-    # would give the same cards but imports astropy.table (0.1 s on every run)
-    h = fits.Header()
-    h["XTENSION"] = ("BINTABLE", "binary table extension")
-    h["BITPIX"] = (8, "array data type")
-    h["NAXIS"] = (2, "number of array dimensions")
-    h["NAXIS1"] = (sum(c.np_dtype.itemsize for c in outcols), "length of dimension 1")
-    h["NAXIS2"] = (nrows, "length of dimension 2")
-    h["PCOUNT"] = (0, "number of group parameters")
-    h["GCOUNT"] = (1, "number of groups")
-    h["TFIELDS"] = (len(outcols), "number of table fields")
-    import warnings
-
+    cards: list[tuple[str, Any, str]] = [
+        ("XTENSION", "BINTABLE", "binary table extension"), ("BITPIX", 8, "array data type"),
+        ("NAXIS", 2, "number of array dimensions"),
+        ("NAXIS1", sum(c.np_dtype.itemsize for c in outcols), "length of dimension 1"),
+        ("NAXIS2", nrows, "length of dimension 2"), ("PCOUNT", 0, "number of group parameters"),
+        ("GCOUNT", 1, "number of groups"), ("TFIELDS", len(outcols), "number of table fields")]
     for k, c in enumerate(outcols, start=1):
-        h[f"TTYPE{k}"] = c.name
-        h[f"TFORM{k}"] = c.tform
-        if c.unit:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                h[f"TUNIT{k}"] = c.unit
-        if c.tnull is not None:
-            h[f"TNULL{k}"] = c.tnull
-        if c.tzero is not None:
-            h[f"TZERO{k}"] = c.tzero
-        if c.tdim:
-            h[f"TDIM{k}"] = c.tdim
-    for k, c in enumerate(outcols, start=1):
-        if c.description:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                h[f"TCOMM{k}"] = c.description  # long text continues on CONTINUE cards
+        cards += [(f"TTYPE{k}", c.name, ""), (f"TFORM{k}", c.tform, "")]
+        cards += [(f"TUNIT{k}", c.unit, "")] if c.unit else []
+        cards += [(f"TNULL{k}", int(c.tnull), "")] if c.tnull is not None else []
+        cards += [(f"TZERO{k}", c.tzero, "")] if c.tzero is not None else []
+        cards += [(f"TDIM{k}", c.tdim, "")] if c.tdim else []
+    cards += [(f"TCOMM{k}", c.description, "") for k, c in enumerate(outcols, start=1) if c.description]
+    images = [_card_or_none(fh, *c) for c in cards]
+    if None in images:
+        bad = cards[images.index(None)]
+        raise OutputError(f"{where}: cannot write {bad[0]}={bad[1]!r} in a FITS header (printable ASCII only)")
+    seen = {c[0] for c in cards}
     meta = schema.metadata or {}
-    cards = []
+    kept = []
     if HEADER_KEY in meta:
         with contextlib.suppress(ValueError):
-            cards = json.loads(meta[HEADER_KEY])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for key, val, comment in cards:
-            if _STRUCTURAL.match(key):
-                continue
-            if key == "HISTORY":
-                h.add_history(val)
-            elif key == "COMMENT":
-                h.add_comment(val)
-            elif key not in h and val is not None:
-                with contextlib.suppress(ValueError, KeyError):
-                    h[key] = (val, comment)
-        prov = provenance_of(schema)
-        if prov:
-            h["XMMTPROV"] = (json.dumps(prov, separators=(",", ":")), "xmmtools provenance (JSON)")
-            last = prov[-1]
-            h["XMMTVER"] = (str(last.get("xmmtools", "")), "xmmtools version of the last step")
-            h["XMMTSTG"] = (str(last.get("stage", "")), "xmmtools stage of the last step")
-            for rec in prov[len(prov) - 1:]:
-                h.add_history(f"xmmtools {rec.get('xmmtools')} {rec.get('stage')} {rec.get('date')}")
-                for i in rec.get("inputs", []):
-                    h.add_history(f"input {i['name']}")
-                    if i.get("sha256"):
-                        h.add_history(f"sha256 {i['sha256']}")
-                if rec.get("parameters"):
-                    h.add_history("parameters: " + json.dumps(rec["parameters"], separators=(",", ":")))
-    return primary, h
+            kept = json.loads(meta[HEADER_KEY])
+    prov = provenance_of(schema)
+    ours = {"XMMTVER", "XMMTSTG"} if prov else set()  # rewritten below for this step
+    for key, val, comment in kept:  # the input's other keywords; ones FITS cannot hold are dropped
+        key = str(key).upper()
+        if _STRUCTURAL.match(key) or key in ours or \
+                (key not in ("HISTORY", "COMMENT") and (key in seen or val is None)):
+            continue
+        image = _card_or_none(fh, key, val, str(comment or ""))
+        if image is not None:
+            images.append(image)
+            seen.add(key)
+    if prov:
+        last = prov[-1]
+        extra = [("XMMTPROV", json.dumps(prov, separators=(",", ":")), "xmmtools provenance (JSON)"),
+                 ("XMMTVER", str(last.get("xmmtools", "")), "xmmtools version of the last step"),
+                 ("XMMTSTG", str(last.get("stage", "")), "xmmtools stage of the last step")]
+        hist = [f"xmmtools {last.get('xmmtools')} {last.get('stage')} {last.get('date')}"]
+        for i in last.get("inputs", []):
+            hist.append(f"input {i['name']}")
+            if i.get("sha256"):
+                hist.append(f"sha256 {i['sha256']}")
+        if last.get("parameters"):
+            hist.append("parameters: " + json.dumps(last["parameters"], separators=(",", ":")))
+        for c in extra + [("HISTORY", h, "") for h in hist]:
+            image = _card_or_none(fh, *c)
+            if image is not None:
+                images.append(image)
+    body = "".join(images) + "END".ljust(80)
+    body += " " * (-len(body) % 2880)
+    return fh.primary_header(), body.encode("ascii")
+
+
+def _card_or_none(fh, key: str, value: Any, comment: str) -> str | None:
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    try:
+        return fh.format_card(key, value, comment)
+    except ValueError:
+        return None
 
 
 def _write_fits(batches: Iterable[pa.RecordBatch], dest: "_TempFile", schema: pa.Schema,
@@ -1819,8 +1830,8 @@ def _write_fits(batches: Iterable[pa.RecordBatch], dest: "_TempFile", schema: pa
     raw = dest.open("wb")
     out = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) if gz else raw
     with raw, out:
-        out.write(primary.tostring(padding=True).encode("ascii"))
-        out.write(header.tostring(padding=True).encode("ascii"))
+        out.write(primary)
+        out.write(header)
         written = 0
         for batch in batches:
             for start in range(0, batch.num_rows, 65536):
