@@ -3,6 +3,7 @@
     .venv/bin/python bench/crossmatch_bench.py                 # 1e5 x 1e6 (NWAY, xmmtools, astropy)
     .venv/bin/python bench/crossmatch_bench.py --large         # + 1e6 x 1e7 (xmmtools, astropy)
     .venv/bin/python bench/crossmatch_bench.py --large --nway-large   # + NWAY at 1e6 x 1e7 (~150 s, ~4 GB)
+    .venv/bin/python bench/crossmatch_bench.py --stream        # all-sky 1e6 x 5e7: streamed vs whole
 
 Synthetic sky (xmmtools.crossmatch.synthetic): primaries at 1000 deg^-2 with 1-sigma errors
 uniform in [0.5, 3] arcsec, 90 % with a counterpart; secondaries at 10^4 deg^-2 with 0.1 arcsec
@@ -143,13 +144,84 @@ def run_size(n1: int, n2: int, folder: str, with_nway: bool, results: list) -> N
                                                   for k, v in rows.items()}, "nway_agreement": agreement})
 
 
+def make_allsky(folder: str, n1: int, n2: int, seed: int = 5) -> tuple[str, str]:
+    """4XMM-like sparse primaries over the whole sky and an all-sky counterpart catalogue (a
+    counterpart within 1" for 90 % of the primaries), written in chunks of 10^7 rows."""
+    from astropy.io import fits
+
+    from xmmtools.crossmatch.synthetic import sky
+
+    ra, dec = sky(n1, seed=seed)
+    rng = np.random.default_rng(seed)
+    p = os.path.join(folder, "allsky_primary.fits")
+    h1 = fits.BinTableHDU.from_columns([
+        fits.Column("ID", "K", array=np.arange(n1)), fits.Column("RA", "D", array=ra),
+        fits.Column("DEC", "D", array=dec), fits.Column("pos_err", "E", array=rng.uniform(0.5, 3.0, n1))])
+    h1.header["SKYAREA"] = 41252.96
+    h1.writeto(p, overwrite=True)
+    s = os.path.join(folder, "allsky_secondary.fits")
+    hdr = fits.BinTableHDU.from_columns([fits.Column("ID", "K"), fits.Column("RA", "D"), fits.Column("DEC", "D")],
+                                        nrows=0).header
+    hdr["NAXIS2"] = n2
+    hdr["SKYAREA"] = 41252.96
+    with open(s, "wb") as f:
+        f.write(fits.PrimaryHDU().header.tostring().encode())
+        f.write(hdr.tostring().encode())
+        true = rng.random(n1) < 0.9
+        t_ra = ra[true] + rng.normal(0, 0.5 / 3600, true.sum()) / np.cos(np.radians(dec[true]))
+        t_dec = np.clip(dec[true] + rng.normal(0, 0.5 / 3600, true.sum()), -90, 90)
+        done = 0
+        while done < n2:
+            m = min(10_000_000, n2 - done)
+            r, d = sky(m, seed=seed + 1 + done)
+            if done == 0:
+                k = min(len(t_ra), m)
+                r[:k], d[:k] = np.mod(t_ra[:k], 360.0), t_dec[:k]
+            rec = np.empty(m, dtype=[("ID", ">i8"), ("RA", ">f8"), ("DEC", ">f8")])
+            rec["ID"], rec["RA"], rec["DEC"] = np.arange(done, done + m), r, d
+            f.write(rec.tobytes())
+            done += m
+        f.write(b"\0" * ((-n2 * 24) % 2880))
+    return p, s
+
+
+def run_stream(n1: int, n2: int, folder: str, results: list) -> None:
+    print(f"\n== all-sky {n1:.0e} primaries x {n2:.0e} counterparts: streamed vs whole file ==", flush=True)
+    t0 = time.perf_counter()
+    p, s = make_allsky(folder, n1, n2)
+    print(f"inputs written in {time.perf_counter() - t0:.1f} s", flush=True)
+    rows = {}
+    for label, stream in (("whole file (--stream-rows 1e12)", "1000000000000"), ("streamed (default)", "20000000")):
+        out = os.path.join(folder, f"out_{stream}.fits")
+        cmd = [PY, "-m", "xmmtools", "crossmatch", p, "--catalog", f"opt={s}", "--pos-err", "opt=0.1",
+               "--pos-err", "primary=pos_err", "--radius", "10", "--stream-rows", stream, "-o", out, "-q"]
+        rows[label] = timed(cmd, folder)
+        print(f"  {label:<34} {rows[label][0]:8.1f} s   peak {rows[label][1]:5.2f} GB", flush=True)
+    from xmmtools import tables
+
+    a, b = (tables.read_table(os.path.join(folder, f"out_{x}.fits"), ["P_ANY", "OPT_ID"])
+            for x in ("1000000000000", "20000000"))
+    same = a.equals(b)
+    print(f"  identical P_ANY and counterparts: {same}")
+    results.append({"allsky": [n1, n2], "identical": same,
+                    "runs": {k: {"wall_s": round(v[0], 2), "peak_gb": round(v[1], 3)} for k, v in rows.items()}})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--large", action="store_true", help="also 1e6 x 1e7")
     ap.add_argument("--nway-large", action="store_true", help="also run NWAY at 1e6 x 1e7")
+    ap.add_argument("--stream", action="store_true", help="only the all-sky 1e6 x 5e7 streaming case")
     ap.add_argument("--json", default=None, help="write the results here")
     a = ap.parse_args()
     results: list = []
+    if a.stream:
+        with tempfile.TemporaryDirectory(prefix="xm_bench_") as d:
+            run_stream(1_000_000, 50_000_000, d, results)
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump(results, f, indent=2)
+        return
     with tempfile.TemporaryDirectory(prefix="xm_bench_") as d:
         run_size(100_000, 1_000_000, d, os.path.exists(NWAY), results)
     if a.large:

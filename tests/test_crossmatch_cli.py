@@ -366,3 +366,73 @@ def test_area_from_a_moc_matches_the_same_number(opt, tmp_path, capsys):
     np.testing.assert_allclose(outs[0], outs[1], rtol=1e-9)
     rec = tables.provenance_of(tables.read_table(tmp_path / "o0.fits").schema)[-1]
     assert "MOC opt_moc.fits" in rec["crossmatch"]["catalogues"]["OPT"]["area"]
+
+
+@pytest.mark.parametrize("extra", [[], ["--all"], ["--method", "nearest"], ["--method", "all"],
+                                   ["--calibrate"], ["--mag", "opt:MAG", "auto"]],
+                         ids=["best", "all-rows", "nearest", "all-pairs", "calibrate", "mag-auto"])
+def test_streamed_counterparts_give_the_same_output(opt, tmp_path, capsys, monkeypatch, extra):
+    # a counterpart file above --stream-rows is read in chunks keeping only the sources near the
+    # primaries; the densities still count every row, so every output column is identical
+    path, syn = opt
+    monkeypatch.setattr(tables, "FITS_CHUNK_BYTES", 7 * 1024 * 40)  # many chunks
+    outs = []
+    for stream in ("100000000", "1000"):
+        out = tmp_path / f"s{stream}.fits"
+        args = ["crossmatch", COSMOS, "--catalog", f"opt={path}", "--pos-err", "opt=0.1", "--stream-rows", stream,
+                "-o", out, *extra]
+        if "--calibrate" in extra:
+            args += ["--calibrate-out", tmp_path / f"cal{stream}.csv"]
+        code, _, err = run_main(args, capsys)
+        assert code == 0, err
+        outs.append(tables.read_table(out))
+        if stream == "1000":
+            assert f"{len(syn.ra)} rows streamed" in err
+    a, b = outs
+    assert a.schema.names == b.schema.names and a.num_rows == b.num_rows
+    if "--mag" in extra:
+        # --mag auto's field histogram comes from the sources held: all rows, or only those near
+        # the primaries when streamed (as NWAY, whose field is the sources within the radius)
+        pa_, pb = tables.to_numpy(a["P_ANY"]), tables.to_numpy(b["P_ANY"])
+        assert np.mean(np.abs(pa_ - pb) < 0.05) >= 0.99, np.sort(np.abs(pa_ - pb))[-5:]
+        assert np.mean(np.array(a["OPT_OID"].to_pylist()) == np.array(b["OPT_OID"].to_pylist())) >= 0.99
+        return
+    for c in a.schema.names:
+        assert a.column(c).to_pylist() == b.column(c).to_pylist() or \
+            np.allclose(tables.to_numpy(a[c]), tables.to_numpy(b[c]), rtol=0, atol=0, equal_nan=True), c
+    if "--calibrate" in extra:
+        ca, cb = (tables.read_table(tmp_path / f"cal{s}.csv") for s in ("100000000", "1000"))
+        assert ca.equals(cb)
+    rec = tables.provenance_of(b.schema)[-1]["crossmatch"]["catalogues"]["OPT"]
+    assert rec["rows"] == len(syn.ra) and rec["rows_matched"] < 0.5 * len(syn.ra)
+
+
+def test_streamed_counterparts_footprint_area_and_bad_rows(tmp_path, capsys, monkeypatch):
+    _, (ra, dec, pe) = _cosmos_head()
+    syn = counterparts(ra, dec, pe, density_deg2=40000.0, seed=22)
+    p = write_secondary(tmp_path / "noarea.parquet", syn, skyarea=False)
+    outs = []
+    for stream in ("100000000", "10"):
+        out = tmp_path / f"f{stream}.parquet"
+        code, _, err = run_main(["crossmatch", COSMOS, "--catalog", f"opt={p}", "--pos-err", "opt=0.1",
+                                 "--stream-rows", stream, "-o", out], capsys)
+        assert code == 0, err
+        assert "HEALPix footprint" in err
+        outs.append(tables.to_numpy(tables.read_table(out)["P_ANY"]))
+    np.testing.assert_array_equal(outs[0], outs[1])  # the position sample is the whole file here
+    # a bad coordinate far from every primary is still reported, with its file row
+    t = tables.read_table(p)
+    dec_bad = tables.to_numpy(t["dec"]).copy()
+    dec_bad[-3] = 95.0
+    bad = tmp_path / "bad.parquet"
+    tables.write_table(t.set_column(t.schema.get_field_index("dec"), "dec", pa.array(dec_bad)), bad)
+    code, _, err = run_main(["crossmatch", COSMOS, "--catalog", f"opt={bad}", "--pos-err", "opt=0.1",
+                             "--stream-rows", "10", "-o", tmp_path / "x.fits"], capsys)
+    assert code == 1 and f"DEC=95 at row {t.num_rows - 3} is outside" in err and err.count("\n") == 1
+    # no counterpart near any primary: the non-overlap error, not an empty success
+    far = tmp_path / "far.parquet"
+    tables.write_table(pa.table({"ra": (tables.to_numpy(t["ra"]) + 180.0) % 360, "dec": -tables.to_numpy(t["dec"])}),
+                       far)
+    code, _, err = run_main(["crossmatch", COSMOS, "--catalog", f"opt={far}", "--pos-err", "opt=0.1", "--area",
+                             "opt=2", "--stream-rows", "10", "-o", tmp_path / "y.fits"], capsys)
+    assert code == 1 and "footprints do not overlap" in err

@@ -41,16 +41,20 @@ class Catalog:
     area_deg2: float
     #: attribute priors: list of (label, values per row, Histogram or None for automatic)
     attributes: list = field(default_factory=list)
+    #: rows of the whole catalogue when only the sources near the primaries are held (streamed)
+    n_total: int | None = None
 
     @property
     def n(self) -> int:
         return len(self.ra)
 
     def density(self, plus: bool = False) -> float:
-        """Sources per full sky, N / area * 4 pi sr (N + 1 with ``plus``: Salvato+2018 App. B.1)."""
+        """Sources per full sky, N / area * 4 pi sr (N + 1 with ``plus``: Salvato+2018 App. B.1);
+        N counts the whole catalogue, also when only the sources near the primaries are held."""
         if not (self.area_deg2 > 0):
             raise DataError(f"catalogue {self.name}: sky area {self.area_deg2!r} deg2 is not positive")
-        return (self.n + (1 if plus else 0)) / self.area_deg2 * FULL_SKY_DEG2
+        n = self.n if self.n_total is None else self.n_total
+        return (n + (1 if plus else 0)) / self.area_deg2 * FULL_SKY_DEG2
 
 
 # -----------------------------------------------------------------------------------------

@@ -49,6 +49,15 @@ class LoadedCatalog:
     error_note: str = ""
     area_note: str = ""
     notes: list = field(default_factory=list)
+    #: file row of each catalogue row when only the sources near the primaries were kept
+    rows: np.ndarray | None = None
+
+    def file_rows(self, members: np.ndarray) -> np.ndarray:
+        """File rows of catalogue rows ``members`` (-1 stays -1)."""
+        members = np.asarray(members, dtype=np.int64)
+        if self.rows is None:
+            return members
+        return np.where(members >= 0, self.rows[np.maximum(members, 0)], -1)
 
 
 def coordinate_columns(names: Sequence[str], user_map: Mapping[str, str] | None, where: str) -> tuple[str, str]:
@@ -164,6 +173,42 @@ def build_errors(t: pa.Table, kind: str, cols: list[str], where: str) -> tuple[P
     raise ValueError(kind)  # pragma: no cover
 
 
+#: rows of a counterpart file kept for the footprint estimate when it is streamed
+FOOTPRINT_SAMPLE = 2_000_000
+
+
+def read_near(src: str, columns: Sequence[str], ra_col: str, dec_col: str, near, *, where: str,
+              chunk_rows: int | None = None) -> tuple[pa.Table, np.ndarray, int, tuple[np.ndarray, np.ndarray]]:
+    """Stream a counterpart file in row chunks, keeping only the rows ``near`` accepts (a
+    :class:`~xmmtools.crossmatch.positional.CellMask` of the primaries): a Gaia-sized file is
+    never held whole.  Returns the kept rows (``columns``), their file row numbers, the total
+    row count (for the density) and an evenly spaced sample of at most FOOTPRINT_SAMPLE
+    positions of the whole file (for a footprint area estimate).  Every chunk's coordinates
+    are checked, so a bad row is named wherever it is."""
+    n = tables.inspect_table(src).num_rows or 0
+    step = max(1, -(-n // FOOTPRINT_SAMPLE))
+    parts, rows, sra, sdec = [], [], [], []
+    total, empty = 0, None
+    for chunk in tables.iter_table(src, columns, chunk_rows=chunk_rows):
+        empty = chunk.slice(0, 0) if empty is None else empty
+        ra, dec = _values(chunk, ra_col), _values(chunk, dec_col)
+        check_coordinates(ra, dec, where, offset=total)
+        keep = np.flatnonzero(near(ra, dec))
+        if len(keep):
+            parts.append(chunk.take(tables.arrow_from_numpy(keep)))
+            rows.append(keep + total)
+        first = (-total) % step
+        sra.append(ra[first::step].copy())  # copies: a view would keep the chunk alive
+        sdec.append(dec[first::step].copy())
+        total += chunk.num_rows
+        del chunk, ra, dec
+    sample = (np.concatenate(sra), np.concatenate(sdec)) if sra else (np.zeros(0), np.zeros(0))
+    if not parts:
+        return empty, np.zeros(0, dtype=np.int64), total, sample
+    kept = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+    return kept, np.concatenate(rows), total, sample
+
+
 def sky_area(header: Mapping, ra: np.ndarray, dec: np.ndarray, override: float | None, where: str
              ) -> tuple[float, str]:
     """Area in deg^2: --area, else the SKYAREA keyword, else a HEALPix footprint estimate."""
@@ -212,16 +257,19 @@ def header_from_schema(schema: pa.Schema) -> dict:
 
 def make_catalog(name: str, t: pa.Table, source: str, header: Mapping, *, user_map=None,
                  pos_err: str | None = None, need_errors: bool = True, area: float | None = None,
-                 attributes: Sequence[tuple[str, str, object]] = ()) -> LoadedCatalog:
+                 attributes: Sequence[tuple[str, str, object]] = (), total_rows: int | None = None,
+                 footprint_sample: tuple[np.ndarray, np.ndarray] | None = None) -> LoadedCatalog:
     """Catalog from a table holding at least the coordinate, error and attribute columns.
 
-    ``attributes``: (label, column, Histogram or None) for the attribute priors."""
+    ``attributes``: (label, column, Histogram or None) for the attribute priors.
+    ``total_rows``/``footprint_sample``: when ``t`` holds only the rows of a streamed file near
+    the primaries (:func:`read_near`), the file's row count and position sample."""
     where = f"catalogue {name} ({source})"
     names = t.schema.names
     ra_c, dec_c = coordinate_columns(names, user_map, where)
     ra, dec = _values(t, ra_c), _values(t, dec_c)
     check_coordinates(ra, dec, where)
-    if t.num_rows == 0:
+    if t.num_rows == 0 and not total_rows:
         raise DataError(f"{where} has no rows")
     cols = {"RA": ra_c, "DEC": dec_c}
     found = error_columns(names, pos_err, where)
@@ -238,14 +286,17 @@ def make_catalog(name: str, t: pa.Table, source: str, header: Mapping, *, user_m
             errors.validate(where)
         if kind != "fixed":
             cols.update({f"ERR{i}": c for i, c in enumerate(ecols)})
-    a, area_note = sky_area(header, ra, dec, area, where)
+    fra, fdec = footprint_sample if footprint_sample is not None else (ra, dec)
+    a, area_note = sky_area(header, fra, fdec, area, where)
+    if footprint_sample is not None and "HEALPix footprint" in area_note:
+        area_note += f" from {len(fra)} of the {total_rows} rows"
     attrs = []
     for label, col, hist in attributes:
         c = _find(names, col)
         if c is None:
             raise ColumnError(f"--mag {label}: {where} has no column {col!r}")
         attrs.append((label, _values(t, c), hist))
-    cat = Catalog(name, ra, dec, errors, a, attrs)
+    cat = Catalog(name, ra, dec, errors, a, attrs, n_total=total_rows)
     return LoadedCatalog(cat, source, t, cols, note, area_note)
 
 

@@ -58,12 +58,15 @@ Examples:
               help="Calibration table (default: OUTPUT stem + _calibration.csv).")
 @click.option("--cache-dir", default=None, metavar="DIR",
               help="Cache of remote (vizier:/xmatch:) queries (default: ~/.cache/xmmtools/crossmatch).")
+@click.option("--stream-rows", type=click.IntRange(min=0), default=20_000_000, show_default=True, metavar="N",
+              help="Counterpart files with more rows are read in chunks, keeping only the sources that can lie "
+                   "within the radius of a primary (memory follows the primaries' footprint, not the file).")
 @output_options
 @common_options
 @click.pass_context
 def crossmatch(ctx, primary, catalogs, output, primary_name, pos_errs, radius, method, prior_completeness,
                mags, mag_min_post, min_prob, all_rows, areas, ellipse, calibrate, calibrate_shift,
-               calibrate_out, cache_dir, overwrite, column_map, chunk_size, cmd_quiet, cmd_verbose):
+               calibrate_out, cache_dir, stream_rows, overwrite, column_map, chunk_size, cmd_quiet, cmd_verbose):
     """Find counterparts of PRIMARY's sources in other catalogues.
 
     The Bayesian method (NWAY-style: Budavari & Szalay 2008; Salvato et al. 2018) writes, per
@@ -81,7 +84,8 @@ def crossmatch(ctx, primary, catalogs, output, primary_name, pos_errs, radius, m
                   mags=[tuple(m) for m in mags], mag_min_post=mag_min_post, min_prob=min_prob,
                   all_rows=all_rows, areas=list(areas), ellipse=ellipse, calibrate=calibrate,
                   calibrate_shift=calibrate_shift, calibrate_out=calibrate_out, cache_dir=cache_dir,
-                  overwrite=overwrite, column_map=list(column_map), chunk_size=chunk_size)
+                  overwrite=overwrite, column_map=list(column_map), chunk_size=chunk_size,
+                  stream_rows=stream_rows)
     notes = run(req, progress=s.progress)
     if not s.quiet:
         for line in notes:

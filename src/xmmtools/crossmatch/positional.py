@@ -89,8 +89,9 @@ def tangent_offsets(ra0, dec0, ra, dec) -> tuple[np.ndarray, np.ndarray]:
     return xi / ARCSEC, eta / ARCSEC
 
 
-def check_coordinates(ra: np.ndarray, dec: np.ndarray, where: str) -> None:
-    """Raise a one-line DataError for NaN or out-of-range coordinates, naming the first row."""
+def check_coordinates(ra: np.ndarray, dec: np.ndarray, where: str, offset: int = 0) -> None:
+    """Raise a one-line DataError for NaN or out-of-range coordinates, naming the first row
+    (``offset``: the file row of ``ra[0]``, for chunks)."""
     ra = np.asarray(ra, dtype=float)
     dec = np.asarray(dec, dtype=float)
     if not len(ra) or (np.isfinite(ra.min()) and np.isfinite(ra.max())  # NaN/inf show in min/max
@@ -100,11 +101,11 @@ def check_coordinates(ra: np.ndarray, dec: np.ndarray, where: str) -> None:
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise DataError(f"{where}: {int(bad.sum())} rows have missing (NaN/null) RA or DEC, "
-                        f"first at row {i}; remove or fill them before matching")
+                        f"first at row {i + offset}; remove or fill them before matching")
     out = np.abs(dec) > 90
     if out.any():
         i = int(np.flatnonzero(out)[0])
-        raise DataError(f"{where}: DEC={float(dec[i]):g} at row {i} is outside [-90, 90] deg "
+        raise DataError(f"{where}: DEC={float(dec[i]):g} at row {i + offset} is outside [-90, 90] deg "
                         f"({int(out.sum())} such rows)")
 
 

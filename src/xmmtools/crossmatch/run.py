@@ -14,10 +14,10 @@ import pyarrow as pa
 from xmmtools import stage_io, tables
 from xmmtools.columns import parse_column_map
 from xmmtools.crossmatch import SPEC, bayes, calibrate as calib, priors, remote
-from xmmtools.crossmatch.catalogs import (LoadedCatalog, gather_rows, header_from_schema, make_catalog,
-                                          needed_columns, parse_pairs)
+from xmmtools.crossmatch.catalogs import (LoadedCatalog, coordinate_columns, gather_rows, header_from_schema,
+                                          make_catalog, needed_columns, parse_pairs, read_near)
 from xmmtools.crossmatch.output import _take, assemble, counterpart_columns, sep_column
-from xmmtools.crossmatch.positional import n_stripes, nearest, search_around
+from xmmtools.crossmatch.positional import CellMask, n_stripes, nearest, search_around
 from xmmtools.errors import DataError
 from xmmtools.tables import NewColumn, Provenance
 
@@ -45,6 +45,8 @@ class Request:
     overwrite: bool = False
     column_map: list = field(default_factory=list)
     chunk_size: int | None = None
+    #: counterpart files with more rows are streamed, keeping only the sources near the primaries
+    stream_rows: int = 20_000_000
 
 
 def _area(v: str, key: str) -> tuple[float, str | None]:
@@ -166,6 +168,7 @@ def run(req: Request, progress: bool = False) -> list[str]:
     # --- counterpart catalogues (only the columns the matcher needs)
     secs: list[LoadedCatalog] = []
     remote_prov = []
+    near = None  # sky-cell mask of the primaries, for streamed counterpart files
     for name, src in cats.items():
         attrs = mags.get(name, [])
         if remote.is_remote(src):
@@ -176,10 +179,27 @@ def run(req: Request, progress: bool = False) -> list[str]:
                          + (" (cache)" if rec.get("cached") else ""))
         else:
             info = tables.inspect_table(src)
+            where = f"catalogue {name} ({src})"
             cols = needed_columns(info.schema.names, user_map=user_map, pos_err=pos.get(name),
-                                  mags=[c for _, c, _ in attrs], where=f"catalogue {name} ({src})")
-            t = tables.read_table(src, cols, progress=progress)
+                                  mags=[c for _, c, _ in attrs], where=where)
             header = info.header or header_from_schema(info.schema)
+            if info.num_rows is not None and info.num_rows > req.stream_rows:
+                near = near or _near_mask(req, P)
+                ra_c, dec_c = coordinate_columns(info.schema.names, user_map, where)
+                t, file_rows, total, sample = read_near(src, cols, ra_c, dec_c, near, where=where)
+                if not len(file_rows):
+                    raise _no_overlap(name, src, req.radius, req.primary)
+                notes.append(f"note: {name}: {total} rows streamed; the {len(file_rows)} that can lie within "
+                             f"{req.radius:g} arcsec of a primary are matched")
+                lc = make_catalog(name, t, src, header, user_map=user_map, pos_err=pos.get(name),
+                                  need_errors=method == "bayes", area=areas.get(name), attributes=attrs,
+                                  total_rows=total, footprint_sample=sample)
+                lc.rows = file_rows
+                if area_notes.get(name):
+                    lc.area_note = area_notes[name]
+                secs.append(lc)
+                continue
+            t = tables.read_table(src, cols, progress=progress)
         lc = make_catalog(name, t, src, header, user_map=user_map, pos_err=pos.get(name),
                           need_errors=method == "bayes", area=areas.get(name), attributes=attrs)
         if area_notes.get(name):
@@ -202,7 +222,8 @@ def run(req: Request, progress: bool = False) -> list[str]:
             bar.close()
     notes += more
     result = extra.pop("_result", None)
-    cat_prov = {lc.catalog.name: {"source": lc.source, "rows": lc.catalog.n, "area_deg2": lc.catalog.area_deg2,
+    cat_prov = {lc.catalog.name: {"source": lc.source, "rows": lc.catalog.n_total or lc.catalog.n,
+                                  "rows_matched": lc.catalog.n, "area_deg2": lc.catalog.area_deg2,
                                   "area": lc.area_note, "errors": lc.error_note,
                                   "density_full_sky": lc.catalog.density()} for lc in [P, *secs]}
     extra.update({"catalogues": cat_prov, "remote": remote_prov})
@@ -213,13 +234,22 @@ def run(req: Request, progress: bool = False) -> list[str]:
     stage_io.write_output(out, output, stage="crossmatch", parameters=params, inputs=inputs,
                           overwrite=req.overwrite, extra_provenance={"crossmatch": extra})
     for lc in [P, *secs]:
-        notes.append(f"note: {lc.catalog.name}: {lc.catalog.n} rows, area {lc.area_note}"
+        notes.append(f"note: {lc.catalog.name}: {lc.catalog.n_total or lc.catalog.n} rows, area {lc.area_note}"
                      + (f"; errors {lc.error_note}" if lc.error_note else ""))
     if output != tables.STDIO:
         notes.append(f"wrote {out.num_rows} rows x {out.num_columns} columns to {output}")
     if req.calibrate:
         notes += _run_calibration(req, P, secs, result, completeness, cal_out, inputs)
     return notes
+
+
+def _near_mask(req: Request, P: LoadedCatalog) -> CellMask:
+    """Cells within the radius of the primaries (and of the shifted fakes of --calibrate)."""
+    ra, dec = P.catalog.ra, P.catalog.dec
+    if req.calibrate:
+        fake, _ = calib.shifted_primary(P.catalog, req.calibrate_shift, req.radius)
+        ra, dec = np.concatenate([ra, fake.ra]), np.concatenate([dec, fake.dec])
+    return CellMask(ra, dec, req.radius)
 
 
 def _calibration_name(output: str) -> str:
@@ -251,11 +281,14 @@ def _no_overlap(name: str, src: str, radius: float, primary: str) -> DataError:
 
 
 def _gathered(lc: LoadedCatalog, members: np.ndarray, chunk: int | None):
+    """All columns of the counterparts ``members`` (catalogue rows, -1 none): (table of the
+    sorted unique file rows, those rows, ``members`` as file rows)."""
+    members = lc.file_rows(members)
     rows = np.sort(members[members >= 0])
     rows = rows[np.r_[True, rows[1:] != rows[:-1]]] if len(rows) else rows
     if remote.is_remote(lc.source):
-        return lc.table.take(tables.arrow_from_numpy(rows)), rows
-    return gather_rows(lc.source, rows, chunk), rows
+        return lc.table.take(tables.arrow_from_numpy(rows)), rows, members
+    return gather_rows(lc.source, rows, chunk), rows, members
 
 
 def _run_positional(req: Request, method: str, pt, P: LoadedCatalog, secs, tick):
@@ -268,9 +301,9 @@ def _run_positional(req: Request, method: str, pt, P: LoadedCatalog, secs, tick)
                               chunk=req.chunk_size, progress=tick)
         if not len(pairs):
             raise _no_overlap(lc.catalog.name, lc.source, req.radius, req.primary)
-        g, rows = _gathered(lc, pairs.idx2, req.chunk_size)
+        g, rows, m = _gathered(lc, pairs.idx2, req.chunk_size)
         base = _take(pt, pairs.idx1)
-        new = counterpart_columns(lc.catalog.name, g, rows, pairs.idx2) + [sep_column(lc.catalog.name, pairs.sep)]
+        new = counterpart_columns(lc.catalog.name, g, rows, m) + [sep_column(lc.catalog.name, pairs.sep)]
         notes.append(f"note: {len(pairs)} pairs within {req.radius:g} arcsec "
                      f"({len(np.unique(pairs.idx1))} of {P.catalog.n} primaries have one)")
         return assemble(base, new), {}, notes
@@ -280,8 +313,8 @@ def _run_positional(req: Request, method: str, pt, P: LoadedCatalog, secs, tick)
                            chunk=req.chunk_size, progress=tick)
         if not (idx >= 0).any():
             raise _no_overlap(lc.catalog.name, lc.source, req.radius, req.primary)
-        g, rows = _gathered(lc, idx, req.chunk_size)
-        new += counterpart_columns(lc.catalog.name, g, rows, idx) + [sep_column(lc.catalog.name, sep)]
+        g, rows, m = _gathered(lc, idx, req.chunk_size)
+        new += counterpart_columns(lc.catalog.name, g, rows, m) + [sep_column(lc.catalog.name, sep)]
         notes.append(f"note: {lc.catalog.name}: {int((idx >= 0).sum())} of {P.catalog.n} primaries have a "
                      f"neighbour within {req.radius:g} arcsec")
     return assemble(pt, new), {}, notes
@@ -318,8 +351,7 @@ def _all_rows_table(req, pt, secs, res):
     base = _take(pt, comb.primary[keep])
     new: list[NewColumn] = []
     for k, lc in enumerate(secs):
-        m = comb.members[keep, k]
-        g, rows = _gathered(lc, m, req.chunk_size)
+        g, rows, m = _gathered(lc, comb.members[keep, k], req.chunk_size)
         new += counterpart_columns(lc.catalog.name, g, rows, m) + [sep_column(lc.catalog.name, comb.sep[keep, k])]
     new += [
         NewColumn("NCAT", comb.ncat[keep].astype(np.int16), "", "number of catalogues in this combination (primary included)"),
@@ -358,8 +390,8 @@ def _best_table(req, pt, secs, res):
             uniq, inv = np.unique(key, return_inverse=True)
             marg = np.bincount(inv, weights=res.p_i, minlength=len(uniq))[inv]
         m = m_all[best]
-        g, rows = _gathered(lc, m, req.chunk_size)
-        new += counterpart_columns(name, g, rows, m) + [sep_column(name, comb.sep[best, k])]
+        g, rows, m_file = _gathered(lc, m, req.chunk_size)
+        new += counterpart_columns(name, g, rows, m_file) + [sep_column(name, comb.sep[best, k])]
         new.append(NewColumn(f"{name}_P_I", np.where(m >= 0, marg[best], 0.0), "",
                              f"probability that this {name} source is the counterpart, given there is one "
                              "(summed over combinations with it)"))
