@@ -137,18 +137,37 @@ def footprint_area(ra, dec, *, min_per_pixel: float = 20.0, min_interior: int = 
     dec = np.asarray(dec, dtype=float)
     if len(ra) == 0:
         raise DataError("cannot estimate the sky area of an empty catalogue")
+    pix, counts = np.unique(hp.ang2pix(2 ** max_order, ra, dec, lonlat=True, nest=True), return_counts=True)
+    return footprint_area_from_counts(pix, counts, max_order, min_per_pixel=min_per_pixel,
+                                      min_interior=min_interior)
+
+
+def footprint_area_from_counts(pix: np.ndarray, counts: np.ndarray, order: int, *, min_per_pixel: float = 20.0,
+                               min_interior: int = 8) -> tuple[float, int]:
+    """:func:`footprint_area` from source counts in nested HEALPix pixels of ``order`` (e.g. a
+    HATS catalogue's skymap); coarser orders are the sums over pixel >> 2."""
+    import healpy as hp
+
+    pix = np.asarray(pix, dtype=np.int64)
+    counts = np.asarray(counts, dtype=np.float64)
+    keep = counts > 0
+    pix, counts = pix[keep], counts[keep]
+    total = counts.sum()
+    if not total > 0:
+        raise DataError("cannot estimate the sky area of an empty catalogue")
     fallback = None
-    for order in range(max_order, -1, -1):
-        nside = 2 ** order
-        pix = hp.ang2pix(nside, ra, dec, lonlat=True, nest=True)
-        occ, counts = np.unique(pix, return_counts=True)
-        if fallback is None and len(ra) / len(occ) >= min_per_pixel:
-            fallback = (len(occ) * hp.nside2pixarea(nside, degrees=True), nside)
-        nb = hp.get_all_neighbours(nside, occ, nest=True)  # (8, n); -1 where none
-        inside = np.all(np.isin(nb, occ) | (nb < 0), axis=0)
+    for o in range(order, -1, -1):
+        if o < order:  # nested: the parent of pixel p is p >> 2
+            pix, inv = np.unique(pix >> 2, return_inverse=True)
+            counts = np.bincount(inv, weights=counts, minlength=len(pix))
+        nside = 2 ** o
+        if fallback is None and total / len(pix) >= min_per_pixel:
+            fallback = (len(pix) * hp.nside2pixarea(nside, degrees=True), nside)
+        nb = hp.get_all_neighbours(nside, pix, nest=True)  # (8, n); -1 where none
+        inside = np.all(np.isin(nb, pix) | (nb < 0), axis=0)
         if inside.sum() >= min_interior and counts[inside].mean() >= min_per_pixel:
             density = counts[inside].mean() / hp.nside2pixarea(nside, degrees=True)
-            return len(ra) / density, nside
+            return float(total / density), nside
     if fallback is None:
         fallback = (4 * np.pi * (180 / np.pi) ** 2, 1)
     return fallback

@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from xmmtools import stage_io, tables
 from xmmtools.columns import parse_column_map
-from xmmtools.crossmatch import SPEC, bayes, calibrate as calib, priors, remote
+from xmmtools.crossmatch import SPEC, bayes, calibrate as calib, hats_source, priors, remote
 from xmmtools.crossmatch.catalogs import (LoadedCatalog, coordinate_columns, gather_rows, header_from_schema,
                                           make_catalog, needed_columns, parse_pairs, read_near)
 from xmmtools.crossmatch.output import _take, assemble, counterpart_columns, sep_column
@@ -177,6 +177,26 @@ def run(req: Request, progress: bool = False) -> list[str]:
             remote_prov.append(rec)
             notes.append(f"note: {name}: {rec['rows']} rows from {rec['service']} {rec['table']}"
                          + (" (cache)" if rec.get("cached") else ""))
+        elif hats_source.is_hats(src):
+            where = f"catalogue {name} ({src})"
+            ra_n, dec_n = _near_positions(req, P)
+            got = hats_source.load_near(
+                src, ra_n, dec_n, req.radius, lambda names: needed_columns(
+                    names, user_map=user_map, pos_err=pos.get(name), mags=[c for _, c, _ in attrs], where=where),
+                where=where, progress=progress)
+            if not got.table.num_rows:
+                raise _no_overlap(name, src, req.radius, req.primary)
+            area = areas.get(name, got.area_deg2)
+            if area is None:
+                raise DataError(f"{where}: the HATS catalogue has no skymap or MOC for its sky area; give --area {name}=DEG2")
+            lc = make_catalog(name, got.table, src, {}, user_map=user_map, pos_err=pos.get(name),
+                              need_errors=method == "bayes", area=area, attributes=attrs,
+                              total_rows=got.total_rows)
+            lc.area_note = area_notes.get(name) or (got.area_note if name not in areas else lc.area_note)
+            notes.append(f"note: {name}: {got.table.num_rows} of the {got.total_rows} rows of the HATS catalogue "
+                         "lie in the primaries' neighbourhood (read with LSDB)")
+            secs.append(lc)
+            continue
         else:
             info = tables.inspect_table(src)
             where = f"catalogue {name} ({src})"
@@ -243,13 +263,19 @@ def run(req: Request, progress: bool = False) -> list[str]:
     return notes
 
 
-def _near_mask(req: Request, P: LoadedCatalog) -> CellMask:
-    """Cells within the radius of the primaries (and of the shifted fakes of --calibrate)."""
+def _near_positions(req: Request, P: LoadedCatalog) -> tuple[np.ndarray, np.ndarray]:
+    """Positions whose neighbourhood a streamed or HATS counterpart catalogue must cover: the
+    primaries, and the shifted fakes of --calibrate."""
     ra, dec = P.catalog.ra, P.catalog.dec
     if req.calibrate:
         fake, _ = calib.shifted_primary(P.catalog, req.calibrate_shift, req.radius)
         ra, dec = np.concatenate([ra, fake.ra]), np.concatenate([dec, fake.dec])
-    return CellMask(ra, dec, req.radius)
+    return ra, dec
+
+
+def _near_mask(req: Request, P: LoadedCatalog) -> CellMask:
+    """Cells within the radius of the primaries (and of the shifted fakes of --calibrate)."""
+    return CellMask(*_near_positions(req, P), req.radius)
 
 
 def _calibration_name(output: str) -> str:
@@ -286,7 +312,7 @@ def _gathered(lc: LoadedCatalog, members: np.ndarray, chunk: int | None):
     members = lc.file_rows(members)
     rows = np.sort(members[members >= 0])
     rows = rows[np.r_[True, rows[1:] != rows[:-1]]] if len(rows) else rows
-    if remote.is_remote(lc.source):
+    if remote.is_remote(lc.source) or hats_source.is_hats(lc.source):  # the table holds every column read
         return lc.table.take(tables.arrow_from_numpy(rows)), rows, members
     return gather_rows(lc.source, rows, chunk), rows, members
 
