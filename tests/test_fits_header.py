@@ -72,7 +72,7 @@ _value = st.one_of(st.booleans(), st.integers(-2**62, 2**62),
                    st.floats(allow_nan=False, allow_infinity=False), _text)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True)
 @given(st.lists(st.tuples(st.sampled_from(["KEYA", "KEY_B", "SKYAREA", "OBJECT", "X-1"]), _value,
                           st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=90)),
                 min_size=1, max_size=5, unique_by=lambda c: c[0]))
@@ -84,6 +84,7 @@ def test_written_cards_read_back_by_us_and_astropy(cards):
     parsed, done = FH.parse_cards(text)
     assert done
     got = {c.keyword: c.value for c in parsed}
+    got_comment = {c.keyword: c.comment for c in parsed}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ref = fits.Header.fromstring(text)
@@ -93,8 +94,15 @@ def test_written_cards_read_back_by_us_and_astropy(cards):
             assert got[key] == pytest.approx(value, rel=1e-12, abs=0)  # 20 characters at most
             continue
         assert got[key] == want
-        if not (isinstance(value, str) and len(FH.format_card(key, value, comment)) > 80 and "/" in value):
-            assert ref[key] == want  # (astropy mis-reads long strings holding '/')
+        if len(FH.format_card(key, value, comment)) <= 80:
+            assert got_comment[key] == comment.strip()
+        elif isinstance(value, str):  # long string: comment parts joined with single blanks
+            assert got_comment[key].split() == comment.split() or \
+                "".join(got_comment[key].split()) == "".join(comment.split())
+        long_slash = isinstance(value, str) and len(FH.format_card(key, value, comment)) > 80 and "/" in value
+        if not long_slash and "'" not in comment:
+            # (astropy mis-reads long strings holding '/', and '' before a comment holding a quote)
+            assert ref[key] == want
 
 
 def test_history_and_long_strings_wrap():

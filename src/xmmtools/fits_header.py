@@ -288,8 +288,13 @@ def _long_string(key: str, value: str, comment: str) -> str:
         head = f"{key:8}= " if n == 0 else "CONTINUE  "
         last = n == len(chunks) - 1 and not comment
         out.append(f"{head}'{c}{'' if last else '&'}'".ljust(CARD))
-    if comment:
-        words = [comment[i:i + 64] for i in range(0, len(comment), 64)]
+    if comment:  # readers join the comment parts with a blank: split at blanks where possible
+        words, rest = [], comment.strip()
+        while rest:
+            cut = rest.rfind(" ", 0, 65) if len(rest) > 64 else len(rest)
+            cut = cut if cut > 0 else 64
+            words.append(rest[:cut].strip())
+            rest = rest[cut:].strip()
         for n, w in enumerate(words):
             head = "CONTINUE  '' / " if n == len(words) - 1 else "CONTINUE  '&' / "
             out.append(f"{head}{w}".ljust(CARD))
