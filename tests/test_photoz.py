@@ -16,7 +16,8 @@ from xmmtools.errors import ColumnError, DataError
 from xmmtools.photoz import metrics
 from xmmtools.photoz.attributes import clip_sigma, perturb, resolve_attributes
 from xmmtools.photoz.model import (FLAG_EXTRAPOLATION, FLAG_MISSING, FLAG_NO_DATA, FLAG_RARE_PATTERN,
-                                   MODE_SMOOTH_CANDIDATES, cross_validate, load_model, select_mode_smooth,
+                                   MODE_SMOOTH_CANDIDATES, cross_validate, load_model, model_path,
+                                   select_mode_smooth,
                                    train_model)
 from xmmtools.photoz.pdf import cdf, normalise, postprocess, quantiles, rebin_matrix, summarise
 from xmmtools.photoz.tpz import Forest, ForestParams, Grid, float32_floor, realisations, train_forest
@@ -129,6 +130,36 @@ def test_pdf_is_the_sum_of_leaf_histograms():
                                         [2, 2, 2, 1]])    # NaN: tree 0 learnt left, tree 1 right
     fw = _stump_forest("tree")  # each tree contributes unit mass
     np.testing.assert_allclose(fw.pdf(X)[1], [2 / 3, 1 / 3 + 0.25, 0.5, 0.25])
+
+
+def test_marginalised_missing_attribute_on_hand_built_trees():
+    f = _stump_forest()
+    X = np.array([[0.1], [0.4], [0.9], [np.nan]])
+    raw = f.pdf_marginal(X)
+    np.testing.assert_allclose(raw[:3], f.pdf(X)[:3])  # rows without NaN: the ordinary PDF
+    # NaN: both branches, weighted by the training objects that went each way
+    # tree 0: 3/4 x {0,0,1} + 1/4 x {3}; tree 1: 1/5 x {0} + 4/5 x {1,2,2,3}
+    want = 0.75 * np.array([2, 1, 0, 0]) + 0.25 * np.array([0, 0, 0, 1]) \
+        + 0.2 * np.array([1, 0, 0, 0]) + 0.8 * np.array([0, 1, 2, 1])
+    np.testing.assert_allclose(raw[3], want, rtol=1e-6)
+
+
+def test_unseen_missing_pattern_is_marginalised_on_real_galaxies(mgs):
+    # the galaxy model never saw a missing band: rows lacking g (and its colours) would follow
+    # one default side at every g split; marginalising them gives far better redshifts
+    _, te = mgs
+    m = load_model(model_path("galaxy"))
+    X, _ = resolve_attributes(m.attributes, te.column_names, source="t").values(lambda c: te[c].to_numpy())
+    zs = te["zs"].to_numpy()
+    X[:, [k for k, a in enumerate(m.attributes) if "g" in a.split("-")]] = np.nan
+    assert m.rare_pattern(X).all()
+    p, est = m.estimate(X)
+    learnt = summarise(normalise(m.forest.pdf(X)), m.grid.edges, m.rms_factor, m.mode_smooth)
+    got, ref = metrics.point_metrics(est["Z_PHOT"], zs), metrics.point_metrics(learnt["Z_PHOT"], zs)
+    assert got["sigma_nmad"] < 0.030 < ref["sigma_nmad"]          # measured 0.0286 vs 0.0330
+    assert got["outliers_005"] < 0.10 < ref["outliers_005"]      # 9.2 % vs 16 %
+    assert (est["Z_FLAG"] & FLAG_RARE_PATTERN).all()
+    np.testing.assert_allclose(np.nansum(p, axis=1), 1.0, rtol=1e-5)
 
 
 def test_summaries_of_a_hand_computed_pdf():

@@ -62,12 +62,30 @@ class Model:
     # -- prediction -------------------------------------------------------------------------
 
     def pdfs(self, X: np.ndarray, n_jobs: int = 1) -> np.ndarray:
-        """Normalised, post-processed PDFs (n, nzbins); NaN rows where every attribute is missing."""
+        """Normalised, post-processed PDFs (n, nzbins); NaN rows where every attribute is missing.
+
+        Missing attributes: rows whose pattern of missing attributes was common in training
+        (>= MIN_PATTERN_ROWS rows) follow the trees' learnt routing; rows with a rare or unseen
+        pattern have the missing attributes marginalised (:meth:`Forest.pdf_marginal`), since
+        the trees never learnt where such objects go and would send them down one default side.
+        """
         X = np.asarray(X, dtype=float)
         none = np.isnan(X).all(axis=1)
-        p = normalise(self.forest.pdf(X, n_jobs=n_jobs))
+        raw = self.forest.pdf(X, n_jobs=n_jobs)
+        rare = self.rare_pattern(X) & ~none
+        if rare.any():
+            raw[rare] = self.forest.pdf_marginal(X[rare], n_jobs=n_jobs)
+        p = normalise(raw)
         p[none] = np.nan
         return postprocess(p, smooth=self.smooth, cut=self.cut)
+
+    def rare_pattern(self, X: np.ndarray) -> np.ndarray:
+        """Rows with missing attributes in a pattern seen in fewer than MIN_PATTERN_ROWS training rows."""
+        miss = np.isnan(X)
+        keys = pattern_key(X)
+        uniq, inv = np.unique(keys, return_inverse=True)
+        seen = np.array([self.patterns.get(int(k), 0) >= MIN_PATTERN_ROWS for k in uniq])
+        return ~seen[inv] & miss.any(axis=1)
 
     def flags(self, X: np.ndarray) -> np.ndarray:
         miss = np.isnan(X)
@@ -76,10 +94,7 @@ class Model:
         with np.errstate(invalid="ignore"):
             out = (X < self.ranges[:, 0]) | (X > self.ranges[:, 1])
         flag |= np.where(out.any(axis=1), FLAG_EXTRAPOLATION, 0)
-        keys = pattern_key(X)
-        seen = np.array([self.patterns.get(int(k), 0) >= MIN_PATTERN_ROWS for k in np.unique(keys)])
-        rare = ~seen[np.searchsorted(np.unique(keys), keys)]
-        flag |= np.where(rare & ~miss.all(axis=1), FLAG_RARE_PATTERN, 0)
+        flag |= np.where(self.rare_pattern(X) & ~miss.all(axis=1), FLAG_RARE_PATTERN, 0)
         return flag.astype(np.int16)
 
     def estimate(self, X: np.ndarray, n_jobs: int = 1) -> tuple[np.ndarray, dict[str, np.ndarray]]:

@@ -18,8 +18,10 @@ arrays for fast traversal.
 
 Missing bands: the trees are NaN-aware (scikit-learn ≥ 1.3 learns, at each split, on which side
 objects lacking that attribute go).  Nothing is imputed; rows with missing attributes are
-flagged, and rows whose pattern of missing attributes was rare or absent in training are
-flagged separately (their routing at splits is then a default, not learnt).
+flagged.  Rows whose pattern of missing attributes was rare or absent in training (flagged
+separately) would only follow a default side at such splits: for them the missing attributes
+are marginalised instead, going down both branches weighted by the training fractions
+(:meth:`Forest.pdf_marginal`, C4.5's fractional cases, Quinlan 1993).
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ from xmmtools.photoz.attributes import perturb
 
 #: Number of training rows below which a missing-attribute pattern counts as unseen.
 MIN_PATTERN_ROWS = 10
+#: Marginalising a missing attribute, branches below this share of the object are dropped
+#: (the PDF is renormalised; the share lost per tree is at most depth x this).
+MIN_BRANCH_WEIGHT = 1e-3
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,78 @@ class Forest:
         parts = Parallel(n_jobs=n_jobs, prefer="threads")(
             delayed(self._pdf_block)(X[b], idx) for b in blocks)
         return np.concatenate(parts)
+
+    def pdf_marginal(self, X: np.ndarray, trees: Sequence[int] | None = None, n_jobs: int = 1) -> np.ndarray:
+        """Raw PDFs where a missing attribute is marginalised instead of routed: at a split on
+        an attribute the object lacks, it goes down both branches, weighted by the fractions of
+        the tree's (bootstrap) training objects that went each way (Quinlan 1993, C4.5's
+        fractional cases).  Rows without NaN get exactly :meth:`pdf`."""
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        idx = list(range(self.n_trees) if trees is None else trees)
+        if n_jobs == 1 or len(X) < 512:
+            return self._marginal_block(X, idx)
+        from joblib import Parallel, delayed
+
+        blocks = np.array_split(np.arange(len(X)), n_jobs)
+        parts = Parallel(n_jobs=n_jobs, prefer="threads")(delayed(self._marginal_block)(X[b], idx) for b in blocks)
+        return np.concatenate(parts)
+
+    def _marginal_block(self, X: np.ndarray, trees) -> np.ndarray:
+        from scipy.sparse import coo_array
+
+        acc = np.zeros((len(X), self.grid.nzbins), np.float32)
+        for t in trees:
+            hist, leaf_row = self._leaf_hist(t)
+            rows, nodes, w = self._descend(t, X)
+            # (rows x leaves) weights times the leaf histograms: each row's weighted leaf sum
+            acc += coo_array((w.astype(np.float32), (rows, leaf_row[nodes])), shape=(len(X), len(hist))) @ hist
+        return acc
+
+    def _descend(self, t: int, X: np.ndarray, min_weight: float = MIN_BRANCH_WEIGHT):
+        left, right, feat, thr = self.left[t], self.right[t], self.feature[t], self.threshold[t]
+        size = self._subtree_sizes(t)
+        rows = np.arange(len(X))
+        node = np.zeros(len(X), np.int64)
+        w = np.ones(len(X))
+        out_r, out_n, out_w = [], [], []
+        while len(rows):
+            leaf = left[node] < 0
+            if leaf.any():
+                out_r.append(rows[leaf])
+                out_n.append(node[leaf])
+                out_w.append(w[leaf])
+                rows, node, w = rows[~leaf], node[~leaf], w[~leaf]
+                if not len(rows):
+                    break
+            x = X[rows, feat[node]]
+            miss = np.isnan(x)
+            nxt = np.where(x <= thr[node], left[node], right[node])
+            if miss.any():
+                m = node[miss]
+                fl = size[left[m]] / size[m]
+                rows = np.concatenate([rows[~miss], rows[miss], rows[miss]])
+                node = np.concatenate([nxt[~miss], left[m], right[m]])
+                w = np.concatenate([w[~miss], w[miss] * fl, w[miss] * (1.0 - fl)])
+                if min_weight > 0:  # branches carrying a negligible share of the object
+                    keep = w >= min_weight
+                    rows, node, w = rows[keep], node[keep], w[keep]
+            else:
+                node = nxt
+        return np.concatenate(out_r), np.concatenate(out_n), np.concatenate(out_w)
+
+    def _subtree_sizes(self, t: int) -> np.ndarray:
+        """Training (bootstrap) objects under every node of tree t, from its leaves' counts."""
+        key = ("size", t)
+        if key not in self._cache:
+            left, right = self.left[t], self.right[t]
+            size = np.zeros(len(left))
+            leaves = np.flatnonzero(left < 0)
+            size[leaves] = np.diff(self.leaf_ptr[t])
+            # children have larger indices than their parent in scikit-learn's depth-first layout
+            for i in np.flatnonzero(left >= 0)[::-1]:
+                size[i] = size[left[i]] + size[right[i]]
+            self._cache[key] = size
+        return self._cache[key]
 
     def _pdf_block(self, X: np.ndarray, trees, block: int = 8192) -> np.ndarray:
         """Gather-and-sum over trees, ``block`` rows at a time so the running sum stays in cache."""
