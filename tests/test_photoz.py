@@ -162,6 +162,29 @@ def test_unseen_missing_pattern_is_marginalised_on_real_galaxies(mgs):
     np.testing.assert_allclose(np.nansum(p, axis=1), 1.0, rtol=1e-5)
 
 
+def test_numpy_tree_walk_equals_scikit_learn(mgs, monkeypatch):
+    # the stored trees are walked by scikit-learn's Tree rebuilt from our arrays; if a future
+    # scikit-learn cannot be rebuilt that way, the numpy walk gives the same leaves
+    _, te = mgs
+    m = load_model(model_path("galaxy"))
+    X, _ = resolve_attributes(m.attributes, te.column_names, source="t").values(lambda c: te[c].to_numpy())
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    X[::7, 0] = np.nan  # learnt NaN routing too
+    for t in (0, 37, 99):
+        assert m.forest.tree(t) is not None
+        np.testing.assert_array_equal(m.forest._leaves_numpy(t, X), m.forest.tree(t).apply(X))
+    ref = m.forest.pdf(X[:200])
+    import xmmtools.photoz.tpz as tpz_mod
+
+    def broken(*a, **k):
+        raise TypeError("Tree state changed")
+
+    monkeypatch.setattr(tpz_mod, "_sk_tree", broken)
+    m2 = load_model(model_path("galaxy"))
+    np.testing.assert_array_equal(m2.forest.pdf(X[:200]), ref)
+    assert m2.forest.tree(0) is None
+
+
 def test_summaries_of_a_hand_computed_pdf():
     edges = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
     p = normalise(np.array([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]))

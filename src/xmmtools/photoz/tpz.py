@@ -14,7 +14,8 @@ Carrasco Kind & Brunner 2013, MNRAS 432, 1483 (hereafter CKB13; the MLZ 1.2 code
 The trees are scikit-learn ``DecisionTreeRegressor`` (C, O(N log N) growth).  They are kept as
 plain arrays (children, feature, threshold, missing-value direction) so models are written as
 NPZ + JSON and never pickled; prediction rebuilds scikit-learn's Cython ``Tree`` from those
-arrays for fast traversal.
+arrays for fast traversal (its state layout is internal to scikit-learn: should a release
+change it, the trees are walked in numpy instead, with the same leaves, only slower).
 
 Missing bands: the trees are NaN-aware (scikit-learn ≥ 1.3 learns, at each split, on which side
 objects lacking that attribute go).  Nothing is imputed; rows with missing attributes are
@@ -204,22 +205,46 @@ class Forest:
             xb, out = X[lo:lo + block], acc[lo:lo + block]
             buf = tmp[:len(xb)]
             for t, (hist, leaf_row) in zip(trees, tables):
-                np.take(hist, leaf_row[self.tree(t).apply(xb)], axis=0, out=buf)
+                np.take(hist, leaf_row[self.leaves(t, xb)], axis=0, out=buf)
                 out += buf
         return acc
 
     def apply(self, t: int, X: np.ndarray) -> np.ndarray:
         """Leaf (row of the tree's leaf-histogram table) reached by each row of X in tree t."""
         _, leaf_row = self._leaf_hist(t)
-        return leaf_row[self.tree(t).apply(np.ascontiguousarray(X, dtype=np.float32))]
+        return leaf_row[self.leaves(t, np.ascontiguousarray(X, dtype=np.float32))]
+
+    def leaves(self, t: int, X: np.ndarray) -> np.ndarray:
+        """Leaf node reached by each (float32, C-ordered) row of X in tree t, NaN going where the
+        tree learnt: scikit-learn's compiled traversal, or the same walk in numpy when this
+        scikit-learn cannot rebuild its Tree from our arrays (its state layout is internal)."""
+        tree = self.tree(t)
+        return tree.apply(X) if tree is not None else self._leaves_numpy(t, X)
 
     def tree(self, t: int):
-        """scikit-learn's Cython Tree rebuilt from the stored arrays (cached)."""
+        """scikit-learn's Cython Tree rebuilt from the stored arrays (cached), or None."""
         key = ("tree", t)
         if key not in self._cache:
-            self._cache[key] = _sk_tree(self.n_features, self.left[t], self.right[t], self.feature[t],
-                                        self.threshold[t], self.nan_left[t])
+            try:
+                self._cache[key] = _sk_tree(self.n_features, self.left[t], self.right[t], self.feature[t],
+                                            self.threshold[t], self.nan_left[t])
+            except Exception:  # a scikit-learn whose Tree state differs: walk in numpy instead
+                self._cache[key] = None
         return self._cache[key]
+
+    def _leaves_numpy(self, t: int, X: np.ndarray) -> np.ndarray:
+        left, right, feat, thr, nan_left = (self.left[t], self.right[t], self.feature[t], self.threshold[t],
+                                            self.nan_left[t])
+        node = np.zeros(len(X), np.int64)
+        active = np.arange(len(X))
+        while len(active):
+            n = node[active]
+            inner = left[n] >= 0
+            active, n = active[inner], n[inner]
+            x = X[active, feat[n]]
+            go_left = np.where(np.isnan(x), nan_left[n], x <= thr[n])
+            node[active] = np.where(go_left, left[n], right[n])
+        return node
 
     def _leaf_hist(self, t: int) -> tuple[np.ndarray, np.ndarray]:
         """Per-leaf histograms of tree t (n_leaves, nzbins) and the node -> leaf-row map."""
