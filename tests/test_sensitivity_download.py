@@ -273,3 +273,42 @@ def test_catalogue_obs_ids_without_obslist(xsa, tmp_path, capsys):
     assert set(t.column("OBS_ID_INPUT").to_pylist()) == {"0201903501"}  # the input's column, kept
     assert {r[1] for r in xsa.requests} == {"0201903501"}
     assert tables.inspect_table(str(out)).provenance[-1]["archive"]["observations"] == ["0201903501"]
+
+
+def test_sensitivity_map_download_equals_obs(xsa, tmp_path, capsys, monkeypatch):
+    # the map of a downloaded observation is the map of the same products given with --obs
+    cache = tmp_path / "xsa"
+    ref, dl = tmp_path / "ref.parquet", tmp_path / "dl.parquet"
+    args = ["--order", "11", "--band", "0.5-2", "-q"]
+    code, _, err = run_main(["sensitivity-map", "--obs", OBS / "0201903501", "-o", ref, *args], capsys)
+    assert code == 0, err
+    code, _, err = run_main(["sensitivity-map", "--download", "--obs-id", "0201903501", "--cache", cache,
+                             "-o", dl, *args], capsys)
+    assert code == 0, err
+    a, b = tables.read_table(str(ref)), tables.read_table(str(dl))
+    assert a.num_rows > 100 and a.column("NPIX").to_pylist() == b.column("NPIX").to_pylist()
+    np.testing.assert_allclose(b.column("THRESH_FLUX_0P5_2KEV").to_numpy(),
+                               a.column("THRESH_FLUX_0P5_2KEV").to_numpy(), rtol=1e-12)
+    prov = tables.inspect_table(str(dl)).provenance[-1]
+    assert prov["parameters"]["download"] is True and prov["parameters"]["obs_ids"] == ["0201903501"]
+    assert prov["archive"]["observations"] == ["0201903501"] and prov["archive"]["query_date"]
+    # default output name from the observations; the cache is reused
+    monkeypatch.chdir(tmp_path)
+    xsa.requests.clear()
+    code, _, err = run_main(["sensitivity-map", "--download", "--obslist", CENSUS, "--cache", cache, *args],
+                            capsys)
+    assert code == 0, err
+    assert all(r[1] != "0201903501" for r in xsa.requests)  # cached
+    assert (tmp_path / "xsa_0201903501_0201901401_0404910601_sensmap_o11.parquet").exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--download"], "--download needs the observations"),
+    (["--obs-id", "0201903501"], "go with --download"),
+    (["--download", "--obs-id", "12345"], "not a 10-digit"),
+    (["--download", "--obs-id", "0201903501", "--obs", "x"], "exclude each other"),
+])
+def test_sensitivity_map_download_options(tmp_path, capsys, args, message):
+    code, _, err = run_main(["sensitivity-map", *args, "--cache" if "--download" in args else "--order",
+                             str(tmp_path) if "--download" in args else "10"], capsys)
+    assert code != 0 and message in err, err

@@ -100,19 +100,29 @@ def sensitivity(ctx, input, output, from_catalogue, obs_dir, likelihood, radius,
 @_method_options
 @click.option("--moc", "moc_path", metavar="FILE", help="Also write the coverage MOC (NUNIQ table).")
 @click.option("--plot", "plot_path", metavar="PNG", help="Also write a quick-look figure of the first band.")
+@click.option("--download", is_flag=True,
+              help="Fetch the PPS products of --obs-id/--obslist observations from the XMM-Newton Science "
+                   "Archive (astroquery) into --cache; excludes --obs.")
+@click.option("--obs-id", "obs_ids", multiple=True, metavar="ID[,ID...]",
+              help="With --download: observation(s) to map (10-digit OBS_ID; repeatable).")
+@click.option("--obslist", metavar="FILE", help="With --download: map every OBS_ID of this table.")
+@click.option("--cache", "cache_dir", metavar="DIR",
+              help="With --download: product cache (default $XDG_CACHE_HOME/xmmtools/xsa or ~/.cache/xmmtools/xsa).")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @common_options
 @click.pass_context
 def sensitivity_map(ctx, output, order, obs_dir, likelihood, radius, bands, bkg_annulus, integer_threshold,
-                    gamma, nh, ecf, moc_path, plot_path, overwrite, cmd_quiet, cmd_verbose):
+                    gamma, nh, ecf, moc_path, plot_path, download, obs_ids, obslist, cache_dir, overwrite,
+                    cmd_quiet, cmd_verbose):
     """HEALPix (nested) map of the detection-threshold flux per band, as a sparse table.
 
     Columns NPIX and THRESH_FLUX_<band> (best over observations and cameras); only covered
     cells are written.
 
     \b
-    Example:
+    Examples:
       xmmtools sensitivity-map --obs products/ --order 16 -o sensmap.parquet --plot sensmap.png
+      xmmtools sensitivity-map --download --obs-id 0201903501 --cache xsa/ --order 14
     """
     import numpy as np
 
@@ -120,13 +130,29 @@ def sensitivity_map(ctx, output, order, obs_dir, likelihood, radius, bands, bkg_
     from xmmtools.sensitivity import maps as hmaps
 
     s = _set_verbosity(ctx, cmd_quiet, cmd_verbose)
-    if not obs_dir:
-        raise click.UsageError("give --obs DIR (observation products)")
+    if obs_dir and download:
+        raise click.UsageError("--obs DIR and --download exclude each other (downloads go to --cache DIR)")
+    if (obs_ids or obslist or cache_dir) and not download:
+        raise click.UsageError("--obs-id, --obslist and --cache go with --download")
+    if download and not (obs_ids or obslist):
+        raise click.UsageError("--download needs the observations: --obs-id ID or --obslist FILE")
+    if not obs_dir and not download:
+        raise click.UsageError("give --obs DIR (observation products) or --download --obs-id ID")
     settings = _settings(likelihood, radius, integer_threshold, gamma, nh, ecf, 15.0, 0.9545, "kbn")
-    output = output or f"{os.path.basename(os.path.normpath(obs_dir))}_sensmap_o{order}.parquet"
+    ids = _map_obs_ids(obs_ids, obslist) if download else []
+    name = os.path.basename(os.path.normpath(obs_dir)) if obs_dir else \
+        ("xsa_" + ("_".join(ids) if len(ids) <= 3 else f"{len(ids)}obs"))
+    output = output or f"{name}_sensmap_o{order}.parquet"
     for path, inputs in ((output, []), (moc_path, [])):
         if path:
             tables.check_output(path, inputs=inputs, overwrite=overwrite)
+    extra = {}
+    if download:
+        from xmmtools.sensitivity.archive import default_cache, fetch_products
+
+        cache = cache_dir or default_cache()
+        fetched = fetch_products(ids, cache, log=None if s.quiet else (lambda m: click.echo(m, err=True)))
+        obs_dir, extra["archive"] = fetched.folders, fetched.provenance(cache)
     products, pmaps = _load_products(obs_dir, bands, bkg_annulus, settings, s)
     result = hmaps.sensitivity_map(pmaps, order, settings)
     cells, values = hmaps.merge_bands(result)
@@ -134,11 +160,13 @@ def sensitivity_map(ctx, output, order, obs_dir, likelihood, radius, bands, bkg_
     files = _product_files(products)
     params = {"order": order, "likelihood": likelihood, "radius": radius, "bands": list(bands) or None,
               "gamma": gamma, "nh": nh, "bkg_annulus": list(bkg_annulus)}
-    tables.write_table(table, output, provenance=tables.Provenance("sensitivity-map", params, files),
-                       overwrite=overwrite)
+    if download:
+        params.update(download=True, obs_ids=ids)
+    step = tables.Provenance("sensitivity-map", params, files, extra)
+    tables.write_table(table, output, provenance=step, overwrite=overwrite)
     if moc_path:
-        tables.write_table(_moc_table(hmaps.moc_uniq(cells, order), order), moc_path,
-                           provenance=tables.Provenance("sensitivity-map", params, files), overwrite=overwrite)
+        tables.write_table(_moc_table(hmaps.moc_uniq(cells, order), order), moc_path, provenance=step,
+                           overwrite=overwrite)
     if plot_path and cells.size:
         label = next(iter(values))
         ok = np.isfinite(values[label])
@@ -149,6 +177,20 @@ def sensitivity_map(ctx, output, order, obs_dir, likelihood, radius, bands, bkg_
 
 
 # ----------------------------------------------------------------------------------------
+
+def _map_obs_ids(obs_ids, obslist) -> list[str]:
+    """--obs-id values (comma lists allowed) and every OBS_ID of --obslist, checked, in order."""
+    from xmmtools.sensitivity.archive import read_obslist
+    from xmmtools.errors import DataError
+
+    ids = [i.strip() for item in obs_ids for i in item.split(",") if i.strip()]
+    for i in ids:
+        if not (len(i) == 10 and i.isdigit()):
+            raise DataError(f"--obs-id {i!r} is not a 10-digit XMM-Newton OBS_ID")
+    if obslist:
+        ids += read_obslist(obslist)[0]
+    return list(dict.fromkeys(ids))
+
 
 def _parse_cl(text: str) -> float:
     from xmmtools.sensitivity.upper_limits import SIGMA_CL
