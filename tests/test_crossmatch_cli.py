@@ -247,6 +247,9 @@ def _bad_files(tmp):
     (tmp / "bad_mag.txt").write_text("# lo hi selected others\n1 2 3\n")
     (tmp / "exists.fits").write_text("x")
     (tmp / "bad_moc.txt").write_text("3/1-5 0/12\n")  # order 0 has cells 0..11 only
+    (tmp / "latin1_moc.txt").write_bytes("3/1-5 \u00e9\n".encode("latin-1"))
+    tables.write_table(pa.table({"UNIQ": ["100", "101"]}), tmp / "text_uniq.parquet")
+    tables.write_table(pa.table({"UNIQ": pa.array([100, None], pa.int64())}), tmp / "null_uniq.parquet")
 
 
 BAD = [
@@ -273,6 +276,9 @@ BAD = [
     (["--catalog", "opt={tmp}/far.parquet", "--area", "opt={tmp}/nomoc.fits"], "no such MOC file"),
     (["--catalog", "opt={tmp}/far.parquet", "--area", "opt={tmp}/far.parquet"], "not a MOC (no UNIQ/NUNIQ column"),
     (["--catalog", "opt={tmp}/far.parquet", "--area", "opt={tmp}/bad_moc.txt"], "is not a valid HEALPix cell"),
+    (["--catalog", "opt={tmp}/far.parquet", "--area", "opt={tmp}/latin1_moc.txt"], "not an ASCII MOC"),
+    (["--catalog", "opt={tmp}/far.parquet", "--area", "opt={tmp}/text_uniq.parquet"], "not integers"),
+    (["--catalog", "opt={tmp}/far.parquet", "--area", "opt={tmp}/null_uniq.parquet"], "1 null values"),
 ]
 
 

@@ -117,3 +117,20 @@ def test_history_and_long_strings_wrap():
         FH.format_card("BAD KEY", 1)
     with pytest.raises(ValueError):
         FH.format_card("OBJECT", "caf\u00e9")
+
+
+def test_review_edge_cases(tmp_path):
+    # a blank comment after a long string must not leave a dangling '&' in the value
+    for comment in ("   ", ""):
+        parsed, _ = FH.parse_cards(FH.format_header([("S", "x" * 80, comment)]).decode())
+        assert parsed[0].value == "x" * 80
+    # a long string whose last CONTINUE holds only the comment: trailing blanks dropped, as astropy
+    text = FH.format_header([("LONGSTR", "a" * 66 + " b" + " " * 3, "note")]).decode()
+    parsed, _ = FH.parse_cards(text)
+    assert parsed[0].value == fits.Header.fromstring(text)["LONGSTR"] == "a" * 66 + " b"
+    # a column name that cannot fit on one TTYPE card is refused before anything is written
+    with pytest.raises(T.OutputError, match="column name 'NNNN.*at most 68"):
+        T.write_table(pa.table({"N" * 69: [1.0]}), tmp_path / "long.fits")
+    assert not list(tmp_path.iterdir())
+    T.write_table(pa.table({"N" * 68: [1.0]}), tmp_path / "ok.fits")
+    assert fits.getdata(tmp_path / "ok.fits").columns.names == ["N" * 68]  # astropy opens it

@@ -314,6 +314,8 @@ def test_mode_smooth_auto_picks_the_width_from_oob_and_stores_it(tmp_path, mgs, 
     one = np.zeros((3, 80))
     one[:, 40] = 1.0
     assert select_mode_smooth(one, GRID.edges, np.full(3, GRID.centres[40]), candidates=(4.0, 2.0, 8.0))[0] == 2.0
+    with pytest.raises(DataError, match="no training row has one"):
+        select_mode_smooth(np.full((3, GRID.nzbins), np.nan), GRID.edges, np.ones(3))
     # a fixed width is kept as given, without a selection record
     fixed = train_model("fixed", resolve_attributes(ATTRS, tr.column_names, source="train"), _getter(tr),
                         tr["zs"].to_numpy(), GRID, ForestParams(1, 3, 5, 5, seed=7), mode_smooth=1.5,

@@ -300,6 +300,13 @@ def test_sensitivity_map_download_equals_obs(xsa, tmp_path, capsys, monkeypatch)
     assert code == 0, err
     assert all(r[1] != "0201903501" for r in xsa.requests)  # cached
     assert (tmp_path / "xsa_0201903501_0201901401_0404910601_sensmap_o11.parquet").exists()
+    # an obslist with only OBS_ID is enough for a map (no pointing selection here)
+    ids_only = tmp_path / "ids.csv"
+    ids_only.write_text("OBS_ID\n0201903501\n")
+    code, _, err = run_main(["sensitivity-map", "--download", "--obslist", ids_only, "--cache", cache,
+                             "-o", tmp_path / "ids.parquet", *args], capsys)
+    assert code == 0, err
+    assert tables.read_table(str(tmp_path / "ids.parquet")).column("NPIX").to_pylist() == a.column("NPIX").to_pylist()
 
 
 @pytest.mark.parametrize("args,message", [

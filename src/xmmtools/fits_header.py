@@ -144,7 +144,9 @@ def parse_cards(block: str) -> tuple[list[Card], bool]:
             if not isinstance(more, str):
                 raise Unsupported("CONTINUE without a string")
             joined = " ".join(x for x in (prev.comment, comment) if x)
-            cards[-1] = Card(prev.keyword, prev.value[:-1] + more, joined)
+            value = prev.value[:-1] + more
+            # the whole string loses its trailing blanks, as a one-card string does
+            cards[-1] = Card(prev.keyword, value if value.endswith("&") else value.rstrip(), joined)
             continue
         cards.append(parse_card(image))
     return cards, False
@@ -253,6 +255,7 @@ def format_card(key: str, value: Any = None, comment: str = "") -> str:
     """Card image(s), a multiple of 80 characters.  Long strings continue on CONTINUE cards;
     long HISTORY/COMMENT text on further cards of 72 characters."""
     key = key.upper()
+    comment = str(comment or "").strip()
     if not _KEY.fullmatch(key) or key == "":
         raise ValueError(f"keyword {key!r} is not a FITS keyword")
     text = f"{value}" if key in ("HISTORY", "COMMENT") else None
@@ -299,6 +302,15 @@ def _long_string(key: str, value: str, comment: str) -> str:
             head = "CONTINUE  '' / " if n == len(words) - 1 else "CONTINUE  '&' / "
             out.append(f"{head}{w}".ljust(CARD))
     return "".join(out)
+
+
+def single_card(key: str, value: Any, comment: str = "") -> str:
+    """:func:`format_card` for a keyword that must fit on one card (TTYPEn, TFORMn, ...: FITS
+    readers such as astropy do not accept the long-string convention there)."""
+    image = format_card(key, value, comment)
+    if len(image) > CARD:
+        raise ValueError(f"{key}={value!r} does not fit on one 80-character FITS card")
+    return image
 
 
 def format_header(cards: Iterable[tuple[str, Any, str]]) -> bytes:

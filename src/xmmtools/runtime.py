@@ -23,19 +23,21 @@ import sys
 M_TRIM_THRESHOLD = -1  # glibc <malloc.h>
 M_MMAP_THRESHOLD = -3
 _DONE = False
+_OK = False
 
 
 def tune_for_large_arrays(threshold: int = 1 << 30) -> bool:
     """Apply the settings once per process; True when glibc accepted them."""
-    global _DONE
+    global _DONE, _OK
     if _DONE:
-        return True
+        return _OK
     ok = False
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(None)
-            ok = bool(libc.mallopt(M_MMAP_THRESHOLD, ctypes.c_int(threshold))) and \
-                bool(libc.mallopt(M_TRIM_THRESHOLD, ctypes.c_int(threshold)))
+            # glibc before 2.26 caps the mmap threshold at HEAP_MAX_SIZE/2 (32 MiB): then use that
+            ok = any(bool(libc.mallopt(M_MMAP_THRESHOLD, ctypes.c_int(v))) for v in (threshold, 32 << 20))
+            ok = bool(libc.mallopt(M_TRIM_THRESHOLD, ctypes.c_int(threshold))) and ok
         except (OSError, AttributeError):  # not glibc (musl has no mallopt)
             ok = False
     try:
@@ -44,5 +46,5 @@ def tune_for_large_arrays(threshold: int = 1 << 30) -> bool:
         multiarray._set_madvise_hugepage(False)
     except (ImportError, AttributeError):  # pragma: no cover - other numpy layouts
         pass
-    _DONE = True
+    _DONE, _OK = True, ok
     return ok

@@ -94,12 +94,15 @@ def file_sha256(path: str | os.PathLike, bufsize: int = 8 * 2**20) -> str:
     """SHA-256 of a file (for provenance); the result of :func:`prefetch_sha256` when it has
     hashed this very file (same size and modification time) in the background."""
     key = _hash_key(path)
+    if key in _HASHED:
+        return _HASHED[key]
     job = _HASH_JOBS.pop(key, None) if key else None
     if job is not None:
         job[0].join()
-        if job[1]:
-            return job[1][0]
-    return _sha256_now(path, bufsize)
+    digest = job[1][0] if job is not None and job[1] else _sha256_now(path, bufsize)
+    if key:
+        _HASHED[key] = digest  # a second record of the same input (e.g. --calibrate-out) reuses it
+    return digest
 
 
 def prefetch_sha256(paths: Iterable[str | os.PathLike]) -> None:
@@ -115,7 +118,7 @@ def prefetch_sha256(paths: Iterable[str | os.PathLike]) -> None:
             continue
         real, _ = _strip_hdu(p)
         key = _hash_key(real)
-        if key is None or key in _HASH_JOBS:
+        if key is None or key in _HASH_JOBS or key in _HASHED:
             continue
         out: list[str] = []
 
@@ -130,6 +133,8 @@ def prefetch_sha256(paths: Iterable[str | os.PathLike]) -> None:
 
 #: (realpath, size, mtime_ns) -> (thread, [hexdigest]) of prefetch_sha256
 _HASH_JOBS: dict[tuple, tuple] = {}
+#: (realpath, size, mtime_ns) -> hexdigest already computed in this process
+_HASHED: dict[tuple, str] = {}
 
 
 def _hash_key(path) -> tuple | None:
@@ -631,7 +636,11 @@ class TableWriter:
 
     # -- context management ------------------------------------------------------------
     def __enter__(self) -> "TableWriter":
-        self._open()
+        try:
+            self._open()
+        except BaseException:
+            self.abort()  # e.g. a column FITS cannot hold: leave no temporary file behind
+            raise
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -671,8 +680,16 @@ class TableWriter:
             # first chunk is held in memory; from a second one on the chunks are spooled to an
             # anonymous Arrow file.  The FITS is written in one pass at close (a whole table
             # given at once never touches the spool).
-            for f in self.schema:  # fail before any work for types FITS cannot hold
+            from xmmtools import fits_header
+
+            for f in self.schema:  # fail before any work for types and names FITS cannot hold
                 _fits_out_col(f, 1, self.path)
+                try:
+                    fits_header.single_card("TTYPE999", f.name)
+                except ValueError:
+                    raise OutputError(f"{self.path}: column name {f.name!r} cannot be written to FITS (one "
+                                      "80-character card: at most 68 printable ASCII characters); rename it "
+                                      "or write .parquet") from None
             self._widths: dict[str, int] = {}
             self._held: pa.Table | None = None
 
@@ -1770,11 +1787,17 @@ def _fits_headers(schema: pa.Schema, outcols: list[_OutCol], nrows: int, where: 
         cards += [(f"TNULL{k}", int(c.tnull), "")] if c.tnull is not None else []
         cards += [(f"TZERO{k}", c.tzero, "")] if c.tzero is not None else []
         cards += [(f"TDIM{k}", c.tdim, "")] if c.tdim else []
-    cards += [(f"TCOMM{k}", c.description, "") for k, c in enumerate(outcols, start=1) if c.description]
-    images = [_card_or_none(fh, *c) for c in cards]
-    if None in images:
-        bad = cards[images.index(None)]
-        raise OutputError(f"{where}: cannot write {bad[0]}={bad[1]!r} in a FITS header (printable ASCII only)")
+    images = []
+    for key, val, comment in cards:  # structure: one card each, or the file is not FITS
+        try:
+            images.append(fh.single_card(key, val, comment))
+        except ValueError:
+            what = "column name" if key.startswith("TTYPE") else key.rstrip("0123456789")
+            raise OutputError(f"{where}: {what} {val!r} cannot be written to FITS (one 80-character card: "
+                              "at most 68 printable ASCII characters); rename it or write .parquet") from None
+    descriptions = [(f"TCOMM{k}", c.description, "") for k, c in enumerate(outcols, start=1) if c.description]
+    images += [im for im in (_card_or_none(fh, *c) for c in descriptions) if im is not None]
+    cards += descriptions
     seen = {c[0] for c in cards}
     meta = schema.metadata or {}
     kept = []

@@ -217,7 +217,12 @@ def _moc_uniq_table(path: str) -> tuple[np.ndarray, np.ndarray]:
     col = next((n for n in names if n.upper() in ("UNIQ", "NUNIQ")), None)
     if col is None:
         raise DataError(f"--area {path}: not a MOC (no UNIQ/NUNIQ column; columns: {', '.join(names[:6])})")
-    uniq = tables.to_numpy(tables.read_table(path, [col]).column(col), np.int64)
+    column = tables.read_table(path, [col]).column(col)
+    if tables.column_kind(column.type) != "number" or not str(column.type).startswith(("int", "uint")):
+        raise DataError(f"--area {path}: MOC column {col} holds {column.type}, not integers")
+    if column.null_count:
+        raise DataError(f"--area {path}: MOC column {col} has {column.null_count} null values")
+    uniq = tables.to_numpy(column, np.int64)
     if (uniq < 4).any():
         raise DataError(f"--area {path}: NUNIQ values must be >= 4")
     # order = the k with 4 * 4^k <= uniq < 4 * 4^(k+1), in integers (floats round at k >= 26)
@@ -230,10 +235,10 @@ def _moc_json(path: str) -> tuple[np.ndarray, np.ndarray]:
     import json
 
     try:
-        with open(path) as f:
-            d = json.load(f)
+        with open(path, "rb") as f:
+            d = json.loads(f.read())
         pairs = [(int(k), int(v)) for k, vals in d.items() for v in vals]
-    except (ValueError, TypeError, AttributeError) as e:
+    except (ValueError, TypeError, AttributeError) as e:  # (UnicodeDecodeError is a ValueError)
         raise DataError(f"--area {path}: not a JSON MOC ({e})") from None
     a = np.array(pairs, dtype=np.int64).reshape(-1, 2)
     return a[:, 0], a[:, 1]
@@ -247,8 +252,11 @@ def _moc_ascii(path: str) -> tuple[np.ndarray, np.ndarray]:
     token = re.compile(r"(?:(\d+)/)?(?:(\d+)(?:-(\d+))?)?")
     orders, ipix = [], []
     order = None
-    with open(path) as f:
-        text = f.read().replace(",", " ")
+    try:
+        with open(path, encoding="ascii") as f:
+            text = f.read().replace(",", " ")
+    except UnicodeDecodeError:
+        raise DataError(f"--area {path}: not an ASCII MOC (non-ASCII bytes)") from None
     for tok in text.split():
         m = token.fullmatch(tok[1:] if tok.startswith("s") else tok)
         if not m or not (m.group(1) or m.group(2)):

@@ -265,6 +265,9 @@ def select_mode_smooth(p_oob: np.ndarray, edges: np.ndarray, z: np.ndarray, rms_
     (the minimum) and 0.0153 at 16; see docs/photoz.md.  Returns (width, σNMAD per candidate).
     """
     ok = ~np.isnan(p_oob).any(axis=1)
+    if not ok.any():
+        raise DataError("photoz: --mode-smooth auto needs out-of-bag PDFs, but no training row has one "
+                        "(too few rows or trees); give --mode-smooth BINS")
     scores = []
     for w in candidates:
         est = summarise(p_oob[ok], edges, rms_factor, float(w))

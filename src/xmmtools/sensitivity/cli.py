@@ -180,15 +180,16 @@ def sensitivity_map(ctx, output, order, obs_dir, likelihood, radius, bands, bkg_
 
 def _map_obs_ids(obs_ids, obslist) -> list[str]:
     """--obs-id values (comma lists allowed) and every OBS_ID of --obslist, checked, in order."""
-    from xmmtools.sensitivity.archive import read_obslist
+    from xmmtools import tables
     from xmmtools.errors import DataError
+    from xmmtools.sensitivity.archive import pointings
 
     ids = [i.strip() for item in obs_ids for i in item.split(",") if i.strip()]
     for i in ids:
         if not (len(i) == 10 and i.isdigit()):
             raise DataError(f"--obs-id {i!r} is not a 10-digit XMM-Newton OBS_ID")
-    if obslist:
-        ids += read_obslist(obslist)[0]
+    if obslist:  # only its OBS_ID column is needed here (no pointing selection)
+        ids += pointings(tables.read_table(obslist), obslist, need_pointing=False)[0]
     return list(dict.fromkeys(ids))
 
 
