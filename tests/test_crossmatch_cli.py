@@ -396,13 +396,6 @@ def test_streamed_counterparts_give_the_same_output(opt, tmp_path, capsys, monke
             assert f"{len(syn.ra)} rows streamed" in err
     a, b = outs
     assert a.schema.names == b.schema.names and a.num_rows == b.num_rows
-    if "--mag" in extra:
-        # --mag auto's field histogram comes from the sources held: all rows, or only those near
-        # the primaries when streamed (as NWAY, whose field is the sources within the radius)
-        pa_, pb = tables.to_numpy(a["P_ANY"]), tables.to_numpy(b["P_ANY"])
-        assert np.mean(np.abs(pa_ - pb) < 0.05) >= 0.99, np.sort(np.abs(pa_ - pb))[-5:]
-        assert np.mean(np.array(a["OPT_OID"].to_pylist()) == np.array(b["OPT_OID"].to_pylist())) >= 0.99
-        return
     for c in a.schema.names:
         assert a.column(c).to_pylist() == b.column(c).to_pylist() or \
             np.allclose(tables.to_numpy(a[c]), tables.to_numpy(b[c]), rtol=0, atol=0, equal_nan=True), c

@@ -43,6 +43,8 @@ class Catalog:
     attributes: list = field(default_factory=list)
     #: rows of the whole catalogue when only the sources near the primaries are held (streamed)
     n_total: int | None = None
+    #: rows that may serve as field sources for automatic attribute priors (None: all)
+    field_rows: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -319,7 +321,8 @@ def match(primary: Catalog, secondaries: Sequence[Catalog], radius: float, *, co
         for label, values, hist in cat.attributes:
             j = comb.members[:, k]
             if hist is None:
-                hist = priors.auto_histogram(values, j, dist_post, label=label, min_post=mag_min_post)
+                hist = priors.auto_histogram(values, j, dist_post, label=label, min_post=mag_min_post,
+                                             field_rows=cat.field_rows)
             hists[label] = hist
             m = np.where(j >= 0, np.asarray(values, dtype=float)[np.maximum(j, 0)], np.nan)
             with np.errstate(divide="ignore"):

@@ -9,7 +9,10 @@ sources gives the ratio 100 (as NWAY does, so the factor stays finite).
 
 Automatic histograms: "true counterparts" are the distinct secondary rows of combinations
 with positional posterior > 0.9, each weighted by that posterior; "field sources" are the
-rows with a finite value that never appear in a combination with posterior > 0.01.  The bin
+rows with a finite value that never appear in a combination with posterior > 0.01 and that
+lie in the sky cells around the primaries (``Catalog.field_rows``, set by the command from
+``positional.CellMask``: the local field, as NWAY's field is the sources within the radius, and
+the same rows whether a file is read whole or streamed).  The bin
 edges are the weighted quantiles of the counterparts at 15 evenly spaced levels, widened by one
 unit to cover all field values.  At least 100 secure counterparts are needed (as NWAY).
 
@@ -87,11 +90,13 @@ def weighted_quantile_edges(values, weights, n_points: int = 15) -> np.ndarray:
 
 
 def auto_histogram(values, members: np.ndarray, post: np.ndarray, *, label: str,
-                   min_post: float = 0.9, field_max_post: float = 0.01) -> Histogram:
+                   min_post: float = 0.9, field_max_post: float = 0.01,
+                   field_rows: np.ndarray | None = None) -> Histogram:
     """q(m) and n(m) from the data (see the module docstring).
 
     ``values`` holds the attribute for every row of the secondary catalogue; ``members`` the
-    secondary row of each combination (-1 when absent); ``post`` the positional posterior."""
+    secondary row of each combination (-1 when absent); ``post`` the positional posterior;
+    ``field_rows`` (bool per row) the rows allowed as field sources (default all)."""
     v = np.asarray(values, dtype=float)
     has = members >= 0
     sel = has & (post > min_post)
@@ -100,7 +105,7 @@ def auto_histogram(values, members: np.ndarray, post: np.ndarray, *, label: str,
     m_sel = v[rows]
     ok = np.isfinite(m_sel)
     m_sel, w = m_sel[ok], w[ok]
-    field = np.isfinite(v)
+    field = np.isfinite(v) if field_rows is None else np.isfinite(v) & field_rows
     field[np.unique(members[has & (post > field_max_post)])] = False
     m_field = v[field]
     if len(m_sel) < MIN_SECURE:

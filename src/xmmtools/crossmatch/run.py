@@ -193,6 +193,9 @@ def run(req: Request, progress: bool = False) -> list[str]:
                               need_errors=method == "bayes", area=area, attributes=attrs,
                               total_rows=got.total_rows)
             lc.area_note = area_notes.get(name) or (got.area_note if name not in areas else lc.area_note)
+            if attrs:
+                near = near or _near_mask(req, P)
+                lc.catalog.field_rows = near(lc.catalog.ra, lc.catalog.dec)
             notes.append(f"note: {name}: {got.table.num_rows} of the {got.total_rows} rows of the HATS catalogue "
                          "lie in the primaries' neighbourhood (read with LSDB)")
             secs.append(lc)
@@ -222,6 +225,9 @@ def run(req: Request, progress: bool = False) -> list[str]:
             t = tables.read_table(src, cols, progress=progress)
         lc = make_catalog(name, t, src, header, user_map=user_map, pos_err=pos.get(name),
                           need_errors=method == "bayes", area=areas.get(name), attributes=attrs)
+        if attrs and not remote.is_remote(src):  # the local field for --mag auto (see priors)
+            near = near or _near_mask(req, P)
+            lc.catalog.field_rows = near(lc.catalog.ra, lc.catalog.dec)
         if area_notes.get(name):
             lc.area_note = area_notes[name]
         elif remote.is_remote(src):
