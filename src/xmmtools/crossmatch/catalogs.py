@@ -178,7 +178,8 @@ FOOTPRINT_SAMPLE = 2_000_000
 
 
 def read_near(src: str, columns: Sequence[str], ra_col: str, dec_col: str, near, *, where: str,
-              chunk_rows: int | None = None) -> tuple[pa.Table, np.ndarray, int, tuple[np.ndarray, np.ndarray]]:
+              chunk_rows: int | None = None, progress: bool = False
+              ) -> tuple[pa.Table, np.ndarray, int, tuple[np.ndarray, np.ndarray]]:
     """Stream a counterpart file in row chunks, keeping only the rows ``near`` accepts (a
     :class:`~xmmtools.crossmatch.positional.CellMask` of the primaries): a Gaia-sized file is
     never held whole.  Returns the kept rows (``columns``), their file row numbers, the total
@@ -189,7 +190,7 @@ def read_near(src: str, columns: Sequence[str], ra_col: str, dec_col: str, near,
     step = max(1, -(-n // FOOTPRINT_SAMPLE))
     parts, rows, sra, sdec = [], [], [], []
     total, empty = 0, None
-    for chunk in tables.iter_table(src, columns, chunk_rows=chunk_rows):
+    for chunk in tables.iter_table(src, columns, chunk_rows=chunk_rows, progress=progress):
         empty = chunk.slice(0, 0) if empty is None else empty
         ra, dec = _values(chunk, ra_col), _values(chunk, dec_col)
         check_coordinates(ra, dec, where, offset=total)

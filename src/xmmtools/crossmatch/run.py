@@ -168,70 +168,56 @@ def run(req: Request, progress: bool = False) -> list[str]:
     # --- counterpart catalogues (only the columns the matcher needs)
     secs: list[LoadedCatalog] = []
     remote_prov = []
-    near = None  # sky-cell mask of the primaries, for streamed counterpart files
+    near = None  # sky-cell mask of the primaries (streamed files, --mag auto's local field)
     for name, src in cats.items():
         attrs = mags.get(name, [])
+        where = f"catalogue {name} ({src})"
+        opts = dict(user_map=user_map, pos_err=pos.get(name), need_errors=method == "bayes",
+                    area=areas.get(name), attributes=attrs)
+        need = lambda names: needed_columns(names, user_map=user_map, pos_err=pos.get(name),  # noqa: E731
+                                            mags=[c for _, c, _ in attrs], where=where)
         if remote.is_remote(src):
-            t, header, rec = remote.fetch(src, P.catalog.ra, P.catalog.dec, req.radius,
-                                          cache_dir=req.cache_dir)
+            t, header, rec = remote.fetch(src, P.catalog.ra, P.catalog.dec, req.radius, cache_dir=req.cache_dir)
             remote_prov.append(rec)
             notes.append(f"note: {name}: {rec['rows']} rows from {rec['service']} {rec['table']}"
                          + (" (cache)" if rec.get("cached") else ""))
+            lc = make_catalog(name, t, src, header, **opts)
+            lc.area_note = f"{lc.catalog.area_deg2:.4g} deg2 (union of the search cones)"
         elif hats_source.is_hats(src):
-            where = f"catalogue {name} ({src})"
-            ra_n, dec_n = _near_positions(req, P)
-            got = hats_source.load_near(
-                src, ra_n, dec_n, req.radius, lambda names: needed_columns(
-                    names, user_map=user_map, pos_err=pos.get(name), mags=[c for _, c, _ in attrs], where=where),
-                where=where, progress=progress)
+            got = hats_source.load_near(src, *_near_positions(req, P), req.radius, need, where=where,
+                                        progress=progress)
             if not got.table.num_rows:
                 raise _no_overlap(name, src, req.radius, req.primary)
-            area = areas.get(name, got.area_deg2)
-            if area is None:
-                raise DataError(f"{where}: the HATS catalogue has no skymap or MOC for its sky area; give --area {name}=DEG2")
-            lc = make_catalog(name, got.table, src, {}, user_map=user_map, pos_err=pos.get(name),
-                              need_errors=method == "bayes", area=area, attributes=attrs,
-                              total_rows=got.total_rows)
-            lc.area_note = area_notes.get(name) or (got.area_note if name not in areas else lc.area_note)
-            if attrs:
-                near = near or _near_mask(req, P)
-                lc.catalog.field_rows = near(lc.catalog.ra, lc.catalog.dec)
+            if opts["area"] is None and got.area_deg2 is None:
+                raise DataError(f"{where}: the HATS catalogue has no skymap or MOC for its sky area; "
+                                f"give --area {name}=DEG2")
+            opts["area"] = opts["area"] if opts["area"] is not None else got.area_deg2
+            lc = make_catalog(name, got.table, src, {}, total_rows=got.total_rows, **opts)
+            lc.area_note = got.area_note
             notes.append(f"note: {name}: {got.table.num_rows} of the {got.total_rows} rows of the HATS catalogue "
                          "lie in the primaries' neighbourhood (read with LSDB)")
-            secs.append(lc)
-            continue
         else:
             info = tables.inspect_table(src)
-            where = f"catalogue {name} ({src})"
-            cols = needed_columns(info.schema.names, user_map=user_map, pos_err=pos.get(name),
-                                  mags=[c for _, c, _ in attrs], where=where)
+            cols = need(info.schema.names)
             header = info.header or header_from_schema(info.schema)
             if info.num_rows is not None and info.num_rows > req.stream_rows:
                 near = near or _near_mask(req, P)
                 ra_c, dec_c = coordinate_columns(info.schema.names, user_map, where)
-                t, file_rows, total, sample = read_near(src, cols, ra_c, dec_c, near, where=where)
+                t, file_rows, total, sample = read_near(src, cols, ra_c, dec_c, near, where=where,
+                                                        progress=progress)
                 if not len(file_rows):
                     raise _no_overlap(name, src, req.radius, req.primary)
                 notes.append(f"note: {name}: {total} rows streamed; the {len(file_rows)} that can lie within "
                              f"{req.radius:g} arcsec of a primary are matched")
-                lc = make_catalog(name, t, src, header, user_map=user_map, pos_err=pos.get(name),
-                                  need_errors=method == "bayes", area=areas.get(name), attributes=attrs,
-                                  total_rows=total, footprint_sample=sample)
+                lc = make_catalog(name, t, src, header, total_rows=total, footprint_sample=sample, **opts)
                 lc.rows = file_rows
-                if area_notes.get(name):
-                    lc.area_note = area_notes[name]
-                secs.append(lc)
-                continue
-            t = tables.read_table(src, cols, progress=progress)
-        lc = make_catalog(name, t, src, header, user_map=user_map, pos_err=pos.get(name),
-                          need_errors=method == "bayes", area=areas.get(name), attributes=attrs)
+            else:
+                lc = make_catalog(name, tables.read_table(src, cols, progress=progress), src, header, **opts)
+        if area_notes.get(name) or name in areas:
+            lc.area_note = area_notes.get(name) or f"{areas[name]:g} deg2 (--area)"
         if attrs and not remote.is_remote(src):  # the local field for --mag auto (see priors)
             near = near or _near_mask(req, P)
             lc.catalog.field_rows = near(lc.catalog.ra, lc.catalog.dec)
-        if area_notes.get(name):
-            lc.area_note = area_notes[name]
-        elif remote.is_remote(src):
-            lc.area_note = f"{lc.catalog.area_deg2:.4g} deg2 (union of the search cones)"
         if method == "bayes" and not lc.error_note:
             raise DataError(f"catalogue {name} ({src}) has no positional-error column; give --pos-err {name}=COLUMN "
                             f"or --pos-err {name}=ARCSEC (NWAY-style fixed error)")
