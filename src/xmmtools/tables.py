@@ -353,11 +353,10 @@ def _plain_numbers(col: pa.ChunkedArray | pa.Array, dtype: Any) -> np.ndarray | 
         return None  # integers with nulls are promoted to float by the general path
     if want.kind == "i" and not pa.types.is_integer(typ):
         return None
-    src = typ.to_pandas_dtype()
-    views = [np.frombuffer(c.buffers()[1], dtype=src, count=len(c), offset=c.offset * np.dtype(src).itemsize)
-             for c in chunks if len(c)]
+    chunks = [c for c in chunks if len(c)]
+    views = [_raw_values(c) for c in chunks]
     if nulls:  # float nulls -> NaN, in a copy
-        views = [_nan_where_null(v, c) for v, c in zip(views, [c for c in chunks if len(c)])]
+        views = [_nan_where_null(v, c) for v, c in zip(views, chunks)]
     if not views:
         return np.zeros(0, dtype=want)
     if len(views) == 1:
