@@ -91,3 +91,19 @@ def test_hats_bad_inputs_one_line(opt_hats, tmp_path, capsys, monkeypatch, case,
     assert code == 1, err
     assert err.startswith("error: ") and err.count("\n") == 1, err
     assert message in err, err
+
+
+def test_info_on_a_hats_catalogue(opt_hats, capsys):
+    folder, syn = opt_hats
+    for path in (folder / "opt_hats", f"hats:{folder / 'opt_hats'}"):
+        code, out, err = run_main(["info", path], capsys)
+        assert code == 0, err
+        assert "format:   hats" in out and f"rows:     {len(syn.ra)}" in out
+        assert "crossmatch counterpart catalogue" in out and "classify" not in out
+    code, out, _ = run_main(["info", "--json", folder / "opt_hats"], capsys)
+    import json
+
+    d = json.loads(out)
+    assert d["format"] == "hats" and [c["name"] for c in d["columns"]][:4] == ["OID", "ra", "dec", "MAG"]
+    code, _, err = run_main(["info", f"hats:{folder / 'nope'}"], capsys)
+    assert code == 1 and "no such HATS catalogue directory" in err and err.count("\n") == 1

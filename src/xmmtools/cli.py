@@ -159,7 +159,8 @@ def info(ctx, file, as_json, column_map, cmd_quiet, cmd_verbose):
     user_map = parse_column_map(column_map)
     ti = tables.inspect_table(file)
     kind = detect_kind(ti.schema.names, ti.header)
-    stages = {name: spec.missing(ti.schema.names, user_map) for name, spec in registered().items()}
+    stages = {name: spec.missing(ti.schema.names, user_map) for name, spec in registered().items()
+              if ti.format != "hats"}  # a HATS catalogue is only read as a crossmatch counterpart
     cols = [{"name": f.name, "type": str(f.type), "unit": tables.unit_of(f),
              "description": tables.description_of(f)} for f in ti.schema]
     if as_json:
@@ -182,6 +183,8 @@ def info(ctx, file, as_json, column_map, cmd_quiet, cmd_verbose):
         params = json.dumps(rec.get("parameters", {}), separators=(",", ":"))
         click.echo(f"  {i}. {rec.get('date', '?')}  xmmtools {rec.get('xmmtools', '?')}  "
                    f"{rec.get('stage', '?')}  inputs: {ins or '-'}  parameters: {params}")
+    if ti.format == "hats":
+        click.echo("stages:   crossmatch counterpart catalogue (--catalog NAME=hats:DIR, read through LSDB)")
     if stages:
         click.echo("stages:")
         sw = max(len(n) for n in stages)

@@ -252,6 +252,9 @@ class TableInfo:
 
 def inspect_table(path: str | os.PathLike, *, stdin: io.BufferedIOBase | None = None) -> TableInfo:
     p = str(path)
+    hats = _hats_info(p)
+    if hats is not None:
+        return hats
     if p != STDIO:
         _check_input(p)
     fmt = detect_format(p)
@@ -278,6 +281,47 @@ def inspect_table(path: str | os.PathLike, *, stdin: io.BufferedIOBase | None = 
         n += t.num_rows
         schema = t.schema
     return TableInfo(real, "csv", n, schema)
+
+
+def _hats_info(p: str) -> TableInfo | None:
+    """A HATS catalogue (``hats:DIR`` or a catalogue/collection folder), from its properties and
+    ``dataset/_common_metadata`` only (no LSDB needed); None when ``p`` is not one.  Its rows are
+    read by the stages that support HATS (crossmatch, through LSDB)."""
+    folder = p[len("hats:"):] if p.startswith("hats:") else p
+    if not os.path.isdir(folder):
+        if p.startswith("hats:"):
+            raise DataError(f"{p}: no such HATS catalogue directory")
+        return None
+
+    def props(path: str) -> dict[str, str]:
+        out = {}
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                k, eq, v = line.partition("=")
+                if eq and not line.lstrip().startswith("#"):
+                    out[k.strip()] = v.strip()
+        return out
+
+    if os.path.isfile(os.path.join(folder, "collection.properties")):
+        main = props(os.path.join(folder, "collection.properties")).get("hats_primary_table_url", "")
+        folder = os.path.join(folder, main)
+    prop = next((os.path.join(folder, n) for n in ("hats.properties", "properties")
+                 if os.path.isfile(os.path.join(folder, n))), None)
+    meta = os.path.join(folder, "dataset", "_common_metadata")
+    if prop is None or not os.path.isfile(meta):
+        if p.startswith("hats:") or prop is not None:
+            raise DataError(f"{p}: not a HATS catalogue (no properties or dataset/_common_metadata)")
+        return None
+    import pyarrow.parquet as pq
+
+    d = props(prop)
+    try:
+        rows = int(d.get("hats_nrows", ""))
+        schema = pq.read_schema(meta)
+    except (ValueError, OSError, pa.ArrowInvalid) as e:
+        raise DataError(f"{p}: unreadable HATS catalogue ({_short(e)})") from None
+    header = {k: v for k, v in d.items() if k.startswith(("hats_", "obs_", "moc_"))}
+    return TableInfo(folder, "hats", rows, _normalise_schema(schema.remove_metadata()), header=header)
 
 
 def _header_dict(header) -> dict[str, Any]:
