@@ -15,6 +15,7 @@ Examples:
   xmmtools crossmatch cat.fits --catalog gaia=gaia.parquet --catalog wise=allwise.fits \\
       --radius 15 --prior-completeness 0.9 --mag wise:W1mag auto --all -o pairs.fits
   xmmtools crossmatch cat.fits --catalog gaia=vizier:I/355/gaiadr3 --radius 10
+  xmmtools crossmatch cat.fits --catalog gaia=hats:/data/gaia_dr3 --radius 5
   xmmtools crossmatch cat.fits --catalog opt=opt.fits --method nearest --radius 5
 """
 
@@ -23,7 +24,7 @@ Examples:
 @click.argument("primary")
 @click.option("--catalog", "catalogs", multiple=True, required=True, metavar="NAME=FILE",
               help="Counterpart catalogue (repeat for several). FILE may be vizier:TABLE or xmatch:TABLE "
-                   "(remote, cached).")
+                   "(remote, cached), or hats:DIR (a HATS catalogue, read through LSDB).")
 @click.option("-o", "--output", default=None, help="Output file (format from extension) or '-'.")
 @click.option("--primary-name", default="PRIMARY", show_default=True, metavar="NAME",
               help="Name of the primary catalogue in --pos-err/--area and provenance.")
