@@ -21,6 +21,16 @@ def _astropy_pairs(ra1, dec1, ra2, dec2, r):
     return i1[o], i2[o], d.arcsec[o]
 
 
+def _assert_astropy_pairs(p, ra1, dec1, ra2, dec2, r, min_pairs):
+    """search_around's pairs ``p`` are astropy's, same separations."""
+    a1, a2, ad = _astropy_pairs(ra1, dec1, ra2, dec2, r)
+    o = np.lexsort((p.idx2, p.idx1))
+    assert len(p) == len(a1) > min_pairs
+    np.testing.assert_array_equal(p.idx1[o], a1)
+    np.testing.assert_array_equal(p.idx2[o], a2)
+    np.testing.assert_allclose(p.sep[o], ad, rtol=0, atol=1e-6)
+
+
 @pytest.mark.parametrize("chunk", [None, 97])
 def test_all_pairs_identical_to_astropy_whole_sky(chunk):
     # whole sphere incl. the poles and the RA wrap; a small chunk forces many declination stripes
@@ -29,12 +39,7 @@ def test_all_pairs_identical_to_astropy_whole_sky(chunk):
     ra1[:5], dec1[:5] = [0.0, 359.999, 10.0, 200.0, 0.0], [0.0, 0.0, 89.99, -89.995, 90.0]
     ra2[:5], dec2[:5] = [359.9995, 0.0003, 190.0, 20.0, 123.0], [0.0, 0.0, 89.995, -89.999, 89.999]
     p = search_around(ra1, dec1, ra2, dec2, 1800.0, chunk=chunk)
-    a1, a2, ad = _astropy_pairs(ra1, dec1, ra2, dec2, 1800.0)
-    o = np.lexsort((p.idx2, p.idx1))
-    assert len(p) == len(a1) > 1000
-    np.testing.assert_array_equal(p.idx1[o], a1)
-    np.testing.assert_array_equal(p.idx2[o], a2)
-    np.testing.assert_allclose(p.sep[o], ad, rtol=0, atol=1e-6)
+    _assert_astropy_pairs(p, ra1, dec1, ra2, dec2, 1800.0, 1000)
     # pole pairs and the wrap pair are found
     got = set(zip(p.idx1.tolist(), p.idx2.tolist()))
     assert {(0, 0), (0, 1), (1, 0), (2, 2), (3, 3), (4, 4)} <= got
@@ -70,13 +75,7 @@ def test_search_around_with_cell_mask_identical_to_astropy():
     ra2 = np.mod(ra2, 360.0)
     rows = positional.near_rows(ra1, dec1, ra2, dec2, 30.0)
     assert rows is not None and len(rows) < 0.5 * len(ra2)
-    p = search_around(ra1, dec1, ra2, dec2, 30.0)
-    a1, a2, ad = _astropy_pairs(ra1, dec1, ra2, dec2, 30.0)
-    o = np.lexsort((p.idx2, p.idx1))
-    assert len(p) == len(a1) > 100
-    np.testing.assert_array_equal(p.idx1[o], a1)
-    np.testing.assert_array_equal(p.idx2[o], a2)
-    np.testing.assert_allclose(p.sep[o], ad, rtol=0, atol=1e-6)
+    _assert_astropy_pairs(search_around(ra1, dec1, ra2, dec2, 30.0), ra1, dec1, ra2, dec2, 30.0, 100)
 
 
 def test_pairs_sorted_by_primary_then_separation():

@@ -174,8 +174,11 @@ def run(req: Request, progress: bool = False) -> list[str]:
         where = f"catalogue {name} ({src})"
         opts = dict(user_map=user_map, pos_err=pos.get(name), need_errors=method == "bayes",
                     area=areas.get(name), attributes=attrs)
-        need = lambda names: needed_columns(names, user_map=user_map, pos_err=pos.get(name),  # noqa: E731
-                                            mags=[c for _, c, _ in attrs], where=where)
+
+        def need(names, name=name, attrs=attrs, where=where):
+            return needed_columns(names, user_map=user_map, pos_err=pos.get(name),
+                                  mags=[c for _, c, _ in attrs], where=where)
+
         if remote.is_remote(src):
             t, header, rec = remote.fetch(src, P.catalog.ra, P.catalog.dec, req.radius, cache_dir=req.cache_dir)
             remote_prov.append(rec)
