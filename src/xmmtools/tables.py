@@ -513,12 +513,20 @@ class Provenance:
         rec = {
             "xmmtools": __version__,
             "stage": self.stage,
-            "date": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+            "date": _provenance_date(),
             "parameters": _jsonable(dict(self.parameters)),
             "inputs": ins,
         }
         rec.update(_jsonable(dict(self.extra)))
         return rec
+
+
+def _provenance_date() -> str:
+    """UTC time of the run, or SOURCE_DATE_EPOCH (reproducible-builds.org) when it is set."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch.isdigit():
+        return _dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc).isoformat()
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
 def _jsonable(obj: Any) -> Any:
