@@ -3,15 +3,29 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: install test bench demo models clean
+.PHONY: install test test-fast lint format bench demo models clean
 
 install:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,scale]"
+	$(BIN)/python -m pip install --quiet -e ".[test,scale,lint]"
 
 test:
 	$(BIN)/python -m pytest -q
+
+# The quick loop: everything but the slow end-to-end CLI runs.
+test-fast:
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# Quality gate (CI runs it): lint, formatting, types.
+lint:
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+format:
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
 
 bench:
 	$(BIN)/python bench/bench_tables.py
