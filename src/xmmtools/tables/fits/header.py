@@ -2,12 +2,13 @@
 
 ``astropy.io.fits`` costs 0.3 s to import (it pulls in astropy.units), on every command that
 touches a FITS file, while xmmtools only needs the header cards of a binary table: the rows are
-read and written by :mod:`xmmtools.tables` itself.  This module parses and formats those cards.
+read and written by :mod:`xmmtools.tables.fits.reader` and :mod:`xmmtools.tables.fits.writer`.
+This module parses and formats those cards.
 
 Reading is a fast path: :func:`find_bintable` handles well-formed uncompressed files and raises
 :class:`Unsupported` for anything unusual (HIERARCH or malformed cards, complex values, HDUs it
-cannot size, an HDU that is not a binary table), and :mod:`xmmtools.tables` then falls back to
-astropy, which also gives the error messages for damaged files.  Values follow astropy's
+cannot size, an HDU that is not a binary table), and :mod:`xmmtools.tables.fits.reader` then
+falls back to astropy, which also gives the error messages for damaged files.  Values follow astropy's
 conventions: strings lose trailing blanks, ``''`` is a quote, long strings continue on
 ``CONTINUE`` cards (the OGIP long-string convention, a trailing ``&``), HISTORY/COMMENT cards keep
 their text.  Formatting follows astropy's card layout (values right-justified to column 30,
@@ -26,6 +27,11 @@ _COMMENTARY = ("HISTORY", "COMMENT", "")
 _KEY = re.compile(r"[A-Z0-9_-]{0,8}")
 _INT = re.compile(r"[+-]?\d+")
 _FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[EeDd][+-]?\d+)?")
+#: keywords that describe the table structure: rewritten on output, never kept from an input
+STRUCTURAL = re.compile(
+    r"^(XTENSION|BITPIX|NAXIS\d*|PCOUNT|GCOUNT|TFIELDS|THEAP|EXTEND|SIMPLE|END|CHECKSUM|DATASUM|"
+    r"T(TYPE|FORM|UNIT|NULL|SCAL|ZERO|DIM|DISP|COMM|DMIN|DMAX|LMIN|LMAX)\d+|XMMTPROV)$"
+)
 
 
 class Unsupported(Exception):
