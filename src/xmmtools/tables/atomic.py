@@ -109,14 +109,19 @@ class TempFile:
 
     @property
     def read_path(self) -> str:
-        return f"/proc/self/fd/{self.fd}" if self.fd is not None else self.name
+        if self.fd is not None:
+            return f"/proc/self/fd/{self.fd}"
+        assert self.name is not None
+        return self.name
 
-    def open(self, mode: str = "wb"):
+    def open(self, mode: str = "wb") -> IO[Any]:
         if self.fd is not None:
             return os.fdopen(os.dup(self.fd), mode)
+        assert self.name is not None
         return open(self.name, mode)
 
-    def arrow_sink(self):
+    def arrow_sink(self) -> Any:
+        """A pyarrow output stream writing the file."""
         if self.fd is not None:
             return pa.PythonFile(self.open("wb"), mode="w")
         return pa.OSFile(self.name, "wb")
@@ -135,6 +140,7 @@ class TempFile:
             os.close(self.fd)
             self.fd = None
         else:
+            assert self.name is not None
             _fsync_path(self.name)
             os.replace(self.name, self.final)
             self.name = None

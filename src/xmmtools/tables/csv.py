@@ -60,7 +60,7 @@ def _csv_types(names: Sequence[str]) -> dict[str, pa.DataType]:
     return out
 
 
-def iter_csv(p, columns, chunk_rows):
+def iter_csv(p: str, columns: Sequence[str] | None, chunk_rows: int | None) -> Iterator[pa.Table]:
     import pyarrow.csv as pcsv
 
     names, skip = _csv_header(p)

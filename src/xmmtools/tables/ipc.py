@@ -19,7 +19,8 @@ from xmmtools.tables.schema import check_read_names, nan_nulls, normalise_schema
 # Reading
 # =========================================================================================
 
-def iter_stream(stream, columns):
+def iter_stream(stream: Any, columns: Sequence[str] | None) -> Iterator[pa.Table]:
+    """The Arrow IPC stream on standard input (``-``)."""
     try:
         reader = pa.ipc.open_stream(stream)
     except (pa.ArrowInvalid, OSError) as e:
@@ -30,19 +31,21 @@ def iter_stream(stream, columns):
         raise DataError(f"-: broken Arrow stream on standard input ({short_error(e)})") from None
 
 
-def open_ipc(p: str):
+def open_ipc(p: str) -> Any:
+    """An Arrow IPC file, memory-mapped (a ``pyarrow.ipc.RecordBatchFileReader``)."""
     try:
         return pa.ipc.open_file(pa.memory_map(p, "r"))
     except (pa.ArrowInvalid, OSError) as e:
         raise DataError(f"{p}: not an Arrow IPC/Feather file ({short_error(e)})") from None
 
 
-def iter_ipc(p, columns, chunk_rows):
+def iter_ipc(p: str, columns: Sequence[str] | None, chunk_rows: int | None) -> Iterator[pa.Table]:
     rd = open_ipc(p)
     yield from iter_batches((rd.get_batch(i) for i in range(rd.num_record_batches)), rd.schema, columns, p)
 
 
-def iter_batches(batches, schema: pa.Schema, columns, where: str):
+def iter_batches(batches: Iterable[pa.RecordBatch], schema: pa.Schema, columns: Sequence[str] | None,
+                 where: str) -> Iterator[pa.Table]:
     """Record batches of an Arrow file or stream as tables with the file's metadata; at least
     one (possibly empty) table."""
     schema = normalise_schema(schema)

@@ -73,7 +73,8 @@ def to_numpy(col: pa.ChunkedArray | pa.Array, dtype: Any = float) -> np.ndarray:
         arr = pc.cast(col, pa.float64()) if not pa.types.is_floating(col.type) else col
         arr = pc.fill_null(arr, np.nan) if arr.null_count else arr
         return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=dtype)
-    return col.to_numpy(zero_copy_only=False)
+    out: np.ndarray = col.to_numpy(zero_copy_only=False)
+    return out
 
 
 def _plain_numbers(col: pa.ChunkedArray | pa.Array, dtype: Any) -> np.ndarray | None:
@@ -126,11 +127,11 @@ def field_meta(unit: str | None = None, description: str | None = None) -> dict[
 
 
 def unit_of(f: pa.Field) -> str:
-    return (f.metadata or {}).get(b"unit", b"").decode()
+    return str((f.metadata or {}).get(b"unit", b"").decode())
 
 
 def description_of(f: pa.Field) -> str:
-    return (f.metadata or {}).get(b"description", b"").decode()
+    return str((f.metadata or {}).get(b"description", b"").decode())
 
 
 @dataclass
@@ -216,7 +217,8 @@ def raw_values(a: pa.Array) -> np.ndarray:
         if not len(a):
             return np.zeros(0, dtype=dt)
         return np.frombuffer(a.buffers()[1], dtype=dt, count=len(a), offset=a.offset * dt.itemsize)
-    return a.to_numpy(zero_copy_only=False)
+    out: np.ndarray = a.to_numpy(zero_copy_only=False)
+    return out
 
 
 def null_mask(a: pa.Array) -> np.ndarray:

@@ -14,7 +14,8 @@ from xmmtools.tables.model import column_kind
 from xmmtools.tables.schema import check_read_names, nan_nulls, normalise_schema, select_columns
 
 
-def open_parquet(p: str):
+def open_parquet(p: str) -> Any:
+    """A ``pyarrow.parquet.ParquetFile`` without pre-buffering."""
     import pyarrow.parquet as pq
 
     try:
@@ -24,7 +25,7 @@ def open_parquet(p: str):
         raise DataError(f"{p}: not a Parquet file ({short_error(e)})") from None
 
 
-def iter_parquet(p, columns, chunk_rows):
+def iter_parquet(p: str, columns: Sequence[str] | None, chunk_rows: int | None) -> Iterator[pa.Table]:
     pf = open_parquet(p)
     schema = normalise_schema(pf.schema_arrow)
     check_read_names(schema.names, p)

@@ -34,9 +34,9 @@ class Provenance:
     def record(self) -> dict[str, Any]:
         from xmmtools import __version__
 
-        ins = []
-        for p in self.inputs:
-            p = str(p)
+        ins: list[dict[str, Any]] = []
+        for path in self.inputs:
+            p = str(path)
             if p == STDIO:
                 ins.append({"name": "-", "sha256": None})
             else:
@@ -76,7 +76,7 @@ def _jsonable(obj: Any) -> Any:
     return str(obj)
 
 
-def provenance_of(schema: pa.Schema | None) -> list[dict]:
+def provenance_of(schema: pa.Schema | None) -> list[dict[str, Any]]:
     meta = (schema.metadata or {}) if schema is not None else {}
     raw = meta.get(PROVENANCE_KEY)
     if not raw:
@@ -88,7 +88,7 @@ def provenance_of(schema: pa.Schema | None) -> list[dict]:
     return val if isinstance(val, list) else []
 
 
-def with_provenance(schema: pa.Schema, step: Provenance | dict | None) -> pa.Schema:
+def with_provenance(schema: pa.Schema, step: Provenance | dict[str, Any] | None) -> pa.Schema:
     if step is None:
         return schema
     rec = step.record() if isinstance(step, Provenance) else step

@@ -25,7 +25,7 @@ from xmmtools.tables.schema import duplicates, normalise_schema
 
 
 def read_table(
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     columns: Sequence[str] | None = None,
     *,
     stdin: io.BufferedIOBase | None = None,
@@ -48,7 +48,7 @@ def read_table(
 
 
 def iter_table(
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     columns: Sequence[str] | None = None,
     *,
     chunk_rows: int | None = None,
@@ -99,11 +99,11 @@ class TableInfo:
     extension: str | None = None
 
     @property
-    def provenance(self) -> list[dict]:
+    def provenance(self) -> list[dict[str, Any]]:
         return provenance_of(self.schema)
 
 
-def inspect_table(path: str | os.PathLike, *, stdin: io.BufferedIOBase | None = None) -> TableInfo:
+def inspect_table(path: str | os.PathLike[str], *, stdin: io.BufferedIOBase | None = None) -> TableInfo:
     p = str(path)
     hats = find_hats(p)
     if hats is not None:

@@ -19,7 +19,8 @@ characters), so the headers written are the ones astropy would write.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, NamedTuple
+from collections.abc import Iterable, KeysView
+from typing import Any, BinaryIO, NamedTuple
 
 BLOCK = 2880
 CARD = 80
@@ -65,7 +66,7 @@ class Header:
     def __getitem__(self, key: str) -> Any:
         return self._first[key.upper()].value
 
-    def keys(self):
+    def keys(self) -> KeysView[str]:
         return self._first.keys()
 
     @property
@@ -158,7 +159,7 @@ def parse_cards(block: str) -> tuple[list[Card], bool]:
     return cards, False
 
 
-def read_header(f) -> tuple[Header, int]:
+def read_header(f: BinaryIO) -> tuple[Header, int]:
     """The header starting at the file position; returns it and its length in bytes."""
     text, n = [], 0
     while True:

@@ -8,6 +8,7 @@ memory (:data:`FITS_CHUNK_BYTES`).
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import re
@@ -52,7 +53,7 @@ class FitsCol:
 class FitsTable:
     """A FITS binary-table HDU located in a file: header parsed by astropy, rows read by us."""
 
-    def __init__(self, path, header, data_offset, extname, hdu_index):
+    def __init__(self, path: str, header: Any, data_offset: int, extname: str | None, hdu_index: int) -> None:
         self.path = path
         self.header = header
         self.data_offset = data_offset
@@ -91,7 +92,7 @@ class FitsTable:
         except (OSError, ValueError, EOFError, TypeError, IndexError) as e:
             raise DataError(f"{real}: not a readable FITS file ({short_error(e)})") from None
         try:
-            hdus = []
+            hdus: list[Any] = []
             chosen = None
             i = 0
             while True:
@@ -117,7 +118,7 @@ class FitsTable:
                 info = hdus[-1].fileinfo()
                 end = info["datLoc"] + info["datSpan"]
                 if is_gzip(real):
-                    size = gzip_size(real)
+                    size = _gzip_size(real)
                     if size is None:
                         raise DataError(f"{real}: truncated or damaged gzip-compressed FITS file")
                 else:
@@ -128,12 +129,12 @@ class FitsTable:
             if chosen is None:
                 if ext is not None:
                     raise DataError(f"{real}: no HDU named or numbered {ext!r}")
-                kinds = ", ".join(hdu_summary(h) for h in hdus) or "none"
+                kinds = ", ".join(_hdu_summary(h) for h in hdus) or "none"
                 raise DataError(f"{real}: no binary table in this FITS file (HDUs: {kinds})")
             i, h = chosen
             xt = str(h.header.get("XTENSION", "")).strip().upper()
             if xt != "BINTABLE":
-                raise DataError(f"{real}: HDU {ext} is {hdu_summary(h)}, not a binary table")
+                raise DataError(f"{real}: HDU {ext} is {_hdu_summary(h)}, not a binary table")
             header = h.header.copy()
             dat = h.fileinfo()["datLoc"]
             extname = str(header.get("EXTNAME", "")).strip() or None
@@ -231,7 +232,7 @@ class FitsTable:
 
     def arrow_schema(self, columns: Sequence[str] | None) -> pa.Schema:
         cols = self.select(columns)
-        meta = {HEADER_KEY: json.dumps(header_cards(self.header)).encode()}
+        meta = {HEADER_KEY: json.dumps(_header_cards(self.header)).encode()}
         prov = self.header.get("XMMTPROV")
         if prov:
             meta[PROVENANCE_KEY] = str(prov).encode()
@@ -288,7 +289,7 @@ class FitsTable:
                 yield pa.Table.from_arrays(arrays, schema=schema)
                 start += n
 
-    def _raw_dtype(self, c: FitsCol):
+    def _raw_dtype(self, c: FitsCol) -> np.dtype[Any]:
         if c.code == "A":
             return np.dtype(f"S{max(c.repeat, 1)}") if c.repeat else np.dtype("S1")
         if c.code == "X":
@@ -337,7 +338,7 @@ class FitsTable:
         return pa.FixedSizeListArray.from_arrays(arr, c.repeat) if _is_vector(c) else arr
 
 
-def gzip_size(p: str) -> int | None:
+def _gzip_size(p: str) -> int | None:
     """Decompressed size of a gzip file, or None when the stream is truncated or corrupt."""
     n = 0
     try:
@@ -357,7 +358,7 @@ def _is_vector(c: FitsCol) -> bool:
     return c.code not in "A" and (c.repeat > 1 or c.tdim is not None)
 
 
-def _readinto_exact(f, view: memoryview) -> int:
+def _readinto_exact(f: io.BufferedIOBase, view: memoryview) -> int:
     """Fill ``view`` from ``f``; the number of bytes read (short only at the end of the file)."""
     got = 0
     while got < len(view):
@@ -368,7 +369,7 @@ def _readinto_exact(f, view: memoryview) -> int:
     return got
 
 
-def hdu_summary(h) -> str:
+def _hdu_summary(h: Any) -> str:
     xt = str(h.header.get("XTENSION", "PRIMARY")).strip() or "PRIMARY"
     naxis = int(h.header.get("NAXIS", 0))
     shape = "x".join(str(h.header.get(f"NAXIS{i}", 0)) for i in range(1, naxis + 1))
@@ -376,8 +377,8 @@ def hdu_summary(h) -> str:
     return f"{name or xt} {xt.lower()}{' ' + shape if shape else ''}"
 
 
-def header_cards(header) -> list[list]:
-    cards = []
+def _header_cards(header: Any) -> list[list[Any]]:
+    cards: list[list[Any]] = []
     for card in header.cards:
         key = card.keyword
         if not key or fits_header.STRUCTURAL.match(key):
@@ -393,12 +394,13 @@ def header_cards(header) -> list[list]:
     return cards
 
 
-def iter_fits(p, columns, chunk_rows):
+def iter_fits(p: str, columns: Sequence[str] | None, chunk_rows: int | None) -> Iterator[pa.Table]:
     yield from FitsTable.open(p).iter_chunks(columns, chunk_rows)
 
 
-def header_dict(header) -> dict[str, Any]:
-    out = {}
+def header_dict(header: Any) -> dict[str, Any]:
+    """The keywords of a FITS header with their values (no HISTORY/COMMENT), for ``info``."""
+    out: dict[str, Any] = {}
     for card in header.cards:
         if card.keyword and card.keyword not in ("HISTORY", "COMMENT", ""):
             out[card.keyword] = card.value

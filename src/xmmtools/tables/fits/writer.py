@@ -89,7 +89,7 @@ class FitsWriter:
         self._spool = None
 
 
-def update_widths(widths: dict, t: pa.Table) -> None:
+def update_widths(widths: dict[str, Any], t: pa.Table) -> None:
     """Running facts FITS needs before its header: string widths, and for integer columns
     (null count, min, max) to choose a TNULL the data do not use."""
     stats = widths.setdefault("\0int", {})
@@ -109,15 +109,11 @@ def update_widths(widths: dict, t: pa.Table) -> None:
             used = old[3]
             bw = typ.bit_width
             lo_v = -(1 << (bw - 1)) if pa.types.is_signed_integer(typ) else 0
-            def values():
-                parts = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
-                vals = [raw_values(c)[~null_mask(c)] if c.null_count else raw_values(c) for c in parts]
-                return np.concatenate(vals) if vals else np.zeros(0, dtype=typ.to_pandas_dtype())
 
             if bw <= 16:  # small types: remember every value used (a 64 KiB bitmap at most)
                 if used is None:
                     used = np.zeros(1 << bw, dtype=bool)
-                used[values().astype(np.int64) - lo_v] = True
+                used[_valid_values(col, typ).astype(np.int64) - lo_v] = True
             else:  # wide types: remember which of a few candidate TNULLs near the ends are used
                 hi_v = (1 << (bw - 1)) - 1 if lo_v else (1 << bw) - 1
                 cands = [c for k in range(8) for c in (lo_v + k, hi_v - k)]
@@ -125,7 +121,7 @@ def update_widths(widths: dict, t: pa.Table) -> None:
                     used = {c: False for c in cands}
                 # only values within 8 of either end can be candidates: skip the search otherwise
                 if len(col) and mm["min"] is not None and (mm["min"] <= lo_v + 7 or mm["max"] >= hi_v - 7):
-                    v = values()
+                    v = _valid_values(col, typ)
                     hit = np.isin(np.asarray(cands, dtype=v.dtype), v)
                     for c, h in zip(cands, hit):
                         used[c] = used[c] or bool(h)
@@ -148,6 +144,14 @@ def update_widths(widths: dict, t: pa.Table) -> None:
             widths[f.name] = max(widths.get(f.name, 1), w, 1)
 
 
+
+def _valid_values(col: pa.ChunkedArray | pa.Array, typ: pa.DataType) -> np.ndarray:
+    """The non-null values of an integer column, as one numpy array."""
+    parts = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    vals = [raw_values(c)[~null_mask(c)] if c.null_count else raw_values(c) for c in parts]
+    return np.concatenate(vals) if vals else np.zeros(0, dtype=typ.to_pandas_dtype())
+
+
 @dataclass
 class _OutCol:
     name: str
@@ -162,7 +166,7 @@ class _OutCol:
 
 
 def fits_out_col(f: pa.Field, width: int | None, where: str,
-                  stats: dict[str, tuple[int, int | None, int | None]] | None = None) -> _OutCol:
+                 stats: dict[str, tuple[int, int | None, int | None, Any]] | None = None) -> _OutCol:
     t = f.type
     if pa.types.is_dictionary(t):
         t = t.value_type
@@ -193,33 +197,33 @@ def fits_out_col(f: pa.Field, width: int | None, where: str,
         w = max(int(width or 1), 1)
         dt = np.dtype(f"S{w}")
 
-        def conv(a, dt=dt):
+        def conv_text(a: pa.Array, dt: np.dtype[Any] = dt) -> np.ndarray:
             a = values(a)
             # FITS strings are bytes: UTF-8 text is stored as its bytes and decoded on reading
             a = pc.fill_null(a.cast(pa.binary()), b"")
             return np.array(a.to_pylist(), dtype=dt) if len(a) else np.zeros(0, dt)
-        return _OutCol(f.name, f"{w}A", dt, conv, unit, desc)
+        return _OutCol(f.name, f"{w}A", dt, conv_text, unit, desc)
     if pa.types.is_boolean(base):
         dt = np.dtype("u1") if not is_list else np.dtype(("u1", (repeat,)))
 
-        def conv(a):
+        def conv_bool(a: pa.Array) -> np.ndarray:
             a = values(a)
             out = np.where(raw_values(a), ord("T"), ord("F")).astype(np.uint8)
             if a.null_count:
                 out[null_mask(a)] = 0
             return out.reshape(-1, repeat) if is_list else out
-        return _OutCol(f.name, f"{repeat}L" if is_list else "L", dt, conv, unit, desc, tdim=tdim)
+        return _OutCol(f.name, f"{repeat}L" if is_list else "L", dt, conv_bool, unit, desc, tdim=tdim)
     if pa.types.is_floating(base):
         code, npt = ("D", ">f8") if pa.types.is_float64(base) else ("E", ">f4")
         dt = np.dtype(npt) if not is_list else np.dtype((npt, (repeat,)))
 
-        def conv(a, npt=npt):
+        def conv_float(a: pa.Array, npt: str = npt) -> np.ndarray:
             a = values(a)
             v = raw_values(a).astype(npt)
             if a.null_count:
                 v[null_mask(a)] = np.nan
             return v.reshape(-1, repeat) if is_list else v
-        return _OutCol(f.name, f"{repeat if is_list else ''}{code}", dt, conv, unit, desc, tdim=tdim)
+        return _OutCol(f.name, f"{repeat if is_list else ''}{code}", dt, conv_float, unit, desc, tdim=tdim)
     if pa.types.is_integer(base):
         bw = base.bit_width
         signed = pa.types.is_signed_integer(base)
@@ -261,7 +265,8 @@ def fits_out_col(f: pa.Field, width: int | None, where: str,
             tnull = tnull_raw
         dt = np.dtype(npt) if not is_list else np.dtype((npt, (repeat,)))
 
-        def conv(a, npt=npt, bw=bw, signed=signed, tnull_raw=tnull_raw):
+        def conv_int(a: pa.Array, npt: str = npt, bw: int = bw, signed: bool = signed,
+                     tnull_raw: int | None = tnull_raw) -> np.ndarray:
             a = values(a)
             mask = null_mask(a) if a.null_count else None
             v = raw_values(a)  # values under nulls are arbitrary: TNULL replaces them below
@@ -277,7 +282,7 @@ def fits_out_col(f: pa.Field, width: int | None, where: str,
                     raise AssertionError("nulls found in a column planned without TNULL")  # pragma: no cover
                 raw[mask] = tnull_raw
             return raw.reshape(-1, repeat) if is_list else raw
-        return _OutCol(f.name, f"{repeat if is_list else ''}{code}", dt, conv, unit, desc,
+        return _OutCol(f.name, f"{repeat if is_list else ''}{code}", dt, conv_int, unit, desc,
                        tnull=tnull, tzero=tzero, tdim=tdim)
     if pa.types.is_null(base):
         return _OutCol(f.name, "D", np.dtype(">f8"),
@@ -354,8 +359,8 @@ def _fits_headers(schema: pa.Schema, outcols: list[_OutCol], nrows: int, where: 
                 hist.append(f"sha256 {i['sha256']}")
         if last.get("parameters"):
             hist.append("parameters: " + json.dumps(last["parameters"], separators=(",", ":")))
-        for c in extra + [("HISTORY", h, "") for h in hist]:
-            image = _card_or_none(*c)
+        for card in extra + [("HISTORY", h, "") for h in hist]:
+            image = _card_or_none(*card)
             if image is not None:
                 images.append(image)
     body = "".join(images) + "END".ljust(80)
@@ -373,7 +378,7 @@ def _card_or_none(key: str, value: Any, comment: str) -> str | None:
 
 
 def write_fits(batches: Iterable[pa.RecordBatch], dest: TempFile, schema: pa.Schema,
-                widths: dict[str, int], gz: bool, nrows: int) -> None:
+               widths: dict[str, Any], gz: bool, nrows: int) -> None:
     # a spool is read with plain reads, not a memory map: mapped pages of a multi-GB spool
     # would all count as resident
     outcols = [fits_out_col(f, widths.get(f.name), dest.final, widths.get("\0int")) for f in schema]
