@@ -14,6 +14,7 @@ from xmmtools.crossmatch.bayes import Catalog
 from xmmtools.crossmatch.poserr import PosErrors
 from xmmtools.crossmatch.positional import nearest, search_around
 from xmmtools.crossmatch.synthetic import counterparts
+from xmmtools.tables.fits import reader as fits_reader
 
 from conftest import COSMOS, SAMPLE, run_cli, run_main
 
@@ -381,7 +382,7 @@ def test_streamed_counterparts_give_the_same_output(opt, tmp_path, capsys, monke
     # a counterpart file above --stream-rows is read in chunks keeping only the sources near the
     # primaries; the densities still count every row, so every output column is identical
     path, syn = opt
-    monkeypatch.setattr(tables, "FITS_CHUNK_BYTES", 7 * 1024 * 40)  # many chunks
+    monkeypatch.setattr(fits_reader, "FITS_CHUNK_BYTES", 7 * 1024 * 40)  # many chunks
     outs = []
     for stream in ("100000000", "1000"):
         out = tmp_path / f"s{stream}.fits"

@@ -1,4 +1,4 @@
-"""FITS header cards read and written without astropy (xmmtools.fits_header), checked against astropy."""
+"""FITS header cards read and written without astropy (xmmtools.tables.fits.header), checked against astropy."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from astropy.io import fits
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xmmtools import fits_header as FH
 from xmmtools import tables as T
+from xmmtools.errors import OutputError
+from xmmtools.tables.fits import header as FH
 from conftest import DR9, SAMPLE
 
 HERE = os.path.dirname(__file__)
@@ -129,7 +130,7 @@ def test_review_edge_cases(tmp_path):
     parsed, _ = FH.parse_cards(text)
     assert parsed[0].value == fits.Header.fromstring(text)["LONGSTR"] == "a" * 66 + " b"
     # a column name that cannot fit on one TTYPE card is refused before anything is written
-    with pytest.raises(T.OutputError, match="column name 'NNNN.*at most 68"):
+    with pytest.raises(OutputError, match="column name 'NNNN.*at most 68"):
         T.write_table(pa.table({"N" * 69: [1.0]}), tmp_path / "long.fits")
     assert not list(tmp_path.iterdir())
     T.write_table(pa.table({"N" * 68: [1.0]}), tmp_path / "ok.fits")

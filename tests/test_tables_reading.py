@@ -10,6 +10,8 @@ import pytest
 from astropy.table import Table
 
 from xmmtools import tables as T
+from xmmtools.tables.fits import reader as fits_reader
+from xmmtools.tables.fits.reader import FitsTable
 from conftest import COSMOS, DR9, SAMPLE, SLIM_CSV
 
 
@@ -64,13 +66,13 @@ def test_read_only_requested_columns_in_requested_order():
 def test_fits_reader_converts_only_requested_columns(monkeypatch):
     """The other 333 columns are never decoded (the reason a 15-of-336 read is cheap)."""
     converted = []
-    real = T._FitsTable._convert
+    real = FitsTable._convert
 
     def spy(self, raw, c):
         converted.append(c.name)
         return real(self, raw, c)
 
-    monkeypatch.setattr(T._FitsTable, "_convert", spy)
+    monkeypatch.setattr(FitsTable, "_convert", spy)
     T.read_table(DR9, ["RA", "DEC", "SRCID"])
     assert sorted(set(converted)) == ["DEC", "RA", "SRCID"]
 
@@ -99,7 +101,7 @@ def test_chunked_reading_equals_whole_read(tmp_path, fmt):
 
 
 def test_fits_chunks_respect_the_byte_budget(monkeypatch):
-    monkeypatch.setattr(T, "FITS_CHUNK_BYTES", 10 * 1356)  # about 10 rows of a 4XMM row
+    monkeypatch.setattr(fits_reader, "FITS_CHUNK_BYTES", 10 * 1356)  # about 10 rows of a 4XMM row
     chunks = list(T.iter_table(DR9, ["SRCID"]))
     assert len(chunks) > 5 and sum(c.num_rows for c in chunks) == 100
 

@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 
 from xmmtools.columns import canonical_names, closest, resolve, schema
 from xmmtools.errors import ColumnError, DataError
-from xmmtools.tables import column_kind, field_meta
+from xmmtools.tables.model import column_kind, field_meta
 
 _ARROW = {
     "float32": pa.float32(), "float64": pa.float64(), "int16": pa.int16(), "int32": pa.int32(),

@@ -31,10 +31,10 @@ def default_output(input: str, stage: str) -> str:
     """``cat.fits`` -> ``cat_classify.fits`` beside the input; ``-`` stays ``-``."""
     if input == tables.STDIO:
         return tables.STDIO
-    path, _ = tables._strip_hdu(input)
+    path, _ = tables.strip_hdu(input)
     folder, name = os.path.split(path)
     low = name.lower()
-    for ext in sorted(tables._EXTENSIONS, key=len, reverse=True):
+    for ext in sorted(tables.EXTENSIONS, key=len, reverse=True):
         if low.endswith(ext):
             return os.path.join(folder, f"{name[: -len(ext)]}_{stage}{name[-len(ext):]}")
     raise DataError(f"{input}: unknown table format, cannot name the output; give -o")

@@ -28,7 +28,7 @@ from xmmtools.classify.features import FeatureSet, compute_features
 from xmmtools.classify.naive_bayes import Model, log_posterior, normalise, outlier_score
 from xmmtools.columns import Need
 from xmmtools.stages import StageSpec
-from xmmtools.tables import NewColumn
+from xmmtools.tables.model import NewColumn
 
 SUMMARY = "class probabilities (naive Bayes, Tranin et al. 2022) and outlier scores"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xmmtools.tables import NewColumn
+from xmmtools.tables.model import NewColumn
 
 
 def consensus(source: np.ndarray, user: np.ndarray, label: np.ndarray, success: np.ndarray | None = None,

@@ -18,7 +18,7 @@ import numpy as np
 from xmmtools.crossmatch.bayes import BayesResult, Catalog
 from xmmtools.crossmatch.positional import nearest
 from xmmtools.errors import DataError
-from xmmtools.tables import NewColumn
+from xmmtools.tables.model import NewColumn
 
 
 def shifted_primary(cat: Catalog, shift: float, exclude: float) -> tuple[Catalog, np.ndarray]:

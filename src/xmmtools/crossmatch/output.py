@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from xmmtools import tables
 from xmmtools.errors import DataError
-from xmmtools.tables import NewColumn
+from xmmtools.tables.model import NewColumn
 
 
 def _take(t: pa.Table, idx: np.ndarray) -> pa.Table:

@@ -281,7 +281,7 @@ def _calibration_name(output: str) -> str:
 
 def _stem(path: str) -> str:
     low = path.lower()
-    for ext in sorted(tables._EXTENSIONS, key=len, reverse=True):
+    for ext in sorted(tables.EXTENSIONS, key=len, reverse=True):
         if low.endswith(ext):
             return path[: -len(ext)]
     return path

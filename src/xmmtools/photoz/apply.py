@@ -14,7 +14,7 @@ import numpy as np
 from xmmtools.photoz.attributes import AttributeSet
 from xmmtools.photoz.model import FLAG_NOT_EXTRAGALACTIC, Model
 from xmmtools.photoz.pdf import QUANTILE_LEVELS, quantiles, rebin_matrix, union_edges
-from xmmtools.tables import NewColumn
+from xmmtools.tables.model import NewColumn
 
 #: CLASS values (upper case) that select the AGN model; prefixes AGN*/QSO* also count.
 AGN_CLASSES = {"AGN", "QSO", "BLAZAR", "SEYFERT", "BLAGN", "NLAGN"}

@@ -20,7 +20,7 @@ from xmmtools.errors import ColumnError
 from xmmtools.sensitivity import psf
 from xmmtools.sensitivity.flix import rate_to_flux, threshold_rate
 from xmmtools.stages import StageSpec
-from xmmtools.tables import NewColumn
+from xmmtools.tables.model import NewColumn
 
 #: 4XMM background maps have 4" pixels (Webb et al. 2020 §3; XMM-SSC user guide).
 BG_PIXEL_ARCSEC = 4.0

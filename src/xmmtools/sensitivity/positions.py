@@ -27,7 +27,7 @@ from xmmtools.sensitivity.ecf import band_ecf, band_label
 from xmmtools.sensitivity.flix import counts_to_rate, rate_to_flux, threshold_counts
 from xmmtools.sensitivity.products import ProductMaps
 from xmmtools.sensitivity.upper_limits import SIGMA_CL, upper_limit
-from xmmtools.tables import NewColumn
+from xmmtools.tables.model import NewColumn
 
 #: FLAG tokens (bit values) written as a comma-separated string.
 FLAGS = {

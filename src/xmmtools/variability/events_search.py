@@ -8,7 +8,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 
-from xmmtools.tables import NewColumn
+from xmmtools.tables.model import NewColumn
 from xmmtools.variability.events import read_events, read_hot_pixels, sky_to_radec
 from xmmtools.variability.exod import ExodConfig, exod_candidates, hot_pixel_flags, merge_cameras
 

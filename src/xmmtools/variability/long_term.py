@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from xmmtools.columns import detect_kind, ecf, resolve, summary_rows
 from xmmtools.errors import ColumnError, DataError
-from xmmtools.tables import NewColumn, field_meta, to_numpy
+from xmmtools.tables.model import NewColumn, field_meta, to_numpy
 from xmmtools.variability.bands import (DEFAULT_MODEL, PowerLaw, factors_for, hardness_range,
                                         lookup_catalogue)
 from xmmtools.variability.long_match import nearest_within, stonks_match, unit_vectors

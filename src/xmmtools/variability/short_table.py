@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 
-from xmmtools.tables import NewColumn
+from xmmtools.tables.model import NewColumn
 from xmmtools.variability import short_term as st
 from xmmtools.variability.lightcurves import KIND_RANK, LightCurve
 

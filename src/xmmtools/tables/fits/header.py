@@ -2,12 +2,13 @@
 
 ``astropy.io.fits`` costs 0.3 s to import (it pulls in astropy.units), on every command that
 touches a FITS file, while xmmtools only needs the header cards of a binary table: the rows are
-read and written by :mod:`xmmtools.tables` itself.  This module parses and formats those cards.
+read and written by :mod:`xmmtools.tables.fits.reader` and :mod:`xmmtools.tables.fits.writer`.
+This module parses and formats those cards.
 
 Reading is a fast path: :func:`find_bintable` handles well-formed uncompressed files and raises
 :class:`Unsupported` for anything unusual (HIERARCH or malformed cards, complex values, HDUs it
-cannot size, an HDU that is not a binary table), and :mod:`xmmtools.tables` then falls back to
-astropy, which also gives the error messages for damaged files.  Values follow astropy's
+cannot size, an HDU that is not a binary table), and :mod:`xmmtools.tables.fits.reader` then
+falls back to astropy, which also gives the error messages for damaged files.  Values follow astropy's
 conventions: strings lose trailing blanks, ``''`` is a quote, long strings continue on
 ``CONTINUE`` cards (the OGIP long-string convention, a trailing ``&``), HISTORY/COMMENT cards keep
 their text.  Formatting follows astropy's card layout (values right-justified to column 30,
@@ -18,7 +19,8 @@ characters), so the headers written are the ones astropy would write.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, NamedTuple
+from collections.abc import Iterable, KeysView
+from typing import Any, BinaryIO, NamedTuple
 
 BLOCK = 2880
 CARD = 80
@@ -26,6 +28,11 @@ _COMMENTARY = ("HISTORY", "COMMENT", "")
 _KEY = re.compile(r"[A-Z0-9_-]{0,8}")
 _INT = re.compile(r"[+-]?\d+")
 _FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[EeDd][+-]?\d+)?")
+#: keywords that describe the table structure: rewritten on output, never kept from an input
+STRUCTURAL = re.compile(
+    r"^(XTENSION|BITPIX|NAXIS\d*|PCOUNT|GCOUNT|TFIELDS|THEAP|EXTEND|SIMPLE|END|CHECKSUM|DATASUM|"
+    r"T(TYPE|FORM|UNIT|NULL|SCAL|ZERO|DIM|DISP|COMM|DMIN|DMAX|LMIN|LMAX)\d+|XMMTPROV)$"
+)
 
 
 class Unsupported(Exception):
@@ -59,7 +66,7 @@ class Header:
     def __getitem__(self, key: str) -> Any:
         return self._first[key.upper()].value
 
-    def keys(self):
+    def keys(self) -> KeysView[str]:
         return self._first.keys()
 
     @property
@@ -152,7 +159,7 @@ def parse_cards(block: str) -> tuple[list[Card], bool]:
     return cards, False
 
 
-def read_header(f) -> tuple[Header, int]:
+def read_header(f: BinaryIO) -> tuple[Header, int]:
     """The header starting at the file position; returns it and its length in bytes."""
     text, n = [], 0
     while True:

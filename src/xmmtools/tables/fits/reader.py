@@ -1,0 +1,410 @@
+"""Reading FITS binary tables: header by :mod:`xmmtools.tables.fits.header` (astropy only for
+gzip files and for anything unusual or damaged), rows by a numpy record view of the raw bytes.
+
+Only the requested columns are converted, and large files are read in row chunks of bounded
+memory (:data:`FITS_CHUNK_BYTES`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from xmmtools.errors import DataError
+from xmmtools.tables.fits import header as fits_header
+from xmmtools.tables.formats import is_gzip, short_error, strip_hdu
+from xmmtools.tables.model import HEADER_KEY, arrow_from_numpy, field_meta
+from xmmtools.tables.provenance import PROVENANCE_KEY
+from xmmtools.tables.schema import check_read_names, missing_column
+
+#: bytes of raw FITS rows read at once when scanning a table
+FITS_CHUNK_BYTES = 64 * 2**20
+
+_TFORM = re.compile(r"^\s*(\d*)([LXBIJKAEDCMPQ])(.*)$")
+_NUMPY_CODE = {"B": "u1", "I": ">i2", "J": ">i4", "K": ">i8", "E": ">f4", "D": ">f8",
+               "C": ">c8", "M": ">c16", "L": "u1"}
+
+
+@dataclass
+class FitsCol:
+    name: str
+    code: str
+    repeat: int
+    offset: int
+    nbytes: int
+    unit: str = ""
+    description: str = ""
+    tnull: int | None = None
+    tscal: float = 1.0
+    tzero: float = 0.0
+    tdim: str | None = None
+
+
+class FitsTable:
+    """A FITS binary-table HDU located in a file: header parsed by astropy, rows read by us."""
+
+    def __init__(self, path: str, header: Any, data_offset: int, extname: str | None, hdu_index: int) -> None:
+        self.path = path
+        self.header = header
+        self.data_offset = data_offset
+        self.extname = extname
+        self.hdu_index = hdu_index
+        self.nrows = int(header["NAXIS2"])
+        self.rowlen = int(header["NAXIS1"])
+        self.cols = self._columns()
+
+    @classmethod
+    def open(cls, path: str) -> "FitsTable":
+        import warnings
+
+        # astropy's header-validation warnings would print multi-line text on stderr; what
+        # matters to the user is reported as one DataError line instead
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return cls._open(path)
+
+    @classmethod
+    def _open(cls, path: str) -> "FitsTable":
+        real, ext = strip_hdu(path)
+        if not is_gzip(real):  # well-formed files: our own header parser (no astropy import)
+            try:
+                header, dat, i = fits_header.find_bintable(real, ext)
+            except (fits_header.Unsupported, OSError, ValueError):
+                pass  # astropy below reads it, or says what is wrong with it
+            else:
+                t = cls(real, header, dat, str(header.get("EXTNAME", "")).strip() or None, i)
+                t._check_size()
+                return t
+        from astropy.io import fits
+
+        try:
+            hdul = fits.open(real, memmap=False, lazy_load_hdus=True)
+        except (OSError, ValueError, EOFError, TypeError, IndexError) as e:
+            raise DataError(f"{real}: not a readable FITS file ({short_error(e)})") from None
+        try:
+            hdus: list[Any] = []
+            chosen = None
+            i = 0
+            while True:
+                try:
+                    h = hdul[i]
+                except IndexError:
+                    break
+                except Exception as e:  # astropy raises assorted errors on damaged HDUs
+                    if chosen is None and not hdus:
+                        raise DataError(f"{real}: damaged FITS header ({short_error(e)})") from None
+                    break
+                hdus.append(h)
+                xt = str(h.header.get("XTENSION", "")).strip().upper()
+                if ext is not None:
+                    if (ext.isdigit() and int(ext) == i) or str(h.header.get("EXTNAME", "")).strip().upper() == ext.upper():
+                        chosen = (i, h)
+                        break
+                elif xt == "BINTABLE" and chosen is None:
+                    chosen = (i, h)
+                    break
+                i += 1
+            if chosen is None and hdus:
+                info = hdus[-1].fileinfo()
+                end = info["datLoc"] + info["datSpan"]
+                if is_gzip(real):
+                    size = _gzip_size(real)
+                    if size is None:
+                        raise DataError(f"{real}: truncated or damaged gzip-compressed FITS file")
+                else:
+                    size = os.path.getsize(real)
+                if size > end:
+                    raise DataError(f"{real}: truncated or damaged FITS file (an incomplete HDU "
+                                    f"starts at byte {end})")
+            if chosen is None:
+                if ext is not None:
+                    raise DataError(f"{real}: no HDU named or numbered {ext!r}")
+                kinds = ", ".join(_hdu_summary(h) for h in hdus) or "none"
+                raise DataError(f"{real}: no binary table in this FITS file (HDUs: {kinds})")
+            i, h = chosen
+            xt = str(h.header.get("XTENSION", "")).strip().upper()
+            if xt != "BINTABLE":
+                raise DataError(f"{real}: HDU {ext} is {_hdu_summary(h)}, not a binary table")
+            header = h.header.copy()
+            dat = h.fileinfo()["datLoc"]
+            extname = str(header.get("EXTNAME", "")).strip() or None
+        finally:
+            hdul.close()
+        t = cls(real, header, dat, extname, i)
+        t._check_size()
+        return t
+
+    def _check_size(self) -> None:
+        if is_gzip(self.path):
+            return  # checked while reading
+        size = os.path.getsize(self.path)
+        need = self.data_offset + self.nrows * self.rowlen
+        if size < need:
+            raise DataError(
+                f"{self.path}: truncated FITS file ({size} bytes; the table header promises {need})"
+            )
+
+    def _columns(self) -> list[FitsCol]:
+        h = self.header
+        n = int(h.get("TFIELDS", 0))
+        cols = []
+        off = 0
+        for k in range(1, n + 1):
+            name = str(h.get(f"TTYPE{k}", f"COL{k}")).strip()
+            tform = str(h.get(f"TFORM{k}", "")).strip().upper()
+            m = _TFORM.match(tform)
+            if not m:
+                raise DataError(f"{self.path}: column {name} has an unknown TFORM {tform!r}")
+            repeat = int(m.group(1)) if m.group(1) else 1
+            code = m.group(2)
+            if code in "PQ":
+                nbytes = (8 if code == "P" else 16) * (1 if repeat else 0)
+            elif code == "X":
+                nbytes = (repeat + 7) // 8
+            elif code == "A":
+                nbytes = repeat
+            else:
+                nbytes = repeat * np.dtype(_NUMPY_CODE[code]).itemsize
+            desc = h.get(f"TCOMM{k}") or h.comments[f"TTYPE{k}"] if f"TTYPE{k}" in h else ""
+            tnull = h.get(f"TNULL{k}")
+            cols.append(FitsCol(
+                name=name, code=code, repeat=repeat, offset=off, nbytes=nbytes,
+                unit=str(h.get(f"TUNIT{k}", "") or "").strip(),
+                description=str(desc or "").strip(),
+                tnull=int(tnull) if isinstance(tnull, (int, np.integer)) and not isinstance(tnull, bool) else None,
+                tscal=float(h.get(f"TSCAL{k}", 1.0)),
+                tzero=float(h.get(f"TZERO{k}", 0.0)),
+                tdim=str(h.get(f"TDIM{k}")) if f"TDIM{k}" in h else None,
+            ))
+            off += nbytes
+        if off != self.rowlen:
+            raise DataError(f"{self.path}: FITS column widths add up to {off} bytes, NAXIS1 says {self.rowlen}")
+        check_read_names([c.name for c in cols], self.path)
+        return cols
+
+    # ---- schema ------------------------------------------------------------------------
+    def arrow_type(self, c: FitsCol) -> pa.DataType:
+        if c.code == "A":
+            return pa.string()
+        if c.code in "PQ":
+            raise DataError(f"{self.path}: column {c.name} is a variable-length array, which xmmtools does not read")
+        if c.code in "CM":
+            raise DataError(f"{self.path}: column {c.name} is complex, which xmmtools does not read")
+        if c.code == "X":
+            base = pa.bool_()
+            return pa.list_(base, c.repeat)
+        if c.code == "L":
+            base = pa.bool_()
+        else:
+            base = pa.from_numpy_dtype(self._value_dtype(c))
+        return pa.list_(base, c.repeat) if _is_vector(c) else base
+
+    def _value_dtype(self, c: FitsCol) -> np.dtype:
+        raw = np.dtype(_NUMPY_CODE[c.code]).newbyteorder("=")
+        if c.tscal == 1.0 and c.tzero != 0.0:
+            if c.code == "B" and c.tzero == -128:
+                return np.dtype("i1")
+            if c.code == "I" and c.tzero == 32768:
+                return np.dtype("u2")
+            if c.code == "J" and c.tzero == 2**31:
+                return np.dtype("u4")
+            if c.code == "K" and c.tzero == 2**63:
+                return np.dtype("u8")
+        if c.tscal != 1.0 or c.tzero != 0.0:
+            return np.dtype("f8")
+        return raw
+
+    def arrow_field(self, c: FitsCol) -> pa.Field:
+        meta = field_meta(c.unit, c.description)
+        if c.tdim and "," in c.tdim:  # multi-dimensional cells: keep the shape for FITS outputs
+            meta[b"fits.tdim"] = c.tdim.encode()
+        return pa.field(c.name, self.arrow_type(c), metadata=meta or None)
+
+    def arrow_schema(self, columns: Sequence[str] | None) -> pa.Schema:
+        cols = self.select(columns)
+        meta = {HEADER_KEY: json.dumps(_header_cards(self.header)).encode()}
+        prov = self.header.get("XMMTPROV")
+        if prov:
+            meta[PROVENANCE_KEY] = str(prov).encode()
+        return pa.schema([self.arrow_field(c) for c in cols], metadata=meta)
+
+    def select(self, columns: Sequence[str] | None) -> list[FitsCol]:
+        if columns is None:
+            return list(self.cols)
+        by_name = {c.name: c for c in self.cols}
+        out = []
+        for n in columns:
+            if n not in by_name:
+                raise missing_column(n, list(by_name), self.path)
+            out.append(by_name[n])
+        return out
+
+    # ---- rows --------------------------------------------------------------------------
+    def iter_chunks(self, columns: Sequence[str] | None, chunk_rows: int | None) -> Iterator[pa.Table]:
+        cols = self.select(columns)
+        schema = self.arrow_schema(columns)
+        for c in cols:
+            self.arrow_type(c)  # raise early for unsupported column types
+        per = chunk_rows or max(1, FITS_CHUNK_BYTES // max(self.rowlen, 1))
+        if self.nrows == 0:
+            yield schema.empty_table()
+            return
+        dtype = np.dtype({
+            "names": [f"f{i}" for i in range(len(cols))],
+            "formats": [self._raw_dtype(c) for c in cols],
+            "offsets": [c.offset for c in cols],
+            "itemsize": self.rowlen,
+        })
+        opener = gzip.open if is_gzip(self.path) else open
+        with opener(self.path, "rb") as f:
+            try:
+                f.seek(self.data_offset)
+            except (OSError, EOFError) as e:
+                raise DataError(f"{self.path}: truncated or corrupt FITS file ({short_error(e)})") from None
+            start = 0
+            # one read buffer for all chunks: fresh 64 MiB buffers cost page faults every time;
+            # every column is copied out of it (_convert), so reusing it is safe
+            buf = bytearray(min(per, self.nrows) * self.rowlen)
+            while start < self.nrows:
+                n = min(per, self.nrows - start)
+                try:
+                    got_bytes = _readinto_exact(f, memoryview(buf)[: n * self.rowlen])
+                except (OSError, EOFError, gzip.BadGzipFile) as e:
+                    raise DataError(f"{self.path}: truncated or corrupt FITS file ({short_error(e)})") from None
+                if got_bytes < n * self.rowlen:
+                    got = start + got_bytes // self.rowlen
+                    raise DataError(f"{self.path}: truncated FITS file ({got} of {self.nrows} rows present)")
+                rec = np.frombuffer(buf, dtype=dtype, count=n)
+                arrays = [self._convert(rec[f"f{i}"], c) for i, c in enumerate(cols)]
+                yield pa.Table.from_arrays(arrays, schema=schema)
+                start += n
+
+    def _raw_dtype(self, c: FitsCol) -> np.dtype[Any]:
+        if c.code == "A":
+            return np.dtype(f"S{max(c.repeat, 1)}") if c.repeat else np.dtype("S1")
+        if c.code == "X":
+            return np.dtype(("u1", (c.nbytes,)))
+        base = np.dtype(_NUMPY_CODE[c.code])
+        return base if c.repeat == 1 else np.dtype((base, (c.repeat,)))
+
+    def _convert(self, raw: np.ndarray, c: FitsCol) -> pa.Array:
+        n = raw.shape[0]
+        if c.code == "A":
+            if c.repeat == 0:
+                return pa.array([""] * n, type=pa.string())
+            s = np.ascontiguousarray(np.char.rstrip(np.ascontiguousarray(raw), b" "))
+            fixed = pa.Array.from_buffers(pa.binary(s.dtype.itemsize), n, [None, pa.py_buffer(s)])
+            try:
+                text = pc.cast(pc.cast(fixed, pa.binary()), pa.string())
+            except pa.ArrowInvalid:  # not UTF-8: decode what can be decoded
+                return pa.array([v.decode("utf-8", "replace") for v in s.tolist()], type=pa.string())
+            return pc.utf8_rtrim(text, characters="\x00")  # the NUL padding of shorter values
+        if c.code == "X":
+            bits = np.unpackbits(np.ascontiguousarray(raw), axis=1)[:, : c.repeat].astype(bool)
+            return pa.FixedSizeListArray.from_arrays(arrow_from_numpy(bits.ravel()), c.repeat)
+        if c.code == "L":
+            v = np.ascontiguousarray(raw)
+            flat = v.ravel()
+            arr = arrow_from_numpy(flat == ord("T"), flat == 0)
+            return pa.FixedSizeListArray.from_arrays(arr, c.repeat) if _is_vector(c) else arr
+        # one copy, out of the (reused) read buffer and into native byte order
+        vals = np.array(raw, dtype=raw.dtype.newbyteorder("="), copy=True, order="C")
+        mask = None
+        if c.tnull is not None and c.code in "BIJK":
+            mask = vals == c.tnull
+            if not mask.any():
+                mask = None
+        target = self._value_dtype(c)
+        if target.kind == "u" and vals.dtype.kind == "i":
+            vals = (vals.view(vals.dtype.str.replace("i", "u")) ^ np.array(1 << (8 * vals.itemsize - 1),
+                    dtype=vals.dtype.str.replace("i", "u")))
+        elif target == np.dtype("i1") and vals.dtype == np.dtype("u1"):
+            vals = (vals.astype(np.int16) - 128).astype(np.int8)
+        elif target == np.dtype("f8") and (c.tscal != 1.0 or c.tzero != 0.0):
+            vals = vals.astype(np.float64) * c.tscal + c.tzero
+        flat = vals.reshape(-1)
+        fmask = None if mask is None else mask.reshape(-1)
+        arr = arrow_from_numpy(flat, fmask)
+        return pa.FixedSizeListArray.from_arrays(arr, c.repeat) if _is_vector(c) else arr
+
+
+def _gzip_size(p: str) -> int | None:
+    """Decompressed size of a gzip file, or None when the stream is truncated or corrupt."""
+    n = 0
+    try:
+        with gzip.open(p, "rb") as f:
+            while True:
+                b = f.read(8 * 2**20)
+                if not b:
+                    return n
+                n += len(b)
+    except (OSError, EOFError, gzip.BadGzipFile):
+        return None
+
+
+def _is_vector(c: FitsCol) -> bool:
+    """A cell holds a vector when its repeat count is > 1, or when TDIM says so (a vector of
+    length 1, which xmmtools writes with TDIM = '(1)')."""
+    return c.code not in "A" and (c.repeat > 1 or c.tdim is not None)
+
+
+def _readinto_exact(f: io.BufferedIOBase, view: memoryview) -> int:
+    """Fill ``view`` from ``f``; the number of bytes read (short only at the end of the file)."""
+    got = 0
+    while got < len(view):
+        k = f.readinto(view[got:])
+        if not k:
+            break
+        got += k
+    return got
+
+
+def _hdu_summary(h: Any) -> str:
+    xt = str(h.header.get("XTENSION", "PRIMARY")).strip() or "PRIMARY"
+    naxis = int(h.header.get("NAXIS", 0))
+    shape = "x".join(str(h.header.get(f"NAXIS{i}", 0)) for i in range(1, naxis + 1))
+    name = str(h.header.get("EXTNAME", "")).strip()
+    return f"{name or xt} {xt.lower()}{' ' + shape if shape else ''}"
+
+
+def _header_cards(header: Any) -> list[list[Any]]:
+    cards: list[list[Any]] = []
+    for card in header.cards:
+        key = card.keyword
+        if not key or fits_header.STRUCTURAL.match(key):
+            continue
+        val = card.value
+        if key in ("HISTORY", "COMMENT"):
+            val = str(val)
+        elif not isinstance(val, (bool, int, float, str)):
+            val = None
+        if isinstance(val, float) and not np.isfinite(val):
+            val = None
+        cards.append([key, val, card.comment if key not in ("HISTORY", "COMMENT") else ""])
+    return cards
+
+
+def iter_fits(p: str, columns: Sequence[str] | None, chunk_rows: int | None) -> Iterator[pa.Table]:
+    yield from FitsTable.open(p).iter_chunks(columns, chunk_rows)
+
+
+def header_dict(header: Any) -> dict[str, Any]:
+    """The keywords of a FITS header with their values (no HISTORY/COMMENT), for ``info``."""
+    out: dict[str, Any] = {}
+    for card in header.cards:
+        if card.keyword and card.keyword not in ("HISTORY", "COMMENT", ""):
+            out[card.keyword] = card.value
+    return out
+
+
+# =========================================================================================
