@@ -9,8 +9,8 @@ import pytest
 
 from conftest import DATA, run_main
 from xmmtools import tables
+from xmmtools.sky import pair_separation_arcsec
 from xmmtools.variability import exod as E
-from xmmtools.variability.short_table import _sep_arcsec
 
 EV = DATA / "variability" / "events" / "0001730201"
 EXODUS = DATA / "variability" / "exodus"
@@ -34,9 +34,9 @@ def test_recovers_the_exodus_mos1_source(tmp_path):
     assert len(rows) == 1  # EXODUS also finds exactly one source
     c = rows[0]
     ra, dec = _exodus_position()
-    assert _sep_arcsec(c["RA"], c["DEC"], ra, dec) < 5.0  # 3.5" from EXODUS's pixel position
+    assert pair_separation_arcsec(c["RA"], c["DEC"], ra, dec) < 5.0  # 3.5" from EXODUS's pixel position
     # and 0.3" from 4XMM's HD 159176 (XMM200017302010001: 263.677098, -32.581688)
-    assert _sep_arcsec(c["RA"], c["DEC"], 263.67709791502, -32.581688363897) < 1.0
+    assert pair_separation_arcsec(c["RA"], c["DEC"], 263.67709791502, -32.581688363897) < 1.0
     assert c["CAMERAS"] == "M1" and c["CCDNR"] == 1 and abs(c["RAWY"] - 298) <= 2 and abs(c["RAWX"] - 314) <= 6
     assert c["SIGNIF"] > 1 and c["POSERR"] < 1.5 and c["HOT_PIXEL"] is False
     assert c["COUNTS_PEAK"] > c["COUNTS_MEDIAN"]

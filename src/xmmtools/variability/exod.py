@@ -191,7 +191,7 @@ def exod_candidates(ev: dict, gti: np.ndarray, camera: str, cfg: ExodConfig) -> 
 def merge_cameras(cands: Sequence[dict], radius_arcsec: float) -> list[list[int]]:
     """Groups of candidate indices closer than ``radius_arcsec`` (RA/DEC keys; friends of
     friends), so a transient seen by pn and both MOS is one row."""
-    from xmmtools.variability.short_table import _sep_arcsec
+    from xmmtools.sky import pair_separation_arcsec
 
     parent = list(range(len(cands)))
 
@@ -203,7 +203,7 @@ def merge_cameras(cands: Sequence[dict], radius_arcsec: float) -> list[list[int]
 
     for a in range(len(cands)):
         for b in range(a + 1, len(cands)):
-            if _sep_arcsec(cands[a]["RA"], cands[a]["DEC"], cands[b]["RA"], cands[b]["DEC"]) <= radius_arcsec:
+            if pair_separation_arcsec(cands[a]["RA"], cands[a]["DEC"], cands[b]["RA"], cands[b]["DEC"]) <= radius_arcsec:
                 parent[root(b)] = root(a)
     groups: dict[int, list[int]] = {}
     for a in range(len(cands)):

@@ -31,7 +31,8 @@ from xmmtools.errors import ColumnError, DataError
 from xmmtools.tables import NewColumn, field_meta, to_numpy
 from xmmtools.variability.bands import (DEFAULT_MODEL, PowerLaw, factors_for, hardness_range,
                                         lookup_catalogue)
-from xmmtools.variability.long_match import nearest_within, stonks_match, unit_vectors
+from xmmtools.sky import unit_vectors
+from xmmtools.variability.long_match import nearest_within, stonks_match
 
 #: LT_FLAG bits (documented in docs/variability_long.md)
 FLAG_NO_ERROR = 1        # an epoch had no flux error: used with sigma = 0 (optimistic)
