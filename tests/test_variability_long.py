@@ -14,8 +14,8 @@ from astropy.io import fits
 from conftest import SAMPLE, run_main
 from xmmtools import tables
 from xmmtools.columns import resolve
-from xmmtools.variability.bands import PowerLaw, band_factor, hardness_range
-from xmmtools.variability.long_term import (FLAG_AMBIGUOUS, FLAG_NO_ERROR, FLAG_NONPOSITIVE, FLAG_SPECTRAL, LongTermConfig, _mjd,
+from xmmtools.variability.long.bands import PowerLaw, band_factor, hardness_range
+from xmmtools.variability.long.run import (FLAG_AMBIGUOUS, FLAG_NO_ERROR, FLAG_NONPOSITIVE, FLAG_SPECTRAL, LongTermConfig, _mjd,
                                             long_term_variability, sources_of, spectral_shape)
 
 HERE = Path(__file__).resolve().parent / "data" / "variability_long"

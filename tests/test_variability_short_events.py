@@ -10,7 +10,7 @@ import pytest
 from conftest import DATA, run_main
 from xmmtools import tables
 from xmmtools.sky import pair_separation_arcsec
-from xmmtools.variability import exod as E
+from xmmtools.variability.events import exod as E
 
 EV = DATA / "variability" / "events" / "0001730201"
 EXODUS = DATA / "variability" / "exodus"
@@ -53,8 +53,8 @@ def test_two_cameras_merge_into_one_candidate(tmp_path):
 
 
 def _m1():
-    from xmmtools.variability.events import read_events
-    from xmmtools.variability.lightcurves import read_gti
+    from xmmtools.variability.events.eventlist import read_events
+    from xmmtools.variability.gti import read_gti
 
     return read_events(str(EV / "M1_clean.fits.gz"), gti=read_gti(str(EV / "M1_gti.fits")))
 
@@ -118,7 +118,7 @@ def test_exod2_bayes_factor_limits_match_the_published_table():
     drifts from the definition (at mu = 1e6 it asks 4.2 sigma, the definition 3.4 sigma)."""
     import csv
 
-    from xmmtools.variability.exod2 import bayes_factor_limits, log10_bayes_burst
+    from xmmtools.variability.events.exod2 import bayes_factor_limits, log10_bayes_burst
 
     rows = list(csv.DictReader(open(DATA / "variability" / "exod2_bayesfactorlimits_every50.csv")))
     mu = np.array([float(r["MU"]) for r in rows])

@@ -7,9 +7,9 @@ import click
 from xmmtools.cli import LazyGroup
 
 SUBCOMMANDS = {
-    "short": "xmmtools.variability.short_cli:short",
-    "long": "xmmtools.variability.long_cli:long",
-    "events": "xmmtools.variability.short_cli:events",
+    "short": "xmmtools.variability.short.cli:short",
+    "long": "xmmtools.variability.long.cli:long",
+    "events": "xmmtools.variability.short.cli:events",
 }
 
 

@@ -4,8 +4,8 @@ The story, top-down:
 
 1. *Epochs* (:class:`Epochs`): every flux measurement of a source in the common 0.1-12 keV band:
    its 4XMM detections (rows sharing SRCID), rows of other catalogues matched to it
-   (:mod:`xmmtools.variability.long_match`) and upper limits (from the sensitivity stage).
-   Native fluxes are divided by the band factor f of :mod:`xmmtools.variability.bands`.
+   (:mod:`xmmtools.variability.long.match`) and upper limits (from the sensitivity stage).
+   Native fluxes are divided by the band factor f of :mod:`xmmtools.variability.long.bands`.
 2. *Ratios* (:func:`long_term_stats`): per source, the pessimistic ratio
    R = max_i(F_i - sigma_i) / min_j(F_j + sigma_j), upper limits entering the minimum with their
    value (Quintin et al. 2024, Sect. 2.4, eq. 1), the optimistic ratio F_max/F_min, the amplitude
@@ -29,10 +29,10 @@ import pyarrow as pa
 from xmmtools.columns import detect_kind, ecf, resolve, summary_rows
 from xmmtools.errors import ColumnError, DataError
 from xmmtools.tables import NewColumn, field_meta, to_numpy
-from xmmtools.variability.bands import (DEFAULT_MODEL, PowerLaw, factors_for, hardness_range,
+from xmmtools.variability.long.bands import (DEFAULT_MODEL, PowerLaw, factors_for, hardness_range,
                                         lookup_catalogue)
 from xmmtools.sky import unit_vectors
-from xmmtools.variability.long_match import nearest_within, stonks_match
+from xmmtools.variability.long.match import nearest_within, stonks_match
 
 #: LT_FLAG bits (documented in docs/variability_long.md)
 FLAG_NO_ERROR = 1        # an epoch had no flux error: used with sigma = 0 (optimistic)
@@ -579,7 +579,7 @@ def archive_epochs(table: pa.Table, name: str, sources: Sources, *, config: Long
 
     With RA/DEC the archive's rows are grouped into archival sources (by SRCID/IAUNAME/NAME, else
     one per row) and each input source takes at most one of them by the STONKS rules
-    (:func:`~xmmtools.variability.long_match.stonks_match`: the input source is the new
+    (:func:`~xmmtools.variability.long.match.stonks_match`: the input source is the new
     detection); without RA/DEC rows join on SRCID.  Returns the epochs and the number of archive
     rows that matched no source.
     """
@@ -691,7 +691,7 @@ def spectral_shape(table: pa.Table, m: Mapping[str, str], label: np.ndarray,
     table.  Without band fluxes, a 4XMM EP_HR3 (count rates 1-2 vs 2-4.5 keV) is compared with
     the model range computed with the pn thin-filter ECFs as count-rate weights.  The warning is
     set when HR lies outside the range spanned by Gamma in ``config.gamma_range`` at the model's
-    N_H (:func:`~xmmtools.variability.bands.hardness_range`), i.e. when the fixed band factors
+    N_H (:func:`~xmmtools.variability.long.bands.hardness_range`), i.e. when the fixed band factors
     may be wrong for that source (Quintin et al. 2024, Sect. 2.2).
     """
     n = table.num_rows

@@ -56,9 +56,10 @@ def short(ctx, catalogue, lc_dir, output, gti_file, pattern, min_fracexp, bin_si
     from xmmtools import tables
     from xmmtools.errors import DataError
     from xmmtools.stage_io import default_output
-    from xmmtools.variability.lightcurves import find_lightcurves, iter_read, read_gti, refine_positions
-    from xmmtools.variability.short_spec import SPEC
-    from xmmtools.variability.short_table import CurveResult, ShortConfig, analyse
+    from xmmtools.variability.gti import read_gti
+    from xmmtools.variability.short.lightcurves import find_lightcurves, iter_read, refine_positions
+    from xmmtools.variability.short.spec import SPEC
+    from xmmtools.variability.short.table import CurveResult, ShortConfig, analyse
 
     s = _set_verbosity(ctx, cmd_quiet, cmd_verbose)
     if catalogue is None and output is None:
@@ -98,7 +99,7 @@ def short(ctx, catalogue, lc_dir, output, gti_file, pattern, min_fracexp, bin_si
 
 
 def _per_curve(results, root):
-    from xmmtools.variability.short_table import per_curve_table
+    from xmmtools.variability.short.table import per_curve_table
 
     return per_curve_table(results, root)
 
@@ -108,8 +109,8 @@ def _catalogue(path, results, root, radius, column_map, progress):
     from xmmtools.columns import parse_column_map
     from xmmtools.errors import ColumnError
     from xmmtools.stage_io import load_for_stage
-    from xmmtools.variability.short_spec import SPEC
-    from xmmtools.variability.short_table import catalogue_columns, match_curves, normalise_obsid
+    from xmmtools.variability.short.spec import SPEC
+    from xmmtools.variability.short.table import catalogue_columns, match_curves, normalise_obsid
 
     table, mapping = load_for_stage(path, SPEC, user_map=parse_column_map(column_map), progress=progress)
     if "SRC_NUM" not in mapping and not ("RA" in mapping and "DEC" in mapping):
@@ -123,7 +124,7 @@ def _catalogue(path, results, root, radius, column_map, progress):
 
 
 def _plots(results, folder, quiet):
-    from xmmtools.variability.short_plot import plot_curves
+    from xmmtools.variability.short.plot import plot_curves
 
     written, message = plot_curves([r for r in results if r.lc is not None], folder)
     if message and not quiet:
@@ -184,9 +185,9 @@ def events(ctx, event_files, output, method, gti_file, time_window, detection_le
     """
     from xmmtools import tables
     from xmmtools.errors import DataError
-    from xmmtools.variability.events_search import search_events
-    from xmmtools.variability.exod import ExodConfig
-    from xmmtools.variability.lightcurves import read_gti
+    from xmmtools.variability.events.search import search_events
+    from xmmtools.variability.events.exod import ExodConfig
+    from xmmtools.variability.gti import read_gti
 
     s = _set_verbosity(ctx, cmd_quiet, cmd_verbose)
     hot = {}
@@ -204,7 +205,7 @@ def events(ctx, event_files, output, method, gti_file, time_window, detection_le
     if method == "exod2":
         if detection_level is not None or box is not None:
             raise DataError("--detection-level and --box apply to --method exod only")
-        from xmmtools.variability.exod2_search import Exod2Config, search_exod2
+        from xmmtools.variability.events.exod2_search import Exod2Config, search_exod2
 
         cfg2 = Exod2Config(time_bin=time_window or 50.0)
         table = search_exod2(list(event_files), cfg2, **common)

@@ -15,7 +15,7 @@ candidate (connected pixels).  Counting is sparse (one entry per event and neigh
 so memory scales with the number of events, not with pixels x windows.
 
 The functions take arrays and return arrays / dicts; file reading is in
-:mod:`xmmtools.variability.events`.
+:mod:`xmmtools.variability.events.eventlist`.
 """
 
 from __future__ import annotations
@@ -52,12 +52,12 @@ class ExodConfig:
 
 def time_windows(gti: np.ndarray, tw: float) -> tuple[np.ndarray, np.ndarray]:
     """Window start times from the first GTI start and each window's good-time fraction."""
-    from xmmtools.variability.lightcurves import _overlap
+    from xmmtools.variability.gti import overlap
 
     t0, t1 = float(gti[:, 0].min()), float(gti[:, 1].max())
     n = max(1, int(math.ceil((t1 - t0) / tw)))
     starts = t0 + tw * np.arange(n)
-    return starts, _overlap(starts, starts + tw, gti) / tw
+    return starts, overlap(starts, starts + tw, gti) / tw
 
 
 def variability_map(ccd, rawx, rawy, window, good, shape, n_ccd):

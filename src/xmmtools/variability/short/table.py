@@ -17,8 +17,8 @@ import pyarrow as pa
 
 from xmmtools.sky import pair_separation_arcsec
 from xmmtools.tables import NewColumn
-from xmmtools.variability import short_term as st
-from xmmtools.variability.lightcurves import KIND_RANK, LightCurve
+from xmmtools.variability.short import statistics as st
+from xmmtools.variability.short.lightcurves import KIND_RANK, LightCurve
 
 CAMERAS = ("PN", "M1", "M2")
 
@@ -177,9 +177,9 @@ def stat_columns(stats: Sequence[Mapping], prefix: str, keys: Sequence[str], not
 
 
 def _guess_ident(path: str) -> tuple[str, str]:
-    from xmmtools.variability.lightcurves import _camera_in_name, _obsid_in_path
+    from xmmtools.variability.short.lightcurves import camera_in_name, obsid_in_path
 
-    return _obsid_in_path(path), _camera_in_name(os.path.basename(path))
+    return obsid_in_path(path), camera_in_name(os.path.basename(path))
 
 
 # -----------------------------------------------------------------------------------------
