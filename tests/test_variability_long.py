@@ -15,8 +15,9 @@ from conftest import SAMPLE, run_main
 from xmmtools import tables
 from xmmtools.columns import resolve
 from xmmtools.variability.long.bands import PowerLaw, band_factor, hardness_range
-from xmmtools.variability.long.run import (FLAG_AMBIGUOUS, FLAG_NO_ERROR, FLAG_NONPOSITIVE, FLAG_SPECTRAL, LongTermConfig, _mjd,
-                                            long_term_variability, sources_of, spectral_shape)
+from xmmtools.variability.long.epochs import LongTermConfig, _mjd, sources_of, spectral_shape
+from xmmtools.variability.long.run import long_term_variability
+from xmmtools.variability.long.statistics import FLAG_AMBIGUOUS, FLAG_NO_ERROR, FLAG_NONPOSITIVE, FLAG_SPECTRAL
 
 HERE = Path(__file__).resolve().parent / "data" / "variability_long"
 ARCH_3XMM = HERE / "3xmm_dr8_ngc5139.csv"

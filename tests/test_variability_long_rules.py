@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from xmmtools.variability.long.match import stonks_match
-from xmmtools.variability.long.run import long_term_stats, stonks_alerts
+from xmmtools.variability.long.alerts import stonks_alerts
+from xmmtools.variability.long.statistics import long_term_stats
 
 NAN = np.nan
 
