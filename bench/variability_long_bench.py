@@ -93,7 +93,7 @@ def main() -> None:
     pq.write_table(make_uls(min(a.ul_rows, len(ra0)), srcid, f0, rng), w / "ul.parquet")
     from xmmtools import tables
     from xmmtools.columns import resolve
-    from xmmtools.variability.long_term import INPUT_COLUMNS
+    from xmmtools.variability.long.epochs import INPUT_COLUMNS
 
     names = tables.inspect_table(str(fits_in)).schema.names
     slim_cols = list(dict.fromkeys(resolve(names, INPUT_COLUMNS).values()))

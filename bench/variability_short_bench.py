@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from xmmtools.variability import short_term as st
+from xmmtools.variability.short import statistics as st
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EVENTS = [os.path.join(ROOT, "tests/data/variability/events/0001730201/M1_clean.fits.gz"),
@@ -89,8 +89,8 @@ def bench_flares(n_curves: int = 2000, n_bins: int = 1000) -> None:
 
 def bench_events() -> None:
     code = ("import sys, time, resource\n"
-            "from xmmtools.variability.events_search import search_events\n"
-            "from xmmtools.variability.exod import ExodConfig\n"
+            "from xmmtools.variability.events.search import search_events\n"
+            "from xmmtools.variability.events.exod import ExodConfig\n"
             "t = time.perf_counter()\n"
             "tab = search_events([sys.argv[1]], ExodConfig(100.0, 4.0, 13, 1.0))\n"
             "print(f'{time.perf_counter() - t:.2f} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} '"

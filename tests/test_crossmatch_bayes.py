@@ -11,9 +11,9 @@ from xmmtools import tables
 from xmmtools.crossmatch import bayes, priors
 from xmmtools.crossmatch.bayes import Catalog, group_probabilities, log10_bayes_factor, posterior
 from xmmtools.crossmatch.poserr import PosErrors, fourxmm_sigma, radial_to_sigma
-from xmmtools.crossmatch.positional import ARCSEC
 from xmmtools.crossmatch.synthetic import counterparts
 from xmmtools.errors import DataError
+from xmmtools.sky import ARCSEC
 
 from conftest import ROOT
 

@@ -22,11 +22,10 @@ from typing import Callable, Sequence
 import numpy as np
 
 from xmmtools.crossmatch.poserr import PosErrors
-from xmmtools.crossmatch.positional import ARCSEC, search_around, separation_arcsec, tangent_offsets
+from xmmtools.crossmatch.positional import search_around, tangent_offsets
 from xmmtools.errors import DataError
+from xmmtools.sky import ARCSEC, FULL_SKY_DEG2, separation_arcsec
 
-#: full sky in square degrees: 4 pi (180/pi)^2
-FULL_SKY_DEG2 = 4.0 * np.pi * (180.0 / np.pi) ** 2
 LOG10_ARCSEC = np.log10(ARCSEC)
 
 

@@ -25,9 +25,9 @@ import numpy as np
 import pyarrow as pa
 
 from xmmtools.errors import DataError
+from xmmtools.sky import FULL_SKY_DEG2
 
 PREFIX = "hats:"
-FULL_SKY_DEG2 = 4 * np.pi * (180 / np.pi) ** 2
 
 
 def is_hats(src: str) -> bool:

@@ -24,8 +24,8 @@ from typing import Callable, Iterator
 import numpy as np
 
 from xmmtools.errors import DataError
+from xmmtools.sky import ARCSEC, chord_to_arcsec, unit_vectors
 
-ARCSEC = np.pi / 180.0 / 3600.0
 #: default primary rows per declination stripe
 DEFAULT_CHUNK = 50_000
 #: at most this many threads (numpy releases the GIL in sort, searchsorted and ufuncs)
@@ -51,30 +51,6 @@ def sort_inplace(a: np.ndarray) -> None:
     with ThreadPoolExecutor(2) as ex:
         for f in [ex.submit(a[h:].sort), ex.submit(a[:h].sort)]:
             f.result()
-
-
-def unit_vectors(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
-    """(N, 3) unit vectors from RA/Dec in degrees."""
-    ra = np.radians(np.asarray(ra_deg, dtype=float))
-    dec = np.radians(np.asarray(dec_deg, dtype=float))
-    cd = np.cos(dec)
-    return np.column_stack([cd * np.cos(ra), cd * np.sin(ra), np.sin(dec)])
-
-
-def chord_to_arcsec(chord: np.ndarray) -> np.ndarray:
-    """Great-circle angle (arcsec) from the chord length between unit vectors: 2 arcsin(c/2)."""
-    return 2.0 * np.arcsin(np.clip(np.asarray(chord) / 2.0, 0.0, 1.0)) / ARCSEC
-
-
-def separation_arcsec(ra1, dec1, ra2, dec2) -> np.ndarray:
-    """Angular separation in arcsec (Vincenty formula, accurate at all angles)."""
-    l1, b1, l2, b2 = (np.radians(np.asarray(x, dtype=float)) for x in (ra1, dec1, ra2, dec2))
-    dl = l2 - l1
-    sb1, cb1, sb2, cb2 = np.sin(b1), np.cos(b1), np.sin(b2), np.cos(b2)
-    num1 = cb2 * np.sin(dl)
-    num2 = cb1 * sb2 - sb1 * cb2 * np.cos(dl)
-    den = sb1 * sb2 + cb1 * cb2 * np.cos(dl)
-    return np.arctan2(np.hypot(num1, num2), den) / ARCSEC
 
 
 def tangent_offsets(ra0, dec0, ra, dec) -> tuple[np.ndarray, np.ndarray]:

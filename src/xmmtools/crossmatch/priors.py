@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from xmmtools.errors import DataError
+from xmmtools.sky import FULL_SKY_DEG2
 
 #: factor used where the field histogram is empty
 EMPTY_FIELD_RATIO = 100.0
@@ -174,7 +175,7 @@ def footprint_area_from_counts(pix: np.ndarray, counts: np.ndarray, order: int, 
             density = counts[inside].mean() / hp.nside2pixarea(nside, degrees=True)
             return float(total / density), nside
     if fallback is None:
-        fallback = (4 * np.pi * (180 / np.pi) ** 2, 1)
+        fallback = (FULL_SKY_DEG2, 1)
     return fallback
 
 

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from xmmtools.errors import DataError
+from xmmtools.sky import unit_vectors
 
 SERVICE = "XMM-Newton Science Archive (nxsa.esac.esa.int) via astroquery.esa.xmm_newton"
 #: Pointing-to-position distance (arcmin) within which an observation can cover a position.
@@ -111,11 +112,6 @@ def read_obslist(path: str) -> tuple[list[str], np.ndarray, np.ndarray]:
     return pointings(tables.read_table(path), path, need_pointing=True)
 
 
-def _unit_vectors(ra, dec) -> np.ndarray:
-    r, d = np.radians(np.asarray(ra, float)), np.radians(np.asarray(dec, float))
-    return np.column_stack([np.cos(d) * np.cos(r), np.cos(d) * np.sin(r), np.sin(d)])
-
-
 def select_observations(ra, dec, obs_ids, ra_pnt, dec_pnt, radius_arcmin: float = FIELD_RADIUS_ARCMIN) -> list[str]:
     """The observations whose pointing is within ``radius_arcmin`` of at least one position."""
     from scipy.spatial import cKDTree
@@ -123,8 +119,8 @@ def select_observations(ra, dec, obs_ids, ra_pnt, dec_pnt, radius_arcmin: float 
     if len(obs_ids) == 0 or len(ra) == 0:
         return []
     chord = 2.0 * np.sin(np.radians(radius_arcmin / 60.0) / 2.0)
-    tree = cKDTree(_unit_vectors(ra, dec))
-    counts = tree.query_ball_point(_unit_vectors(ra_pnt, dec_pnt), chord, return_length=True)
+    tree = cKDTree(unit_vectors(ra, dec))
+    counts = tree.query_ball_point(unit_vectors(ra_pnt, dec_pnt), chord, return_length=True)
     return [o for o, n in zip(obs_ids, np.atleast_1d(counts)) if n > 0]
 
 

@@ -1,4 +1,4 @@
-"""``xmmtools variability short|long``: a group whose halves load lazily."""
+"""``xmmtools variability short|long|events``: a group whose commands load lazily."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import click
 from xmmtools.cli import LazyGroup
 
 SUBCOMMANDS = {
-    "short": "xmmtools.variability.short_cli:short",
-    "long": "xmmtools.variability.long_cli:long",
-    "events": "xmmtools.variability.short_cli:events",
+    "short": "xmmtools.variability.short.cli:short",
+    "long": "xmmtools.variability.long.cli:long",
+    "events": "xmmtools.variability.events.cli:events",
 }
 
 

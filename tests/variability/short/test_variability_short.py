@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from xmmtools.variability import short_term as st
+from xmmtools.variability.short import statistics as st
 
 
 # ------------------------------------------------------------------------------- hand values

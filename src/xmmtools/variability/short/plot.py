@@ -32,8 +32,8 @@ def figure(lc, stats, plt):
     (when computed) and the GTIs as shaded spans; times in ks from the first bin."""
     import numpy as np
 
-    from xmmtools.variability.short_table import curve_products
-    from xmmtools.variability.short_term import bayesian_block_segments
+    from xmmtools.variability.short.table import curve_products
+    from xmmtools.variability.short.statistics import bayesian_block_segments
 
     p = curve_products(lc)
     t0 = lc.time[0]

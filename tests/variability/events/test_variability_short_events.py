@@ -9,8 +9,8 @@ import pytest
 
 from conftest import DATA, run_main
 from xmmtools import tables
-from xmmtools.variability import exod as E
-from xmmtools.variability.short_table import _sep_arcsec
+from xmmtools.sky import pair_separation_arcsec
+from xmmtools.variability.events import exod as E
 
 EV = DATA / "variability" / "events" / "0001730201"
 EXODUS = DATA / "variability" / "exodus"
@@ -34,9 +34,9 @@ def test_recovers_the_exodus_mos1_source(tmp_path):
     assert len(rows) == 1  # EXODUS also finds exactly one source
     c = rows[0]
     ra, dec = _exodus_position()
-    assert _sep_arcsec(c["RA"], c["DEC"], ra, dec) < 5.0  # 3.5" from EXODUS's pixel position
+    assert pair_separation_arcsec(c["RA"], c["DEC"], ra, dec) < 5.0  # 3.5" from EXODUS's pixel position
     # and 0.3" from 4XMM's HD 159176 (XMM200017302010001: 263.677098, -32.581688)
-    assert _sep_arcsec(c["RA"], c["DEC"], 263.67709791502, -32.581688363897) < 1.0
+    assert pair_separation_arcsec(c["RA"], c["DEC"], 263.67709791502, -32.581688363897) < 1.0
     assert c["CAMERAS"] == "M1" and c["CCDNR"] == 1 and abs(c["RAWY"] - 298) <= 2 and abs(c["RAWX"] - 314) <= 6
     assert c["SIGNIF"] > 1 and c["POSERR"] < 1.5 and c["HOT_PIXEL"] is False
     assert c["COUNTS_PEAK"] > c["COUNTS_MEDIAN"]
@@ -53,8 +53,8 @@ def test_two_cameras_merge_into_one_candidate(tmp_path):
 
 
 def _m1():
-    from xmmtools.variability.events import read_events
-    from xmmtools.variability.lightcurves import read_gti
+    from xmmtools.variability.events.eventlist import read_events
+    from xmmtools.variability.gti import read_gti
 
     return read_events(str(EV / "M1_clean.fits.gz"), gti=read_gti(str(EV / "M1_gti.fits")))
 
@@ -118,7 +118,7 @@ def test_exod2_bayes_factor_limits_match_the_published_table():
     drifts from the definition (at mu = 1e6 it asks 4.2 sigma, the definition 3.4 sigma)."""
     import csv
 
-    from xmmtools.variability.exod2 import bayes_factor_limits, log10_bayes_burst
+    from xmmtools.variability.events.exod2 import bayes_factor_limits, log10_bayes_burst
 
     rows = list(csv.DictReader(open(DATA / "variability" / "exod2_bayesfactorlimits_every50.csv")))
     mu = np.array([float(r["MU"]) for r in rows])

@@ -13,8 +13,9 @@ from astropy.io import fits
 from conftest import DATA, run_main
 from xmmtools import tables
 from xmmtools.errors import DataError
-from xmmtools.variability import lightcurves as L
-from xmmtools.variability.short_term import lightcurve_statistics, single
+from xmmtools.variability import gti as G
+from xmmtools.variability.short import lightcurves as L
+from xmmtools.variability.short.statistics import lightcurve_statistics, single
 
 VAR = DATA / "variability"
 LC = VAR / "lc"
@@ -83,7 +84,7 @@ def test_evselect_curve_gti_and_region_handling():
     assert lc.timedel == 100.0 and lc.counts.size == 929 and lc.dropped == 453
     assert lc.exposure.max() == pytest.approx(100.0) and lc.exposure.min() >= 10.0
     # every kept bin overlaps the (intersected) GTIs by its exposure
-    ov = L._overlap(lc.time - 50, lc.time + 50, lc.gti)
+    ov = G.overlap(lc.time - 50, lc.time + 50, lc.gti)
     np.testing.assert_allclose(ov, lc.exposure, atol=1e-6)
     assert lc.bkg_scale == 1.0  # equal 800-pixel circles
     assert (lc.ra, lc.dec) == pytest.approx((19.7857, -34.1914), abs=2e-4)  # region centre via WCS
@@ -97,7 +98,7 @@ def test_user_gti_keeps_only_bins_inside_it(tmp_path):
     fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(
         [fits.Column("START", "D", array=gti[:, 0]), fits.Column("STOP", "D", array=gti[:, 1])], name="STDGTI01")]
     ).writeto(path)
-    g = L.read_gti(str(path))
+    g = G.read_gti(str(path))
     lc = L.read_lightcurve(str(GSN / "lcurve_100_PN_1" / "J011908-341133_lc_100_src.lc.gz"), gti=g)
     assert lc.counts.size < 929
     inside = ((lc.time - 50 >= gti[0, 0]) & (lc.time + 50 <= gti[0, 1])) | \

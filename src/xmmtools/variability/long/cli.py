@@ -66,10 +66,11 @@ def long(ctx, input, output, archives, upper_limits, alerts_out, alerts_json, pl
     from xmmtools import tables
     from xmmtools.columns import parse_column_map
     from xmmtools.stage_io import default_output
-    from xmmtools.variability.bands import PowerLaw
-    from xmmtools.variability.long_spec import SPEC
-    from xmmtools.variability.long_term import (LongTermConfig, alert_records, epochs_table,
-                                                long_term_variability)
+    from xmmtools.variability.long.bands import PowerLaw
+    from xmmtools.variability.long.spec import SPEC
+    from xmmtools.variability.long.alerts import alert_records
+    from xmmtools.variability.long.epochs import LongTermConfig, epochs_table
+    from xmmtools.variability.long.run import long_term_variability
 
     s = _set_verbosity(ctx, cmd_quiet, cmd_verbose)
     user_map = parse_column_map(column_map)
@@ -120,7 +121,7 @@ def _write_plots(folder: str, res, overwrite: bool) -> None:
     """One ``alert_<key>.png`` light curve per alert."""
     import matplotlib.pyplot as plt
 
-    from xmmtools.variability.long_plot import light_curve_figure
+    from xmmtools.variability.long.plot import light_curve_figure
 
     pos = {k: i for i, k in enumerate(res.sources.key.tolist())}
     key = res.sources.key_name
@@ -158,7 +159,7 @@ def _read_needed(input: str, spec, user_map, progress: bool):
     stdin cannot be read twice, so it is read whole.  Returns (table, streamed)."""
     from xmmtools import tables
     from xmmtools.columns import resolve
-    from xmmtools.variability.long_term import INPUT_COLUMNS
+    from xmmtools.variability.long.epochs import INPUT_COLUMNS
 
     if input == tables.STDIO:
         t = tables.read_table(input, progress=progress)

@@ -20,7 +20,7 @@ Per camera:
        mu(c, f) = b_c w_f + (N_c - b_c) s_f,   b_c = N_c (unmasked) or min(b, N_c) (masked),
    so sum_f mu(c, f) = N_c: a constant source keeps its own average, the background follows the
    field's background light curve (soft-proton flares are not transients).
-5. Bayes factors (:mod:`xmmtools.variability.exod2`, Khan et al. 2025: B_burst =
+5. Bayes factors (:mod:`xmmtools.variability.events.exod2`, Khan et al. 2025: B_burst =
    Q(n+1, mu) / Pois(n; mu), B_eclipse = P(n+1, mu) / Pois(n; mu)) per occupied cell-frame
    (bursts) and per frame of cells bright enough that an empty frame can be an eclipse; a
    cell-frame is flagged when log10 B exceeds the 3 sigma threshold (5.94 burst, 5.71
@@ -36,8 +36,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xmmtools.variability.exod import SKY_ARCSEC, time_windows
-from xmmtools.variability.exod2 import THRESHOLDS, log10_bayes_burst, log10_bayes_eclipse
+from xmmtools.variability.events.exod import SKY_ARCSEC, time_windows
+from xmmtools.variability.events.exod2 import THRESHOLDS, log10_bayes_burst, log10_bayes_eclipse
 
 
 @dataclass(frozen=True)
@@ -226,9 +226,9 @@ def search_exod2(paths, cfg: Exod2Config, *, gti=None, pi_range=(500.0, 12000.0)
     ``merge_radius`` arcsec whose time windows overlap are one row."""
     import pyarrow as pa
 
-    from xmmtools.variability.events_search import candidate_table, per_file_candidates
-    from xmmtools.variability.exod import merge_cameras
-    from xmmtools.variability.lightcurves import intersect_gti
+    from xmmtools.variability.events.search import candidate_table, per_file_candidates
+    from xmmtools.variability.events.exod import merge_cameras
+    from xmmtools.variability.gti import intersect_gti
 
     def find(ev, meta):
         g = intersect_gti(meta["GTI"], meta["FILE_GTI"]) if len(meta["FILE_GTI"]) else meta["GTI"]
@@ -260,7 +260,7 @@ def _split_in_time(group: list[dict]) -> list[list[dict]]:
 
 
 def _merge(group: list[dict]) -> dict:
-    from xmmtools.variability.events_search import merged_position
+    from xmmtools.variability.events.search import merged_position
 
     first = max(group, key=lambda c: c["LOG10_B"])
     return {**merged_position(group), "TYPE": first["TYPE"], "OBS_ID": first["OBS_ID"],

@@ -9,8 +9,8 @@ import numpy as np
 import pyarrow as pa
 
 from xmmtools.tables.model import NewColumn
-from xmmtools.variability.events import read_events, read_hot_pixels, sky_to_radec
-from xmmtools.variability.exod import ExodConfig, exod_candidates, hot_pixel_flags, merge_cameras
+from xmmtools.variability.events.eventlist import read_events, read_hot_pixels, sky_to_radec
+from xmmtools.variability.events.exod import ExodConfig, exod_candidates, hot_pixel_flags, merge_cameras
 
 CANDIDATE_COLUMNS = {
     "RA": ("deg", "candidate position: mean of its events in the brightest window (weighted over cameras)"),

@@ -9,7 +9,8 @@ import os
 import numpy as np
 
 from xmmtools.errors import DataError
-from xmmtools.variability.lightcurves import CAMERA, _file_gti
+from xmmtools.variability.gti import ccd_gti_union, inside_gti
+from xmmtools.variability.short.lightcurves import CAMERA
 
 EVENT_COLUMNS = ("TIME", "RAWX", "RAWY", "CCDNR", "X", "Y", "PI", "PATTERN")
 
@@ -37,7 +38,7 @@ def read_events(path: str, *, gti: np.ndarray | None = None, pi_range=(500.0, 12
                 raise DataError(f"{path}: EVENTS has no column {', '.join(miss)}")
             d = {c: np.asarray(h.data[c]) for c in EVENT_COLUMNS if c in names}
             hdr = {**dict(hdul[0].header), **dict(h.header)}
-            own = _ccd_gti_union(hdul)
+            own = ccd_gti_union(hdul)
     except OSError as e:
         raise DataError(f"{path}: cannot read ({' '.join(str(e).split())[:120]})") from None
     camera = CAMERA.get(str(hdr.get("INSTRUME", "")).strip().upper(), "")
@@ -47,7 +48,7 @@ def read_events(path: str, *, gti: np.ndarray | None = None, pi_range=(500.0, 12
     if not len(g):
         raise DataError(f"{path}: no GTI (give --gti)")
     t = d["TIME"].astype(float)
-    keep = _inside(t, g)
+    keep = inside_gti(t, g)
     if "PI" in d:
         keep &= (d["PI"] >= pi_range[0]) & (d["PI"] <= pi_range[1])
     if "PATTERN" in d:
@@ -95,26 +96,3 @@ def read_hot_pixels(path: str) -> dict:
     if not need <= set(out):
         raise DataError(f"--hot-pixels {path}: needs columns CCD, RAWX, RAWY1, RAWY2, REV1, REV2")
     return out
-
-
-def _ccd_gti_union(hdul) -> np.ndarray:
-    """Union of the STDGTInn extensions (one per CCD), or the file's other GTI tables."""
-    parts = [np.column_stack([np.asarray(h.data["START"], float), np.asarray(h.data["STOP"], float)])
-             for h in hdul[1:] if h.name.upper().startswith("STDGTI") and getattr(h, "columns", None) is not None]
-    if not parts:
-        return _file_gti(hdul)
-    g = np.concatenate(parts)
-    g = g[np.argsort(g[:, 0])]
-    merged = [list(g[0])]
-    for s, e in g[1:]:
-        if s <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], e)
-        else:
-            merged.append([s, e])
-    return np.array(merged)
-
-
-def _inside(t: np.ndarray, gti: np.ndarray) -> np.ndarray:
-    g = gti[np.argsort(gti[:, 0])]
-    k = np.searchsorted(g[:, 0], t, side="right") - 1
-    return (k >= 0) & (t < g[np.maximum(k, 0), 1])

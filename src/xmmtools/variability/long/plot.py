@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xmmtools.variability.long_term import Epochs
+from xmmtools.variability.long.epochs import Epochs
 
 MARKERS = "osD^v<>ph*"
 

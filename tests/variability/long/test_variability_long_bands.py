@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from xmmtools.errors import DataError
-from xmmtools.variability import bands
-from xmmtools.variability.bands import PowerLaw, band_factor, factor_for
+from xmmtools.variability.long import bands
+from xmmtools.variability.long.bands import PowerLaw, band_factor, factor_for
 
 STONKS = {"4XMM": 0.999, "CSC2": 0.69, "2SXPS": 0.9, "eRASS1": 0.39, "2RXS": 0.41}
 

@@ -12,7 +12,7 @@ Naming rules (documented in docs/variability_short.md), applied to every file be
   TIME and RATE/COUNTS are reported as errors.
 
 A file is read into counts per bin (see :class:`LightCurve`); the statistics live in
-:mod:`xmmtools.variability.short_term`.
+:mod:`xmmtools.variability.short.statistics`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from xmmtools.errors import DataError
+from xmmtools.variability.gti import file_gti, overlap
 
 PPS_RE = re.compile(r"P(\d{10})(PN|M1|M2)([SU]\d{3})SRCTSR([0-9A-Fa-f]{4})")
 BKG_RE = re.compile(r"(FBKTSR|BKGTSR|_(bgd|bkg|back)(?=[._]|$))", re.I)
@@ -141,7 +142,7 @@ def read_lightcurve(
                 data = {c: np.asarray(hdu.data[c], dtype=float) for c in ("TIME", "RATE", "ERROR", "COUNTS",
                                                                            "FRACEXP", "BACKV", "BACKE") if c in cols}
             hdr = {**dict(hdul[0].header), **dict(hdu.header)}
-            own_gti = _file_gti(hdul)
+            own_gti = file_gti(hdul)
             region_area, region_xy = _region(hdul)
     except DataError:
         raise
@@ -156,27 +157,13 @@ def read_lightcurve(
     elif bkg_scale is not None and lc.bkg_counts is not None:
         lc.bkg_scale = float(bkg_scale)
     if gti is not None and len(gti):
-        keep = _overlap(lc.time - lc.timedel / 2, lc.time + lc.timedel / 2, gti) >= 0.99 * lc.timedel
+        keep = overlap(lc.time - lc.timedel / 2, lc.time + lc.timedel / 2, gti) >= 0.99 * lc.timedel
         _keep(lc, keep)
     if bin_size:
         _rebin(lc, bin_size)
     if lc.counts.size == 0:
         raise DataError(f"{path}: no usable bins (all NaN, zero exposure or outside the GTIs)")
     return lc
-
-
-def read_gti(path: str) -> np.ndarray:
-    """START/STOP pairs [s] from a GTI file (STDGTI*, GTI*, *_GTIS extensions; intersected)."""
-    from astropy.io import fits
-
-    try:
-        with fits.open(path, memmap=False) as hdul:
-            g = _file_gti(hdul)
-    except OSError as e:
-        raise DataError(f"--gti {path}: cannot read ({' '.join(str(e).split())[:120]})") from None
-    if not len(g):
-        raise DataError(f"--gti {path}: no GTI extension with START and STOP columns")
-    return g
 
 
 # -----------------------------------------------------------------------------------------
@@ -209,7 +196,7 @@ def _counts_from_columns(path, kind, d, hdr, own_gti, min_fracexp) -> LightCurve
         frac = np.nan_to_num(d["FRACEXP"], nan=0.0)
         denom = frac * dt  # epiclccorr divides by the exposed part of the bin
     else:
-        frac = _overlap(tc - dt / 2, tc + dt / 2, own_gti) / dt if len(own_gti) else np.ones(n)
+        frac = overlap(tc - dt / 2, tc + dt / 2, own_gti) / dt if len(own_gti) else np.ones(n)
         denom = np.full(n, dt)  # evselect divides by the bin width
     backv = np.nan_to_num(d.get("BACKV", np.zeros(n)), nan=0.0)
     backe = np.nan_to_num(d.get("BACKE", np.zeros(n)), nan=0.0)
@@ -309,52 +296,6 @@ def _region(hdul):
     return None, None
 
 
-def _file_gti(hdul) -> np.ndarray:
-    """Intersection of every GTI table in the file (STDGTInn, GTInnnnn, SRC_GTIS, GTI)."""
-    gtis = []
-    for h in hdul[1:]:
-        nm = h.name.upper()
-        if (nm.startswith(("STDGTI", "GTI")) or nm == "SRC_GTIS") and getattr(h, "columns", None) is not None:
-            names = {c.upper() for c in h.columns.names}
-            if {"START", "STOP"} <= names:
-                gtis.append(np.column_stack([np.asarray(h.data["START"], float), np.asarray(h.data["STOP"], float)]))
-    if not gtis:
-        return np.zeros((0, 2))
-    out = gtis[0]
-    for g in gtis[1:]:
-        out = intersect_gti(out, g)
-    return out
-
-
-def intersect_gti(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection of two sorted START/STOP interval lists."""
-    out = []
-    i = j = 0
-    while i < len(a) and j < len(b):
-        lo, hi = max(a[i, 0], b[j, 0]), min(a[i, 1], b[j, 1])
-        if hi > lo:
-            out.append((lo, hi))
-        if a[i, 1] < b[j, 1]:
-            i += 1
-        else:
-            j += 1
-    return np.array(out, float).reshape(-1, 2)
-
-
-def _overlap(lo: np.ndarray, hi: np.ndarray, gti: np.ndarray) -> np.ndarray:
-    """Seconds of each [lo, hi) covered by the (non-overlapping, sorted) GTIs."""
-    g = gti[np.argsort(gti[:, 0])]
-    cum = np.concatenate([[0.0], np.cumsum(g[:, 1] - g[:, 0])])
-
-    def covered(t):  # GTI time before t
-        k = np.searchsorted(g[:, 0], t, side="right")
-        inside = np.where(k > 0, np.clip(t - g[np.maximum(k - 1, 0), 0], 0, None), 0.0)
-        inside = np.minimum(inside, np.where(k > 0, g[np.maximum(k - 1, 0), 1] - g[np.maximum(k - 1, 0), 0], 0.0))
-        return cum[np.maximum(k - 1, 0)] * (k > 0) + inside
-
-    return covered(hi) - covered(lo)
-
-
 def _rebin(lc: LightCurve, width: float) -> None:
     if width < lc.timedel * 0.999:
         raise DataError(f"{lc.path}: --bin-size {width} s is shorter than the curve's bins ({lc.timedel} s)")
@@ -371,9 +312,9 @@ def _rebin(lc: LightCurve, width: float) -> None:
 def _metadata(lc: LightCurve, hdr: dict, region_xy) -> None:
     base = os.path.basename(lc.path)
     m = PPS_RE.search(base)
-    lc.obs_id = str(hdr.get("OBS_ID") or (m.group(1) if m else _obsid_in_path(lc.path))).strip()
+    lc.obs_id = str(hdr.get("OBS_ID") or (m.group(1) if m else obsid_in_path(lc.path))).strip()
     cam = str(hdr.get("INSTRUME", "")).strip().upper()
-    lc.camera = CAMERA.get(cam) or (m.group(2) if m else _camera_in_name(base))
+    lc.camera = CAMERA.get(cam) or (m.group(2) if m else camera_in_name(base))
     lc.exp_id = m.group(3) if m else str(hdr.get("EXPIDSTR", "") or "").strip()
     if m:
         lc.src_num = int(m.group(4), 16)
@@ -422,12 +363,14 @@ def jname_position(name: str) -> tuple[float, float]:
     return ra, dec
 
 
-def _obsid_in_path(path: str) -> str:
+def obsid_in_path(path: str) -> str:
+    """The last 10-digit observation id in a path ('' if none)."""
     m = re.findall(r"(?<!\d)(\d{10})(?!\d)", path)
     return m[-1] if m else ""
 
 
-def _camera_in_name(name: str) -> str:
+def camera_in_name(name: str) -> str:
+    """EPIC camera (PN, M1, M2) named in a file name ('' if none)."""
     m = re.search(r"(?<![A-Za-z])(PN|M1|M2|MOS1|MOS2|EPN|EMOS1|EMOS2)(?![A-Za-z0-9])", name, re.I)
     return CAMERA.get(m.group(1).upper(), "") if m else ""
 

@@ -6,7 +6,7 @@ is B_burst = Q(n+1, mu) / Pois(n; mu) (Q the regularised upper incomplete gamma:
 Pois(n; x) over x > mu), and of an eclipse B_eclipse = P(n+1, mu) / Pois(n; mu) (P the lower one:
 x < mu).  Khan et al. calibrate log10 B thresholds to Gaussian 3 and 5 sigma at mu = 1000:
 5.94 / 13.28 (burst) and 5.71 / 12.38 (eclipse).  The search compares each cell's counts with
-the precomputed n(mu) table; :mod:`xmmtools.variability.exod2_search` evaluates the Bayes
+the precomputed n(mu) table; :mod:`xmmtools.variability.events.exod2_search` evaluates the Bayes
 factors exactly per cell and frame (the same decision as the table).
 """
 

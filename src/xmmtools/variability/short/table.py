@@ -15,9 +15,10 @@ from typing import Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 
+from xmmtools.sky import pair_separation_arcsec
 from xmmtools.tables.model import NewColumn
-from xmmtools.variability import short_term as st
-from xmmtools.variability.lightcurves import KIND_RANK, LightCurve
+from xmmtools.variability.short import statistics as st
+from xmmtools.variability.short.lightcurves import KIND_RANK, LightCurve
 
 CAMERAS = ("PN", "M1", "M2")
 
@@ -176,9 +177,9 @@ def stat_columns(stats: Sequence[Mapping], prefix: str, keys: Sequence[str], not
 
 
 def _guess_ident(path: str) -> tuple[str, str]:
-    from xmmtools.variability.lightcurves import _camera_in_name, _obsid_in_path
+    from xmmtools.variability.short.lightcurves import camera_in_name, obsid_in_path
 
-    return _obsid_in_path(path), _camera_in_name(os.path.basename(path))
+    return obsid_in_path(path), camera_in_name(os.path.basename(path))
 
 
 # -----------------------------------------------------------------------------------------
@@ -218,7 +219,7 @@ def match_curves(obs_id: Sequence[str], src_num, ra, dec, results: Sequence[Curv
             cands = []
             for i in by_key.get((ob, cam), []):
                 lc = results[i].lc
-                sep = _sep_arcsec(ra[row], dec[row], lc.ra, lc.dec) if ra is not None else math.nan
+                sep = pair_separation_arcsec(ra[row], dec[row], lc.ra, lc.dec) if ra is not None else math.nan
                 if src_num is not None and lc.src_num is not None and np.isfinite(src_num[row]):
                     if int(src_num[row]) != lc.src_num:
                         continue
@@ -273,14 +274,3 @@ def catalogue_columns(matches: Mapping[str, list[int | None]], results: Sequence
     cols += stat_columns(feats, "XT_", list(FEATURE_COLUMNS), " [camera XT_VAR_INST]")
     return cols
 
-
-def _sep_arcsec(ra1, dec1, ra2, dec2) -> float:
-    """Angular separation (Vincenty formula, as astropy's) in arcsec; NaN if a position is unknown."""
-    vals = [ra1, dec1, ra2, dec2]
-    if any(v is None or not np.isfinite(v) for v in vals):
-        return math.nan
-    l1, b1, l2, b2 = np.radians(vals)
-    dl = l2 - l1
-    num = np.hypot(np.cos(b2) * np.sin(dl), np.cos(b1) * np.sin(b2) - np.sin(b1) * np.cos(b2) * np.cos(dl))
-    den = np.sin(b1) * np.sin(b2) + np.cos(b1) * np.cos(b2) * np.cos(dl)
-    return float(np.degrees(np.arctan2(num, den)) * 3600.0)

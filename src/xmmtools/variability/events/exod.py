@@ -15,7 +15,7 @@ candidate (connected pixels).  Counting is sparse (one entry per event and neigh
 so memory scales with the number of events, not with pixels x windows.
 
 The functions take arrays and return arrays / dicts; file reading is in
-:mod:`xmmtools.variability.events`.
+:mod:`xmmtools.variability.events.eventlist`.
 """
 
 from __future__ import annotations
@@ -52,12 +52,12 @@ class ExodConfig:
 
 def time_windows(gti: np.ndarray, tw: float) -> tuple[np.ndarray, np.ndarray]:
     """Window start times from the first GTI start and each window's good-time fraction."""
-    from xmmtools.variability.lightcurves import _overlap
+    from xmmtools.variability.gti import overlap
 
     t0, t1 = float(gti[:, 0].min()), float(gti[:, 1].max())
     n = max(1, int(math.ceil((t1 - t0) / tw)))
     starts = t0 + tw * np.arange(n)
-    return starts, _overlap(starts, starts + tw, gti) / tw
+    return starts, overlap(starts, starts + tw, gti) / tw
 
 
 def variability_map(ccd, rawx, rawy, window, good, shape, n_ccd):
@@ -191,7 +191,7 @@ def exod_candidates(ev: dict, gti: np.ndarray, camera: str, cfg: ExodConfig) -> 
 def merge_cameras(cands: Sequence[dict], radius_arcsec: float) -> list[list[int]]:
     """Groups of candidate indices closer than ``radius_arcsec`` (RA/DEC keys; friends of
     friends), so a transient seen by pn and both MOS is one row."""
-    from xmmtools.variability.short_table import _sep_arcsec
+    from xmmtools.sky import pair_separation_arcsec
 
     parent = list(range(len(cands)))
 
@@ -203,7 +203,7 @@ def merge_cameras(cands: Sequence[dict], radius_arcsec: float) -> list[list[int]
 
     for a in range(len(cands)):
         for b in range(a + 1, len(cands)):
-            if _sep_arcsec(cands[a]["RA"], cands[a]["DEC"], cands[b]["RA"], cands[b]["DEC"]) <= radius_arcsec:
+            if pair_separation_arcsec(cands[a]["RA"], cands[a]["DEC"], cands[b]["RA"], cands[b]["DEC"]) <= radius_arcsec:
                 parent[root(b)] = root(a)
     groups: dict[int, list[int]] = {}
     for a in range(len(cands)):

@@ -4,21 +4,21 @@ the Sgr A* 10-epoch source; the command line and its errors."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
 from astropy.io import fits
 
-from conftest import SAMPLE, run_main
+from conftest import DATA, SAMPLE, run_main
 from xmmtools import tables
 from xmmtools.columns import resolve
-from xmmtools.variability.bands import PowerLaw, band_factor, hardness_range
-from xmmtools.variability.long_term import (FLAG_AMBIGUOUS, FLAG_NO_ERROR, FLAG_NONPOSITIVE, FLAG_SPECTRAL, LongTermConfig, _mjd,
-                                            long_term_variability, sources_of, spectral_shape)
+from xmmtools.variability.long.bands import PowerLaw, band_factor, hardness_range
+from xmmtools.variability.long.epochs import LongTermConfig, _mjd, sources_of, spectral_shape
+from xmmtools.variability.long.run import long_term_variability
+from xmmtools.variability.long.statistics import FLAG_AMBIGUOUS, FLAG_NO_ERROR, FLAG_NONPOSITIVE, FLAG_SPECTRAL
 
-HERE = Path(__file__).resolve().parent / "data" / "variability_long"
+HERE = DATA / "variability_long"
 ARCH_3XMM = HERE / "3xmm_dr8_ngc5139.csv"
 SGRA = HERE / "sgra_4xmm_J174544.4-290024_hr.csv"
 

@@ -12,8 +12,8 @@ import pytest
 
 from conftest import DATA, run_main
 from xmmtools import tables
-from xmmtools.variability import exod2_search as X
-from xmmtools.variability.exod2 import THRESHOLDS, bayes_factor_limits, log10_bayes_burst
+from xmmtools.variability.events import exod2_search as X
+from xmmtools.variability.events.exod2 import THRESHOLDS, bayes_factor_limits, log10_bayes_burst
 
 EV = DATA / "variability" / "events" / "0001730201"
 HOT = DATA / "variability" / "exodus" / "4xmmdr14_hotpixels_M1.csv"
@@ -22,8 +22,8 @@ SKY = 0.05  # arcsec per sky unit
 
 @pytest.fixture(scope="module")
 def m1():
-    from xmmtools.variability.events import read_events
-    from xmmtools.variability.lightcurves import intersect_gti, read_gti
+    from xmmtools.variability.events.eventlist import read_events
+    from xmmtools.variability.gti import intersect_gti, read_gti
 
     ev, meta = read_events(str(EV / "M1_clean.fits.gz"), gti=read_gti(str(EV / "M1_gti.fits")))
     return ev, intersect_gti(meta["GTI"], meta["FILE_GTI"])

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-ARCSEC = np.pi / (180.0 * 3600.0)
+from xmmtools.sky import ARCSEC, chord_to_arcsec, unit_vectors
+
 
 
 @dataclass(frozen=True)
@@ -92,13 +93,6 @@ def nearest_within(ra, dec, ref_ra, ref_dec, ref_err, *, radius: float = 20.0):
     return m.index, m.ambiguous
 
 
-def unit_vectors(ra, dec) -> np.ndarray:
-    ra = np.radians(np.asarray(ra, float))
-    dec = np.radians(np.asarray(dec, float))
-    c = np.cos(dec)
-    return np.column_stack([c * np.cos(ra), c * np.sin(ra), np.sin(dec)])
-
-
 def _candidates(ra1, dec1, ra2, dec2, radius: float, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Up to k archival neighbours within ``radius`` arcsec of each new position: (index, sep")
     arrays of shape (n_new, k), index -1 and sep inf where there is none."""
@@ -126,5 +120,5 @@ def _candidates(ra1, dec1, ra2, dec2, radius: float, k: int) -> tuple[np.ndarray
     i = np.asarray(i).reshape(len(near), k)
     found = np.isfinite(d) & (i < len(b))
     idx[near] = np.where(found, i, -1)
-    sep[near] = np.where(found, 2.0 * np.arcsin(np.clip(d / 2.0, 0, 1)) / ARCSEC, np.inf)
+    sep[near] = np.where(found, chord_to_arcsec(d), np.inf)
     return idx, sep

@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xmmtools.variability.long_match import stonks_match
-from xmmtools.variability.long_term import long_term_stats, stonks_alerts
+from xmmtools.variability.long.match import stonks_match
+from xmmtools.variability.long.alerts import stonks_alerts
+from xmmtools.variability.long.statistics import long_term_stats
 
 NAN = np.nan
 
