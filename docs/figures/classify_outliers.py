@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from xmmtools import tables
 from xmmtools.classify import evaluate as ev
 from xmmtools.classify.apply import table_features
 from xmmtools.classify.features import default_feature_set_path, load_feature_set
 from xmmtools.classify.report import outlier_figure
 from xmmtools.classify.training import leave_class_out, prepare_labels
-from xmmtools import tables
 
 ROOT = Path(__file__).resolve().parents[2]
 LIN = ROOT / "tests" / "data" / "classify" / "lin2024_4xmmdr13_xclass_train.csv"

@@ -56,7 +56,7 @@ def classify():
 @click.option("--priors", default=None, metavar="CLASS=F,...",
               help="Target-population class fractions, e.g. AGN=0.66,STAR=0.25,OTHER=0.09 (default: the model's).")
 @click.option("--outlier-quantile", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
-              help="Training-score quantile above which OUTLIER_FLAG is set (default: the model's; 0.973 for the shipped one).")
+              help="Training-score quantile above which OUTLIER_FLAG is set (default: the model's, 0.973 shipped).")
 @click.option("--prefix", default="", metavar="TEXT",
               help="Prefix for the new column names (e.g. NB_ when the table already has a CLASS column).")
 @output_options
