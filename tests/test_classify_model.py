@@ -18,7 +18,8 @@ LIN = ROOT / "tests" / "data" / "classify" / "lin2024_4xmmdr13_xclass_train.csv"
 #: the documented `make models` command (docs/classify.md), output path left out
 TRAIN_DEFAULT = ["classify", "train", LIN, "--label-column", "Class",
                  "--merge", "STAR=LM-STAR+HM-STAR", "--merge", "OTHER=CV+HMXB+LMXB+NS+NS_BIN",
-                 "--features", "xclass", "--priors", "AGN=0.66,STAR=0.25,OTHER=0.09"]
+                 "--features", "xclass", "--priors", "AGN=0.66,STAR=0.25,OTHER=0.09",
+                 "--outlier-false-flag-rate", "0.02"]
 
 
 @pytest.fixture(scope="module")

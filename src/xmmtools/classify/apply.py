@@ -8,7 +8,8 @@ Columns written (see docs/classify.md):
                          classes: 0 for a tie, 1 when one class takes everything
 ``OUTLIER_SCORE``        −log10 max_c (unnormalised posterior) (Tranin et al. 2022, outlier measure)
 ``OUTLIER_QUANTILE``     fraction of training sources with a lower score
-``OUTLIER_FLAG``         score above the model's training quantile (default 0.997)
+``OUTLIER_FLAG``         score above the model's training quantile (chosen at training by
+                         leave-class-out for a 2 % false-flag rate: 0.973 for the shipped model)
 ``N_MISSING_FEATURES``   features without a value for this source (absent columns set to
                          "ignore" are not counted)
 ``CLASS_<CATEGORY>``     class favoured by that category's likelihood alone (no prior), e.g.

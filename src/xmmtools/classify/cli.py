@@ -56,7 +56,7 @@ def classify():
 @click.option("--priors", default=None, metavar="CLASS=F,...",
               help="Target-population class fractions, e.g. AGN=0.66,STAR=0.25,OTHER=0.09 (default: the model's).")
 @click.option("--outlier-quantile", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
-              help="Training-score quantile above which OUTLIER_FLAG is set (default: the model's, 0.997).")
+              help="Training-score quantile above which OUTLIER_FLAG is set (default: the model's, 0.973 shipped).")
 @click.option("--prefix", default="", metavar="TEXT",
               help="Prefix for the new column names (e.g. NB_ when the table already has a CLASS column).")
 @output_options
@@ -246,8 +246,12 @@ def _priors_or_error(text, classes):
 @click.option("--cv/--no-cv", default=True, show_default=True,
               help="Record nested k-fold held-out metrics in the model.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing model file.")
+@click.option("--outlier-false-flag-rate", type=click.FloatRange(0, 0.5, min_open=True), default=0.02,
+              show_default=True, help="Choose the OUTLIER_FLAG quantile by leaving each class out in turn so that "
+              "this fraction of held-out known sources is flagged (ignored when --outlier-quantile is given).")
 @_labelled_fit_options
-def train_cmd(ctx, labelled, output, priors, outlier_quantile, cv, overwrite, cmd_quiet, cmd_verbose, **opts):
+def train_cmd(ctx, labelled, output, priors, outlier_quantile, cv, overwrite, outlier_false_flag_rate, cmd_quiet,
+              cmd_verbose, **opts):
     """Fit densities, category weights and the outlier distribution on a labelled table.
 
     \b
@@ -270,19 +274,27 @@ def train_cmd(ctx, labelled, output, priors, outlier_quantile, cv, overwrite, cm
     X, y, classes, info = _load_labelled(labelled, fs, opts)
     settings, options = _settings_and_options(opts, classes)
     pri = _priors_or_error(priors, classes)
-    model = train_model(X, y, classes, fs, settings, options, pri, outlier_quantile)
+    if ctx.get_parameter_source("outlier_quantile") != click.core.ParameterSource.DEFAULT:
+        outlier_false_flag_rate = None  # an explicit --outlier-quantile wins
+    model = train_model(X, y, classes, fs, settings, options, pri, outlier_quantile,
+                        outlier_false_flag_rate=outlier_false_flag_rate)
     model.training = {**info, "folds": options.folds, "seed": options.seed, "objective": opts["objective"],
                       "fit_weights": options.fit_weights, "maxiter": options.maxiter, "popsize": options.popsize,
                       "feature_set": os.path.basename(fs.source), "feature_set_sha256": fs.sha256}
     if cv:
         res = cross_validate(X, y, classes, fs, settings, options)
         model.metrics = {"kind": f"nested stratified {options.folds}-fold, held-out, training-mix priors",
-                         **ev.summarise(y, res["proba"], classes, model.priors)}
+                         **ev.summarise(y, res["proba"], classes, model.priors),
+                         **ev.fold_spread(y, res["proba"], res["fold"], classes)}
     paths = save_model(model, output, overwrite=overwrite)
     if not s.quiet:
         msg = f"trained {', '.join(classes)} on {len(y)} rows; wrote {paths[0]} and {paths[1]}"
         if cv:
             msg += f"; held-out macro-F1 {model.metrics['macro_f1']:.3f}"
+        if model.outlier_selection.get("recall") is not None:
+            sel = model.outlier_selection
+            msg += (f"; OUTLIER_FLAG above the {sel['quantile']:g} quantile (leave-class-out: false flags "
+                    f"{sel['false_flag_rate']:.3f}, recall {sel['recall']:.2f})")
         click.echo(msg, err=True)
 
 
@@ -302,8 +314,16 @@ def train_cmd(ctx, labelled, output, priors, outlier_quantile, cv, overwrite, cm
 @click.option("--report", "report_dir", default=None, metavar="DIR",
               help="Write metrics.json, confusion.csv, per_class.csv, predictions.csv (+ figures with matplotlib).")
 @click.option("--overwrite", is_flag=True, help="Replace existing report files.")
+@click.option("--leave-out", "leave_out", default=None, metavar="CLASS[,CLASS...]",
+              help="Leave-class-out: train without these classes (nested k-fold) and report how OUTLIER_FLAG "
+              "catches them (recall, AUROC of OUTLIER_SCORE, false-flag rate on the known classes).")
+@click.option("--leave-each-out", is_flag=True, help="Leave-class-out for every class in turn.")
+@click.option("--outlier-false-flag-rate", type=click.FloatRange(0, 0.5, min_open=True), default=0.02,
+              show_default=True, help="Leave-class-out: each fold model chooses its flag quantile for this "
+              "false-flag rate on its own training rows, as `classify train` does.")
 @_labelled_fit_options
-def evaluate_cmd(ctx, labelled, model_path, priors, method, report_dir, overwrite, cmd_quiet, cmd_verbose, **opts):
+def evaluate_cmd(ctx, labelled, model_path, priors, method, report_dir, overwrite, leave_out, leave_each_out,
+                 outlier_false_flag_rate, cmd_quiet, cmd_verbose, **opts):
     """Held-out metrics: confusion matrix, recall, precision, prior-corrected precision, macro-F1,
     balanced accuracy, Brier score, expected calibration error.
 
@@ -312,6 +332,8 @@ def evaluate_cmd(ctx, labelled, model_path, priors, method, report_dir, overwrit
       xmmtools classify evaluate tests/data/classify/lin2024_4xmmdr13_xclass_train.csv \\
         --merge STAR=LM-STAR+HM-STAR --merge OTHER=CV+HMXB+LMXB+NS+NS_BIN --folds 5 --report cv_report
       xmmtools classify evaluate labelled.fits --model model.json --label-column CLASS_TRUE
+      xmmtools classify evaluate tests/data/classify/lin2024_4xmmdr13_xclass_train.csv \\
+        --merge STAR=LM-STAR+HM-STAR --merge OTHER=CV+HMXB+LMXB+NS+NS_BIN --leave-out OTHER --report lco
     """
     import numpy as np
 
@@ -324,6 +346,12 @@ def evaluate_cmd(ctx, labelled, model_path, priors, method, report_dir, overwrit
     s = _set_verbosity(ctx, cmd_quiet, cmd_verbose)
     if model_path and method != "nb":
         raise DataError("--method hgb is a k-fold comparison only; it cannot be combined with --model")
+    if leave_out or leave_each_out:
+        if model_path or method != "nb":
+            raise DataError("--leave-out / --leave-each-out train naive Bayes models; they cannot be combined "
+                            "with --model or --method hgb")
+        return _leave_class_out(s, labelled, opts, leave_out, leave_each_out, outlier_false_flag_rate,
+                                report_dir, overwrite)
     if model_path:
         model = load_model(model_path)
         X, y_data, data_classes, info = _load_labelled(labelled, model.feature_set, opts)
@@ -351,6 +379,10 @@ def evaluate_cmd(ctx, labelled, model_path, priors, method, report_dir, overwrit
             kind = f"nested stratified {options.folds}-fold (seed {options.seed}), training-mix priors"
         pcorr = _priors_or_error(priors, classes)
     summary = {"kind": kind, "data": info, **ev.summarise(y, proba, classes, pcorr)}
+    if not model_path:
+        from xmmtools.classify.training import stratified_folds
+
+        summary.update(ev.fold_spread(y, proba, stratified_folds(y, options.folds, options.seed), classes))
     click.echo(format_summary(summary))
     if report_dir:
         from xmmtools.classify.report import write_report
@@ -358,6 +390,55 @@ def evaluate_cmd(ctx, labelled, model_path, priors, method, report_dir, overwrit
         written = write_report(report_dir, summary, y, proba, classes, overwrite=overwrite)
         if not s.quiet:
             click.echo(f"wrote {', '.join(written)} to {report_dir}", err=True)
+
+
+def _leave_class_out(s, labelled, opts, leave_out, leave_each_out, false_flag_rate, report_dir, overwrite):
+    """``classify evaluate --leave-out`` / ``--leave-each-out``: nested leave-class-out runs."""
+    from xmmtools.classify import evaluate as ev
+    from xmmtools.classify.training import leave_class_out
+    from xmmtools.errors import DataError
+
+    fs = _feature_set(opts["features"])
+    X, y, classes, info = _load_labelled(labelled, fs, opts)
+    settings, options = _settings_and_options(opts, classes)
+    if leave_each_out:
+        groups = [[c] for c in range(len(classes))]
+    else:
+        names = [n.strip() for n in leave_out.split(",") if n.strip()]
+        unknown = [n for n in names if n not in classes]
+        if unknown:
+            raise DataError(f"{labelled}: --leave-out class {unknown[0]!r} is not among {', '.join(classes)}")
+        if len(set(names)) >= len(classes):
+            raise DataError("--leave-out must keep at least one known class")
+        groups = [[classes.index(n) for n in dict.fromkeys(names)]]
+    runs, summaries = [], []
+    for g in groups:
+        r = leave_class_out(X, y, classes, fs, g, settings, options, false_flag_rate=false_flag_rate)
+        runs.append(r)
+        summaries.append({"kind": f"leave-class-out, nested stratified {options.folds}-fold (seed {options.seed}); "
+                          f"flag quantile chosen per fold for false-flag rate {false_flag_rate:g}",
+                          "data": info, **ev.outlier_summary(y, r, classes, g)})
+    click.echo(format_outlier_summaries(summaries))
+    if report_dir:
+        from xmmtools.classify.report import write_outlier_report
+
+        written = write_outlier_report(report_dir, summaries, runs, y, classes, overwrite=overwrite)
+        if not s.quiet:
+            click.echo(f"wrote {', '.join(written)} to {report_dir}", err=True)
+
+
+def format_outlier_summaries(summaries) -> str:
+    """Leave-class-out table (stdout of ``classify evaluate --leave-out``)."""
+    lines = [summaries[0]["kind"], "",
+             f"{'left out':<18}{'n':>6}{'recall':>9}{'AUROC':>8}{'false flags (known)':>22}"]
+    for m in summaries:
+        per_known = ", ".join(f"{k} {v:.3f}" for k, v in m["false_flag_rate_per_class"].items())
+        lines.append(f"{'+'.join(m['left_out']):<18}{m['n_left_out']:>6}{m['recall']:>9.3f}{m['auroc']:>8.3f}"
+                     f"{m['false_flag_rate']:>10.3f} ({per_known})")
+        if len(m["per_class"]) > 1:
+            for row in m["per_class"]:
+                lines.append(f"  {row['class']:<16}{row['n']:>6}{row['recall']:>9.3f}{row['auroc']:>8.3f}")
+    return "\n".join(lines)
 
 
 def format_summary(m: dict) -> str:
@@ -372,6 +453,10 @@ def format_summary(m: dict) -> str:
     lines += ["", "confusion matrix (rows true, columns predicted): " + json.dumps(m["confusion_matrix"]),
               f"macro-F1 {m['macro_f1']:.4f}  balanced accuracy {m['balanced_accuracy']:.4f}  "
               f"accuracy {m['accuracy']:.4f}  Brier {m['brier']:.4f}  ECE {m['ece']:.4f}"]
+    if "fold_macro_f1" in m:
+        lines.append(f"macro-F1 over folds {m['fold_macro_f1_mean']:.4f} ± {m['fold_macro_f1_std']:.4f} "
+                     f"(sample std of {len(m['fold_macro_f1'])} folds: "
+                     + ", ".join(f"{v:.3f}" for v in m["fold_macro_f1"]) + ")")
     return "\n".join(lines)
 
 

@@ -8,6 +8,10 @@
 * F1_j = 2 prec_j r_j / (prec_j + r_j); macro-F1 = mean over classes; balanced accuracy =
   mean recall.
 * Brier score (Brier 1950): mean over sources of Σ_c (p_c − 1[c = true])².
+* Outlier detection (leave-class-out): AUROC of the outlier score, left-out rows against held-out
+  known rows (Mann–Whitney U / (n₁ n₀)); flag recall on left-out rows; false-flag rate on known rows.
+* Spread over folds: macro-F1 and per-class F1 of each outer fold's held-out rows (mean, sample
+  standard deviation).
 * Expected calibration error (Guo et al. 2017, ICML, eq. 3): Σ_b (n_b / N) |acc_b − conf_b| over
   10 equal-width bins of the top-class probability.
 """
@@ -119,6 +123,54 @@ def summarise(y_true: np.ndarray, proba: np.ndarray, classes: Sequence[str],
         "brier": round(brier(proba, y_true), 6),
         "ece": round(expected_calibration_error(proba, y_true), 6),
     }
+
+
+def fold_spread(y_true: np.ndarray, proba: np.ndarray, fold: np.ndarray, classes: Sequence[str]) -> dict:
+    """Macro-F1 and per-class F1 of each fold's held-out rows: the spread behind the pooled numbers."""
+    C = len(classes)
+    y_true = np.asarray(y_true, int)
+    pred = np.asarray(proba).argmax(axis=1)
+    macro, per = [], []
+    for f in np.unique(fold):
+        sel = fold == f
+        cm = confusion_matrix(y_true[sel], pred[sel], C)
+        macro.append(macro_f1(y_true[sel], pred[sel], C))
+        per.append(f1(precision(cm), recall(cm)))
+    per = np.array(per)
+    return {"fold_macro_f1": _r(np.array(macro)),
+            "fold_macro_f1_mean": round(float(np.mean(macro)), 6),
+            "fold_macro_f1_std": round(float(np.std(macro, ddof=1)) if len(macro) > 1 else 0.0, 6),
+            "fold_f1_mean": _r(per.mean(axis=0)),
+            "fold_f1_std": _r(per.std(axis=0, ddof=1) if len(per) > 1 else np.zeros(C))}
+
+
+def auroc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """Area under the ROC curve: P(score of a positive > score of a negative), ties counting one
+    half (Mann–Whitney U / (n_pos n_neg))."""
+    from scipy.stats import rankdata
+
+    pos, neg = np.asarray(positive, float), np.asarray(negative, float)
+    if not pos.size or not neg.size:
+        return float("nan")
+    r = rankdata(np.concatenate([pos, neg]))
+    return float((r[:pos.size].sum() - pos.size * (pos.size + 1) / 2) / (pos.size * neg.size))
+
+
+def outlier_summary(y_true: np.ndarray, run: dict, classes: Sequence[str], left_out: Sequence[int]) -> dict:
+    """Leave-class-out result of :func:`xmmtools.classify.training.leave_class_out` as a JSON-able
+    dict: per left-out class (and the group) the flag recall and AUROC of OUTLIER_SCORE against
+    the held-out known rows; per known class the false-flag rate."""
+    y_true = np.asarray(y_true, int)
+    lo, score, flag = run["left_out"], run["score"], run["flag"]
+    known = ~lo
+    rows = [{"class": classes[c], "n": int(np.sum(y_true == c)), "recall": round(float(flag[y_true == c].mean()), 6),
+             "auroc": round(auroc(score[y_true == c], score[known]), 6)} for c in left_out]
+    per_known = {classes[c]: round(float(flag[y_true == c].mean()), 6)
+                 for c in range(len(classes)) if c not in set(left_out)}
+    return {"left_out": [classes[c] for c in left_out], "n_left_out": int(lo.sum()), "n_known": int(known.sum()),
+            "recall": round(float(flag[lo].mean()), 6), "auroc": round(auroc(score[lo], score[known]), 6),
+            "false_flag_rate": round(float(flag[known].mean()), 6), "false_flag_rate_per_class": per_known,
+            "per_class": rows, "fold_quantiles": [round(q, 6) for q in run["quantile"]]}
 
 
 def _r(a: np.ndarray) -> list:

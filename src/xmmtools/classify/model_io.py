@@ -2,7 +2,9 @@
 
 ``model.json`` holds the format name and version, classes, priors, feature set (every feature's
 definition and band zero points), density settings, category weights, outlier quantile and
-threshold, the training file's name, row count and SHA-256, the k-fold metrics, and the name
+threshold (and, when the quantile was chosen by leave-class-out for a target false-flag rate,
+``outlier.selection``: that rate, the quantile, the false-flag rate and recall it achieved, per
+left-out class recall and AUROC; older files without it load unchanged), the training file's name, row count and SHA-256, the k-fold metrics, and the name
 and SHA-256 of the NPZ beside it.  ``model.npz`` (loaded with ``allow_pickle=False``) holds the
 tabulated densities and presence terms, the feature and class names, and the out-of-fold feature log-likelihoods of the training rows (the outlier reference).  Loading checks the format, the version, the NPZ checksum and that the NPZ's
 feature and class lists equal the JSON's; any mismatch is a one-line DataError.
@@ -57,7 +59,8 @@ def save_model(model: Model, path: str | os.PathLike, *, overwrite: bool = False
         "category_weights": dict(zip(model.feature_set.categories, map(float, model.weights))),
         "settings": asdict(model.settings),
         "outlier": {"quantile": model.outlier_quantile, "threshold": model.outlier_threshold,
-                    "n_training_scores": int(len(model.reference_ll))},
+                    "n_training_scores": int(len(model.reference_ll)),
+                    **({"selection": model.outlier_selection} if model.outlier_selection else {})},
         "features": model.feature_set.to_json(),
         "training": model.training,
         "metrics": model.metrics,
@@ -94,5 +97,5 @@ def load_model(path: str | os.PathLike) -> Model:
     if a["reference_ll"].ndim != 3 or a["reference_ll"].shape[1:] != (F, C) or dens.log_density.shape[:2] != (F, C) or dens.log_present.shape != (F, C) or weights.size != len(fs.categories):
         raise DataError(f"{path}: array shapes do not match {F} features x {C} classes")
     return Model(fs, classes, dens, weights, priors, train_frac, a["reference_ll"], settings, quantile,
-                 doc.get("training", {}), doc.get("metrics", {}))
+                 doc.get("training", {}), doc.get("metrics", {}), doc["outlier"].get("selection", {}))
 

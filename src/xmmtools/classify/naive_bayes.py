@@ -249,6 +249,7 @@ class Model:
     outlier_quantile: float = 0.997
     training: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
+    outlier_selection: dict = field(default_factory=dict)  # how outlier_quantile was chosen (leave-class-out)
 
     def reference_scores(self, ignored: np.ndarray | None = None, priors: np.ndarray | None = None) -> np.ndarray:
         """Sorted out-of-fold outlier scores of the training sources, computed with the same

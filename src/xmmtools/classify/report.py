@@ -121,3 +121,69 @@ def _save(fig, folder, name, overwrite) -> list[str]:
         raise OutputError(f"{path} exists; use --overwrite to replace it")
     fig.savefig(path, dpi=120)
     return [name]
+
+
+def write_outlier_report(folder: str, summaries: Sequence[dict], runs: Sequence[dict], y: np.ndarray,
+                         classes: Sequence[str], *, overwrite: bool = False) -> list[str]:
+    """The ``classify evaluate --leave-out`` files: outliers.json (one summary per left-out
+    set), outliers.csv (every scored row: left-out set, true class, score, its fold model's
+    threshold, flag) and, with matplotlib, outliers.png (score distributions, known vs left out)."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"{folder}: cannot create the report folder ({e.strerror})") from None
+    path = os.path.join(folder, "outliers.json")
+    if os.path.exists(path) and not overwrite:
+        raise OutputError(f"{path} exists; use --overwrite to replace it")
+    with open(path, "w") as f:
+        json.dump(list(summaries), f, indent=1)
+    written = ["outliers.json"]
+    y = np.asarray(y, int)
+    rows = {"LEFT_OUT": [], "TRUE_CLASS": [], "IS_LEFT_OUT": [], "FOLD": [], "OUTLIER_SCORE": [],
+            "THRESHOLD": [], "OUTLIER_FLAG": []}
+    for s, r in zip(summaries, runs):
+        rows["LEFT_OUT"] += ["+".join(s["left_out"])] * len(y)
+        rows["TRUE_CLASS"] += [classes[i] for i in y]
+        rows["IS_LEFT_OUT"] += r["left_out"].tolist()
+        rows["FOLD"] += r["fold"].tolist()
+        rows["OUTLIER_SCORE"] += r["score"].tolist()
+        rows["THRESHOLD"] += r["threshold"].tolist()
+        rows["OUTLIER_FLAG"] += r["flag"].tolist()
+    prov = tables.Provenance("classify-evaluate", {"kind": "leave-class-out"}, [])
+    tables.write_table(pa.table(rows), os.path.join(folder, "outliers.csv"), provenance=prov, overwrite=overwrite)
+    written.append("outliers.csv")
+    written += outlier_figure(folder, summaries, runs, overwrite=overwrite)
+    return written
+
+
+def outlier_figure(folder: str, summaries: Sequence[dict], runs: Sequence[dict], *, overwrite: bool = False,
+                   name: str = "outliers.png") -> list[str]:
+    """One panel per left-out set: histograms of OUTLIER_SCORE minus the fold model's flag
+    threshold for held-out known rows and left-out rows (flagged: right of 0)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    n = len(runs)
+    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 3.8), squeeze=False)
+    for ax, s, r in zip(axes[0], summaries, runs):
+        d = r["score"] - r["threshold"]
+        lo = r["left_out"]
+        bins = np.linspace(np.percentile(d, 0.5), np.percentile(d, 99.8), 40)
+        ax.hist(np.clip(d[~lo], bins[0], bins[-1]), bins, density=True, alpha=0.55,
+                label=f"known, held out (n={int((~lo).sum())})")
+        ax.hist(np.clip(d[lo], bins[0], bins[-1]), bins, density=True, alpha=0.55, histtype="stepfilled",
+                label=f"left out: {'+'.join(s['left_out'])} (n={int(lo.sum())})")
+        ax.axvline(0, color="k", lw=1, ls="--")
+        ax.set_xlabel("OUTLIER_SCORE − flag threshold (dex)")
+        ax.set_title(f"recall {s['recall']:.2f}, false flags {s['false_flag_rate']:.3f}, AUROC {s['auroc']:.3f}",
+                     fontsize=9)
+        ax.legend(fontsize=7, loc="upper right")
+    axes[0][0].set_ylabel("density")
+    fig.tight_layout()
+    out = _save(fig, folder, name, overwrite)
+    plt.close(fig)
+    return out

@@ -77,9 +77,15 @@ def stratified_folds(y: np.ndarray, k: int, seed: int) -> np.ndarray:
 
 def train_model(X: np.ndarray, y: np.ndarray, classes: Sequence[str], feature_set,
                 settings: Settings = Settings(), options: FitOptions = FitOptions(),
-                priors: np.ndarray | None = None, outlier_quantile: float = 0.997) -> Model:
+                priors: np.ndarray | None = None, outlier_quantile: float = 0.997,
+                outlier_false_flag_rate: float | None = None) -> Model:
     """Fit densities on all rows, category weights on out-of-fold predictions, and the
-    out-of-fold outlier-score distribution.  ``priors`` default: the training fractions."""
+    out-of-fold outlier-score distribution.  ``priors`` default: the training fractions.
+
+    With ``outlier_false_flag_rate`` (e.g. 0.02) the OUTLIER_FLAG quantile is not
+    ``outlier_quantile`` but chosen on these rows by :func:`select_outlier_quantile`
+    (leave each class out in turn); the choice, its false-flag rate and recall go to
+    ``model.outlier_selection``.  A single-class model keeps all category exponents at 1."""
     X = np.asarray(X, float)
     y = np.asarray(y, int)
     C = len(classes)
@@ -88,14 +94,18 @@ def train_model(X: np.ndarray, y: np.ndarray, classes: Sequence[str], feature_se
     train_frac = np.bincount(y, minlength=C) / len(y)
     oof_ll = _out_of_fold_feature_ll(X, y, C, settings, options)
     oof = category_log_likelihoods(oof_ll, cat, K)
-    if options.fit_weights:
+    if options.fit_weights and C > 1:
         weights = fit_weights(oof, y, train_frac, options)
     else:
         weights = np.ones(K)
     dens = fit_densities(X, y, C, settings)
+    selection = {}
+    if outlier_false_flag_rate is not None:
+        outlier_quantile, selection = select_outlier_quantile(X, y, classes, feature_set, outlier_false_flag_rate,
+                                                              settings, options)
     return Model(feature_set, tuple(classes), dens, weights,
                  train_frac if priors is None else np.asarray(priors, float), train_frac, oof_ll,
-                 settings, outlier_quantile)
+                 settings, outlier_quantile, outlier_selection=selection)
 
 
 def fit_weights(cat_ll: np.ndarray, y: np.ndarray, priors: np.ndarray, options: FitOptions) -> np.ndarray:
@@ -139,6 +149,113 @@ def cross_validate(X: np.ndarray, y: np.ndarray, classes: Sequence[str], feature
         score[te] = outlier_score(lp)
         weights.append(m.weights.tolist())
     return {"proba": proba, "fold": fold, "outlier_score": score, "weights": weights}
+
+
+# ----------------------------------------------------------------------------------------
+# Leave-class-out: does the outlier score catch a class the model never saw?
+# ----------------------------------------------------------------------------------------
+
+#: quantiles tried when the flag threshold is chosen for a target false-flag rate
+QUANTILE_GRID = np.round(np.arange(0.800, 0.9995, 0.0005), 4)
+
+
+def leave_class_out(X: np.ndarray, y: np.ndarray, classes: Sequence[str], feature_set, left_out: Sequence[int],
+                    settings: Settings = Settings(), options: FitOptions = FitOptions(), *,
+                    false_flag_rate: float | None = None, quantile: float = 0.997) -> dict:
+    """Train without the classes ``left_out`` and score every row held out.
+
+    Rows are split in stratified k-fold over *all* classes; fold f's model is trained on the
+    known-class rows of the other folds (weights fitted inside, as in :func:`cross_validate`)
+    and scores all rows of fold f: held-out known rows and left-out rows, neither of which it
+    has seen.  Each fold model's flag threshold is the ``quantile`` of its own out-of-fold
+    training scores, or — with ``false_flag_rate`` — the quantile that model's own training
+    rows select by :func:`select_outlier_quantile` (nested: the scored rows play no part).
+    Priors are the known classes' training fractions.
+
+    Returns per row ``score`` (OUTLIER_SCORE), ``threshold`` (its fold model's), ``flag``,
+    ``left_out`` (bool), ``fold``, and ``reference`` (the sorted reference scores of each fold
+    model) and ``quantile`` (per fold).
+    """
+    X = np.asarray(X, float)
+    y = np.asarray(y, int)
+    out = np.isin(y, np.asarray(left_out, int))
+    known = [c for c in range(len(classes)) if c not in set(int(i) for i in left_out)]
+    if not known:
+        raise ValueError("cannot leave out every class")
+    remap = np.full(len(classes), -1)
+    remap[known] = np.arange(len(known))
+    fold = stratified_folds(y, options.folds, options.seed)
+    score = np.zeros(len(y))
+    threshold = np.zeros(len(y))
+    refs, quantiles = [], []
+    for f in range(options.folds):
+        tr, te = (fold != f) & ~out, fold == f
+        inner = FitOptions(**{**options.__dict__, "seed": options.seed + 1 + f})
+        m = train_model(X[tr], remap[y[tr]], [classes[c] for c in known], feature_set, settings, inner,
+                        outlier_quantile=quantile, outlier_false_flag_rate=false_flag_rate)
+        ref = m.reference_scores(priors=m.training_fractions)
+        score[te] = outlier_score(log_posterior(m.category_ll(X[te]), m.training_fractions, m.weights))
+        threshold[te] = np.quantile(ref, m.outlier_quantile)
+        refs.append(ref)
+        quantiles.append(float(m.outlier_quantile))
+    return {"score": score, "threshold": threshold, "flag": score > threshold, "left_out": out, "fold": fold,
+            "reference": refs, "quantile": quantiles}
+
+
+def select_outlier_quantile(X: np.ndarray, y: np.ndarray, classes: Sequence[str], feature_set,
+                            false_flag_rate: float, settings: Settings = Settings(),
+                            options: FitOptions = FitOptions()) -> tuple[float, dict]:
+    """OUTLIER_FLAG quantile for a target false-flag rate, chosen by leaving each class out in turn.
+
+    For every class c, :func:`leave_class_out` trains k-fold models without c; the held-out
+    rows of the known classes give the false-flag rate and the rows of c the recall at each
+    quantile q of :data:`QUANTILE_GRID` (a row is flagged above its fold model's q quantile of
+    out-of-fold training scores, as ``classify apply`` does).  The chosen q is the smallest
+    with the false-flag rate pooled over all left-out runs ≤ ``false_flag_rate``.  Returns q
+    and a JSON-able record: the false-flag rate, the recall pooled over all left-out rows
+    (``recall``) and averaged over classes (``recall_class_mean``), and per left-out class its
+    recall and the AUROC of OUTLIER_SCORE against the held-out known rows.
+    """
+    X = np.asarray(X, float)
+    y = np.asarray(y, int)
+    C = len(classes)
+    if C < 2:  # nothing to leave out: the nominal quantile
+        q = float(1.0 - false_flag_rate)
+        return q, {"method": "nominal (single class: nothing to leave out)",
+                   "target_false_flag_rate": false_flag_rate, "quantile": q}
+    runs = [leave_class_out(X, y, classes, feature_set, [c], settings, options) for c in range(C)]
+    ff = np.zeros(QUANTILE_GRID.size)
+    n_known = 0
+    hits = np.zeros((C, QUANTILE_GRID.size))
+    for c, r in enumerate(runs):
+        flags = _flags_on_grid(r)  # (N, Q)
+        ff += flags[~r["left_out"]].sum(axis=0)
+        n_known += int((~r["left_out"]).sum())
+        hits[c] = flags[r["left_out"]].mean(axis=0)
+    ffr = ff / n_known
+    ok = np.flatnonzero(ffr <= false_flag_rate)
+    i = int(ok[0]) if ok.size else QUANTILE_GRID.size - 1
+    n_out = np.bincount(y, minlength=C)
+    recall = float(np.sum(hits[:, i] * n_out) / n_out.sum())
+    recall_mean = float(np.mean(hits[:, i]))
+    per = {classes[c]: {"n": int(n_out[c]), "recall": round(float(hits[c, i]), 6),
+                        "auroc": round(ev.auroc(r["score"][r["left_out"]], r["score"][~r["left_out"]]), 6)}
+           for c, r in enumerate(runs)}
+    q = float(QUANTILE_GRID[i])
+    return q, {"method": f"leave each class out in turn, stratified {options.folds}-fold (seed {options.seed})",
+               "target_false_flag_rate": false_flag_rate, "quantile": q,
+               "false_flag_rate": round(float(ffr[i]), 6), "recall": round(recall, 6),
+               "recall_class_mean": round(recall_mean, 6), "left_out": per}
+
+
+def _flags_on_grid(run: dict) -> np.ndarray:
+    """(N, Q) flags of every row at every quantile of :data:`QUANTILE_GRID` (its fold model's
+    threshold, np.quantile of that model's reference scores, as ``classify apply``)."""
+    flags = np.zeros((len(run["score"]), QUANTILE_GRID.size), bool)
+    for f, ref in enumerate(run["reference"]):
+        sel = run["fold"] == f
+        flags[sel] = run["score"][sel, None] > np.quantile(ref, QUANTILE_GRID)[None, :]
+    return flags
 
 
 # ----------------------------------------------------------------------------------------
