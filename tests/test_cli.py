@@ -237,7 +237,7 @@ def test_overwrite_replaces_and_keeps_mode(tmp_path, capsys):
 WRITER = textwrap.dedent("""
     import sys, time, numpy as np, pyarrow as pa
     from xmmtools.tables import TableWriter
-    from xmmtools.cli import _terminate_cleanly
+    from xmmtools.main import _terminate_cleanly
     _terminate_cleanly()
     out, marker = sys.argv[1], sys.argv[2]
     schema = pa.schema([("X", pa.float64())])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from xmmtools.cli import _set_verbosity, common_options, output_options
+from xmmtools.cli import common_options, output_options, pass_settings
 
 _PROB = click.FloatRange(min=0.0, max=1.0, min_open=True)
 
@@ -38,10 +38,9 @@ _PROB = click.FloatRange(min=0.0, max=1.0, min_open=True)
               help="Write one PNG per light curve (rate, background, blocks, GTIs) into DIR (needs matplotlib).")
 @output_options
 @common_options
-@click.pass_context
-def short(ctx, catalogue, lc_dir, output, gti_file, pattern, min_fracexp, bin_size, bkg_scale, threshold,
-          min_counts, blocks_pmax, match_radius, no_features, plot_dir, overwrite, column_map, chunk_size,
-          cmd_quiet, cmd_verbose):
+@pass_settings
+def short(s, catalogue, lc_dir, output, gti_file, pattern, min_fracexp, bin_size, bkg_scale, threshold,
+          min_counts, blocks_pmax, match_radius, no_features, plot_dir, overwrite, column_map, chunk_size):
     """Short-term variability from light curves: 4XMM-style chi2, Fvar, excess variance, and more.
 
     Without CAT: one row per source light curve found below DIR.  With CAT: per catalogue row and
@@ -60,7 +59,6 @@ def short(ctx, catalogue, lc_dir, output, gti_file, pattern, min_fracexp, bin_si
     from xmmtools.variability.short_spec import SPEC
     from xmmtools.variability.short_table import CurveResult, ShortConfig, analyse
 
-    s = _set_verbosity(ctx, cmd_quiet, cmd_verbose)
     if catalogue is None and output is None:
         raise DataError("variability short without a catalogue needs -o OUTPUT")
     output = output or default_output(catalogue, SPEC.name)
@@ -163,9 +161,9 @@ def _progress(it, total, enabled):
               help="4XMM-DR14 hot-pixel list per camera, e.g. M1=4xmmdr14_hotpixels_M1.csv (flags candidates).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @common_options
-@click.pass_context
-def events(ctx, event_files, output, method, gti_file, time_window, detection_level, box, gtr, pi_min, pi_max,
-           merge_radius, hot_files, overwrite, cmd_quiet, cmd_verbose):
+@pass_settings
+def events(s, event_files, output, method, gti_file, time_window, detection_level, box, gtr, pi_min, pi_max,
+           merge_radius, hot_files, overwrite):
     """EXOD-style transient search in EPIC event lists (Pastor-Marazuela et al. 2020; Khan et al. 2025).
 
     --method exod (default): per raw pixel, counts in TW-second windows (3x3 neighbourhood)
@@ -188,7 +186,6 @@ def events(ctx, event_files, output, method, gti_file, time_window, detection_le
     from xmmtools.variability.exod import ExodConfig
     from xmmtools.variability.lightcurves import read_gti
 
-    s = _set_verbosity(ctx, cmd_quiet, cmd_verbose)
     hot = {}
     for item in hot_files:
         cam, sep, path = item.partition("=")
