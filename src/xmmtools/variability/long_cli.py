@@ -11,7 +11,7 @@ import click
 from xmmtools.cli import common_options, output_options, pass_settings
 
 
-def _archive(s, param, values):
+def _archive(ctx, param, values):
     out = []
     for v in values:
         name, sep, path = v.partition("=")
