@@ -29,7 +29,7 @@ def dr9_path() -> Path:
 
 def run_main(args, capsys=None):
     """Run the CLI in-process; returns (exit code, stdout, stderr)."""
-    from xmmtools.cli import main
+    from xmmtools.main import main
 
     try:
         main([str(a) for a in args])

@@ -237,7 +237,7 @@ def test_overwrite_replaces_and_keeps_mode(tmp_path, capsys):
 WRITER = textwrap.dedent("""
     import sys, time, numpy as np, pyarrow as pa
     from xmmtools.tables import TableWriter
-    from xmmtools.cli import _terminate_cleanly
+    from xmmtools.main import _terminate_cleanly
     _terminate_cleanly()
     out, marker = sys.argv[1], sys.argv[2]
     schema = pa.schema([("X", pa.float64())])
@@ -293,3 +293,27 @@ def test_failure_midway_discards_the_partial_output(tmp_path):
 def test_issue_command_spellings_exist(name, capsys):
     code, out, _ = run_main([name, "--help"], capsys)
     assert code == 0 and f"Usage: xmmtools {name}" in out
+
+
+def test_cli_layers_and_lazy_commands():
+    """Stages import the plumbing (xmmtools.cli), never the root group (xmmtools.main); the
+    plumbing imports nothing above it; and starting the CLI imports no stage module."""
+    import ast
+    from pathlib import Path
+
+    import xmmtools
+
+    src = Path(xmmtools.__file__).parent
+    for p in sorted(src.rglob("*.py")):
+        rel = p.relative_to(src).as_posix()
+        tree = ast.parse(p.read_text(encoding="utf-8"))
+        mods = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        mods |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        if rel not in ("main.py", "__main__.py"):
+            assert "xmmtools.main" not in mods, rel
+        if rel.startswith("cli/"):
+            assert all(m.startswith("xmmtools.cli") for m in mods if m.startswith("xmmtools")), rel
+    r = subprocess.run([sys.executable, "-c", "import sys, xmmtools.main; "
+                        "print(sorted(m for m in sys.modules if m.startswith('xmmtools.')))"],
+                       capture_output=True, text=True, check=True)
+    assert all(m.startswith(("xmmtools.cli", "xmmtools.errors", "xmmtools.main")) for m in ast.literal_eval(r.stdout)), r.stdout

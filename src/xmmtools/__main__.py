@@ -1,6 +1,6 @@
 """``python -m xmmtools`` runs the command line."""
 
-from xmmtools.cli import main
+from xmmtools.main import main
 
 if __name__ == "__main__":
     main()

@@ -1,13 +1,16 @@
-"""Column selection and renaming to 4XMM names for ``xmmtools convert`` (pure table work)."""
+"""``xmmtools convert``: the command, and its column selection and renaming to 4XMM names (pure
+table work)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Mapping, Sequence
 
+import click
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from xmmtools.cli import common_options, output_options, pass_settings
 from xmmtools.columns import canonical_names, closest, resolve, schema
 from xmmtools.errors import ColumnError, DataError
 from xmmtools.tables.model import column_kind, field_meta
@@ -107,3 +110,38 @@ def convert_chunks(first: pa.Table, rest: Iterable[pa.Table], steps: Sequence[St
     yield one(first)
     for t in rest:
         yield one(t)
+
+
+@click.command()
+@click.argument("input")
+@click.option("-o", "--output", required=True, help="Output file (format from extension) or '-'.")
+@click.option("--select", "select", metavar="COL[,COL...]", multiple=True,
+              help="Keep only these columns (4XMM names, aliases or the file's own names).")
+@click.option("--rename-4xmm", is_flag=True,
+              help="Rename VizieR/HEASARC/XSA/--columns spellings to 4XMM names and cast to 4XMM types.")
+@output_options
+@common_options
+@pass_settings
+def convert(s, input, output, select, rename_4xmm, overwrite, column_map, chunk_size):
+    """Copy a table to another format, streaming it in chunks (provenance is kept and extended).
+
+    \b
+    Examples:
+      xmmtools convert 4XMM_DR14cat_v1.0.fits -o dr14.parquet --select SRCID,RA,DEC,POSERR,EP_8_FLUX
+      xmmtools convert vizier.csv -o cat.fits --rename-4xmm --columns RA=ra_deg
+    """
+    from xmmtools import tables
+    from xmmtools.columns import parse_column_map
+
+    user_map = parse_column_map(column_map)
+    tables.check_output(output, inputs=[input], overwrite=overwrite)
+    wanted = [c.strip() for item in select for c in item.split(",") if c.strip()] or None
+    chunks = tables.iter_table(input, None, chunk_rows=chunk_size, progress=s.progress)
+    first = next(chunks)
+    plan = plan_conversion(first.schema, source=input, select=wanted, rename=rename_4xmm, user_map=user_map)
+    step = tables.Provenance("convert", {"select": wanted, "rename_4xmm": rename_4xmm,
+                                         "columns": user_map or None}, [input])
+    writer = tables.write_chunks(convert_chunks(first, chunks, plan), output, provenance=step,
+                                 overwrite=overwrite, inputs=[input])
+    if output != "-" and not s.quiet:
+        click.echo(f"wrote {writer.rows} rows x {len(writer.schema)} columns to {output}", err=True)

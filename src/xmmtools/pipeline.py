@@ -28,6 +28,7 @@ from pathlib import Path
 
 import click
 
+from xmmtools.cli import CONTEXT_SETTINGS, Settings, find_command, pass_settings
 from xmmtools.errors import DataError, XmmtoolsError
 
 
@@ -101,8 +102,8 @@ def up_to_date(stage: Stage, recipe: str) -> bool:
 @click.argument("recipe")
 @click.option("--force", is_flag=True, help="Run every stage even if its output is up to date.")
 @click.option("--dry-run", is_flag=True, help="Print what would run, run nothing.")
-@click.pass_context
-def run(ctx, recipe, force, dry_run):
+@pass_settings
+def run(settings, recipe, force, dry_run):
     """Run a TOML recipe of stages in order (a reproducible release build).
 
     \b
@@ -110,11 +111,8 @@ def run(ctx, recipe, force, dry_run):
       xmmtools run release.toml
       xmmtools run release.toml --dry-run
     """
-    from xmmtools.cli import cli as root
-
     stages = load_recipe(recipe)
-    settings = ctx.find_object(object) if ctx.obj is None else ctx.obj
-    quiet = bool(getattr(settings, "quiet", False))
+    quiet = settings.quiet
     os.makedirs(os.path.dirname(stages[-1].output) or ".", exist_ok=True)
     for st in stages:
         os.makedirs(os.path.dirname(st.output) or ".", exist_ok=True)
@@ -122,19 +120,24 @@ def run(ctx, recipe, force, dry_run):
             if not quiet:
                 click.echo(f"{st.label}: {os.path.basename(st.output)} is up to date", err=True)
             continue
-        argv = [st.command, st.input, *st.args, "-o", st.output, "--overwrite"]
-        if quiet:
-            argv.insert(0, "--quiet")
+        args = [st.input, *st.args, "-o", st.output, "--overwrite"]
         if dry_run:
-            click.echo("xmmtools " + " ".join(argv))
+            click.echo("xmmtools " + " ".join([*(["--quiet"] if quiet else []), st.command, *args]))
             continue
-        if root.get_command(ctx, st.command) is None:
+        command = find_command(st.command)
+        if command is None:
             raise DataError(f"{recipe}: {st.label}: no such xmmtools command {st.command!r}")
         if not quiet:
             click.echo(f"{st.label}: {st.command} -> {os.path.basename(st.output)}", err=True)
+        stage = Settings(quiet=quiet, verbose=settings.verbose)  # a stage's own -q/-v stay its own
         try:
-            root.main(args=argv, prog_name="xmmtools", standalone_mode=False)
+            command.main(args=args, prog_name=f"xmmtools {st.command}", standalone_mode=False, obj=stage,
+                         **CONTEXT_SETTINGS)
         except XmmtoolsError as e:
+            settings.verbose = stage.verbose  # but its -v shows the traceback of its failure
             raise type(e)(f"{recipe}: {st.label} failed: {e.message}") from None
         except click.ClickException as e:
             raise DataError(f"{recipe}: {st.label} has bad arguments: {e.format_message()}") from None
+        except Exception:
+            settings.verbose = stage.verbose
+            raise

@@ -11,7 +11,7 @@ import os
 
 import click
 
-from xmmtools.cli import _set_verbosity, common_options, output_options
+from xmmtools.cli import common_options, output_options, pass_settings
 
 SHIPPED_FEATURE_SETS = ("xclass", "4xmm", "cscv2")
 
@@ -61,9 +61,8 @@ def classify():
               help="Prefix for the new column names (e.g. NB_ when the table already has a CLASS column).")
 @output_options
 @common_options
-@click.pass_context
-def apply_cmd(ctx, input, output, model_path, priors, outlier_quantile, prefix, overwrite, column_map, chunk_size,
-              cmd_quiet, cmd_verbose):
+@pass_settings
+def apply_cmd(s, input, output, model_path, priors, outlier_quantile, prefix, overwrite, column_map, chunk_size):
     """Add P_<CLASS>, CLASS, CLASS_MARGIN, OUTLIER_*, N_MISSING_FEATURES, CLASS_<CATEGORY> columns.
 
     Streams the catalogue in chunks (bounded memory). Columns are matched by 4XMM name, VizieR /
@@ -80,7 +79,6 @@ def apply_cmd(ctx, input, output, model_path, priors, outlier_quantile, prefix, 
     from xmmtools.errors import DataError
     from xmmtools.stage_io import run_rowwise
 
-    s = _set_verbosity(ctx, cmd_quiet, cmd_verbose)
     path = model_path or str(default_model_path())
     model = load_model(path)
     try:
@@ -154,7 +152,7 @@ def _fit_options(f):
 
 def _labelled_fit_options(f):
     """The options shared by train and evaluate, gathered into the command's ``**opts``."""
-    return _labelled_options(_fit_options(common_options(click.pass_context(f))))
+    return _labelled_options(_fit_options(common_options(pass_settings(f))))
 
 
 def _load_labelled(path, fs, opts):
@@ -250,8 +248,7 @@ def _priors_or_error(text, classes):
               show_default=True, help="Choose the OUTLIER_FLAG quantile by leaving each class out in turn so that "
               "this fraction of held-out known sources is flagged (ignored when --outlier-quantile is given).")
 @_labelled_fit_options
-def train_cmd(ctx, labelled, output, priors, outlier_quantile, cv, overwrite, outlier_false_flag_rate, cmd_quiet,
-              cmd_verbose, **opts):
+def train_cmd(s, labelled, output, priors, outlier_quantile, cv, overwrite, outlier_false_flag_rate, **opts):
     """Fit densities, category weights and the outlier distribution on a labelled table.
 
     \b
@@ -265,7 +262,6 @@ def train_cmd(ctx, labelled, output, priors, outlier_quantile, cv, overwrite, ou
     from xmmtools.classify.training import cross_validate, train_model
     from xmmtools.errors import OutputError
 
-    s = _set_verbosity(ctx, cmd_quiet, cmd_verbose)
     if not output.endswith(".json"):
         raise OutputError(f"{output}: a model file name must end in .json (its arrays go to a .npz beside it)")
     if os.path.exists(output) and not overwrite:
@@ -274,7 +270,7 @@ def train_cmd(ctx, labelled, output, priors, outlier_quantile, cv, overwrite, ou
     X, y, classes, info = _load_labelled(labelled, fs, opts)
     settings, options = _settings_and_options(opts, classes)
     pri = _priors_or_error(priors, classes)
-    if ctx.get_parameter_source("outlier_quantile") != click.core.ParameterSource.DEFAULT:
+    if click.get_current_context().get_parameter_source("outlier_quantile") != click.core.ParameterSource.DEFAULT:
         outlier_false_flag_rate = None  # an explicit --outlier-quantile wins
     model = train_model(X, y, classes, fs, settings, options, pri, outlier_quantile,
                         outlier_false_flag_rate=outlier_false_flag_rate)
@@ -322,8 +318,8 @@ def train_cmd(ctx, labelled, output, priors, outlier_quantile, cv, overwrite, ou
               show_default=True, help="Leave-class-out: each fold model chooses its flag quantile for this "
               "false-flag rate on its own training rows, as `classify train` does.")
 @_labelled_fit_options
-def evaluate_cmd(ctx, labelled, model_path, priors, method, report_dir, overwrite, leave_out, leave_each_out,
-                 outlier_false_flag_rate, cmd_quiet, cmd_verbose, **opts):
+def evaluate_cmd(s, labelled, model_path, priors, method, report_dir, overwrite, leave_out, leave_each_out,
+                 outlier_false_flag_rate, **opts):
     """Held-out metrics: confusion matrix, recall, precision, prior-corrected precision, macro-F1,
     balanced accuracy, Brier score, expected calibration error.
 
@@ -343,7 +339,6 @@ def evaluate_cmd(ctx, labelled, model_path, priors, method, report_dir, overwrit
     from xmmtools.classify.training import cross_validate, cross_validate_hgb
     from xmmtools.errors import DataError
 
-    s = _set_verbosity(ctx, cmd_quiet, cmd_verbose)
     if model_path and method != "nb":
         raise DataError("--method hgb is a k-fold comparison only; it cannot be combined with --model")
     if leave_out or leave_each_out:
@@ -475,9 +470,8 @@ def format_summary(m: dict) -> str:
               help="Votes needed for a consensus label.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @common_options
-@click.pass_context
-def votes_cmd(ctx, votes, output, source_column, user_column, class_column, success_column, min_votes, overwrite,
-              cmd_quiet, cmd_verbose):
+@pass_settings
+def votes_cmd(s, votes, output, source_column, user_column, class_column, success_column, min_votes, overwrite):
     """Consensus labels (LABEL, AGREEMENT, N_VOTES) from a table of volunteer votes.
 
     The output feeds `classify train --label-column LABEL` like any labelled table.
@@ -492,7 +486,6 @@ def votes_cmd(ctx, votes, output, source_column, user_column, class_column, succ
     from xmmtools.classify.votes import consensus
     from xmmtools.errors import ColumnError
 
-    s = _set_verbosity(ctx, cmd_quiet, cmd_verbose)
     tables.check_output(output, inputs=[votes], overwrite=overwrite)
     t = tables.read_table(votes)
     names = [c for c in (source_column, user_column, class_column, success_column) if c]

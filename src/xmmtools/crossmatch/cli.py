@@ -6,7 +6,7 @@ import os
 
 import click
 
-from xmmtools.cli import _set_verbosity, common_options, output_options
+from xmmtools.cli import common_options, output_options, pass_settings
 
 EXAMPLES = """
 \b
@@ -64,10 +64,10 @@ Examples:
                    "within the radius of a primary (memory follows the primaries' footprint, not the file).")
 @output_options
 @common_options
-@click.pass_context
-def crossmatch(ctx, primary, catalogs, output, primary_name, pos_errs, radius, method, prior_completeness,
+@pass_settings
+def crossmatch(s, primary, catalogs, output, primary_name, pos_errs, radius, method, prior_completeness,
                mags, mag_min_post, min_prob, all_rows, areas, ellipse, calibrate, calibrate_shift,
-               calibrate_out, cache_dir, stream_rows, overwrite, column_map, chunk_size, cmd_quiet, cmd_verbose):
+               calibrate_out, cache_dir, stream_rows, overwrite, column_map, chunk_size):
     """Find counterparts of PRIMARY's sources in other catalogues.
 
     The Bayesian method (NWAY-style: Budavari & Szalay 2008; Salvato et al. 2018) writes, per
@@ -79,7 +79,6 @@ def crossmatch(ctx, primary, catalogs, output, primary_name, pos_errs, radius, m
     from xmmtools.runtime import tune_for_large_arrays
 
     tune_for_large_arrays()
-    s = _set_verbosity(ctx, cmd_quiet, cmd_verbose)
     req = Request(primary=primary, catalogs=list(catalogs), output=output, primary_name=primary_name,
                   pos_errs=list(pos_errs), radius=radius, method=method, completeness=prior_completeness,
                   mags=[tuple(m) for m in mags], mag_min_post=mag_min_post, min_prob=min_prob,

@@ -7,7 +7,7 @@ import os
 
 import click
 
-from xmmtools.cli import _set_verbosity, common_options, output_options
+from xmmtools.cli import common_options, output_options, pass_settings
 
 Z_COLUMN_GUESSES = ("zs", "z_spec", "zspec", "specz", "spec_z", "redshift", "z_true")
 
@@ -67,9 +67,9 @@ def photoz():
 @click.option("--jobs", type=click.IntRange(min=1), default=None, help="Threads (default: all cores).")
 @output_options
 @common_options
-@click.pass_context
-def apply(ctx, input, output, model_name, all_rows, pdf_format, smooth, cut, jobs, overwrite, column_map,
-          chunk_size, cmd_quiet, cmd_verbose):
+@pass_settings
+def apply(s, input, output, model_name, all_rows, pdf_format, smooth, cut, jobs, overwrite, column_map,
+          chunk_size):
     """Add Z_PHOT, Z_MEAN, Z_MEDIAN, Z_ERR, Z_L68/U68, Z_L95/U95, Z_CONF, Z_FLAG and Z_PDF.
 
     \b
@@ -85,7 +85,6 @@ def apply(ctx, input, output, model_name, all_rows, pdf_format, smooth, cut, job
     from xmmtools.photoz.model import load_model, model_path
     from xmmtools.tables import to_numpy
 
-    s = _set_verbosity(ctx, cmd_quiet, cmd_verbose)
     user_map = parse_column_map(column_map)
     n_jobs = jobs or os.cpu_count() or 1
     state: dict = {}
@@ -186,10 +185,10 @@ def apply(ctx, input, output, model_name, all_rows, pdf_format, smooth, cut, job
 @click.option("--columns", "column_map", metavar="NAME=COL[,...]", multiple=True,
               help="Map attribute names to this table's columns, e.g. u=u_mag.")
 @common_options
-@click.pass_context
-def train(ctx, specz, output, attributes, errors, z_column, config_file, nrandom, ntrees, natt, minleaf, zmin,
+@pass_settings
+def train(s, specz, output, attributes, errors, z_column, config_file, nrandom, ntrees, natt, minleaf, zmin,
           zmax, nzbins, seed, leaf_weight, smooth, cut, mode_smooth, rms_factor, missing, drop_bad_z,
-          no_importance, oob_table, name, jobs, overwrite, column_map, cmd_quiet, cmd_verbose):
+          no_importance, oob_table, name, jobs, overwrite, column_map):
     """Train a TPZ model on a table with spectroscopic redshifts.
 
     \b
@@ -207,7 +206,6 @@ def train(ctx, specz, output, attributes, errors, z_column, config_file, nrandom
     from xmmtools.photoz.model import parse_attributes, train_model
     from xmmtools.photoz.tpz import ForestParams, Grid
 
-    s = _set_verbosity(ctx, cmd_quiet, cmd_verbose)
     cfg = read_mlz_config(config_file) if config_file else {}
     user_map = parse_column_map(column_map)
     if not output.endswith(".json"):
@@ -289,9 +287,7 @@ def train(ctx, specz, output, attributes, errors, z_column, config_file, nrandom
               help="Map attribute names to this table's columns, e.g. u=u_mag.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @common_options
-@click.pass_context
-def evaluate(ctx, specz, model_name, z_column, report, smooth, cut, jobs, column_map, as_json, cmd_quiet,
-             cmd_verbose):
+def evaluate(specz, model_name, z_column, report, smooth, cut, jobs, column_map, as_json):
     """Metrics of a model on a table with spectroscopic redshifts.
 
     bias, sigma_NMAD, sigma_68, outlier fractions (>0.15, >0.05) of Z_PHOT, Z_MEAN and Z_MEDIAN;
@@ -309,7 +305,6 @@ def evaluate(ctx, specz, model_name, z_column, report, smooth, cut, jobs, column
     from xmmtools.photoz.attributes import resolve_attributes
     from xmmtools.photoz.model import load_model, model_path
 
-    _set_verbosity(ctx, cmd_quiet, cmd_verbose)
     user_map = parse_column_map(column_map)
     model = load_model(model_path(model_name))
     if smooth is not None:

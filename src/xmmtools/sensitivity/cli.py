@@ -7,7 +7,7 @@ import os
 
 import click
 
-from xmmtools.cli import _set_verbosity, common_options, output_options
+from xmmtools.cli import common_options, output_options, pass_settings
 
 _TEXT_LISTS = (".txt", ".lis", ".list", ".dat", ".pos", ".coo")
 
@@ -58,10 +58,10 @@ def _method_options(f):
               help="With --download: product cache (default $XDG_CACHE_HOME/xmmtools/xsa or ~/.cache/xmmtools/xsa).")
 @output_options
 @common_options
-@click.pass_context
-def sensitivity(ctx, input, output, from_catalogue, obs_dir, likelihood, radius, bands, bkg_annulus,
+@pass_settings
+def sensitivity(s, input, output, from_catalogue, obs_dir, likelihood, radius, bands, bkg_annulus,
                 integer_threshold, gamma, nh, ecf, cl, gauss_above_80, fov, download, obslist, cache_dir, overwrite,
-                column_map, chunk_size, cmd_quiet, cmd_verbose):
+                column_map, chunk_size):
     """Detection thresholds, upper limits and encircled fluxes at sky positions (FLIX-style).
 
     INPUT is a table with RA/DEC (any format, or '-') or a text list with one position per
@@ -77,7 +77,6 @@ def sensitivity(ctx, input, output, from_catalogue, obs_dir, likelihood, radius,
     """
     from xmmtools.columns import parse_column_map
 
-    s = _set_verbosity(ctx, cmd_quiet, cmd_verbose)
     user_map = parse_column_map(column_map)
     if from_catalogue:
         return _catalogue_mode(input, output, bands, likelihood, radius, overwrite, user_map, chunk_size, s)
@@ -110,10 +109,9 @@ def sensitivity(ctx, input, output, from_catalogue, obs_dir, likelihood, radius,
               help="With --download: product cache (default $XDG_CACHE_HOME/xmmtools/xsa or ~/.cache/xmmtools/xsa).")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @common_options
-@click.pass_context
-def sensitivity_map(ctx, output, order, obs_dir, likelihood, radius, bands, bkg_annulus, integer_threshold,
-                    gamma, nh, ecf, moc_path, plot_path, download, obs_ids, obslist, cache_dir, overwrite,
-                    cmd_quiet, cmd_verbose):
+@pass_settings
+def sensitivity_map(s, output, order, obs_dir, likelihood, radius, bands, bkg_annulus, integer_threshold,
+                    gamma, nh, ecf, moc_path, plot_path, download, obs_ids, obslist, cache_dir, overwrite):
     """HEALPix (nested) map of the detection-threshold flux per band, as a sparse table.
 
     Columns NPIX and THRESH_FLUX_<band> (best over observations and cameras); only covered
@@ -129,7 +127,6 @@ def sensitivity_map(ctx, output, order, obs_dir, likelihood, radius, bands, bkg_
     from xmmtools import tables
     from xmmtools.sensitivity import maps as hmaps
 
-    s = _set_verbosity(ctx, cmd_quiet, cmd_verbose)
     if obs_dir and download:
         raise click.UsageError("--obs DIR and --download exclude each other (downloads go to --cache DIR)")
     if (obs_ids or obslist or cache_dir) and not download:

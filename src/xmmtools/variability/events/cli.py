@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from xmmtools.cli import _set_verbosity, common_options
+from xmmtools.cli import common_options, pass_settings
 
 
 @click.command("events")
@@ -31,9 +31,9 @@ from xmmtools.cli import _set_verbosity, common_options
               help="4XMM-DR14 hot-pixel list per camera, e.g. M1=4xmmdr14_hotpixels_M1.csv (flags candidates).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @common_options
-@click.pass_context
-def events(ctx, event_files, output, method, gti_file, time_window, detection_level, box, gtr, pi_min, pi_max,
-           merge_radius, hot_files, overwrite, cmd_quiet, cmd_verbose):
+@pass_settings
+def events(s, event_files, output, method, gti_file, time_window, detection_level, box, gtr, pi_min, pi_max,
+           merge_radius, hot_files, overwrite):
     """EXOD-style transient search in EPIC event lists (Pastor-Marazuela et al. 2020; Khan et al. 2025).
 
     --method exod (default): per raw pixel, counts in TW-second windows (3x3 neighbourhood)
@@ -56,7 +56,6 @@ def events(ctx, event_files, output, method, gti_file, time_window, detection_le
     from xmmtools.variability.events.exod import ExodConfig
     from xmmtools.variability.gti import read_gti
 
-    s = _set_verbosity(ctx, cmd_quiet, cmd_verbose)
     hot = {}
     for item in hot_files:
         cam, sep, path = item.partition("=")

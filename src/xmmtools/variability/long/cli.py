@@ -8,7 +8,7 @@ import tempfile
 
 import click
 
-from xmmtools.cli import _set_verbosity, common_options, output_options
+from xmmtools.cli import common_options, output_options, pass_settings
 
 
 def _archive(ctx, param, values):
@@ -49,9 +49,9 @@ def _archive(ctx, param, values):
               help="Archive matching search radius (arcsec).")
 @output_options
 @common_options
-@click.pass_context
-def long(ctx, input, output, archives, upper_limits, alerts_out, alerts_json, plot_dir, epochs_out, threshold, gamma, nh,
-         catalogue, new_since, radius, overwrite, column_map, chunk_size, cmd_quiet, cmd_verbose):
+@pass_settings
+def long(s, input, output, archives, upper_limits, alerts_out, alerts_json, plot_dir, epochs_out, threshold, gamma, nh,
+         catalogue, new_since, radius, overwrite, column_map, chunk_size):
     """Long-term variability between epochs and missions with upper limits (STONKS, Quintin+2024).
 
     Groups the detections of each SRCID with archival catalogue rows and upper limits, converts
@@ -72,7 +72,6 @@ def long(ctx, input, output, archives, upper_limits, alerts_out, alerts_json, pl
     from xmmtools.variability.long.epochs import LongTermConfig, epochs_table
     from xmmtools.variability.long.run import long_term_variability
 
-    s = _set_verbosity(ctx, cmd_quiet, cmd_verbose)
     user_map = parse_column_map(column_map)
     output = output or default_output(input, SPEC.name)
     extra = [p for _, p in archives] + ([upper_limits] if upper_limits else [])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from xmmtools.cli import _set_verbosity, common_options, output_options
+from xmmtools.cli import common_options, output_options, pass_settings
 
 _PROB = click.FloatRange(min=0.0, max=1.0, min_open=True)
 
@@ -38,10 +38,9 @@ _PROB = click.FloatRange(min=0.0, max=1.0, min_open=True)
               help="Write one PNG per light curve (rate, background, blocks, GTIs) into DIR (needs matplotlib).")
 @output_options
 @common_options
-@click.pass_context
-def short(ctx, catalogue, lc_dir, output, gti_file, pattern, min_fracexp, bin_size, bkg_scale, threshold,
-          min_counts, blocks_pmax, match_radius, no_features, plot_dir, overwrite, column_map, chunk_size,
-          cmd_quiet, cmd_verbose):
+@pass_settings
+def short(s, catalogue, lc_dir, output, gti_file, pattern, min_fracexp, bin_size, bkg_scale, threshold,
+          min_counts, blocks_pmax, match_radius, no_features, plot_dir, overwrite, column_map, chunk_size):
     """Short-term variability from light curves: 4XMM-style chi2, Fvar, excess variance, and more.
 
     Without CAT: one row per source light curve found below DIR.  With CAT: per catalogue row and
@@ -61,7 +60,6 @@ def short(ctx, catalogue, lc_dir, output, gti_file, pattern, min_fracexp, bin_si
     from xmmtools.variability.short.spec import SPEC
     from xmmtools.variability.short.table import CurveResult, ShortConfig, analyse
 
-    s = _set_verbosity(ctx, cmd_quiet, cmd_verbose)
     if catalogue is None and output is None:
         raise DataError("variability short without a catalogue needs -o OUTPUT")
     output = output or default_output(catalogue, SPEC.name)

@@ -1,0 +1,57 @@
+"""Options shared by the commands.
+
+``-q``/``-v`` are not passed to the command function: their callbacks switch the flags of the
+context's :class:`~xmmtools.cli.settings.Settings` on, so ``xmmtools -q info x.fits`` and
+``xmmtools info x.fits -q`` mean the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from xmmtools.cli.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _quiet(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    s = ctx.ensure_object(Settings)
+    s.quiet = s.quiet or value
+
+
+def _verbose(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    s = ctx.ensure_object(Settings)
+    s.verbose = s.verbose or value
+
+
+def _quiet_option(help: str) -> Callable[[F], F]:
+    return click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=_quiet, help=help)
+
+
+def _verbose_option(help: str) -> Callable[[F], F]:
+    return click.option("-v", "--verbose", is_flag=True, expose_value=False, callback=_verbose, help=help)
+
+
+def root_options(f: F) -> F:
+    """-q/-v of the root group (``xmmtools -q STAGE ...``)."""
+    f = _verbose_option("Show tracebacks on errors.")(f)
+    return _quiet_option("No progress bars or notes on stderr.")(f)
+
+
+def common_options(f: F) -> F:
+    """--quiet/--verbose accepted after the command too (``xmmtools info x.fits -q``)."""
+    f = _quiet_option("No progress bars or notes.")(f)
+    return _verbose_option("Tracebacks on errors.")(f)
+
+
+def output_options(f: F) -> F:
+    """--overwrite, --columns (passed as ``column_map``) and --chunk-size."""
+    f = click.option("--overwrite", is_flag=True, help="Replace an existing output file.")(f)
+    f = click.option("--columns", "column_map", metavar="NAME=COL[,...]", multiple=True,
+                     help="Map 4XMM names to this table's columns, e.g. RA=ra_deg,DEC=dec_deg.")(f)
+    f = click.option("--chunk-size", type=click.IntRange(min=1), default=None, metavar="ROWS",
+                     help="Rows per chunk when streaming large tables.")(f)
+    return f

@@ -1,0 +1,90 @@
+"""The ``xmmtools`` command line: the root group only wires the command table together.
+
+Exit codes: 0 ok; 1 data error (bad or missing file or column, refused output); 2 usage
+error.  User errors are one line on stderr, ``error: ...``; the traceback is shown only with
+``--verbose``.  Nothing imports this module but the console script and ``python -m xmmtools``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from types import FrameType
+
+import click
+
+from xmmtools import __version__
+from xmmtools.cli import COMMANDS, CONTEXT_SETTINGS, LazyGroup, Settings, root_options
+from xmmtools.errors import XmmtoolsError
+
+
+@click.group(cls=LazyGroup, lazy_commands=COMMANDS, context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "--version", prog_name="xmmtools")
+@root_options
+def cli() -> None:
+    """Value-added catalogues from XMM-Newton 4XMM source catalogues.
+
+    \b
+    Each stage reads a catalogue table (FITS, Parquet, Arrow, CSV, or '-' for an Arrow
+    stream on stdin) and writes it back with new columns, so stages chain:
+      xmmtools info data/sample/4xmm_dr10_ngc5139.fits
+      xmmtools convert cat.fits -o cat.parquet
+      xmmtools convert cat.fits -o - | xmmtools convert - -o copy.fits
+    """
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    verbose = any(a in ("-v", "--verbose") for a in args)
+    settings = Settings()
+    _terminate_cleanly()
+    try:
+        cli.main(args=args, prog_name="xmmtools", standalone_mode=False, obj=settings)
+    except click.exceptions.Abort:
+        click.echo("error: interrupted; no output was written", err=True)
+        sys.exit(130)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:  # usage errors: Click's own message, exit 2
+        e.show()
+        sys.exit(e.exit_code)
+    except XmmtoolsError as e:
+        if verbose or settings.verbose:
+            traceback.print_exc()
+        click.echo(f"error: {e.message}", err=True)
+        sys.exit(e.exit_code)
+    except BrokenPipeError:
+        # the reader of our stdout went away (e.g. `| head`): not an error of ours
+        with contextlib.suppress(Exception):
+            sys.stdout = open(os.devnull, "w")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("error: interrupted; no output was written", err=True)
+        sys.exit(130)
+    except Exception as e:  # a bug: still one line unless --verbose
+        if verbose or settings.verbose:
+            traceback.print_exc()
+        msg = " ".join(str(e).split())[:300]
+        click.echo(f"error: internal error {type(e).__name__}: {msg} (rerun with --verbose for the "
+                   "traceback and please report it)", err=True)
+        sys.exit(1)
+    sys.exit(0)
+
+
+def _terminate_cleanly() -> None:
+    """SIGTERM (cron time-outs, batch schedulers) unwinds like Ctrl-C, so a half-written
+    output is discarded and the previous output stays intact."""
+    import signal
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    with contextlib.suppress(Exception):
+        signal.signal(signal.SIGTERM, handler)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
