@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except BrokenPipeError:
         # the reader of our stdout went away (e.g. `| head`): not an error of ours
         with contextlib.suppress(Exception):
-            sys.stdout = open(os.devnull, "w")
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (kept open until the process exits)
         sys.exit(1)
     except KeyboardInterrupt:
         click.echo("error: interrupted; no output was written", err=True)
@@ -68,8 +68,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         if verbose or settings.verbose:
             traceback.print_exc()
         msg = " ".join(str(e).split())[:300]
-        click.echo(f"error: internal error {type(e).__name__}: {msg} (rerun with --verbose for the "
-                   "traceback and please report it)", err=True)
+        click.echo(
+            f"error: internal error {type(e).__name__}: {msg} (rerun with --verbose for the "
+            "traceback and please report it)",
+            err=True,
+        )
         sys.exit(1)
     sys.exit(0)
 

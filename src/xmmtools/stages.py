@@ -7,8 +7,8 @@ command uses the same spec to resolve its columns (so the two can never disagree
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
 
 from xmmtools.columns import Need, require, resolve
 from xmmtools.errors import ColumnError
@@ -22,8 +22,14 @@ class StageSpec:
     #: groups of alternatives: at least one column of each group must be present
     any_of: Sequence[Sequence[Need]] = field(default_factory=tuple)
 
-    def check(self, available: Iterable[str], *, source: str, user_map: Mapping[str, str] | None = None,
-              types: Mapping[str, str] | None = None) -> dict[str, str]:
+    def check(
+        self,
+        available: Iterable[str],
+        *,
+        source: str,
+        user_map: Mapping[str, str] | None = None,
+        types: Mapping[str, str] | None = None,
+    ) -> dict[str, str]:
         """Resolve the stage's columns or raise a one-line ColumnError."""
         avail = list(available)
         found = require(avail, self.needs, stage=self.name, source=source, user_map=user_map, types=types)

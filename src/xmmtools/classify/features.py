@@ -1,8 +1,9 @@
 """Features for the naive Bayes classifier, declared in a TOML feature set (configuration, not code).
 
 A feature set is a list of ``[[feature]]`` tables; each feature has a ``name``, a ``category``
-(location / spectrum / multiwavelength / variability, as in Tranin et al. 2022, A&A 657, A138), a ``kind`` saying how it is computed from catalogue columns, a ``transform`` and what
-to do when the table lacks its columns (``when_absent``).  Kinds and their column keys:
+(location / spectrum / multiwavelength / variability, as in Tranin et al. 2022, A&A 657, A138), a
+``kind`` saying how it is computed from catalogue columns, a ``transform`` and what to do when
+the table lacks its columns (``when_absent``).  Kinds and their column keys:
 
 ============================  ==================================================================
 ``column``                    ``columns = [A, B, ...]``: the first finite value of A, B, ...
@@ -27,10 +28,11 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -65,7 +67,7 @@ class Band:
     reference: str
 
     @staticmethod
-    def from_toml(name: str, d: Mapping[str, Any], where: str) -> "Band":
+    def from_toml(name: str, d: Mapping[str, Any], where: str) -> Band:
         ref = str(d.get("reference", ""))
         if "f_lambda0" in d and "width" in d:
             f0 = float(d["f_lambda0"]) * float(d["width"])
@@ -93,20 +95,32 @@ class Feature:
         return [c for key in KINDS[self.kind] for c in self.columns[key]]
 
     def to_json(self) -> dict:
-        d = {"name": self.name, "category": self.category, "kind": self.kind,
-             "columns": {k: list(v) for k, v in self.columns.items()}, "transform": self.transform,
-             "when_absent": self.when_absent, "description": self.description}
+        d = {
+            "name": self.name,
+            "category": self.category,
+            "kind": self.kind,
+            "columns": {k: list(v) for k, v in self.columns.items()},
+            "transform": self.transform,
+            "when_absent": self.when_absent,
+            "description": self.description,
+        }
         if self.band is not None:
             d["band"] = {"name": self.band.name, "f0": self.band.f0, "reference": self.band.reference}
         return d
 
     @staticmethod
-    def from_json(d: Mapping[str, Any]) -> "Feature":
+    def from_json(d: Mapping[str, Any]) -> Feature:
         band = d.get("band")
-        return Feature(d["name"], d["category"], d["kind"],
-                       {k: tuple(v) for k, v in d["columns"].items()}, d["transform"], d["when_absent"],
-                       Band(band["name"], float(band["f0"]), band["reference"]) if band else None,
-                       d.get("description", ""))
+        return Feature(
+            d["name"],
+            d["category"],
+            d["kind"],
+            {k: tuple(v) for k, v in d["columns"].items()},
+            d["transform"],
+            d["when_absent"],
+            Band(band["name"], float(band["f0"]), band["reference"]) if band else None,
+            d.get("description", ""),
+        )
 
 
 @dataclass(frozen=True)
@@ -126,19 +140,29 @@ class FeatureSet:
         return np.array([self.categories.index(f.category) for f in self.features], dtype=int)
 
     def to_json(self) -> dict:
-        return {"name": self.name, "categories": list(self.categories),
-                "features": [f.to_json() for f in self.features], "source": self.source,
-                "sha256": self.sha256}
+        return {
+            "name": self.name,
+            "categories": list(self.categories),
+            "features": [f.to_json() for f in self.features],
+            "source": self.source,
+            "sha256": self.sha256,
+        }
 
     @staticmethod
-    def from_json(d: Mapping[str, Any]) -> "FeatureSet":
-        return FeatureSet(d["name"], tuple(Feature.from_json(f) for f in d["features"]),
-                          tuple(d["categories"]), d.get("source", ""), d.get("sha256", ""))
+    def from_json(d: Mapping[str, Any]) -> FeatureSet:
+        return FeatureSet(
+            d["name"],
+            tuple(Feature.from_json(f) for f in d["features"]),
+            tuple(d["categories"]),
+            d.get("source", ""),
+            d.get("sha256", ""),
+        )
 
 
 # ----------------------------------------------------------------------------------------
 # Loading a feature set
 # ----------------------------------------------------------------------------------------
+
 
 def default_feature_set_path(name: str = "xclass") -> Path:
     """Shipped feature sets: ``xclass`` (the Lin et al. 2024 4XMM-DR13 training table),
@@ -210,6 +234,7 @@ def parse_feature_set(doc: Mapping[str, Any], *, where: str = "feature set", sha
 # ----------------------------------------------------------------------------------------
 # Computing features
 # ----------------------------------------------------------------------------------------
+
 
 @dataclass
 class FeatureMatrix:
@@ -283,11 +308,13 @@ def _transform(x: np.ndarray, how: str) -> np.ndarray:
 
 #: ICRS -> Galactic rotation matrix (Hipparcos catalogue, ESA 1997, Vol. 1, Sect. 1.5.3, eq. 1.5.11;
 #: the definition astropy uses for its Galactic frame).
-_ICRS_TO_GAL = np.array([
-    [-0.0548755604162154, -0.8734370902348850, -0.4838350155487132],
-    [+0.4941094278755837, -0.4448296299600112, +0.7469822444972189],
-    [-0.8676661490190047, -0.1980763734312015, +0.4559837761750669],
-])
+_ICRS_TO_GAL = np.array(
+    [
+        [-0.0548755604162154, -0.8734370902348850, -0.4838350155487132],
+        [+0.4941094278755837, -0.4448296299600112, +0.7469822444972189],
+        [-0.8676661490190047, -0.1980763734312015, +0.4559837761750669],
+    ]
+)
 
 
 def galactic_latitude(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:

@@ -8,8 +8,8 @@ the catalogue, file and column.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -32,8 +32,10 @@ def parse_pairs(items: Sequence[str], option: str, example: str) -> dict[str, st
             raise DataError(f"{option} {item!r} is not NAME=VALUE (e.g. {example})")
         k, v = (s.strip() for s in item.split("=", 1))
         if not _NAME.match(k) or not v:
-            raise DataError(f"{option} {item!r}: NAME must be letters/digits starting with a letter, "
-                            f"and VALUE not empty (e.g. {example})")
+            raise DataError(
+                f"{option} {item!r}: NAME must be letters/digits starting with a letter, "
+                f"and VALUE not empty (e.g. {example})"
+            )
         if k.upper() in out:
             raise DataError(f"{option} names {k!r} twice")
         out[k.upper()] = v
@@ -43,9 +45,9 @@ def parse_pairs(items: Sequence[str], option: str, example: str) -> dict[str, st
 @dataclass
 class LoadedCatalog:
     catalog: Catalog
-    source: str                      # file name (or remote query description)
-    table: pa.Table | None           # the columns read (whole table for the primary)
-    columns: dict[str, str]          # role -> actual column (RA, DEC, error columns)
+    source: str  # file name (or remote query description)
+    table: pa.Table | None  # the columns read (whole table for the primary)
+    columns: dict[str, str]  # role -> actual column (RA, DEC, error columns)
     error_note: str = ""
     area_note: str = ""
     notes: list = field(default_factory=list)
@@ -66,9 +68,11 @@ def coordinate_columns(names: Sequence[str], user_map: Mapping[str, str] | None,
     found = resolve(names, ["RA", "DEC"], um)
     for role in ("RA", "DEC"):
         if role not in found:
-            raise ColumnError(f"{where} has no {role} column (looked for {role}, its aliases and "
-                              f"--columns {role}=...); columns are: {', '.join(list(names)[:12])}"
-                              + (" ..." if len(names) > 12 else ""))
+            raise ColumnError(
+                f"{where} has no {role} column (looked for {role}, its aliases and "
+                f"--columns {role}=...); columns are: {', '.join(list(names)[:12])}"
+                + (" ..." if len(names) > 12 else "")
+            )
     return found["RA"], found["DEC"]
 
 
@@ -89,7 +93,9 @@ def error_columns(names: Sequence[str], spec: str | None, where: str) -> tuple[s
             v = None
         if v is not None:
             if not (v > 0 and np.isfinite(v)):
-                raise DataError(f"--pos-err for {where}: a fixed error must be a positive number of arcsec, got {spec!r}")
+                raise DataError(
+                    f"--pos-err for {where}: a fixed error must be a positive number of arcsec, got {spec!r}"
+                )
             return "fixed", [spec]
         parts = [p.strip() for p in spec.split(":")]
         cols = []
@@ -106,9 +112,11 @@ def error_columns(names: Sequence[str], spec: str | None, where: str) -> tuple[s
             return "ellipse", cols
         raise DataError(f"--pos-err for {where}: {spec!r} has more than 3 columns (use COL, ERA:EDEC or A:B:PHI)")
     # automatic, most specific first
-    for e1, e2, c in (("ra_error", "dec_error", "ra_dec_corr"),        # Gaia archive
-                      ("e_RA_ICRS", "e_DE_ICRS", "RADEcor"),           # Gaia DR3 on VizieR (I/355)
-                      ("e_RAJ2000", "e_DEJ2000", None)):
+    for e1, e2, c in (
+        ("ra_error", "dec_error", "ra_dec_corr"),  # Gaia archive
+        ("e_RA_ICRS", "e_DE_ICRS", "RADEcor"),  # Gaia DR3 on VizieR (I/355)
+        ("e_RAJ2000", "e_DEJ2000", None),
+    ):
         era, edec = _find(names, e1), _find(names, e2)
         if era and edec:
             corr = _find(names, c) if c else None
@@ -177,9 +185,17 @@ def build_errors(t: pa.Table, kind: str, cols: list[str], where: str) -> tuple[P
 FOOTPRINT_SAMPLE = 2_000_000
 
 
-def read_near(src: str, columns: Sequence[str], ra_col: str, dec_col: str, near, *, where: str,
-              chunk_rows: int | None = None, progress: bool = False
-              ) -> tuple[pa.Table, np.ndarray, int, tuple[np.ndarray, np.ndarray]]:
+def read_near(
+    src: str,
+    columns: Sequence[str],
+    ra_col: str,
+    dec_col: str,
+    near,
+    *,
+    where: str,
+    chunk_rows: int | None = None,
+    progress: bool = False,
+) -> tuple[pa.Table, np.ndarray, int, tuple[np.ndarray, np.ndarray]]:
     """Stream a counterpart file in row chunks, keeping only the rows ``near`` accepts (a
     :class:`~xmmtools.crossmatch.positional.CellMask` of the primaries): a Gaia-sized file is
     never held whole.  Returns the kept rows (``columns``), their file row numbers, the total
@@ -210,8 +226,7 @@ def read_near(src: str, columns: Sequence[str], ra_col: str, dec_col: str, near,
     return kept, np.concatenate(rows), total, sample
 
 
-def sky_area(header: Mapping, ra: np.ndarray, dec: np.ndarray, override: float | None, where: str
-             ) -> tuple[float, str]:
+def sky_area(header: Mapping, ra: np.ndarray, dec: np.ndarray, override: float | None, where: str) -> tuple[float, str]:
     """Area in deg^2: --area, else the SKYAREA keyword, else a HEALPix footprint estimate."""
     from xmmtools.crossmatch.priors import footprint_area
 
@@ -252,14 +267,27 @@ def header_from_schema(schema: pa.Schema) -> dict:
         return {}
     if isinstance(cards, dict):
         return cards
-    return {c[0]: c[1] for c in cards if isinstance(c, (list, tuple)) and len(c) >= 2
-            and c[0] not in ("HISTORY", "COMMENT", "")}
+    return {
+        c[0]: c[1]
+        for c in cards
+        if isinstance(c, (list, tuple)) and len(c) >= 2 and c[0] not in ("HISTORY", "COMMENT", "")
+    }
 
 
-def make_catalog(name: str, t: pa.Table, source: str, header: Mapping, *, user_map=None,
-                 pos_err: str | None = None, need_errors: bool = True, area: float | None = None,
-                 attributes: Sequence[tuple[str, str, object]] = (), total_rows: int | None = None,
-                 footprint_sample: tuple[np.ndarray, np.ndarray] | None = None) -> LoadedCatalog:
+def make_catalog(
+    name: str,
+    t: pa.Table,
+    source: str,
+    header: Mapping,
+    *,
+    user_map=None,
+    pos_err: str | None = None,
+    need_errors: bool = True,
+    area: float | None = None,
+    attributes: Sequence[tuple[str, str, object]] = (),
+    total_rows: int | None = None,
+    footprint_sample: tuple[np.ndarray, np.ndarray] | None = None,
+) -> LoadedCatalog:
     """Catalog from a table holding at least the coordinate, error and attribute columns.
 
     ``attributes``: (label, column, Histogram or None) for the attribute priors.
@@ -277,8 +305,10 @@ def make_catalog(name: str, t: pa.Table, source: str, header: Mapping, *, user_m
     note = ""
     if found is None:
         if need_errors:
-            raise ColumnError(f"{where} has no positional-error column (POSERR, RADEC_ERR, ra_error/dec_error, "
-                              f"a:b:phi, pos_err); give --pos-err {name}=COLUMN or --pos-err {name}=ARCSEC")
+            raise ColumnError(
+                f"{where} has no positional-error column (POSERR, RADEC_ERR, ra_error/dec_error, "
+                f"a:b:phi, pos_err); give --pos-err {name}=COLUMN or --pos-err {name}=ARCSEC"
+            )
         errors = PosErrors.circular(np.nan, t.num_rows)
     else:
         kind, ecols = found
@@ -301,7 +331,9 @@ def make_catalog(name: str, t: pa.Table, source: str, header: Mapping, *, user_m
     return LoadedCatalog(cat, source, t, cols, note, area_note)
 
 
-def needed_columns(names: Sequence[str], *, user_map, pos_err: str | None, mags: Sequence[str], where: str) -> list[str]:
+def needed_columns(
+    names: Sequence[str], *, user_map, pos_err: str | None, mags: Sequence[str], where: str
+) -> list[str]:
     """The columns of a counterpart file the matcher reads (coordinates, errors, attributes)."""
     ra_c, dec_c = coordinate_columns(names, user_map, where)
     want = [ra_c, dec_c]

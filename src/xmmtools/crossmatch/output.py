@@ -7,7 +7,7 @@ and a description (see docs/crossmatch.md for the full list).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -38,13 +38,19 @@ def counterpart_columns(name: str, gathered: pa.Table, rows: np.ndarray, members
     pos[valid] = pv
     sub = _take(gathered, pos)
     out = []
-    for f, col in zip(sub.schema, sub.columns):
+    for f, col in zip(sub.schema, sub.columns, strict=True):
         arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
         if pa.types.is_floating(arr.type) and arr.null_count:
             arr = tables.arrow_from_numpy(tables.to_numpy(arr, arr.type.to_pandas_dtype()))
         desc = tables.description_of(f)
-        out.append(NewColumn(f"{name}_{f.name.upper()}", arr, tables.unit_of(f),
-                             f"{name} counterpart: {desc}" if desc else f"{name} counterpart column {f.name}"))
+        out.append(
+            NewColumn(
+                f"{name}_{f.name.upper()}",
+                arr,
+                tables.unit_of(f),
+                f"{name} counterpart: {desc}" if desc else f"{name} counterpart column {f.name}",
+            )
+        )
     return out
 
 
@@ -54,16 +60,22 @@ def assemble(base: pa.Table, new: Sequence[NewColumn]) -> pa.Table:
     seen = set()
     for n in names:
         if n in seen:
-            raise DataError(f"two output columns would be called {n}; rename a counterpart column or "
-                            "choose another catalogue name")
+            raise DataError(
+                f"two output columns would be called {n}; rename a counterpart column or choose another catalogue name"
+            )
         seen.add(n)
     clash = [n for n in names if n in base.schema.names]
     if clash:
-        raise DataError(f"the primary table already has a column {clash[0]}; choose another catalogue "
-                        "name with --catalog NAME=FILE")
+        raise DataError(
+            f"the primary table already has a column {clash[0]}; choose another catalogue name with --catalog NAME=FILE"
+        )
     return tables.add_columns(base, list(new))
 
 
 def sep_column(name: str, sep: np.ndarray) -> NewColumn:
-    return NewColumn(f"{name}_SEP", np.asarray(sep, dtype=float), "arcsec",
-                     f"separation between the primary source and its {name} counterpart")
+    return NewColumn(
+        f"{name}_SEP",
+        np.asarray(sep, dtype=float),
+        "arcsec",
+        f"separation between the primary source and its {name} counterpart",
+    )

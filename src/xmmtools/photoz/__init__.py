@@ -14,9 +14,9 @@ Kept light on purpose: ``xmmtools info`` imports this module (no numpy/scikit-le
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Iterable, Mapping
+from functools import cache
 
 from xmmtools.columns import Need
 from xmmtools.stages import StageSpec, register
@@ -25,7 +25,7 @@ from xmmtools.stages import StageSpec, register
 READINESS_MODEL = "galaxy"
 
 
-@lru_cache(maxsize=None)
+@cache
 def model_attributes(name: str = READINESS_MODEL) -> tuple[str, ...]:
     """Attribute names recorded in a shipped model's JSON (read without loading its arrays)."""
     from importlib import resources
@@ -47,9 +47,14 @@ class PhotozSpec(StageSpec):
         return super().missing(avail, user_map) + missing_attributes(model_attributes(self.model), avail, user_map)
 
 
-SPEC = register(PhotozSpec(
-    name="photoz",
-    summary="TPZ photometric redshift PDFs (Z_PHOT, Z_PDF, ...) from optical/IR magnitudes",
-    needs=[Need("CLASS", "source class from classify (only extragalactic rows are processed)",
-                kind="any", optional=True)],
-))
+SPEC = register(
+    PhotozSpec(
+        name="photoz",
+        summary="TPZ photometric redshift PDFs (Z_PHOT, Z_PDF, ...) from optical/IR magnitudes",
+        needs=[
+            Need(
+                "CLASS", "source class from classify (only extragalactic rows are processed)", kind="any", optional=True
+            )
+        ],
+    )
+)
