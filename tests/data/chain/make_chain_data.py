@@ -4,8 +4,9 @@
 
 1. Stripe 82X (photoz/agn/stripe82x_agn_z_lt1.fits, Ananna et al. 2017 counterparts):
    * ``s82x_xray.fits``: the X-ray sources: REC_NO, CATALOG, RA/DEC (= XRAY_RA/XRAY_DEC),
-     XRAY_RA_DEC_ERR, FULL_FLUX, REDSHIFT, and their published counterparts' SDSS magnitudes
-     U..Z / UERR..ZERR exactly as in the file (-99 = missing): the "pre-matched" magnitudes.
+     XRAY_RA_DEC_ERR, FULL_FLUX, REDSHIFT.
+   * ``s82x_prematched.fits``: REC_NO and the published counterparts' SDSS magnitudes U..Z /
+     UERR..ZERR exactly as in the file (-99 = missing): the "pre-matched" magnitudes.
    * ``s82x_sdss_vizier.fits``: the published counterparts written as a VizieR SDSS DR16
      (V/154/sdss16) table: objID (= REC_NO of the X-ray source whose counterpart it is),
      RA_ICRS/DE_ICRS (= CTP_RA/CTP_DEC), umag/e_umag .. zmag/e_zmag (-99/99 -> null, as VizieR
@@ -44,9 +45,12 @@ def stripe82x(shared: Path) -> None:
     x["XRAY_RA_DEC_ERR"] = t["XRAY_RA_DEC_ERR"]
     x["FULL_FLUX"] = t["FULL_FLUX"]
     x["REDSHIFT"] = t["REDSHIFT"]
-    for b in "UGRIZ":
-        x[b], x[b + "ERR"] = t[b], t[b + "ERR"]
     x.write(HERE / "s82x_xray.fits", overwrite=True)
+    pre = Table()
+    pre["REC_NO"] = t["REC_NO"]
+    for b in "UGRIZ":
+        pre[b], pre[b + "ERR"] = t[b], t[b + "ERR"]
+    pre.write(HERE / "s82x_prematched.fits", overwrite=True)
     s = Table()
     s["objID"] = t["REC_NO"]
     s["RA_ICRS"], s["DE_ICRS"] = t["CTP_RA"], t["CTP_DEC"]
