@@ -176,7 +176,8 @@ def build_errors(t: pa.Table, kind: str, cols: list[str], where: str, scale: flo
         sx = _values(t, cols[0], unit(cols[0], 1e-3 if gaia else 1.0))
         sy = _values(t, cols[1], unit(cols[1], 1e-3 if gaia else 1.0))
         rho = _values(t, cols[2]) if len(cols) > 2 else np.zeros(n)
-        u = "mas" if gaia and scale is None and not tables.unit_of(t.schema.field(cols[0])) else "their unit"
+        mas = scale == 1e-3 or (gaia and scale is None)
+        u = "mas" if mas and not tables.unit_of(t.schema.field(cols[0])) else "their unit"
         return PosErrors(sx, sy, rho), f"{':'.join(cols)} (1 sigma in RA cos Dec and Dec, {u})"
     if kind in ("ellipse", "ellipse_pa"):
         a = _values(t, cols[0], unit(cols[0], 1.0))

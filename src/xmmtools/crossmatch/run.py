@@ -332,11 +332,10 @@ def split_profile(name: str, value: str) -> tuple[str, known.Profile | None]:
         if head and tail and known.profile(tail) is not None:
             src, prof = head, known.profile(tail)
     prof = prof or known.profile(name)
-    if src.lower().rstrip(":") in remote.SERVICES:
-        if prof is None or not prof.vizier:
-            raise DataError(f"--catalog {name}={value}: give the table (e.g. {src.rstrip(':')}:I/355/gaiadr3)"
-                            + (f"; catalogue {prof.name} has no VizieR table" if prof else
-                               f"; {name} is not a known catalogue ({', '.join(sorted(known.profiles()))})"))
+    if src.lower().rstrip(":") in remote.SERVICES and prof is not None:  # else remote.parse says what is wrong
+        if not prof.vizier:
+            raise DataError(f"--catalog {name}={value}: known catalogue {prof.name} has no VizieR table; "
+                            f"give a file or {src.rstrip(':')}:TABLE")
         src = f"{src.rstrip(':').lower()}:{prof.vizier}"
     return src, prof
 
