@@ -341,8 +341,7 @@ def split_profile(name: str, value: str) -> tuple[str, known.Profile | None]:
 
 
 def _names_of(lc: LoadedCatalog) -> list[str]:
-    if lc.table is not None and not (remote.is_remote(lc.source) or hats_source.is_hats(lc.source)):
-        return tables.inspect_table(lc.source).schema.names
+    """Columns read from a counterpart catalogue (they include its canonical bands' columns)."""
     return lc.table.schema.names if lc.table is not None else []
 
 
