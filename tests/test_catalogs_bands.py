@@ -82,3 +82,10 @@ def test_catalog_value_with_known_label_and_vizier_shortcut():
     assert split_profile("OPT", "opt.fits") == ("opt.fits", None)
     with pytest.raises(DataError, match="no VizieR table"):
         split_profile("LS", "vizier:")
+
+
+def test_a_band_without_a_documented_offset_is_refused_naming_both_systems():
+    with pytest.raises(DataError) as e:
+        resolve_inputs(["PS1_G"], [Input("g", "PS1_G", "Vega")], what="photoz model m")
+    msg = str(e.value)
+    assert "\n" not in msg and "Vega" in msg and "AB" in msg and msg.startswith("photoz model m:")
