@@ -24,17 +24,35 @@ import sys
 import textwrap
 from pathlib import Path
 
-COLS = ["SRCID", "DETID", "OBS_ID", "RA", "DEC", "POSERR", "EP_8_FLUX", "EP_8_FLUX_ERR", "EP_HR1",
-        "EP_HR2", "EP_HR3", "EP_HR4", "EP_EXTENT", "EP_8_DET_ML", "VAR_FLAG"]
+COLS = [
+    "SRCID",
+    "DETID",
+    "OBS_ID",
+    "RA",
+    "DEC",
+    "POSERR",
+    "EP_8_FLUX",
+    "EP_8_FLUX_ERR",
+    "EP_HR1",
+    "EP_HR2",
+    "EP_HR3",
+    "EP_HR4",
+    "EP_EXTENT",
+    "EP_8_DET_ML",
+    "VAR_FLAG",
+]
 
-PRELUDE = textwrap.dedent("""
+PRELUDE = (
+    textwrap.dedent("""
     import json, resource, sys, time
     import numpy, pyarrow, pyarrow.parquet, pyarrow.csv, astropy.io.fits, astropy.table  # imports are not timed
     cols = %r
     def report(name, t0, **kw):
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(dict(name=name, seconds=round(time.perf_counter() - t0, 3), peak_mb=round(peak), **kw)))
-""") % COLS
+""")
+    % COLS
+)
 
 JOBS = {
     "baseline: python + imports": """
@@ -110,8 +128,9 @@ def main(argv=None):
     here = Path(__file__).resolve().parent
     base = here / "out" / f"4xmm_like_{a.rows}"
     if not (Path(f"{base}.fits").exists() and Path(f"{base}.parquet").exists()):
-        subprocess.run([sys.executable, str(here / "make_4xmm_like.py"), "--rows", str(a.rows), "--out", str(base)],
-                       check=True)
+        subprocess.run(
+            [sys.executable, str(here / "make_4xmm_like.py"), "--rows", str(a.rows), "--out", str(base)], check=True
+        )
     sizes = {ext: os.path.getsize(f"{base}.{ext}") / 2**20 for ext in ("fits", "parquet")}
     print(f"# {a.rows} rows x 336 columns: FITS {sizes['fits']:.0f} MiB, Parquet {sizes['parquet']:.0f} MiB")
     for ext in ("fits", "parquet"):  # warm the page cache so no job pays the disk read alone
@@ -127,12 +146,16 @@ def main(argv=None):
             continue
         res = json.loads(r.stdout.strip().splitlines()[-1])
         results.append(res)
-        print(f"{res['name']:<48} {res['seconds']:>8.2f} s  peak {res['peak_mb']:>6} MB"
-              + (f"  (FITS part {res['fits_s']:.2f} s)" if "fits_s" in res else ""))
+        print(
+            f"{res['name']:<48} {res['seconds']:>8.2f} s  peak {res['peak_mb']:>6} MB"
+            + (f"  (FITS part {res['fits_s']:.2f} s)" if "fits_s" in res else "")
+        )
     by = {r["name"]: r for r in results}
+
     def ratio(a_, b_):
         if a_ in by and b_ in by:
             print(f"ratio {a_} / {b_}: time {by[a_]['seconds'] / max(by[b_]['seconds'], 1e-9):.2f}")
+
     ratio("read 15 cols FITS: xmmtools", "read 15 cols FITS: astropy memmap")
     ratio("read 15 cols Parquet: xmmtools", "read 15 cols Parquet: pyarrow")
     ratio("write 15 cols FITS+Parquet: xmmtools", "write 15 cols FITS+Parquet: astropy/pyarrow")

@@ -66,8 +66,17 @@ def main():
     out_dir.mkdir(exist_ok=True)
     cat = out_dir / f"4xmm_like_{args.rows}.parquet"
     if not cat.exists():
-        subprocess.run([sys.executable, str(ROOT / "bench" / "make_4xmm_like.py"), "--rows", str(args.rows),
-                        "--out", str(out_dir / f"4xmm_like_{args.rows}")], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "bench" / "make_4xmm_like.py"),
+                "--rows",
+                str(args.rows),
+                "--out",
+                str(out_dir / f"4xmm_like_{args.rows}"),
+            ],
+            check=True,
+        )
     model = load_model(default_model_path())
     spec = stage_spec(model.feature_set)
     info = tables.inspect_table(cat)
@@ -82,13 +91,22 @@ def main():
 
     # 1. end to end
     o = out_dir / "classify_bench_out.parquet"
-    res["end_to_end_slim_parquet"] = dict(zip(("seconds", "peak_gb"), run(
-        [*XMM, "classify", str(slim), "-o", str(o), "--overwrite", "-q"])))
+    res["end_to_end_slim_parquet"] = dict(
+        zip(("seconds", "peak_gb"), run([*XMM, "classify", str(slim), "-o", str(o), "--overwrite", "-q"]), strict=True)
+    )
     if args.full:
-        res["end_to_end_full_336_columns"] = dict(zip(("seconds", "peak_gb"), run(
-            [*XMM, "classify", str(cat), "-o", str(o), "--overwrite", "-q"])))
-        res["convert_full_336_columns_io_floor"] = dict(zip(("seconds", "peak_gb"), run(
-            [*XMM, "convert", str(cat), "-o", str(o), "--overwrite", "-q"])))
+        res["end_to_end_full_336_columns"] = dict(
+            zip(
+                ("seconds", "peak_gb"),
+                run([*XMM, "classify", str(cat), "-o", str(o), "--overwrite", "-q"]),
+                strict=True,
+            )
+        )
+        res["convert_full_336_columns_io_floor"] = dict(
+            zip(
+                ("seconds", "peak_gb"), run([*XMM, "convert", str(cat), "-o", str(o), "--overwrite", "-q"]), strict=True
+            )
+        )
     o.unlink(missing_ok=True)
 
     # 2. scoring speed on the same feature matrix
@@ -129,9 +147,10 @@ def main():
     fold = stratified_folds(y, 5, 1)
     cv = cross_validate(Xl, y, classes, model.feature_set, model.settings, FitOptions(folds=5, seed=1))
     quality = {"xmmtools_nb": cv["proba"]}
-    for name, make in (("sklearn_gaussiannb", lambda: GaussianNB()),
-                       ("sklearn_hgb", lambda: HistGradientBoostingClassifier(random_state=1,
-                                                                              class_weight="balanced"))):
+    for name, make in (
+        ("sklearn_gaussiannb", lambda: GaussianNB()),
+        ("sklearn_hgb", lambda: HistGradientBoostingClassifier(random_state=1, class_weight="balanced")),
+    ):
         p = np.zeros((len(y), len(classes)))
         for f in range(5):
             tr, te = fold != f, fold == f

@@ -59,8 +59,9 @@ def main():
     proba = np.zeros((len(y), len(classes)))
     t0 = time.perf_counter()
     for f in range(5):
-        clf = HistGradientBoostingClassifier(random_state=1, class_weight="balanced", max_iter=300,
-                                             learning_rate=0.05, early_stopping=False)
+        clf = HistGradientBoostingClassifier(
+            random_state=1, class_weight="balanced", max_iter=300, learning_rate=0.05, early_stopping=False
+        )
         clf.fit(X[fold != f], y[fold != f])
         proba[fold == f] = clf.predict_proba(X[fold == f])
     m = ev.summarise(y, proba, classes)

@@ -44,13 +44,24 @@ def make_inputs(folder: str, n1: int, n2: int, seed: int = 0) -> tuple[str, str]
     syn = counterparts(ra, dec, err, density_deg2=(n2 - 0.9 * n1) / a, sigma_secondary=0.1, seed=seed + 2)
     p = os.path.join(folder, "primary.fits")
     s = os.path.join(folder, "secondary.fits")
-    h1 = fits.BinTableHDU.from_columns([
-        fits.Column("ID", "K", array=np.arange(n1)), fits.Column("RA", "D", array=ra),
-        fits.Column("DEC", "D", array=dec), fits.Column("pos_err", "E", array=err)], name="X")
+    h1 = fits.BinTableHDU.from_columns(
+        [
+            fits.Column("ID", "K", array=np.arange(n1)),
+            fits.Column("RA", "D", array=ra),
+            fits.Column("DEC", "D", array=dec),
+            fits.Column("pos_err", "E", array=err),
+        ],
+        name="X",
+    )
     h1.header["SKYAREA"] = a
-    h2 = fits.BinTableHDU.from_columns([
-        fits.Column("ID", "K", array=np.arange(len(syn.ra))), fits.Column("RA", "D", array=syn.ra),
-        fits.Column("DEC", "D", array=syn.dec)], name="OPT")
+    h2 = fits.BinTableHDU.from_columns(
+        [
+            fits.Column("ID", "K", array=np.arange(len(syn.ra))),
+            fits.Column("RA", "D", array=syn.ra),
+            fits.Column("DEC", "D", array=syn.dec),
+        ],
+        name="OPT",
+    )
     h2.header["SKYAREA"] = a
     h1.writeto(p, overwrite=True)
     h2.writeto(s, overwrite=True)
@@ -105,10 +116,13 @@ def compare_pany(nway_out: str, ours_out: str) -> dict:
     pid = np.asarray(nw["X_ID"])[first]
     pn = np.asarray(nw["p_any"], dtype=float)[first]
     o = tables.read_table(ours_out, ["ID", "P_ANY"])
-    po = dict(zip(o["ID"].to_pylist(), o["P_ANY"].to_pylist()))
+    po = dict(zip(o["ID"].to_pylist(), o["P_ANY"].to_pylist(), strict=True))
     d = np.abs(pn - np.array([po[i] for i in pid]))
-    return {"primaries_compared": int(len(d)), "frac_within_0.01": float(np.mean(d <= 0.01)),
-            "max_abs_diff": float(d.max())}
+    return {
+        "primaries_compared": int(len(d)),
+        "frac_within_0.01": float(np.mean(d <= 0.01)),
+        "max_abs_diff": float(d.max()),
+    }
 
 
 def run_size(n1: int, n2: int, folder: str, with_nway: bool, results: list) -> None:
@@ -118,17 +132,44 @@ def run_size(n1: int, n2: int, folder: str, with_nway: bool, results: list) -> N
     print(f"inputs written in {time.perf_counter() - t0:.1f} s", flush=True)
     radius = "10"
     rows = {}
-    ours_cmd = [PY, "-m", "xmmtools", "crossmatch", p, "--catalog", f"opt={s}", "--pos-err", "opt=0.1",
-                "--pos-err", "primary=pos_err", "--radius", radius, "-o", os.path.join(folder, "ours.fits"),
-                "--overwrite", "-q"]
+    ours_cmd = [
+        PY,
+        "-m",
+        "xmmtools",
+        "crossmatch",
+        p,
+        "--catalog",
+        f"opt={s}",
+        "--pos-err",
+        "opt=0.1",
+        "--pos-err",
+        "primary=pos_err",
+        "--radius",
+        radius,
+        "-o",
+        os.path.join(folder, "ours.fits"),
+        "--overwrite",
+        "-q",
+    ]
     rows["xmmtools bayes (CLI, FITS in/out)"] = timed(ours_cmd, folder)
     rows["xmmtools all-pairs (library)"] = timed([PY, "-c", OURS_PAIRS, p, s, radius], folder)
     rows["astropy search_around_sky"] = timed([PY, "-c", ASTROPY, p, s, radius], folder)
     agreement = None
     if with_nway:
         open(os.path.join(folder, "I_will_check_for_NWAY_updates_myself_thank_you"), "w").close()
-        nway_cmd = [PY, NWAY, p, ":pos_err", s, "0.1", "--radius", radius, "--prior-completeness", "0.9",
-                    f"--out={os.path.join(folder, 'nway.fits')}"]
+        nway_cmd = [
+            PY,
+            NWAY,
+            p,
+            ":pos_err",
+            s,
+            "0.1",
+            "--radius",
+            radius,
+            "--prior-completeness",
+            "0.9",
+            f"--out={os.path.join(folder, 'nway.fits')}",
+        ]
         rows["NWAY 4.8 (CLI)"] = timed(nway_cmd, folder)
         ours_best = os.path.join(folder, "ours.fits")
         agreement = compare_pany(os.path.join(folder, "nway.fits"), ours_best)
@@ -138,10 +179,18 @@ def run_size(n1: int, n2: int, folder: str, with_nway: bool, results: list) -> N
     if "NWAY 4.8 (CLI)" in rows:
         print(f"  NWAY / xmmtools bayes time ratio: {rows['NWAY 4.8 (CLI)'][0] / b:.1f}x")
         print(f"  P_ANY agreement with NWAY: {agreement}")
-    print(f"  astropy / xmmtools all-pairs time ratio: "
-          f"{rows['astropy search_around_sky'][0] / rows['xmmtools all-pairs (library)'][0]:.1f}x")
-    results.append({"n1": n1, "n2": n2, "runs": {k: {"wall_s": round(v[0], 2), "peak_gb": round(v[1], 3)}
-                                                  for k, v in rows.items()}, "nway_agreement": agreement})
+    print(
+        f"  astropy / xmmtools all-pairs time ratio: "
+        f"{rows['astropy search_around_sky'][0] / rows['xmmtools all-pairs (library)'][0]:.1f}x"
+    )
+    results.append(
+        {
+            "n1": n1,
+            "n2": n2,
+            "runs": {k: {"wall_s": round(v[0], 2), "peak_gb": round(v[1], 3)} for k, v in rows.items()},
+            "nway_agreement": agreement,
+        }
+    )
 
 
 def make_allsky(folder: str, n1: int, n2: int, seed: int = 5) -> tuple[str, str]:
@@ -154,14 +203,20 @@ def make_allsky(folder: str, n1: int, n2: int, seed: int = 5) -> tuple[str, str]
     ra, dec = sky(n1, seed=seed)
     rng = np.random.default_rng(seed)
     p = os.path.join(folder, "allsky_primary.fits")
-    h1 = fits.BinTableHDU.from_columns([
-        fits.Column("ID", "K", array=np.arange(n1)), fits.Column("RA", "D", array=ra),
-        fits.Column("DEC", "D", array=dec), fits.Column("pos_err", "E", array=rng.uniform(0.5, 3.0, n1))])
+    h1 = fits.BinTableHDU.from_columns(
+        [
+            fits.Column("ID", "K", array=np.arange(n1)),
+            fits.Column("RA", "D", array=ra),
+            fits.Column("DEC", "D", array=dec),
+            fits.Column("pos_err", "E", array=rng.uniform(0.5, 3.0, n1)),
+        ]
+    )
     h1.header["SKYAREA"] = 41252.96
     h1.writeto(p, overwrite=True)
     s = os.path.join(folder, "allsky_secondary.fits")
-    hdr = fits.BinTableHDU.from_columns([fits.Column("ID", "K"), fits.Column("RA", "D"), fits.Column("DEC", "D")],
-                                        nrows=0).header
+    hdr = fits.BinTableHDU.from_columns(
+        [fits.Column("ID", "K"), fits.Column("RA", "D"), fits.Column("DEC", "D")], nrows=0
+    ).header
     hdr["NAXIS2"] = n2
     hdr["SKYAREA"] = 41252.96
     with open(s, "wb") as f:
@@ -193,18 +248,43 @@ def run_stream(n1: int, n2: int, folder: str, results: list) -> None:
     rows = {}
     for label, stream in (("whole file (--stream-rows 1e12)", "1000000000000"), ("streamed (default)", "20000000")):
         out = os.path.join(folder, f"out_{stream}.fits")
-        cmd = [PY, "-m", "xmmtools", "crossmatch", p, "--catalog", f"opt={s}", "--pos-err", "opt=0.1",
-               "--pos-err", "primary=pos_err", "--radius", "10", "--stream-rows", stream, "-o", out, "-q"]
+        cmd = [
+            PY,
+            "-m",
+            "xmmtools",
+            "crossmatch",
+            p,
+            "--catalog",
+            f"opt={s}",
+            "--pos-err",
+            "opt=0.1",
+            "--pos-err",
+            "primary=pos_err",
+            "--radius",
+            "10",
+            "--stream-rows",
+            stream,
+            "-o",
+            out,
+            "-q",
+        ]
         rows[label] = timed(cmd, folder)
         print(f"  {label:<34} {rows[label][0]:8.1f} s   peak {rows[label][1]:5.2f} GB", flush=True)
     from xmmtools import tables
 
-    a, b = (tables.read_table(os.path.join(folder, f"out_{x}.fits"), ["P_ANY", "OPT_ID"])
-            for x in ("1000000000000", "20000000"))
+    a, b = (
+        tables.read_table(os.path.join(folder, f"out_{x}.fits"), ["P_ANY", "OPT_ID"])
+        for x in ("1000000000000", "20000000")
+    )
     same = a.equals(b)
     print(f"  identical P_ANY and counterparts: {same}")
-    results.append({"allsky": [n1, n2], "identical": same,
-                    "runs": {k: {"wall_s": round(v[0], 2), "peak_gb": round(v[1], 3)} for k, v in rows.items()}})
+    results.append(
+        {
+            "allsky": [n1, n2],
+            "identical": same,
+            "runs": {k: {"wall_s": round(v[0], 2), "peak_gb": round(v[1], 3)} for k, v in rows.items()},
+        }
+    )
 
 
 def main() -> None:

@@ -31,8 +31,15 @@ import pyarrow as pa
 from xmmtools.columns import ecf, parse_family, schema
 from xmmtools.tables import Provenance, TableWriter, field_meta
 
-ARROW = {"float32": pa.float32(), "float64": pa.float64(), "int16": pa.int16(), "int32": pa.int32(),
-         "int64": pa.int64(), "bool": pa.bool_(), "str": pa.string()}
+ARROW = {
+    "float32": pa.float32(),
+    "float64": pa.float64(),
+    "int16": pa.int16(),
+    "int32": pa.int32(),
+    "int64": pa.int64(),
+    "bool": pa.bool_(),
+    "str": pa.string(),
+}
 FILTERS = np.array(["Thin1", "Thin2", "Medium", "Thick"])
 SUBMODES = np.array(["PrimeFullWindow", "PrimeFullWindowExtended", "PrimeLargeWindow", "PrimeSmallWindow"])
 
@@ -88,8 +95,11 @@ def chunk_table(start: int, stop: int, det_src: np.ndarray, src_ra, src_dec, obs
         elif name.endswith("_SUBMODE"):
             v = np.where(off, "UNDEF", SUBMODES[obs_idx % 4])
         elif col.dtype == "str":
-            v = np.where(rng.random(n) < 0.5, "FFFFFFFFFFFF", "TFFFFFFFFFFF") if "FLAG" in name else \
-                np.where(rng.random(n) < 0.8, "", "S003")
+            v = (
+                np.where(rng.random(n) < 0.5, "FFFFFFFFFFFF", "TFFFFFFFFFFF")
+                if "FLAG" in name
+                else np.where(rng.random(n) < 0.8, "", "S003")
+            )
         elif col.dtype == "bool":
             v = tseries if name == "TSERIES" else rng.random(n) < 0.05
         elif col.dtype.startswith("int"):
@@ -125,8 +135,12 @@ def _iau_names(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
     dd = np.floor(ad).astype(int)
     dm = np.floor((ad - dd) * 60).astype(int)
     ds = np.floor(((ad - dd) * 60 - dm) * 60).astype(int)
-    return np.array([f"4XMM J{a:02d}{b:02d}{c:04.1f}{g}{d:02d}{e:02d}{f:02d}"
-                     for a, b, c, g, d, e, f in zip(hh, mm, ss, sign, dd, dm, ds)])
+    return np.array(
+        [
+            f"4XMM J{a:02d}{b:02d}{c:04.1f}{g}{d:02d}{e:02d}{f:02d}"
+            for a, b, c, g, d, e, f in zip(hh, mm, ss, sign, dd, dm, ds, strict=True)
+        ]
+    )
 
 
 def _float_values(name, col, fam, n, flux8, rng):
@@ -181,8 +195,9 @@ def main(argv=None) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     first = chunk_table(0, min(a.chunk, a.rows), det_src, src_ra, src_dec, obs_ids, rng)
     step = Provenance("make_4xmm_like", {"rows": a.rows, "seed": a.seed}, [])
-    writers = [TableWriter(f"{out}.{fmt}", first.schema, provenance=step, overwrite=True)
-               for fmt in a.formats.split(",")]
+    writers = [
+        TableWriter(f"{out}.{fmt}", first.schema, provenance=step, overwrite=True) for fmt in a.formats.split(",")
+    ]
     t0 = time.time()
     for w in writers:
         w.__enter__()
@@ -200,8 +215,11 @@ def main(argv=None) -> None:
         raise
     for w in writers:
         w.close()
-    print(f"\nwrote {a.rows} rows x {first.num_columns} columns, {len(n_det)} sources, "
-          f"to {', '.join(w.path for w in writers)} in {time.time() - t0:.0f} s", file=sys.stderr)
+    print(
+        f"\nwrote {a.rows} rows x {first.num_columns} columns, {len(n_det)} sources, "
+        f"to {', '.join(w.path for w in writers)} in {time.time() - t0:.0f} s",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ from xmmtools.photoz.attributes import resolve_attributes  # noqa: E402
 from xmmtools.photoz.model import cross_validate, train_model  # noqa: E402
 from xmmtools.photoz.tpz import ForestParams, Grid  # noqa: E402
 
-MGS_ATTRS = "u,g,r,i,z,u-g,g-r,r-i,i-z".split(",")
+MGS_ATTRS = ["u", "g", "r", "i", "z", "u-g", "g-r", "r-i", "i-z"]
 MLZ_TRAIN_S, MLZ_PREDICT_5000_S = 430.0, 5.0
 
 
@@ -69,8 +69,17 @@ def mgs(n_jobs):
     aset = resolve_attributes(MGS_ATTRS, tr.column_names, source="train")
     grid = Grid(0.001, 0.3, 80)
     t0 = time.perf_counter()
-    model = train_model("bench", aset, lambda c: tr[c].to_numpy(), tr["zs"].to_numpy(), grid,
-                        ForestParams(4, 25, 5, 5), importance=False, oob=False, n_jobs=n_jobs)
+    model = train_model(
+        "bench",
+        aset,
+        lambda c: tr[c].to_numpy(),
+        tr["zs"].to_numpy(),
+        grid,
+        ForestParams(4, 25, 5, 5),
+        importance=False,
+        oob=False,
+        n_jobs=n_jobs,
+    )
     t_train = time.perf_counter() - t0
     Xte, _ = resolve_attributes(MGS_ATTRS, te.column_names, source="t").values(lambda c: te[c].to_numpy())
     X5000 = np.concatenate([Xte, Xte])
@@ -91,11 +100,15 @@ def mgs(n_jobs):
     print("\n== MGS: 5000 train / 2500 test, 9 attributes, 100 trees")
     print(f"TPZ (xmmtools) train {t_train:6.2f} s  predict 5000 {t_pred:5.2f} s  | {fmt(m_tpz)}")
     print(f"sklearn RF      train {t_rf_train:6.2f} s  predict 5000 {t_rf_pred:5.2f} s  | {fmt(m_rf)}")
-    print(f"MLZ 1.2 (issue) train {MLZ_TRAIN_S:6.1f} s  predict 5000 {MLZ_PREDICT_5000_S:5.2f} s  | "
-          "sigma_nmad=0.0132 bias=-0.0002 outliers_005=0.011 crps=0.0093 pit_ks=0.047 coverage_68=0.73 (full test)")
+    print(
+        f"MLZ 1.2 (issue) train {MLZ_TRAIN_S:6.1f} s  predict 5000 {MLZ_PREDICT_5000_S:5.2f} s  | "
+        "sigma_nmad=0.0132 bias=-0.0002 outliers_005=0.011 crps=0.0093 pit_ks=0.047 coverage_68=0.73 (full test)"
+    )
     print(f"speed-up vs MLZ: train x{MLZ_TRAIN_S / t_train:.0f}, predict x{MLZ_PREDICT_5000_S / t_pred:.0f}")
-    return {"tpz": {"train_s": t_train, "predict_5000_s": t_pred, **m_tpz},
-            "rf": {"train_s": t_rf_train, "predict_5000_s": t_rf_pred, **m_rf}}
+    return {
+        "tpz": {"train_s": t_train, "predict_5000_s": t_pred, **m_tpz},
+        "rf": {"train_s": t_rf_train, "predict_5000_s": t_rf_pred, **m_rf},
+    }
 
 
 def scale(rows, n_jobs):
@@ -107,16 +120,34 @@ def scale(rows, n_jobs):
         pq.write_table(big, src)
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         t0 = time.perf_counter()
-        r = subprocess.run([sys.executable, "-m", "xmmtools", "photoz", str(src), "-o", str(out), "--model",
-                            "galaxy", "--jobs", str(n_jobs), "-q"], capture_output=True, text=True)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "xmmtools",
+                "photoz",
+                str(src),
+                "-o",
+                str(out),
+                "--model",
+                "galaxy",
+                "--jobs",
+                str(n_jobs),
+                "-q",
+            ],
+            capture_output=True,
+            text=True,
+        )
         wall = time.perf_counter() - t0
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         if r.returncode:
             raise SystemExit(r.stderr)
         size = out.stat().st_size
     print(f"\n== scale: xmmtools photoz on {rows:,} rows, galaxy model (100 trees), Z_PDF 80 bins -> Parquet")
-    print(f"wall {wall:.1f} s ({rows / wall:,.0f} rows/s), peak RSS {max(peak, before) / 1e6:.2f} GB, "
-          f"output {size / 1e6:.0f} MB")
+    print(
+        f"wall {wall:.1f} s ({rows / wall:,.0f} rows/s), peak RSS {max(peak, before) / 1e6:.2f} GB, "
+        f"output {size / 1e6:.0f} MB"
+    )
     return {"rows": rows, "wall_s": wall, "peak_rss_gb": max(peak, before) / 1e6, "output_mb": size / 1e6}
 
 
@@ -130,8 +161,9 @@ def quasars(n_jobs):
     }
     um = {b: f"{b}_mag" for b in "ugrizJHK"}
     for label, (attrs, _) in cases.items():
-        out[label] = cv_pair(label, attrs.split(","), cols, cols["z"], um, (0.0,), Grid(0.0, 6.0, 200),
-                             ForestParams(2, 25, 5, 5), n_jobs)
+        out[label] = cv_pair(
+            label, attrs.split(","), cols, cols["z"], um, (0.0,), Grid(0.0, 6.0, 200), ForestParams(2, 25, 5, 5), n_jobs
+        )
     return out
 
 
@@ -141,8 +173,13 @@ def quasars(n_jobs):
 #: luminosity), with every attribute per split (bagging) or 5, MinLeaf 5 or 3.
 S82X_ALL = "U,G,R,I,Z,W1,W2,U-G,G-R,R-I,I-Z,Z-W1,W1-W2"
 S82X_COLOURS = "R,U-G,G-R,R-I,I-Z,Z-W1,W1-W2"
-S82X_CANDIDATES = ((S82X_ALL, 10, 5), (S82X_ALL, 13, 3), (S82X_COLOURS, 7, 5), (S82X_COLOURS, 7, 3),
-                   (S82X_COLOURS, 5, 5))
+S82X_CANDIDATES = (
+    (S82X_ALL, 10, 5),
+    (S82X_ALL, 13, 3),
+    (S82X_COLOURS, 7, 5),
+    (S82X_COLOURS, 7, 3),
+    (S82X_COLOURS, 5, 5),
+)
 S82X_SEEDS = (20261121, 1, 2, 3)
 S82X_NRANDOM = 8
 
@@ -162,8 +199,10 @@ def stripe82x(n_jobs, seeds=S82X_SEEDS):
         cols[c][np.abs(cols[c]) >= 98] = np.nan
     z = np.asarray(t["REDSHIFT"], float)[keep]
     grid = Grid(0.0, 1.05, 105)
-    print(f"\n== Stripe 82X spec-z AGN, SDSS ugriz + W1 W2: {len(z)} objects, 5-fold CV, "
-          f"nested OOB choice among {len(S82X_CANDIDATES)} recipes (NRandom {S82X_NRANDOM} x NTrees 25)")
+    print(
+        f"\n== Stripe 82X spec-z AGN, SDSS ugriz + W1 W2: {len(z)} objects, 5-fold CV, "
+        f"nested OOB choice among {len(S82X_CANDIDATES)} recipes (NRandom {S82X_NRANDOM} x NTrees 25)"
+    )
     out = {"seeds": {}}
     rf_aset = resolve_attributes(S82X_ALL.split(","), list(cols), source="s82x")
     X_rf, _ = rf_aset.values(lambda c: cols[c])
@@ -175,18 +214,22 @@ def stripe82x(n_jobs, seeds=S82X_SEEDS):
         for tr, te in KFold(5, shuffle=True, random_state=seed).split(X_rf):
             pred[te] = rf(n_jobs).fit(X_rf[tr], z[tr]).predict(X_rf[te])
         m_rf = metrics.point_metrics(pred, z)
-        print(f"seed {seed:>8}: TPZ {t_tpz:5.1f} s | {fmt(m_tpz)}\n"
-              f"                Z_MEDIAN: sigma_nmad={m_tpz['median_sigma_nmad']:.4f}  "
-              f"outliers_015={m_tpz['median_outliers_015']:.4f}\n"
-              f"                chosen (recipe, mode width) per fold: {chosen}\n"
-              f"                RF (100 trees, mean) | {fmt(m_rf)}")
+        print(
+            f"seed {seed:>8}: TPZ {t_tpz:5.1f} s | {fmt(m_tpz)}\n"
+            f"                Z_MEDIAN: sigma_nmad={m_tpz['median_sigma_nmad']:.4f}  "
+            f"outliers_015={m_tpz['median_outliers_015']:.4f}\n"
+            f"                chosen (recipe, mode width) per fold: {chosen}\n"
+            f"                RF (100 trees, mean) | {fmt(m_rf)}"
+        )
         out["seeds"][str(seed)] = {"tpz": {"time_s": t_tpz, "chosen": chosen, **m_tpz}, "rf": m_rf}
     for which, key in (("tpz", ""), ("tpz_median", "median_"), ("rf", "")):
         for k in ("sigma_nmad", "outliers_015"):
             v = [out["seeds"][str(s)][which.split("_")[0]][key + k] for s in seeds]
             out.setdefault(which, {})[k] = {"mean": float(np.mean(v)), "min": float(min(v)), "max": float(max(v))}
-        print(f"{which.upper():>10} over seeds {list(seeds)}: " + "  ".join(
-            f"{k}={d['mean']:.4f} [{d['min']:.4f}, {d['max']:.4f}]" for k, d in out[which].items()))
+        print(
+            f"{which.upper():>10} over seeds {list(seeds)}: "
+            + "  ".join(f"{k}={d['mean']:.4f} [{d['min']:.4f}, {d['max']:.4f}]" for k, d in out[which].items())
+        )
     return {"S82X ugriz+W1W2": out}
 
 
@@ -203,8 +246,16 @@ def nested_oob_cv(cols, z, grid, seed, n_jobs, folds=5):
         best = None
         for i, (attrs, natt, min_leaf) in enumerate(S82X_CANDIDATES):
             aset = resolve_attributes(attrs.split(","), list(cols), source="s82x")
-            m = train_model(f"fold{k}", aset, lambda c: cols[c][train], z[train], grid,
-                            ForestParams(S82X_NRANDOM, 25, natt, min_leaf), importance=False, n_jobs=n_jobs)
+            m = train_model(
+                f"fold{k}",
+                aset,
+                lambda c: cols[c][train],
+                z[train],
+                grid,
+                ForestParams(S82X_NRANDOM, 25, natt, min_leaf),
+                importance=False,
+                n_jobs=n_jobs,
+            )
             score = m.info["oob_metrics"]["sigma_nmad"]
             if best is None or score < best[0]:
                 best = (score, i, m, aset)
@@ -234,8 +285,10 @@ def cv_pair(label, attrs, cols, z, user_map, missing, grid, params, n_jobs):
     t_rf = time.perf_counter() - t0
     m_rf = metrics.point_metrics(pred, z)
     print(f"\n== {label}: {len(z)} objects, 5-fold CV")
-    print(f"TPZ ({params.n_random * params.n_trees} trees, mode) {t_tpz:6.1f} s | {fmt(m_tpz)}  "
-          f"mode widths {m_tpz['mode_smooth_folds']}")
+    print(
+        f"TPZ ({params.n_random * params.n_trees} trees, mode) {t_tpz:6.1f} s | {fmt(m_tpz)}  "
+        f"mode widths {m_tpz['mode_smooth_folds']}"
+    )
     print(f"sklearn RF (100 trees, mean) {t_rf:6.1f} s | {fmt(m_rf)}")
     return {"tpz": {"time_s": t_tpz, **m_tpz}, "rf": {"time_s": t_rf, **m_rf}}
 
@@ -252,8 +305,12 @@ def main():
     if args.skip_cv:
         parts = [p for p in parts if p not in ("quasars", "stripe82x")]
     res = {}
-    for name, fn in (("mgs", lambda: mgs(args.jobs)), ("scale", lambda: scale(args.rows, args.jobs)),
-                     ("quasars", lambda: quasars(args.jobs)), ("stripe82x", lambda: stripe82x(args.jobs))):
+    for name, fn in (
+        ("mgs", lambda: mgs(args.jobs)),
+        ("scale", lambda: scale(args.rows, args.jobs)),
+        ("quasars", lambda: quasars(args.jobs)),
+        ("stripe82x", lambda: stripe82x(args.jobs)),
+    ):
         if name in parts:
             res[name] = fn()
     if args.json:

@@ -23,9 +23,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
-
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -65,6 +64,7 @@ def bench_statistics(n: int) -> dict:
     def quad_ul(nn, bb, cl=0.9545):
         def post(s):
             return np.exp(nn * np.log(s + bb) - (s + bb) - (nn * np.log(max(nn + bb, 1.0)) - (nn + bb)))
+
         z = integrate.quad(post, 0, np.inf)[0]
         return optimize.brentq(lambda x: integrate.quad(post, 0, x)[0] / z - cl, 0, 10 * (nn + bb) + 50)
 
@@ -73,10 +73,14 @@ def bench_statistics(n: int) -> dict:
     t_q = (time.perf_counter() - t0) / m * n
     return {
         "n": n,
-        "threshold_table_s": t_tab, "threshold_exact_s": t_exact, "poisson_isf_s": t_isf,
+        "threshold_table_s": t_tab,
+        "threshold_exact_s": t_exact,
+        "poisson_isf_s": t_isf,
         "threshold_table_max_rel_err": float(np.max(np.abs(tab / exact - 1))),
         "integer_threshold_equals_poisson_isf+1": float(np.mean(ours_int == ref_int)),
-        "kbn_tabulated_s": t_kt, "kbn_gammainccinv_s": t_kd, "kbn_quadrature_extrapolated_s": t_q,
+        "kbn_tabulated_s": t_kt,
+        "kbn_gammainccinv_s": t_kd,
+        "kbn_quadrature_extrapolated_s": t_q,
         "kbn_tabulated_max_rel_err": float(np.max(np.abs(kt / kd - 1))),
         "kbn_vs_quadrature_max_rel_err": float(np.max(np.abs(kd[:m] / kq - 1))),
     }
@@ -107,7 +111,7 @@ def reference_positions(ra, dec, products, radius=30.0, annulus=(60.0, 120.0)):
         sky = w.pixel_to_world(xx.ravel(), yy.ravel())
         pnt = SkyCoord(p.ra_pnt, p.dec_pnt, unit="deg")
         ecf = band_ecf(p.instrument, p.band, p.filter)
-        for i, (r, d) in enumerate(zip(ra, dec)):
+        for i, (r, d) in enumerate(zip(ra, dec, strict=True)):
             pos = SkyCoord(r, d, unit="deg")
             x, y = w.world_to_pixel(pos)
             col, row = int(np.rint(x)), int(np.rint(y))
@@ -122,8 +126,9 @@ def reference_positions(ra, dec, products, radius=30.0, annulus=(60.0, 120.0)):
             ann = (sep >= annulus[0]) & (sep <= annulus[1]) & (e > 0)
             bkg = c[ann].sum() / e[ann].sum() * e[disc].sum()
             n_thr = optimize.brentq(lambda nn: gammainc(nn, bkg) - np.exp(-10.0), 1e-9, bkg + 200 + 20 * np.sqrt(bkg))
-            eef = psf.eef(p.instrument, np.sqrt(disc.sum() / np.pi) * 4.35, psf.band_energy(*p.band),
-                          pos.separation(pnt).arcmin)
+            eef = psf.eef(
+                p.instrument, np.sqrt(disc.sum() / np.pi) * 4.35, psf.band_energy(*p.band), pos.separation(pnt).arcmin
+            )
             out[(i, p.obs_id, p.instrument, p.band)] = (t, c[disc].sum(), (n_thr - bkg) / (eef * t) / (ecf * 1e11))
     return out
 
@@ -151,8 +156,20 @@ def main() -> None:
         src = os.path.join(tmp, "pos.parquet")
         tables.write_table(pa.table({"SRCID": np.arange(args.n), "RA": ra, "DEC": dec}), src)
         out = os.path.join(tmp, "ul.parquet")
-        cmd = [sys.executable, "-m", "xmmtools", "sensitivity", src, "--obs", args.obs, "-o", out, "-q",
-               "--chunk-size", "50000"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "xmmtools",
+            "sensitivity",
+            src,
+            "--obs",
+            args.obs,
+            "-o",
+            out,
+            "-q",
+            "--chunk-size",
+            "50000",
+        ]
         print("positions (CLI) ...", file=sys.stderr)
         t0 = time.perf_counter()
         r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -162,16 +179,22 @@ def main() -> None:
         cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
         peak = r1.ru_maxrss / 1024
         info = tables.inspect_table(out)
-        res["positions"] = {"n": args.n, "cli_s": t_cli, "cli_cpu_s": cpu, "peak_rss_mb": peak,
-                            "load_average_1min": os.getloadavg()[0], "rows": info.num_rows,
-                            "output_mb": os.path.getsize(out) / 2**20}
+        res["positions"] = {
+            "n": args.n,
+            "cli_s": t_cli,
+            "cli_cpu_s": cpu,
+            "peak_rss_mb": peak,
+            "load_average_1min": os.getloadavg()[0],
+            "rows": info.num_rows,
+            "output_mb": os.path.getsize(out) / 2**20,
+        }
         # agreement with the reference on a subset
         got = tables.read_table(out, ["SRCID", "OBS_ID", "INSTRUMENT", "BAND", "EXPOSURE", "COUNTS", "THRESH_FLUX"])
         sel = np.flatnonzero(np.isin(got.column("SRCID").to_numpy(), np.arange(args.ref)))
         sub = got.take(sel).to_pylist()
         products = discover_products(args.obs)
         print("reference ...", file=sys.stderr)
-        ref, t_ref = timed(reference_positions, ra[:args.ref], dec[:args.ref], products)
+        ref, t_ref = timed(reference_positions, ra[: args.ref], dec[: args.ref], products)
         pairs = []
         for r in sub:
             if r["INSTRUMENT"] == "EP":
@@ -183,7 +206,9 @@ def main() -> None:
         a = np.array(pairs, dtype=float)
         cov = a[:, 3] > 0
         res["reference"] = {
-            "positions": args.ref, "rows_compared": len(pairs), "seconds": t_ref,
+            "positions": args.ref,
+            "rows_compared": len(pairs),
+            "seconds": t_ref,
             "extrapolated_to_n_s": t_ref / args.ref * args.n,
             "rows_missing_in_ours": len(ref) - len(pairs),
             "exposure_max_abs_diff_s": float(np.max(np.abs(a[:, 0] - a[:, 3]))),
@@ -196,12 +221,16 @@ def main() -> None:
         mp = os.path.join(tmp, "map.parquet")
         t0 = time.perf_counter()
         r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        subprocess.run([sys.executable, "-m", "xmmtools", "sensitivity-map", "--obs", obs_one, "--order", "16",
-                        "-o", mp, "-q"], check=True)
+        subprocess.run(
+            [sys.executable, "-m", "xmmtools", "sensitivity-map", "--obs", obs_one, "--order", "16", "-o", mp, "-q"],
+            check=True,
+        )
         r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        res["map_order16_one_obs"] = {"seconds": time.perf_counter() - t0,
-                                      "cpu_s": (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime),
-                                      "cells": tables.inspect_table(mp).num_rows}
+        res["map_order16_one_obs"] = {
+            "seconds": time.perf_counter() - t0,
+            "cpu_s": (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime),
+            "cells": tables.inspect_table(mp).num_rows,
+        }
     text = json.dumps(res, indent=2)
     print(text)
     if args.json:

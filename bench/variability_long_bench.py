@@ -46,17 +46,28 @@ def sources_of_input(path: str):
 def make_archive(n: int, ra0, dec0, f0, rng) -> pa.Table:
     pick = rng.choice(len(ra0), size=n, replace=False)
     err = rng.uniform(0.3, 1.5, n)
-    return pa.table({
-        "RA": ra0[pick] + rng.normal(0, err / 3600) / np.cos(np.radians(dec0[pick])),
-        "DEC": dec0[pick] + rng.normal(0, err / 3600), "POSERR": err,
-        "MJD": rng.uniform(51500, 60500, n), "FLUX": f0[pick] * 0.69, "FLUX_ERR": f0[pick] * 0.69 * 0.2,
-    })
+    return pa.table(
+        {
+            "RA": ra0[pick] + rng.normal(0, err / 3600) / np.cos(np.radians(dec0[pick])),
+            "DEC": dec0[pick] + rng.normal(0, err / 3600),
+            "POSERR": err,
+            "MJD": rng.uniform(51500, 60500, n),
+            "FLUX": f0[pick] * 0.69,
+            "FLUX_ERR": f0[pick] * 0.69 * 0.2,
+        }
+    )
 
 
 def make_uls(n: int, srcid, f0, rng) -> pa.Table:
     pick = rng.choice(len(srcid), size=n, replace=False)
-    return pa.table({"SRCID": srcid[pick], "MJD": rng.uniform(51500, 60500, n),
-                     "FLUX_UL": f0[pick] * 10 ** rng.uniform(-2, 0.5, n), "BAND": np.full(n, "8")})
+    return pa.table(
+        {
+            "SRCID": srcid[pick],
+            "MJD": rng.uniform(51500, 60500, n),
+            "FLUX_UL": f0[pick] * 10 ** rng.uniform(-2, 0.5, n),
+            "BAND": np.full(n, "8"),
+        }
+    )
 
 
 def run(label: str, cmd: list[str]) -> tuple[float, float]:
@@ -84,8 +95,17 @@ def main() -> None:
     os.makedirs(a.workdir, exist_ok=True)
     fits_in = ROOT / "bench" / "out" / f"4xmm_like_{a.rows}.fits"
     if not fits_in.exists():
-        subprocess.run([sys.executable, str(ROOT / "bench" / "make_4xmm_like.py"), "--rows", str(a.rows),
-                        "--out", str(fits_in.with_suffix(""))], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "bench" / "make_4xmm_like.py"),
+                "--rows",
+                str(a.rows),
+                "--out",
+                str(fits_in.with_suffix("")),
+            ],
+            check=True,
+        )
     rng = np.random.default_rng(a.seed)
     srcid, ra0, dec0, f0 = sources_of_input(str(fits_in))
     w = Path(a.workdir)
@@ -98,14 +118,25 @@ def main() -> None:
     names = tables.inspect_table(str(fits_in)).schema.names
     slim_cols = list(dict.fromkeys(resolve(names, INPUT_COLUMNS).values()))
     pq.write_table(tables.read_table(str(fits_in), slim_cols), w / "slim.parquet")
-    print(f"{a.rows} detections of {len(srcid)} sources ({fits_in.name}); archive {a.archive_rows} rows, "
-          f"{a.ul_rows} upper limits; slim input = {len(slim_cols)} columns")
+    print(
+        f"{a.rows} detections of {len(srcid)} sources ({fits_in.name}); archive {a.archive_rows} rows, "
+        f"{a.ul_rows} upper limits; slim input = {len(slim_cols)} columns"
+    )
     exe = str(Path(sys.executable).parent / "xmmtools")
     common = ["--archive", f"CSC2={w / 'csc.parquet'}", "--upper-limits", str(w / "ul.parquet"), "--overwrite"]
     results = {}
     for label, inp in (("full", str(fits_in)), ("slim", str(w / "slim.parquet"))):
-        cmd = [exe, "variability", "long", inp, *common, "--alerts", str(w / f"alerts_{label}.parquet"),
-               "-o", str(w / f"out_{label}.parquet")]
+        cmd = [
+            exe,
+            "variability",
+            "long",
+            inp,
+            *common,
+            "--alerts",
+            str(w / f"alerts_{label}.parquet"),
+            "-o",
+            str(w / f"out_{label}.parquet"),
+        ]
         results[label] = run(label, cmd)
     print(f"{'run':<6} {'wall s':>8} {'peak GB':>8}   (target <= 30 s, <= 2 GB)")
     for label, (wall, gb) in results.items():

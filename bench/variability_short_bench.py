@@ -25,8 +25,10 @@ import numpy as np
 from xmmtools.variability.short import statistics as st
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EVENTS = [os.path.join(ROOT, "tests/data/variability/events/0001730201/M1_clean.fits.gz"),
-          "/work/shared/data/variability/exodus_0001730201/events/P0001730201M1S002MIEVLI.FTZ"]
+EVENTS = [
+    os.path.join(ROOT, "tests/data/variability/events/0001730201/M1_clean.fits.gz"),
+    "/work/shared/data/variability/exodus_0001730201/events/P0001730201M1S002MIEVLI.FTZ",
+]
 
 
 def bench_speed(n_curves: int, n_bins: int = 1000, chunk: int = 20000) -> None:
@@ -40,8 +42,10 @@ def bench_speed(n_curves: int, n_bins: int = 1000, chunk: int = 20000) -> None:
         r = st.chi2_fvar_uniform(N, e)
         total += time.perf_counter() - t
         flagged += int(r["VAR_FLAG"].sum())
-    print(f"[speed] chi2+Fvar, {n_curves} curves x {n_bins} bins (fast path): {total:.2f} s "
-          f"(target <= 10 s); flagged {flagged}")
+    print(
+        f"[speed] chi2+Fvar, {n_curves} curves x {n_bins} bins (fast path): {total:.2f} s "
+        f"(target <= 10 s); flagged {flagged}"
+    )
     m = 10000
     N = rng.poisson(3.0, (m, n_bins)).astype(float)
     M = rng.poisson(1.0, (m, n_bins)).astype(float)
@@ -49,8 +53,10 @@ def bench_speed(n_curves: int, n_bins: int = 1000, chunk: int = 20000) -> None:
     t = time.perf_counter()
     st.lightcurve_statistics(N, e, M, 0.3)
     dt = time.perf_counter() - t
-    print(f"[speed] general path (background, NaN bins, Poisson/KS/grouped-Poisson tests): {m} curves in {dt:.2f} s "
-          f"-> {dt * 40:.0f} s per 4x10^5")
+    print(
+        f"[speed] general path (background, NaN bins, Poisson/KS/grouped-Poisson tests): {m} curves in {dt:.2f} s "
+        f"-> {dt * 40:.0f} s per 4x10^5"
+    )
 
 
 def bench_false_positives(n_curves: int, n_bins: int = 1000, chunk: int = 5000) -> None:
@@ -68,8 +74,10 @@ def bench_false_positives(n_curves: int, n_bins: int = 1000, chunk: int = 5000) 
             plain5 += int((r["CHI2PROB"] < 1e-5).sum())
             plain3 += int((r["CHI2PROB"] < 1e-3).sum())
         test = "poisson+ks+rebin" if lam < st.DEFAULT_MIN_COUNTS else "chi2"
-        print(f"  {lam:9.1f}  {test:16s} {flag / n_curves:10.2e}   {f3 / n_curves:10.2e}   "
-              f"{plain5 / n_curves:10.2e}          {plain3 / n_curves:10.2e}")
+        print(
+            f"  {lam:9.1f}  {test:16s} {flag / n_curves:10.2e}   {f3 / n_curves:10.2e}   "
+            f"{plain5 / n_curves:10.2e}          {plain3 / n_curves:10.2e}"
+        )
 
 
 def bench_flares(n_curves: int = 2000, n_bins: int = 1000) -> None:
@@ -88,13 +96,15 @@ def bench_flares(n_curves: int = 2000, n_bins: int = 1000) -> None:
 
 
 def bench_events() -> None:
-    code = ("import sys, time, resource\n"
-            "from xmmtools.variability.events.search import search_events\n"
-            "from xmmtools.variability.events.exod import ExodConfig\n"
-            "t = time.perf_counter()\n"
-            "tab = search_events([sys.argv[1]], ExodConfig(100.0, 4.0, 13, 1.0))\n"
-            "print(f'{time.perf_counter() - t:.2f} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} '"
-            " f'{tab.num_rows}')\n")
+    code = (
+        "import sys, time, resource\n"
+        "from xmmtools.variability.events.search import search_events\n"
+        "from xmmtools.variability.events.exod import ExodConfig\n"
+        "t = time.perf_counter()\n"
+        "tab = search_events([sys.argv[1]], ExodConfig(100.0, 4.0, 13, 1.0))\n"
+        "print(f'{time.perf_counter() - t:.2f} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} '"
+        " f'{tab.num_rows}')\n"
+    )
     for path in EVENTS:
         if not os.path.exists(path):
             continue
@@ -103,8 +113,7 @@ def bench_events() -> None:
             print(f"[events] {os.path.basename(path)}: failed: {out.stderr.strip().splitlines()[-1]}")
             continue
         secs, mb, n = out.stdout.split()
-        print(f"[events] {os.path.basename(path)}: {secs} s, peak RSS {mb} MB, {n} candidates "
-              "(targets 30 s, 1 GB)")
+        print(f"[events] {os.path.basename(path)}: {secs} s, peak RSS {mb} MB, {n} candidates (targets 30 s, 1 GB)")
 
 
 def main() -> None:

@@ -46,5 +46,11 @@ def run_cli(args, *, input: bytes | None = None, cwd=None, timeout=120):
     """Run ``python -m xmmtools`` in a subprocess (real exit codes, stdin/stdout pipes)."""
     env = dict(os.environ)
     env.pop("COLUMNS", None)
-    return subprocess.run([sys.executable, "-m", "xmmtools", *map(str, args)], input=input,
-                          capture_output=True, cwd=cwd, timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "xmmtools", *map(str, args)],
+        input=input,
+        capture_output=True,
+        cwd=cwd,
+        timeout=timeout,
+        env=env,
+    )

@@ -5,16 +5,22 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from xmmtools import tables as T
 from conftest import SAMPLE
+
+from xmmtools import tables as T
 
 
 def test_classify_then_long_term_variability_through_a_pipe(tmp_path):
     out = tmp_path / "chain.fits"
-    p1 = subprocess.Popen([sys.executable, "-m", "xmmtools", "-q", "classify", str(SAMPLE), "-o", "-"],
-                          stdout=subprocess.PIPE)
-    p2 = subprocess.run([sys.executable, "-m", "xmmtools", "-q", "variability", "long", "-", "-o", str(out)],
-                        stdin=p1.stdout, capture_output=True, timeout=300)
+    p1 = subprocess.Popen(
+        [sys.executable, "-m", "xmmtools", "-q", "classify", str(SAMPLE), "-o", "-"], stdout=subprocess.PIPE
+    )
+    p2 = subprocess.run(
+        [sys.executable, "-m", "xmmtools", "-q", "variability", "long", "-", "-o", str(out)],
+        stdin=p1.stdout,
+        capture_output=True,
+        timeout=300,
+    )
     p1.stdout.close()
     assert p1.wait(timeout=120) == 0 and p2.returncode == 0, p2.stderr
     t = T.read_table(out)

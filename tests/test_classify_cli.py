@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import SAMPLE, SLIM_CSV, run_cli, run_main
+
 from xmmtools import tables
 
 LIN = Path(__file__).parent / "data" / "classify" / "lin2024_4xmmdr13_xclass_train.csv"
@@ -24,11 +24,23 @@ def test_classify_shipped_sample_round_trip(tmp_path, capsys):
     assert "classified 52 rows" in err
     t = tables.read_table(out)
     src = tables.read_table(SAMPLE)
-    assert t.schema.names[:len(src.schema.names)] == src.schema.names  # every input column kept
-    new = t.schema.names[len(src.schema.names):]
-    assert new == ["P_AGN", "P_OTHER", "P_STAR", "CLASS", "CLASS_MARGIN", "OUTLIER_SCORE", "OUTLIER_QUANTILE",
-                   "OUTLIER_FLAG", "N_MISSING_FEATURES", "CLASS_LOCATION", "CLASS_SPECTRUM",
-                   "CLASS_MULTIWAVELENGTH", "CLASS_VARIABILITY"]
+    assert t.schema.names[: len(src.schema.names)] == src.schema.names  # every input column kept
+    new = t.schema.names[len(src.schema.names) :]
+    assert new == [
+        "P_AGN",
+        "P_OTHER",
+        "P_STAR",
+        "CLASS",
+        "CLASS_MARGIN",
+        "OUTLIER_SCORE",
+        "OUTLIER_QUANTILE",
+        "OUTLIER_FLAG",
+        "N_MISSING_FEATURES",
+        "CLASS_LOCATION",
+        "CLASS_SPECTRUM",
+        "CLASS_MULTIWAVELENGTH",
+        "CLASS_VARIABILITY",
+    ]
     assert [c for c in new if c.startswith("P_")] == ["P_AGN", "P_OTHER", "P_STAR"]
     p = np.column_stack([tables.to_numpy(t.column(c), float) for c in ("P_AGN", "P_OTHER", "P_STAR")])
     assert p.sum(axis=1) == pytest.approx(1.0, abs=1e-12)
@@ -52,8 +64,9 @@ def test_classify_default_output_name_and_priors(tmp_path, capsys):
     code, _, err = run_main(["classify", cat, "--priors", "AGN=0.98,STAR=0.01,OTHER=0.01", "-q"], capsys)
     assert code == 0, err
     t = tables.read_table(tmp_path / "cat_classify.fits")
-    assert tables.inspect_table(tmp_path / "cat_classify.fits").provenance[-1]["parameters"]["priors"] == \
-        pytest.approx({"AGN": 0.98, "STAR": 0.01, "OTHER": 0.01})
+    assert tables.inspect_table(tmp_path / "cat_classify.fits").provenance[-1]["parameters"]["priors"] == pytest.approx(
+        {"AGN": 0.98, "STAR": 0.01, "OTHER": 0.01}
+    )
     p_default = tables.to_numpy(tables.read_table(_classified(tmp_path, capsys)).column("P_AGN"), float)
     assert (tables.to_numpy(t.column("P_AGN"), float) > p_default).all()
 
@@ -69,8 +82,10 @@ def test_classify_slim_csv_with_lowercase_names(tmp_path, capsys):
     out = tmp_path / "slim.parquet"
     code, _, err = run_main(["classify", SLIM_CSV, "-o", out], capsys)
     assert code == 1  # the slim table has its own 'Class' column (0/1 labels)
-    assert err.strip() == (f"error: {SLIM_CSV} already has a column Class (the same name as the new CLASS in "
-                           "FITS, where names ignore case); use --prefix, e.g. --prefix NB_")
+    assert err.strip() == (
+        f"error: {SLIM_CSV} already has a column Class (the same name as the new CLASS in "
+        "FITS, where names ignore case); use --prefix, e.g. --prefix NB_"
+    )
     assert not out.exists()
     code, _, err = run_main(["classify", SLIM_CSV, "-o", out, "--prefix", "NB_"], capsys)
     assert code == 0, err
@@ -95,12 +110,15 @@ def test_classify_streams_through_pipes():
     assert t.num_rows == 52 and "OUTLIER_SCORE" in t.schema.names
 
 
-@pytest.mark.parametrize("args, message", [
-    (["classify", SAMPLE, "--model", "nope.json", "-o", "x.fits"], "nope.json: no such model file"),
-    (["classify", SAMPLE, "--priors", "AGN=1,CV=1", "-o", "x.fits"], "--priors names class 'CV'"),
-    (["classify", SAMPLE, "--priors", "AGN=x", "-o", "x.fits"], "'x' is not a number"),
-    (["classify", "missing.fits"], "missing.fits: no such file"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["classify", SAMPLE, "--model", "nope.json", "-o", "x.fits"], "nope.json: no such model file"),
+        (["classify", SAMPLE, "--priors", "AGN=1,CV=1", "-o", "x.fits"], "--priors names class 'CV'"),
+        (["classify", SAMPLE, "--priors", "AGN=x", "-o", "x.fits"], "'x' is not a number"),
+        (["classify", "missing.fits"], "missing.fits: no such file"),
+    ],
+)
 def test_classify_bad_inputs_are_one_line_errors(args, message, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, _, err = run_main(args, capsys)
@@ -110,13 +128,17 @@ def test_classify_bad_inputs_are_one_line_errors(args, message, tmp_path, capsys
 
 def test_classify_table_lacking_a_feature_column(tmp_path, capsys):
     cut = tmp_path / "cut.parquet"
-    code, _, err = run_main(["convert", SAMPLE, "-o", cut, "--select", "RA,DEC,SC_HR1,SC_HR3,SC_HR4,SC_EXTENT,"
-                             "SC_EP_8_FMIN,SC_EP_8_FMAX"], capsys)
+    code, _, err = run_main(
+        ["convert", SAMPLE, "-o", cut, "--select", "RA,DEC,SC_HR1,SC_HR3,SC_HR4,SC_EXTENT,SC_EP_8_FMIN,SC_EP_8_FMAX"],
+        capsys,
+    )
     assert code == 0, err
     code, _, err = run_main(["classify", cut, "-o", tmp_path / "o.parquet"], capsys)
     assert code == 1
-    assert err.strip() == (f"error: classify needs column SC_HR2 (for feature HR2); {cut} has no such "
-                           "column (closest: SC_HR1, SC_HR3, SC_HR4)")
+    assert err.strip() == (
+        f"error: classify needs column SC_HR2 (for feature HR2); {cut} has no such "
+        "column (closest: SC_HR1, SC_HR3, SC_HR4)"
+    )
     # ... unless the column is mapped
     code, _, err = run_main(["classify", cut, "-o", tmp_path / "o.parquet", "--columns", "SC_HR2=SC_HR3"], capsys)
     assert code == 0, err
@@ -127,7 +149,8 @@ def test_train_with_missing_configuration_then_apply(tmp_path, capsys):
     toml.write_text(
         '[[feature]]\nname = "HR2"\ncategory = "spectrum"\ncolumns = ["SC_HR2"]\nwhen_absent = "missing"\n\n'
         '[[feature]]\nname = "HR3"\ncategory = "spectrum"\ncolumns = ["SC_HR3"]\n\n'
-        '[[feature]]\nname = "ABS_B"\ncategory = "location"\nkind = "galactic_latitude"\nra = "RA"\ndec = "DEC"\n')
+        '[[feature]]\nname = "ABS_B"\ncategory = "location"\nkind = "galactic_latitude"\nra = "RA"\ndec = "DEC"\n'
+    )
     model = tmp_path / "m.json"
     code, _, err = run_main(["classify", "train", LIN, "--features", toml, *MERGE, *FAST, "-o", model], capsys)
     assert code == 0, err
@@ -151,20 +174,37 @@ def test_train_and_evaluate_errors(tmp_path, capsys):
     assert code == 1 and "has no label column 'TYPE'" in err
     code, _, err = run_main(["classify", "train", LIN, "-o", tmp_path / "m.json"], capsys)
     assert code == 1 and "classes with fewer than 2 labelled rows: LMXB (1), NS_BIN (1)" in err
-    code, _, err = run_main(["classify", "train", LIN, *MERGE, "--objective", "f1:XRB", "-o", tmp_path / "m.json"],
-                            capsys)
+    code, _, err = run_main(
+        ["classify", "train", LIN, *MERGE, "--objective", "f1:XRB", "-o", tmp_path / "m.json"], capsys
+    )
     assert code == 1 and "objective f1:XRB: no class 'XRB'" in err
     code, _, err = run_main(["classify", "train", LIN, *MERGE, "-o", tmp_path / "m.pkl"], capsys)
     assert code == 1 and "must end in .json" in err
-    code, _, err = run_main(["classify", "evaluate", LIN, "--merge", "STAR=LM-STAR+HM-STAR", "--drop", "LMXB",
-                             "--drop", "NS_BIN", "--model", "src/none.json"], capsys)
+    code, _, err = run_main(
+        [
+            "classify",
+            "evaluate",
+            LIN,
+            "--merge",
+            "STAR=LM-STAR+HM-STAR",
+            "--drop",
+            "LMXB",
+            "--drop",
+            "NS_BIN",
+            "--model",
+            "src/none.json",
+        ],
+        capsys,
+    )
     assert code == 1 and "no such model file" in err
 
 
 def test_evaluate_kfold_report(tmp_path, capsys):
     rep = tmp_path / "report"
-    code, out, err = run_main(["classify", "evaluate", LIN, *MERGE, *FAST, "--report", rep,
-                               "--priors", "AGN=0.66,STAR=0.25,OTHER=0.09"], capsys)
+    code, out, err = run_main(
+        ["classify", "evaluate", LIN, *MERGE, *FAST, "--report", rep, "--priors", "AGN=0.66,STAR=0.25,OTHER=0.09"],
+        capsys,
+    )
     assert code == 0, err
     assert "macro-F1" in out and "confusion matrix" in out
     m = json.loads((rep / "metrics.json").read_text())
@@ -175,9 +215,16 @@ def test_evaluate_kfold_report(tmp_path, capsys):
     assert per.column("CLASS").to_pylist() == ["AGN", "OTHER", "STAR"]
     pred = tables.read_table(rep / "predictions.csv")
     assert pred.num_rows == 706
-    assert sorted(p.name for p in rep.iterdir()) == ["confusion.csv", "confusion.png", "metrics.json",
-                                                     "per_class.csv", "precision_recall.png", "predictions.csv",
-                                                     "reliability.png", "roc.png"]
+    assert sorted(p.name for p in rep.iterdir()) == [
+        "confusion.csv",
+        "confusion.png",
+        "metrics.json",
+        "per_class.csv",
+        "precision_recall.png",
+        "predictions.csv",
+        "reliability.png",
+        "roc.png",
+    ]
     # an existing report is not replaced without --overwrite
     code, _, err = run_main(["classify", "evaluate", LIN, *MERGE, *FAST, "--report", rep], capsys)
     assert code == 1 and "metrics.json exists; use --overwrite" in err
@@ -185,8 +232,9 @@ def test_evaluate_kfold_report(tmp_path, capsys):
 
 def test_evaluate_shipped_model_on_labelled_table(capsys):
     # resubstitution on the shipped model's own training rows (not a held-out number)
-    code, out, err = run_main(["classify", "evaluate", LIN, *MERGE, "--model",
-                               "src/xmmtools/data/models/classify/default.json"], capsys)
+    code, out, err = run_main(
+        ["classify", "evaluate", LIN, *MERGE, "--model", "src/xmmtools/data/models/classify/default.json"], capsys
+    )
     assert code == 0, err
     assert "model default.json applied" in out
     assert "AGN" in out and "macro-F1" in out

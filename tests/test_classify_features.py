@@ -11,8 +11,12 @@ import pytest
 from xmmtools import tables
 from xmmtools.classify.apply import stage_spec, table_features
 from xmmtools.classify.features import (
-    default_feature_set_path, galactic_latitude, load_feature_set, parse_feature_set,
-    xray_luminosity, xray_to_band_flux_ratio,
+    default_feature_set_path,
+    galactic_latitude,
+    load_feature_set,
+    parse_feature_set,
+    xray_luminosity,
+    xray_to_band_flux_ratio,
 )
 from xmmtools.errors import ColumnError, DataError
 
@@ -60,10 +64,10 @@ def test_features_of_the_real_lin2024_table():
     # first row: 4XMM J005942.0+000619 (ra 14.925, dec 0.106), F8 NaN -> Fx from SC_EP_8_FMAX
     # 1.02e-14, G = 20.113, W1 = 17.468
     assert col["HR1"][0] != col["HR1"][0]  # NaN = missing
-    assert col["LOG_FX_FG"][0] == pytest.approx(math.log10(1.02e-14 / (1.0132425e-5 * 10 ** (-0.4 * 20.113))),
-                                                abs=1e-6)
+    assert col["LOG_FX_FG"][0] == pytest.approx(math.log10(1.02e-14 / (1.0132425e-5 * 10 ** (-0.4 * 20.113))), abs=1e-6)
     assert col["LOG_FX_FW1"][0] == pytest.approx(
-        math.log10(1.02e-14 / (309.540e-23 * 2.99792458e14 / 3.3526 * 10 ** (-0.4 * 17.468))), abs=1e-6)
+        math.log10(1.02e-14 / (309.540e-23 * 2.99792458e14 / 3.3526 * 10 ** (-0.4 * 17.468))), abs=1e-6
+    )
     assert col["W1_W2"][0] == pytest.approx(17.468 - 16.255, abs=1e-9)
     assert col["LT_VAR_RATIO"][0] == pytest.approx(0.0)
     # second row: F8 NaN, FMAX 5.76e-14, FMIN 3.16e-14
@@ -79,24 +83,30 @@ def test_counterpart_features_are_ignored_on_a_bare_4xmm_catalogue():
     t = tables.read_table(SAMPLE)
     fs = load_feature_set(default_feature_set_path("xclass"))
     fm = table_features(t, fs, source=str(SAMPLE))
-    ignored = [n for n, i in zip(fs.names, fm.ignored) if i]
+    ignored = [n for n, i in zip(fs.names, fm.ignored, strict=True) if i]
     assert ignored == ["LOG_FX_FG", "LOG_FX_FW1", "LOG_FX_FW2", "W1_W2", "LOG_DIST", "LOG_LX"]
     # the X-ray features come from the 4XMM columns (SC_HR1 etc.)
-    assert np.isfinite(fm.values[:, fs.names.index("HR2")]).sum() == int(np.isfinite(
-        tables.to_numpy(t.column("SC_HR2"), float)).sum())
+    assert np.isfinite(fm.values[:, fs.names.index("HR2")]).sum() == int(
+        np.isfinite(tables.to_numpy(t.column("SC_HR2"), float)).sum()
+    )
 
 
 def test_missing_required_column_is_a_column_error_naming_it():
-    t = tables.read_table(SAMPLE, ["RA", "DEC", "SC_HR1", "SC_HR3", "SC_HR4", "SC_EXTENT", "SC_EP_8_FMIN",
-                                   "SC_EP_8_FMAX"])
+    t = tables.read_table(
+        SAMPLE, ["RA", "DEC", "SC_HR1", "SC_HR3", "SC_HR4", "SC_EXTENT", "SC_EP_8_FMIN", "SC_EP_8_FMAX"]
+    )
     fs = load_feature_set(default_feature_set_path("xclass"))
     with pytest.raises(ColumnError, match=r"classify needs column SC_HR2 \(for feature HR2\)"):
         table_features(t, fs, source="cut.fits")
 
 
 def test_when_absent_missing_treats_an_absent_column_as_missing_values():
-    doc = {"feature": [{"name": "HR2", "category": "spectrum", "columns": ["SC_HR2"], "when_absent": "missing"},
-                       {"name": "HR1", "category": "spectrum", "columns": ["SC_HR1"]}]}
+    doc = {
+        "feature": [
+            {"name": "HR2", "category": "spectrum", "columns": ["SC_HR2"], "when_absent": "missing"},
+            {"name": "HR1", "category": "spectrum", "columns": ["SC_HR1"]},
+        ]
+    }
     fs = parse_feature_set(doc)
     t = tables.read_table(SAMPLE, ["SC_HR1"])
     fm = table_features(t, fs, source="x")
@@ -104,17 +114,36 @@ def test_when_absent_missing_treats_an_absent_column_as_missing_values():
     assert [n.name for n in stage_spec(fs).needs if not n.optional] == ["SC_HR1"]
 
 
-@pytest.mark.parametrize("doc, message", [
-    ({}, "no \\[\\[feature\\]\\] entries"),
-    ({"feature": [{"name": "A", "category": "spectrum", "kind": "magic", "columns": ["X"]}]}, "unknown kind 'magic'"),
-    ({"feature": [{"name": "A", "category": "colour", "columns": ["X"]}]}, "category 'colour'"),
-    ({"feature": [{"name": "A", "category": "spectrum", "columns": ["X"], "transform": "ln"}]}, "transform 'ln'"),
-    ({"feature": [{"name": "A", "category": "spectrum", "kind": "flux_ratio", "flux": "F", "mag": "G",
-                   "band": "V"}]}, "band 'V', not defined"),
-    ({"feature": [{"name": "A", "category": "spectrum", "kind": "ratio", "numerator": "F"}]}, "needs denominator"),
-    ({"feature": [{"name": "A", "category": "spectrum", "columns": ["X"]},
-                  {"name": "A", "category": "spectrum", "columns": ["Y"]}]}, "declared twice"),
-])
+@pytest.mark.parametrize(
+    "doc, message",
+    [
+        ({}, "no \\[\\[feature\\]\\] entries"),
+        (
+            {"feature": [{"name": "A", "category": "spectrum", "kind": "magic", "columns": ["X"]}]},
+            "unknown kind 'magic'",
+        ),
+        ({"feature": [{"name": "A", "category": "colour", "columns": ["X"]}]}, "category 'colour'"),
+        ({"feature": [{"name": "A", "category": "spectrum", "columns": ["X"], "transform": "ln"}]}, "transform 'ln'"),
+        (
+            {
+                "feature": [
+                    {"name": "A", "category": "spectrum", "kind": "flux_ratio", "flux": "F", "mag": "G", "band": "V"}
+                ]
+            },
+            "band 'V', not defined",
+        ),
+        ({"feature": [{"name": "A", "category": "spectrum", "kind": "ratio", "numerator": "F"}]}, "needs denominator"),
+        (
+            {
+                "feature": [
+                    {"name": "A", "category": "spectrum", "columns": ["X"]},
+                    {"name": "A", "category": "spectrum", "columns": ["Y"]},
+                ]
+            },
+            "declared twice",
+        ),
+    ],
+)
 def test_bad_feature_sets_are_one_line_errors(doc, message):
     with pytest.raises(DataError, match=message):
         parse_feature_set(doc, where="f.toml")
@@ -133,6 +162,9 @@ def test_shipped_feature_sets_load():
     for name, n in (("xclass", 16), ("4xmm", 10), ("cscv2", 18)):
         fs = load_feature_set(default_feature_set_path(name))
         assert len(fs.features) == n
-        expect = ("location", "spectrum", "variability") if name == "4xmm" else \
-            ("location", "spectrum", "multiwavelength", "variability")
+        expect = (
+            ("location", "spectrum", "variability")
+            if name == "4xmm"
+            else ("location", "spectrum", "multiwavelength", "variability")
+        )
         assert fs.categories == expect

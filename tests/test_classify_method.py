@@ -14,14 +14,28 @@ from xmmtools.classify import evaluate as ev
 from xmmtools.classify.apply import classify_features
 from xmmtools.classify.features import FeatureSet, parse_feature_set
 from xmmtools.classify.naive_bayes import (
-    Model, Settings, bandwidth, feature_log_likelihoods, fit_densities, histogram_density, kde,
-    log_posterior, normalise, outlier_score, parse_priors, tranin_bandwidth,
+    Model,
+    Settings,
+    bandwidth,
+    feature_log_likelihoods,
+    fit_densities,
+    histogram_density,
+    kde,
+    log_posterior,
+    normalise,
+    outlier_score,
+    parse_priors,
+    tranin_bandwidth,
 )
 
 
 def _fs(n_features: int, categories=("spectrum",)) -> FeatureSet:
-    doc = {"feature": [{"name": f"X{j}", "category": categories[j % len(categories)], "columns": [f"C{j}"]}
-                       for j in range(n_features)]}
+    doc = {
+        "feature": [
+            {"name": f"X{j}", "category": categories[j % len(categories)], "columns": [f"C{j}"]}
+            for j in range(n_features)
+        ]
+    }
     return parse_feature_set(doc)
 
 
@@ -30,11 +44,13 @@ def _model(X, y, classes=("A", "B"), settings=Settings(), priors=None, categorie
     d = fit_densities(X, y, len(classes), settings)
     frac = np.bincount(y, minlength=len(classes)) / len(y)
     ref = feature_log_likelihoods(d, X, None, settings.missing_alpha)
-    return Model(fs, classes, d, np.ones(len(fs.categories)), frac if priors is None else np.asarray(priors),
-                 frac, ref, settings)
+    return Model(
+        fs, classes, d, np.ones(len(fs.categories)), frac if priors is None else np.asarray(priors), frac, ref, settings
+    )
 
 
 # ---------------------------------------------------------------------------------- kernels
+
 
 def test_exponential_kde_matches_hand_computed_value():
     # (1/N) sum exp(-|x-s|/h) / (2h) with s = 0, 1, 3, h = 0.5, x = 1
@@ -55,16 +71,16 @@ def test_kde_integrates_to_one():
 
 def test_tranin_bandwidth_is_range_over_five_n_to_the_fifth():
     v = np.arange(10.0)
-    assert tranin_bandwidth(v) == pytest.approx(9 / (5 * 10 ** 0.2))
+    assert tranin_bandwidth(v) == pytest.approx(9 / (5 * 10**0.2))
     assert tranin_bandwidth(v) == pytest.approx(1.135723, rel=1e-6)
 
 
 def test_scott_and_silverman_bandwidths():
     v = np.arange(10.0)
     sd = np.std(v, ddof=1)
-    assert bandwidth(v, "scott") == pytest.approx(1.06 * sd * 10 ** -0.2)
+    assert bandwidth(v, "scott") == pytest.approx(1.06 * sd * 10**-0.2)
     iqr = np.percentile(v, 75) - np.percentile(v, 25)
-    assert bandwidth(v, "silverman") == pytest.approx(0.9 * min(sd, iqr / 1.34) * 10 ** -0.2)
+    assert bandwidth(v, "silverman") == pytest.approx(0.9 * min(sd, iqr / 1.34) * 10**-0.2)
 
 
 def test_histogram_density_is_count_over_n_width():
@@ -74,6 +90,7 @@ def test_histogram_density_is_count_over_n_width():
 
 
 # ---------------------------------------------------------------------------------- densities
+
 
 def test_presence_terms_use_laplace_rule():
     X = np.array([[1.0], [2.0], [3.0], [np.nan], [5.0], [np.nan]])
@@ -123,6 +140,7 @@ def test_values_outside_training_range_are_neutral():
 
 # ---------------------------------------------------------------------------------- posteriors
 
+
 def _two_class_model(alpha=1.0, priors=None):
     rng = np.random.default_rng(1)
     x0 = rng.normal(0, 1, 60)
@@ -162,8 +180,9 @@ def test_posteriors_normalised_in_log_space_do_not_underflow():
     assert np.all(np.isfinite(p))
     assert p[0].tolist() == pytest.approx([0.5, 0.3, 0.2])
     assert p[1, 2] == pytest.approx(0.2 * math.exp(10) / (0.8 + 0.2 * math.exp(10)))
-    assert outlier_score(log_posterior(ll, np.array([0.5, 0.3, 0.2]), np.ones(1)))[0] == \
-        pytest.approx((2000 - math.log(0.5)) / math.log(10))
+    assert outlier_score(log_posterior(ll, np.array([0.5, 0.3, 0.2]), np.ones(1)))[0] == pytest.approx(
+        (2000 - math.log(0.5)) / math.log(10)
+    )
 
 
 def test_category_weights_temper_each_category():
@@ -176,8 +195,12 @@ def test_category_weights_temper_each_category():
 
 def test_outlier_far_from_every_class_is_flagged_and_typical_source_is_not():
     rng = np.random.default_rng(5)
-    X = np.column_stack([np.concatenate([rng.normal(0, 1, 300), rng.normal(5, 1, 300)]),
-                         np.concatenate([rng.normal(0, 1, 300), rng.normal(-5, 1, 300)])])
+    X = np.column_stack(
+        [
+            np.concatenate([rng.normal(0, 1, 300), rng.normal(5, 1, 300)]),
+            np.concatenate([rng.normal(0, 1, 300), rng.normal(-5, 1, 300)]),
+        ]
+    )
     y = np.array([0] * 300 + [1] * 300)
     m = _model(X, y)
     # inside both features' ranges, but where neither class has sources (x far from 0 and 5, y
@@ -191,8 +214,17 @@ def test_outlier_far_from_every_class_is_flagged_and_typical_source_is_not():
 def test_output_columns_and_margin():
     m = _two_class_model()
     cols = {c.name: c for c in classify_features(m, np.array([[0.0], [2.0], [np.nan]]))}
-    assert list(cols) == ["P_A", "P_B", "CLASS", "CLASS_MARGIN", "OUTLIER_SCORE", "OUTLIER_QUANTILE",
-                          "OUTLIER_FLAG", "N_MISSING_FEATURES", "CLASS_SPECTRUM"]
+    assert list(cols) == [
+        "P_A",
+        "P_B",
+        "CLASS",
+        "CLASS_MARGIN",
+        "OUTLIER_SCORE",
+        "OUTLIER_QUANTILE",
+        "OUTLIER_FLAG",
+        "N_MISSING_FEATURES",
+        "CLASS_SPECTRUM",
+    ]
     p = np.column_stack([cols["P_A"].values, cols["P_B"].values])
     assert p.sum(axis=1) == pytest.approx(1.0)
     assert cols["CLASS"].values.to_pylist() == ["A", "B", "A"]
@@ -211,6 +243,7 @@ def test_parse_priors_errors_name_the_problem():
 
 
 # ---------------------------------------------------------------------------------- metrics
+
 
 def test_prior_corrected_precision_by_hand():
     cm = np.array([[8, 2], [1, 9]])

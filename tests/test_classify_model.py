@@ -8,18 +8,31 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, run_main
+
 from xmmtools import tables
 from xmmtools.classify.model_io import default_model_path, load_model
 from xmmtools.errors import DataError
 
 LIN = ROOT / "tests" / "data" / "classify" / "lin2024_4xmmdr13_xclass_train.csv"
 #: the documented `make models` command (docs/classify.md), output path left out
-TRAIN_DEFAULT = ["classify", "train", LIN, "--label-column", "Class",
-                 "--merge", "STAR=LM-STAR+HM-STAR", "--merge", "OTHER=CV+HMXB+LMXB+NS+NS_BIN",
-                 "--features", "xclass", "--priors", "AGN=0.66,STAR=0.25,OTHER=0.09",
-                 "--outlier-false-flag-rate", "0.02"]
+TRAIN_DEFAULT = [
+    "classify",
+    "train",
+    LIN,
+    "--label-column",
+    "Class",
+    "--merge",
+    "STAR=LM-STAR+HM-STAR",
+    "--merge",
+    "OTHER=CV+HMXB+LMXB+NS+NS_BIN",
+    "--features",
+    "xclass",
+    "--priors",
+    "AGN=0.66,STAR=0.25,OTHER=0.09",
+    "--outlier-false-flag-rate",
+    "0.02",
+]
 
 
 @pytest.fixture(scope="module")
@@ -112,8 +125,10 @@ def test_tampered_model_is_a_one_line_cli_error(tmp_path, capsys):
     doc = json.loads(p.read_text())
     doc["format_version"] = 0
     p.write_text(json.dumps(doc))
-    code, _, err = run_main(["classify", ROOT / "data" / "sample" / "4xmm_dr10_ngc5139.fits", "--model", p,
-                             "-o", tmp_path / "o.fits"], capsys)
+    code, _, err = run_main(
+        ["classify", ROOT / "data" / "sample" / "4xmm_dr10_ngc5139.fits", "--model", p, "-o", tmp_path / "o.fits"],
+        capsys,
+    )
     assert code == 1 and err.count("\n") == 1 and "model format version 0 is not supported" in err
 
 
@@ -123,7 +138,7 @@ def test_saved_and_loaded_model_classify_identically(retrained):
     a, b = load_model(default_model_path()), load_model(retrained)
     X = np.random.default_rng(0).normal(0, 1, (50, len(a.feature_set.names)))
     X[::3, 4] = np.nan
-    for ca, cb in zip(classify_features(a, X), classify_features(b, X)):
+    for ca, cb in zip(classify_features(a, X), classify_features(b, X), strict=True):
         assert ca.name == cb.name
         va, vb = ca.values, cb.values
         if hasattr(va, "to_pylist"):

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import run_main
+
 from xmmtools import tables
 from xmmtools.classify import evaluate as ev
 from xmmtools.classify.model_io import default_model_path, load_model
@@ -72,15 +72,32 @@ def test_shipped_model_records_its_leave_class_out_threshold():
     assert doc["outlier"]["quantile"] == sel["quantile"] == pytest.approx(0.973)
     assert sel["false_flag_rate"] <= 0.02
     assert sel["left_out"]["OTHER"] == {"n": 25, "recall": 0.8, "auroc": pytest.approx(0.9423, abs=1e-3)}
-    assert sel["recall_class_mean"] == pytest.approx(np.mean([v["recall"] for v in sel["left_out"].values()]),
-                                                     abs=1e-6)
+    assert sel["recall_class_mean"] == pytest.approx(np.mean([v["recall"] for v in sel["left_out"].values()]), abs=1e-6)
     assert load_model(default_model_path()).outlier_selection == sel
 
 
 def test_explicit_outlier_quantile_overrides_the_selection(tmp_path, capsys):
     out = tmp_path / "m.json"
-    code, _, err = run_main(["classify", "train", LIN, *MERGE, "--no-cv", "--outlier-quantile", "0.99",
-                             "--folds", "3", "--maxiter", "3", "--popsize", "5", "-o", out], capsys)
+    code, _, err = run_main(
+        [
+            "classify",
+            "train",
+            LIN,
+            *MERGE,
+            "--no-cv",
+            "--outlier-quantile",
+            "0.99",
+            "--folds",
+            "3",
+            "--maxiter",
+            "3",
+            "--popsize",
+            "5",
+            "-o",
+            out,
+        ],
+        capsys,
+    )
     assert code == 0, err
     doc = json.loads(out.read_text())
     assert doc["outlier"]["quantile"] == 0.99 and "selection" not in doc["outlier"]
@@ -94,11 +111,14 @@ def test_evaluate_reports_macro_f1_spread_over_folds(capsys):
     assert m["fold_macro_f1_mean"] == pytest.approx(0.9332, abs=1e-4) and len(m["fold_macro_f1"]) == 5
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--leave-out", "XRB"], "--leave-out class 'XRB' is not among AGN, OTHER, STAR"),
-    (["--leave-out", "AGN,OTHER,STAR"], "--leave-out must keep at least one known class"),
-    (["--leave-out", "AGN", "--method", "hgb"], "cannot be combined with --model or --method hgb"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--leave-out", "XRB"], "--leave-out class 'XRB' is not among AGN, OTHER, STAR"),
+        (["--leave-out", "AGN,OTHER,STAR"], "--leave-out must keep at least one known class"),
+        (["--leave-out", "AGN", "--method", "hgb"], "cannot be combined with --model or --method hgb"),
+    ],
+)
 def test_leave_out_errors_are_one_line(args, message, capsys):
     code, _, err = run_main(["classify", "evaluate", LIN, *MERGE, *args], capsys)
     assert code == 1 and message in err and err.count("\n") == 1

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import run_main
+
 from xmmtools import tables
 from xmmtools.classify.votes import consensus
 
@@ -49,8 +49,9 @@ def test_votes_cli(tmp_path, capsys):
     v = tmp_path / "votes.csv"
     v.write_text(VOTES)
     out = tmp_path / "labels.parquet"
-    code, _, err = run_main(["classify", "votes", v, "--success-column", "SUCCESS", "--min-votes", "2",
-                             "-o", out], capsys)
+    code, _, err = run_main(
+        ["classify", "votes", v, "--success-column", "SUCCESS", "--min-votes", "2", "-o", out], capsys
+    )
     assert code == 0, err
     assert "4 sources, 2 with a consensus label" in err
     t = tables.read_table(out)

@@ -12,14 +12,14 @@ import textwrap
 import time
 
 import pytest
-
-from xmmtools import tables as T
 from conftest import COSMOS, DR9, SAMPLE, SLIM_CSV, run_cli, run_main
 
+from xmmtools import tables as T
 
 # ------------------------------------------------------------------------------------------
 # info / convert on real data
 # ------------------------------------------------------------------------------------------
+
 
 def test_version_and_module_entry_point():
     r = run_cli(["--version"])
@@ -48,8 +48,9 @@ def test_info_json_lists_columns_units_kind_and_provenance(capsys):
 
 def test_convert_select_with_aliases_and_rename(tmp_path, capsys):
     out = tmp_path / "slim.parquet"
-    code, _, err = run_main(["convert", SLIM_CSV, "-o", out, "--select", "SC_RA,SC_DEC,SC_EP_8_FLUX,Class",
-                             "--rename-4xmm"], capsys)
+    code, _, err = run_main(
+        ["convert", SLIM_CSV, "-o", out, "--select", "SC_RA,SC_DEC,SC_EP_8_FLUX,Class", "--rename-4xmm"], capsys
+    )
     assert code == 0, err
     t = T.read_table(out)
     assert t.schema.names == ["SC_RA", "SC_DEC", "SC_EP_8_FLUX", "Class"]
@@ -65,8 +66,20 @@ def test_convert_user_column_map(tmp_path, capsys):
     src = tmp_path / "mine.csv"
     src.write_text("ra_deg,dec_deg,flux\n150.1,2.2,1e-14\n150.2,2.3,2e-14\n")
     out = tmp_path / "mine.fits"
-    code, _, err = run_main(["convert", src, "-o", out, "--rename-4xmm", "--columns", "RA=ra_deg,DEC=dec_deg",
-                             "--columns", "EP_8_FLUX=flux"], capsys)
+    code, _, err = run_main(
+        [
+            "convert",
+            src,
+            "-o",
+            out,
+            "--rename-4xmm",
+            "--columns",
+            "RA=ra_deg,DEC=dec_deg",
+            "--columns",
+            "EP_8_FLUX=flux",
+        ],
+        capsys,
+    )
     assert code == 0, err
     t = T.read_table(out)
     assert t.schema.names == ["RA", "DEC", "EP_8_FLUX"]
@@ -77,8 +90,12 @@ def test_shell_pipe_with_arrow_stream(tmp_path):
     """`xmmtools convert a -o - | xmmtools convert - -o b` keeps every value and the provenance."""
     out = tmp_path / "piped.fits"
     p1 = subprocess.Popen([sys.executable, "-m", "xmmtools", "convert", str(DR9), "-o", "-"], stdout=subprocess.PIPE)
-    p2 = subprocess.run([sys.executable, "-m", "xmmtools", "-q", "convert", "-", "-o", str(out)], stdin=p1.stdout,
-                        capture_output=True, timeout=120)
+    p2 = subprocess.run(
+        [sys.executable, "-m", "xmmtools", "-q", "convert", "-", "-o", str(out)],
+        stdin=p1.stdout,
+        capture_output=True,
+        timeout=120,
+    )
     p1.stdout.close()
     assert p1.wait(timeout=60) == 0 and p2.returncode == 0, p2.stderr
     a, b = T.read_table(DR9), T.read_table(out)
@@ -99,6 +116,7 @@ def test_progress_and_notes_respect_quiet(tmp_path):
 # bad inputs: exit 1, one line on stderr, no traceback
 # ------------------------------------------------------------------------------------------
 
+
 def _bad(tmp_path):
     """name -> (argv, expected message fragment)."""
     cases = {}
@@ -111,8 +129,8 @@ def _bad(tmp_path):
     trunc2.write_bytes(DR9.read_bytes()[:-30000])
     cases["truncated FITS rows"] = (["convert", trunc2, "-o", tmp_path / "t2.parquet"], "truncated FITS file")
 
-    from astropy.io import fits
     import numpy as np
+    from astropy.io import fits
 
     img = tmp_path / "image.fits"
     fits.PrimaryHDU(np.zeros((4, 4), np.float32)).writeto(img)
@@ -120,13 +138,16 @@ def _bad(tmp_path):
 
     wrong = tmp_path / "wrong.csv"
     wrong.write_text("RA,DEC\n12h30m,+12d\n13h00m,+13d\n")
-    cases["wrong column type"] = (["convert", wrong, "-o", tmp_path / "w.fits", "--rename-4xmm"],
-                                  "unreadable CSV (column RA:")
+    cases["wrong column type"] = (
+        ["convert", wrong, "-o", tmp_path / "w.fits", "--rename-4xmm"],
+        "unreadable CSV (column RA:",
+    )
     wrong2 = tmp_path / "wrong2.csv"
     wrong2.write_text("myra,DEC\n12h30m,12\n")
     cases["wrong column type via --columns"] = (
         ["convert", wrong2, "-o", tmp_path / "w2.fits", "--rename-4xmm", "--columns", "RA=myra"],
-        "column myra (4XMM RA) in")
+        "column myra (4XMM RA) in",
+    )
 
     empty = tmp_path / "empty.fits"
     empty.write_bytes(b"")
@@ -166,12 +187,15 @@ def _bad(tmp_path):
     cases["corrupt Parquet"] = (["convert", bad_pq, "-o", tmp_path / "x.fits"], "not a Parquet file")
 
     cases["folder as input"] = (["info", tmp_path], "is a folder")
-    cases["missing output folder"] = (["convert", COSMOS, "-o", tmp_path / "no" / "such" / "o.fits"],
-                                      "does not exist")
-    cases["select unknown column"] = (["convert", COSMOS, "-o", tmp_path / "s.fits", "--select", "RA,DECC"],
-                                      "has no column DECC (closest: DEC)")
-    cases["bad --columns syntax"] = (["convert", COSMOS, "-o", tmp_path / "c.fits", "--columns", "RA:ra"],
-                                     "is not NAME=COLUMN")
+    cases["missing output folder"] = (["convert", COSMOS, "-o", tmp_path / "no" / "such" / "o.fits"], "does not exist")
+    cases["select unknown column"] = (
+        ["convert", COSMOS, "-o", tmp_path / "s.fits", "--select", "RA,DECC"],
+        "has no column DECC (closest: DEC)",
+    )
+    cases["bad --columns syntax"] = (
+        ["convert", COSMOS, "-o", tmp_path / "c.fits", "--columns", "RA:ra"],
+        "is not NAME=COLUMN",
+    )
     return cases
 
 
@@ -209,7 +233,7 @@ def test_gzip_truncated_fits_is_a_data_error(tmp_path, capsys):
 def test_stdin_that_is_not_an_arrow_stream(tmp_path):
     r = run_cli(["convert", "-", "-o", tmp_path / "x.fits"], input=b"RA,DEC\n1,2\n")
     assert r.returncode == 1
-    assert r.stderr.decode().strip() .startswith("error: -: standard input is not an Arrow IPC stream")
+    assert r.stderr.decode().strip().startswith("error: -: standard input is not an Arrow IPC stream")
 
 
 def test_usage_errors_exit_2(capsys):
@@ -281,15 +305,24 @@ def test_failure_midway_discards_the_partial_output(tmp_path):
 
     out = tmp_path / "o.fits"
     schema = pa.schema([("X", pa.float64())])
-    with pytest.raises(RuntimeError):
-        with T.TableWriter(out, schema) as w:
-            w.write(pa.table({"X": [1.0, 2.0]}))
-            raise RuntimeError("the stage failed")
+    with pytest.raises(RuntimeError), T.TableWriter(out, schema) as w:
+        w.write(pa.table({"X": [1.0, 2.0]}))
+        raise RuntimeError("the stage failed")
     assert os.listdir(tmp_path) == []
 
 
-@pytest.mark.parametrize("name", ["classify-train", "classify-evaluate", "classify-votes", "photoz-train",
-                                  "photoz-evaluate", "sensitivity-map", "run"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "classify-train",
+        "classify-evaluate",
+        "classify-votes",
+        "photoz-train",
+        "photoz-evaluate",
+        "sensitivity-map",
+        "run",
+    ],
+)
 def test_issue_command_spellings_exist(name, capsys):
     code, out, _ = run_main([name, "--help"], capsys)
     assert code == 0 and f"Usage: xmmtools {name}" in out
@@ -313,7 +346,16 @@ def test_cli_layers_and_lazy_commands():
             assert "xmmtools.main" not in mods, rel
         if rel.startswith("cli/"):
             assert all(m.startswith("xmmtools.cli") for m in mods if m.startswith("xmmtools")), rel
-    r = subprocess.run([sys.executable, "-c", "import sys, xmmtools.main; "
-                        "print(sorted(m for m in sys.modules if m.startswith('xmmtools.')))"],
-                       capture_output=True, text=True, check=True)
-    assert all(m.startswith(("xmmtools.cli", "xmmtools.errors", "xmmtools.main")) for m in ast.literal_eval(r.stdout)), r.stdout
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, xmmtools.main; print(sorted(m for m in sys.modules if m.startswith('xmmtools.')))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert all(
+        m.startswith(("xmmtools.cli", "xmmtools.errors", "xmmtools.main")) for m in ast.literal_eval(r.stdout)
+    ), r.stdout

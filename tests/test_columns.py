@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from conftest import COSMOS, DR9, SAMPLE, SLIM_CSV
+from hypothesis import given
+from hypothesis import strategies as st
 
 from xmmtools import columns as C
 from xmmtools import tables as T
 from xmmtools.errors import ColumnError, DataError
-from conftest import COSMOS, DR9, SAMPLE, SLIM_CSV
 
 
 def test_schema_has_the_336_detection_columns_with_units():
@@ -66,8 +67,17 @@ def test_ecf_values_from_the_catalogue_tables():
 def test_resolve_aliases_lower_case_heasarc_and_user_map():
     vizier = ["4XMM", "RA_ICRS", "DE_ICRS", "ePos", "Flux8", "e_Flux8", "HR1", "srcML", "Source"]
     got = C.resolve(vizier, ["IAUNAME", "SC_RA", "RA", "DEC", "POSERR", "SC_EP_8_FLUX", "SC_HR1", "SC_DET_ML", "SRCID"])
-    assert got == {"IAUNAME": "4XMM", "SC_RA": "RA_ICRS", "RA": "RA_ICRS", "DEC": "DE_ICRS", "POSERR": "ePos",
-                   "SC_EP_8_FLUX": "Flux8", "SC_HR1": "HR1", "SC_DET_ML": "srcML", "SRCID": "Source"}
+    assert got == {
+        "IAUNAME": "4XMM",
+        "SC_RA": "RA_ICRS",
+        "RA": "RA_ICRS",
+        "DEC": "DE_ICRS",
+        "POSERR": "ePos",
+        "SC_EP_8_FLUX": "Flux8",
+        "SC_HR1": "HR1",
+        "SC_DET_ML": "srcML",
+        "SRCID": "Source",
+    }
     heasarc = ["name", "ra", "dec", "error_radius", "ep_8_flux", "ep_8_flux_error", "time"]
     got = C.resolve(heasarc, ["IAUNAME", "RA", "DEC", "POSERR", "EP_8_FLUX", "EP_8_FLUX_ERR", "MJD_START"])
     assert got["EP_8_FLUX_ERR"] == "ep_8_flux_error" and got["POSERR"] == "error_radius"
@@ -87,14 +97,23 @@ def test_require_message_names_stage_column_file_and_closest():
         C.require(avail, [C.Need("SC_HR2")], stage="classify", source="cat.fits")
     desc = C.describe("SC_HR2")
     assert desc
-    assert str(e.value) == (f"classify needs column SC_HR2 ({desc}); cat.fits has no such column "
-                            "(closest: SC_HR1, SC_HR3, SC_HR4)")
+    assert str(e.value) == (
+        f"classify needs column SC_HR2 ({desc}); cat.fits has no such column (closest: SC_HR1, SC_HR3, SC_HR4)"
+    )
 
 
 def test_require_checks_types_and_user_map():
-    with pytest.raises(ColumnError, match=r"needs column ra_deg \(used as RA\) in t.csv to hold a number, but it holds text"):
-        C.require(["ra_deg", "DEC"], [C.Need("RA"), C.Need("DEC")], stage="crossmatch", source="t.csv",
-                  user_map={"RA": "ra_deg"}, types={"ra_deg": "text", "DEC": "number"})
+    with pytest.raises(
+        ColumnError, match=r"needs column ra_deg \(used as RA\) in t.csv to hold a number, but it holds text"
+    ):
+        C.require(
+            ["ra_deg", "DEC"],
+            [C.Need("RA"), C.Need("DEC")],
+            stage="crossmatch",
+            source="t.csv",
+            user_map={"RA": "ra_deg"},
+            types={"ra_deg": "text", "DEC": "number"},
+        )
     with pytest.raises(ColumnError, match="--columns maps RA to 'ra_dg', but t.csv has no such column"):
         C.require(["ra_deg"], ["RA"], stage="crossmatch", source="t.csv", user_map={"RA": "ra_dg"})
     assert C.require(["ra"], [C.Need("RA"), C.Need("DEC", optional=True)], stage="x", source="t") == {"RA": "ra"}
@@ -121,8 +140,13 @@ def test_summary_rows_of_stacked_catalogue():
     assert C.summary_rows(n_obs, n_con).tolist() == [True, False, False, False, True, False]
 
 
-@given(st.dictionaries(st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,12}", fullmatch=True),
-                       st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,12}", fullmatch=True), max_size=6))
+@given(
+    st.dictionaries(
+        st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,12}", fullmatch=True),
+        st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,12}", fullmatch=True),
+        max_size=6,
+    )
+)
 def test_parse_column_map_roundtrips(mapping):
     text = ",".join(f"{k}={v}" for k, v in mapping.items())
     parsed = C.parse_column_map(text)

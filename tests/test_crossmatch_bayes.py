@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
+from conftest import ROOT
 from scipy.stats import multivariate_normal
 
 from xmmtools import tables
@@ -14,8 +15,6 @@ from xmmtools.crossmatch.poserr import PosErrors, fourxmm_sigma, radial_to_sigma
 from xmmtools.crossmatch.synthetic import counterparts
 from xmmtools.errors import DataError
 from xmmtools.sky import ARCSEC
-
-from conftest import ROOT
 
 XDATA = ROOT / "tests" / "data" / "crossmatch"
 
@@ -33,8 +32,8 @@ def test_two_way_circular_equals_budavari_szalay_eq16():
     e = PosErrors(np.array([s1, s2]), np.array([s1, s2]), np.zeros(2))
     x, y = _rows([0.0, psi * 0.6], [0.0, psi * 0.8])
     lb = log10_bayes_factor(x, y, *_precision(e), np.ones((1, 2), bool))[0]
-    s2sum = (s1 ** 2 + s2 ** 2) * ARCSEC ** 2
-    expect = np.log10(2 / s2sum * np.exp(-(psi * ARCSEC) ** 2 / (2 * s2sum)))
+    s2sum = (s1**2 + s2**2) * ARCSEC**2
+    expect = np.log10(2 / s2sum * np.exp(-((psi * ARCSEC) ** 2) / (2 * s2sum)))
     assert lb == pytest.approx(expect, abs=1e-9)
     assert lb == pytest.approx(10.1845, abs=1e-4)  # log10(2/2.5) + 2 log10(206264.8) - 0.8 log10(e)
 
@@ -45,8 +44,11 @@ def test_three_way_circular_equals_eq18():
     e = PosErrors(s, s, np.zeros(3))
     lb = log10_bayes_factor(xs[None], ys[None], *_precision(e), np.ones((1, 3), bool))[0]
     w = 1 / (s * ARCSEC) ** 2
-    q = sum(w[i] * w[j] * (((xs[i] - xs[j]) ** 2 + (ys[i] - ys[j]) ** 2) * ARCSEC ** 2)
-            for i in range(3) for j in range(i + 1, 3))
+    q = sum(
+        w[i] * w[j] * (((xs[i] - xs[j]) ** 2 + (ys[i] - ys[j]) ** 2) * ARCSEC**2)
+        for i in range(3)
+        for j in range(i + 1, 3)
+    )
     expect = np.log10(4 * w.prod() / w.sum() * np.exp(-q / (2 * w.sum())))
     assert lb == pytest.approx(expect, abs=1e-9)
 
@@ -60,7 +62,7 @@ def test_elliptical_two_way_is_4pi_times_gaussian_density():
     for i in range(2):
         c = e.rho[i] * e.sx[i] * e.sy[i]
         cov += np.array([[e.sx[i] ** 2, c], [c, e.sy[i] ** 2]])
-    dens = multivariate_normal(mean=[0, 0], cov=cov * ARCSEC ** 2).pdf(d * ARCSEC)
+    dens = multivariate_normal(mean=[0, 0], cov=cov * ARCSEC**2).pdf(d * ARCSEC)
     assert lb == pytest.approx(np.log10(4 * np.pi * dens), abs=1e-9)
 
 
@@ -77,7 +79,7 @@ def test_three_way_elliptical_equals_numerical_integral():
         cov = np.array([[e.sx[i] ** 2, c], [c, e.sy[i] ** 2]])
         prod *= multivariate_normal([xs[i], ys[i]], cov).pdf(np.dstack([mx, my]))
     integral = prod.sum() * (g[1] - g[0]) ** 2  # arcsec^-4
-    expect = np.log10((4 * np.pi) ** 2 * integral / ARCSEC ** 4)
+    expect = np.log10((4 * np.pi) ** 2 * integral / ARCSEC**4)
     assert lb == pytest.approx(expect, abs=1e-4)
 
 
@@ -114,11 +116,11 @@ def test_posterior_and_group_probabilities_by_hand():
     W = np.array([0.0, 1.0, 0.8, 0.0, 0.3])
     start = np.array([0, 3])
     p_any, p_i, flag = group_probabilities(W, start)
-    t = 1 + 10 + 10 ** 0.8
+    t = 1 + 10 + 10**0.8
     assert p_any[0] == pytest.approx(1 - 1 / t)
-    np.testing.assert_allclose(p_i[:3], [0, 10 / (10 + 10 ** 0.8), 10 ** 0.8 / (10 + 10 ** 0.8)])
+    np.testing.assert_allclose(p_i[:3], [0, 10 / (10 + 10**0.8), 10**0.8 / (10 + 10**0.8)])
     assert flag[:3].tolist() == [0, 1, 2]
-    assert p_any[1] == pytest.approx(1 - 1 / (1 + 10 ** 0.3))
+    assert p_any[1] == pytest.approx(1 - 1 / (1 + 10**0.3))
     assert p_i[4] == pytest.approx(1.0) and flag[3:].tolist() == [0, 1]
 
 
@@ -139,11 +141,11 @@ def test_match_single_primary_by_hand():
     r = bayes.match(P, [S], 10.0, completeness=0.9)
     assert r.comb.members[:, 0].tolist() == [-1, 0, 1]
     nu_plus = 4 / 0.5 * bayes.FULL_SKY_DEG2
-    s2 = (1.0 + 0.01) * ARCSEC ** 2
-    B = np.array([1.0] + [2 / s2 * np.exp(-(d * ARCSEC) ** 2 / (2 * s2)) for d in (1.0, 3.0)])
+    s2 = (1.0 + 0.01) * ARCSEC**2
+    B = np.array([1.0] + [2 / s2 * np.exp(-((d * ARCSEC) ** 2) / (2 * s2)) for d in (1.0, 3.0)])
     prior = np.array([1.0, 0.9 / nu_plus, 0.9 / nu_plus])
     np.testing.assert_allclose(r.prior, prior)
-    np.testing.assert_allclose(10 ** r.log_bf, B, rtol=1e-6)
+    np.testing.assert_allclose(10**r.log_bf, B, rtol=1e-6)
     Wt = B * prior
     assert r.p_any[0] == pytest.approx(1 - 1 / Wt.sum(), rel=1e-9)
     np.testing.assert_allclose(r.p_i, [0, Wt[1] / Wt[1:].sum(), Wt[2] / Wt[1:].sum()], rtol=1e-9)
@@ -159,8 +161,8 @@ def test_unrelated_association_correction_three_catalogues():
     r = bayes.match(P, [R, O], 10.0, completeness=0.9)
     r0 = bayes.match(P, [R, O], 10.0, completeness=0.9, unrelated=False)
     none_row = int(np.flatnonzero(r.comb.ncat == 1)[0])
-    s2 = (0.25 + 0.01) * ARCSEC ** 2
-    lb_ro = np.log10(2 / s2 * np.exp(-(0.1 * ARCSEC) ** 2 / (2 * s2)))
+    s2 = (0.25 + 0.01) * ARCSEC**2
+    lb_ro = np.log10(2 / s2 * np.exp(-((0.1 * ARCSEC) ** 2) / (2 * s2)))
     log_prior = np.log10(R.density()) - np.log10(R.density(plus=True)) - np.log10(O.density(plus=True))
     corr = max(0.0, lb_ro + log_prior)
     assert corr > 0
@@ -216,8 +218,9 @@ def test_magnitude_prior_improves_ranking_with_known_truth():
 
 def test_auto_histogram_needs_100_secure():
     P, syn = _cosmos()
-    S = Catalog("OPT", syn.ra, syn.dec, PosErrors.circular(0.1, len(syn.ra)), syn.area_deg2,
-                [("OPT_MAG", syn.mag, None)])
+    S = Catalog(
+        "OPT", syn.ra, syn.dec, PosErrors.circular(0.1, len(syn.ra)), syn.area_deg2, [("OPT_MAG", syn.mag, None)]
+    )
     with pytest.raises(DataError, match="at least 100 are needed"):
         bayes.match(P, [S], 15.0, mag_min_post=0.99999999)
 
@@ -239,7 +242,7 @@ def test_exact_ellipses_rank_true_counterparts_better_than_nway_approximation():
     ra = rng.uniform(150.0, 150.5, n)
     dec = rng.uniform(2.0, 2.5, n)
     e = PosErrors.ellipse(np.full(n, 3.0), np.full(n, 0.4), rng.uniform(0, 180, n))
-    cov = np.stack([np.stack([e.sx ** 2, e.rho * e.sx * e.sy], -1), np.stack([e.rho * e.sx * e.sy, e.sy ** 2], -1)], -2)
+    cov = np.stack([np.stack([e.sx**2, e.rho * e.sx * e.sy], -1), np.stack([e.rho * e.sx * e.sy, e.sy**2], -1)], -2)
     off = np.einsum("nij,nj->ni", np.linalg.cholesky(cov), rng.normal(size=(n, 2)))  # arcsec east, north
     c_dec = dec + off[:, 1] / 3600
     c_ra = ra + off[:, 0] / 3600 / np.cos(np.radians(dec))
@@ -260,8 +263,9 @@ def test_exact_ellipses_rank_true_counterparts_better_than_nway_approximation():
 def test_allwise_style_position_angle_ellipse():
     from xmmtools.crossmatch.catalogs import build_errors, error_columns
 
-    t = pa.table({"RAJ2000": [1.0, 2.0], "DEJ2000": [0.0, 0.0], "eeMaj": [0.3, 0.3], "eeMin": [0.1, 0.1],
-                  "eePA": [0.0, 90.0]})
+    t = pa.table(
+        {"RAJ2000": [1.0, 2.0], "DEJ2000": [0.0, 0.0], "eeMaj": [0.3, 0.3], "eeMin": [0.1, 0.1], "eePA": [0.0, 90.0]}
+    )
     kind, cols = error_columns(t.schema.names, None, "allwise")
     assert (kind, cols) == ("ellipse_pa", ["eeMaj", "eeMin", "eePA"])
     e, note = build_errors(t, kind, cols, "allwise")

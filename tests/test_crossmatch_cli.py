@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pyarrow as pa
 import pytest
+from conftest import COSMOS, SAMPLE, run_cli, run_main
 
 from xmmtools import tables
 from xmmtools.crossmatch import bayes, remote
@@ -15,8 +16,6 @@ from xmmtools.crossmatch.poserr import PosErrors
 from xmmtools.crossmatch.positional import nearest, search_around
 from xmmtools.crossmatch.synthetic import counterparts
 from xmmtools.tables.fits import reader as fits_reader
-
-from conftest import COSMOS, SAMPLE, run_cli, run_main
 
 
 def _cosmos_head():
@@ -47,8 +46,9 @@ def opt(tmp_path_factory):
 def test_best_counterpart_output(opt, tmp_path, capsys):
     path, syn = opt
     out = tmp_path / "best.fits"
-    code, _, err = run_main(["crossmatch", COSMOS, "--catalog", f"opt={path}", "--pos-err", "opt=0.1",
-                             "-o", out], capsys)
+    code, _, err = run_main(
+        ["crossmatch", COSMOS, "--catalog", f"opt={path}", "--pos-err", "opt=0.1", "-o", out], capsys
+    )
     assert code == 0, err
     assert "header SKYAREA" in err and "wrote 300 rows" in err
     t = tables.read_table(out)
@@ -68,7 +68,7 @@ def test_best_counterpart_output(opt, tmp_path, capsys):
     sep = tables.to_numpy(t["OPT_SEP"])
     assert np.nanmax(sep) < 15.0
     # known truth: confident matches are right
-    truth_of = {int(j): i for i, j in zip(np.flatnonzero(syn.truth >= 0), syn.truth[syn.truth >= 0])}
+    truth_of = {int(j): i for i, j in zip(np.flatnonzero(syn.truth >= 0), syn.truth[syn.truth >= 0], strict=True)}
     oid = tables.to_numpy(t["OPT_OID"])
     pany = tables.to_numpy(t["P_ANY"])
     conf = np.flatnonzero(pany > 0.9)
@@ -83,16 +83,18 @@ def test_positional_methods_equal_library(opt, tmp_path, capsys):
     path, syn = opt
     _, (ra, dec, _) = _cosmos_head()
     out = tmp_path / "near.parquet"
-    code, _, err = run_main(["crossmatch", COSMOS, "--catalog", f"opt={path}", "--method", "nearest",
-                             "--radius", "3", "-o", out], capsys)
+    code, _, err = run_main(
+        ["crossmatch", COSMOS, "--catalog", f"opt={path}", "--method", "nearest", "--radius", "3", "-o", out], capsys
+    )
     assert code == 0, err
     t = tables.read_table(out)
     j, s = nearest(ra, dec, syn.ra, syn.dec, 3.0)
     np.testing.assert_array_equal(np.nan_to_num(tables.to_numpy(t["OPT_OID"]), nan=-1), j)
     np.testing.assert_allclose(tables.to_numpy(t["OPT_SEP"]), s, equal_nan=True)
     out2 = tmp_path / "all.csv"
-    code, _, err = run_main(["crossmatch", COSMOS, "--catalog", f"opt={path}", "--method", "all",
-                             "--radius", "6", "-o", out2], capsys)
+    code, _, err = run_main(
+        ["crossmatch", COSMOS, "--catalog", f"opt={path}", "--method", "all", "--radius", "6", "-o", out2], capsys
+    )
     assert code == 0, err
     t2 = tables.read_table(out2)
     p = search_around(ra, dec, syn.ra, syn.dec, 6.0)
@@ -113,8 +115,21 @@ def test_auto_method_without_errors_is_nearest(opt, tmp_path, capsys):
 
 def test_all_rows_min_prob_and_stdout_pipe(opt, tmp_path):
     path, _ = opt
-    r = run_cli(["crossmatch", COSMOS, "--catalog", f"opt={path}", "--pos-err", "opt=0.1", "--all",
-                 "--min-prob", "0.1", "-o", "-"])
+    r = run_cli(
+        [
+            "crossmatch",
+            COSMOS,
+            "--catalog",
+            f"opt={path}",
+            "--pos-err",
+            "opt=0.1",
+            "--all",
+            "--min-prob",
+            "0.1",
+            "-o",
+            "-",
+        ]
+    )
     assert r.returncode == 0, r.stderr.decode()
     t = pa.ipc.open_stream(r.stdout).read_all()
     pi = t["P_I"].to_numpy()
@@ -132,8 +147,9 @@ def test_4xmm_sample_with_gaia_like_catalogue(tmp_path, capsys):
     err = {"ra_error": np.full(n, 0.5), "dec_error": np.full(n, 0.5), "ra_dec_corr": np.zeros(n)}  # mas
     g = write_secondary(tmp_path / "gaia.parquet", syn, skyarea=False, err=err)
     out = tmp_path / "x.parquet"
-    code, _, e = run_main(["crossmatch", SAMPLE, "--catalog", f"gaia={g}", "--area", f"gaia={syn.area_deg2}",
-                           "-o", out], capsys)
+    code, _, e = run_main(
+        ["crossmatch", SAMPLE, "--catalog", f"gaia={g}", "--area", f"gaia={syn.area_deg2}", "-o", out], capsys
+    )
     assert code == 0, e
     assert "POSERR / sqrt(2)" in e and "mas" in e and "(--area)" in e
     o = tables.read_table(out)
@@ -152,8 +168,9 @@ def test_4xmm_sample_with_gaia_like_catalogue(tmp_path, capsys):
 def test_calibration_table(opt, tmp_path, capsys):
     path, _ = opt
     out = tmp_path / "c.fits"
-    code, _, err = run_main(["crossmatch", COSMOS, "--catalog", f"opt={path}", "--pos-err", "opt=0.1",
-                             "--calibrate", "-o", out], capsys)
+    code, _, err = run_main(
+        ["crossmatch", COSMOS, "--catalog", f"opt={path}", "--pos-err", "opt=0.1", "--calibrate", "-o", out], capsys
+    )
     assert code == 0, err
     assert "calibration (" in err and "FPR 5%" in err
     c = tables.read_table(tmp_path / "c_calibration.csv")
@@ -166,6 +183,7 @@ def test_calibration_table(opt, tmp_path, capsys):
 
 # -- remote catalogues (astroquery replaced by fakes: no network here) -----------------------
 
+
 def _fake_service(syn, calls):
     from astropy.table import Table
 
@@ -173,11 +191,20 @@ def _fake_service(syn, calls):
         calls.append((table, len(ra)))
         p = search_around(ra, dec, syn.ra, syn.dec, radius)
         rows = np.unique(p.idx2)
-        t = Table({"_q": np.ones(len(rows), int), "Source": rows, "RA_ICRS": syn.ra[rows], "DE_ICRS": syn.dec[rows],
-                   "e_RA_ICRS": np.full(len(rows), 100.0), "e_DE_ICRS": np.full(len(rows), 100.0),
-                   "e_Pos": np.full(len(rows), 0.1)})
+        t = Table(
+            {
+                "_q": np.ones(len(rows), int),
+                "Source": rows,
+                "RA_ICRS": syn.ra[rows],
+                "DE_ICRS": syn.dec[rows],
+                "e_RA_ICRS": np.full(len(rows), 100.0),
+                "e_DE_ICRS": np.full(len(rows), 100.0),
+                "e_Pos": np.full(len(rows), 0.1),
+            }
+        )
         t["e_RA_ICRS"].unit = t["e_DE_ICRS"].unit = "mas"  # as VizieR's Gaia DR3 table
         return t
+
     return query
 
 
@@ -186,8 +213,16 @@ def test_vizier_chunks_cache_and_provenance(opt, tmp_path, capsys, monkeypatch):
     calls = []
     monkeypatch.setattr(remote, "query_vizier", _fake_service(syn, calls))
     monkeypatch.setitem(remote.CHUNK, "vizier", 100)
-    args = ["crossmatch", COSMOS, "--catalog", "opt=vizier:I/999/test",
-            "--cache-dir", tmp_path / "cache", "-o", tmp_path / "r.parquet"]
+    args = [
+        "crossmatch",
+        COSMOS,
+        "--catalog",
+        "opt=vizier:I/999/test",
+        "--cache-dir",
+        tmp_path / "cache",
+        "-o",
+        tmp_path / "r.parquet",
+    ]
     code, _, err = run_main(args, capsys)
     assert code == 0, err
     assert "e_RA_ICRS:e_DE_ICRS (1 sigma in RA cos Dec and Dec" in err  # VizieR Gaia errors found, mas unit
@@ -203,16 +238,30 @@ def test_vizier_chunks_cache_and_provenance(opt, tmp_path, capsys, monkeypatch):
     code, _, err = run_main(args + ["--overwrite"], capsys)
     assert code == 0, err and len(calls) == 3
     assert "(cache)" in err
-    np.testing.assert_array_equal(tables.to_numpy(tables.read_table(tmp_path / "r.parquet")["P_ANY"]),
-                                  tables.to_numpy(t["P_ANY"]))
+    np.testing.assert_array_equal(
+        tables.to_numpy(tables.read_table(tmp_path / "r.parquet")["P_ANY"]), tables.to_numpy(t["P_ANY"])
+    )
 
 
 def test_xmatch_service(opt, tmp_path, capsys, monkeypatch):
     _, syn = opt
     calls = []
     monkeypatch.setattr(remote, "query_xmatch", _fake_service(syn, calls))
-    code, _, err = run_main(["crossmatch", COSMOS, "--catalog", "opt=xmatch:I/999/test", "--pos-err", "opt=0.1",
-                             "--cache-dir", tmp_path, "-o", tmp_path / "x.parquet"], capsys)
+    code, _, err = run_main(
+        [
+            "crossmatch",
+            COSMOS,
+            "--catalog",
+            "opt=xmatch:I/999/test",
+            "--pos-err",
+            "opt=0.1",
+            "--cache-dir",
+            tmp_path,
+            "-o",
+            tmp_path / "x.parquet",
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert len(calls) == 1 and calls[0][1] == 300
 
@@ -220,16 +269,29 @@ def test_xmatch_service(opt, tmp_path, capsys, monkeypatch):
 def test_offline_is_one_line_error(tmp_path, capsys, monkeypatch):
     def offline(*a):
         raise ConnectionError("Failed to establish a new connection: [Errno -3] Temporary failure in name resolution")
+
     monkeypatch.setattr(remote, "query_vizier", offline)
     monkeypatch.setattr(remote, "PAUSE", 0.0)
-    code, out, err = run_main(["crossmatch", COSMOS, "--catalog", "gaia=vizier:I/355/gaiadr3",
-                               "--cache-dir", tmp_path, "-o", tmp_path / "o.fits"], capsys)
+    code, out, err = run_main(
+        [
+            "crossmatch",
+            COSMOS,
+            "--catalog",
+            "gaia=vizier:I/355/gaiadr3",
+            "--cache-dir",
+            tmp_path,
+            "-o",
+            tmp_path / "o.fits",
+        ],
+        capsys,
+    )
     assert code == 1
     assert err.startswith("error: cannot query vizier for I/355/gaiadr3 after 3 attempts (ConnectionError")
     assert err.count("\n") == 1 and not (tmp_path / "o.fits").exists()
 
 
 # -- bad inputs: one line, exit 1 ---------------------------------------------------------
+
 
 def _bad_files(tmp):
     t = tables.read_table(COSMOS)
@@ -260,12 +322,18 @@ BAD = [
     (["--catalog", "opt={tmp}/noerr.parquet", "--method", "bayes"], "no positional-error column"),
     (["--catalog", "opt={tmp}/zero.parquet"], "is missing or not positive"),
     (["--catalog", "opt={tmp}/far.parquet", "--pos-err", "opt=e", "--area", "opt=1"], "footprints do not overlap"),
-    (["--catalog", "opt={tmp}/far.parquet", "--catalog", "b={tmp}/far.parquet", "--method", "all"],
-     "one counterpart catalogue at a time"),
-    (["--catalog", "opt={tmp}/far.parquet", "--pos-err", "opt=e", "--mag", "opt:e", "{tmp}/nothere.txt"],
-     "cannot read"),
-    (["--catalog", "opt={tmp}/far.parquet", "--pos-err", "opt=e", "--mag", "opt:e", "{tmp}/bad_mag.txt"],
-     "expected rows of 4 numbers"),
+    (
+        ["--catalog", "opt={tmp}/far.parquet", "--catalog", "b={tmp}/far.parquet", "--method", "all"],
+        "one counterpart catalogue at a time",
+    ),
+    (
+        ["--catalog", "opt={tmp}/far.parquet", "--pos-err", "opt=e", "--mag", "opt:e", "{tmp}/nothere.txt"],
+        "cannot read",
+    ),
+    (
+        ["--catalog", "opt={tmp}/far.parquet", "--pos-err", "opt=e", "--mag", "opt:e", "{tmp}/bad_mag.txt"],
+        "expected rows of 4 numbers",
+    ),
     (["--catalog", "opt={tmp}/far.parquet", "--mag", "gaia:G", "auto"], "is not a --catalog name"),
     (["--catalog", "opt={tmp}/far.parquet", "--pos-err", "opt=e", "--prior-completeness", "2"], r"in (0, 1]"),
     (["--catalog", "opt=-"], "only the primary can be read from stdin"),
@@ -295,12 +363,28 @@ def test_bad_inputs_one_line(tmp_path, capsys, args, message):
     assert message in err, err
 
 
-@pytest.mark.parametrize("primary,message", [("nan.parquet", "missing (NaN/null) RA or DEC, first at row 7"),
-                                             ("dec95.parquet", "DEC=95 at row 3 is outside [-90, 90]")])
+@pytest.mark.parametrize(
+    "primary,message",
+    [
+        ("nan.parquet", "missing (NaN/null) RA or DEC, first at row 7"),
+        ("dec95.parquet", "DEC=95 at row 3 is outside [-90, 90]"),
+    ],
+)
 def test_bad_primary_coordinates(tmp_path, capsys, primary, message):
     _bad_files(tmp_path)
-    code, _, err = run_main(["crossmatch", tmp_path / primary, "--catalog", f"opt={tmp_path}/far.parquet",
-                             "--pos-err", "opt=e", "-o", tmp_path / "o.fits"], capsys)
+    code, _, err = run_main(
+        [
+            "crossmatch",
+            tmp_path / primary,
+            "--catalog",
+            f"opt={tmp_path}/far.parquet",
+            "--pos-err",
+            "opt=e",
+            "-o",
+            tmp_path / "o.fits",
+        ],
+        capsys,
+    )
     assert code == 1 and message in err and err.count("\n") == 1, err
 
 
@@ -314,19 +398,38 @@ def test_columns_map_for_unusual_coordinate_names(opt, tmp_path, capsys):
     t = tables.read_table(COSMOS).rename_columns(["ID", "alpha", "delta", "sig"])
     tables.write_table(t, tmp_path / "odd.parquet")
     out = tmp_path / "odd_x.parquet"
-    code, _, err = run_main(["crossmatch", tmp_path / "odd.parquet", "--columns", "RA=alpha,DEC=delta",
-                             "--pos-err", "primary=sig", "--catalog", f"opt={path}", "--pos-err", "opt=0.1",
-                             "-o", out], capsys)
+    code, _, err = run_main(
+        [
+            "crossmatch",
+            tmp_path / "odd.parquet",
+            "--columns",
+            "RA=alpha,DEC=delta",
+            "--pos-err",
+            "primary=sig",
+            "--catalog",
+            f"opt={path}",
+            "--pos-err",
+            "opt=0.1",
+            "-o",
+            out,
+        ],
+        capsys,
+    )
     assert code == 0, err
     ref = tables.read_table(COSMOS)
-    code, _, err = run_main(["crossmatch", COSMOS, "--catalog", f"opt={path}", "--pos-err", "opt=0.1",
-                             "-o", tmp_path / "ref.parquet"], capsys)
+    code, _, err = run_main(
+        ["crossmatch", COSMOS, "--catalog", f"opt={path}", "--pos-err", "opt=0.1", "-o", tmp_path / "ref.parquet"],
+        capsys,
+    )
     assert code == 0, err
-    np.testing.assert_array_equal(tables.to_numpy(tables.read_table(out)["P_ANY"]),
-                                  tables.to_numpy(tables.read_table(tmp_path / "ref.parquet")["P_ANY"]))
+    np.testing.assert_array_equal(
+        tables.to_numpy(tables.read_table(out)["P_ANY"]),
+        tables.to_numpy(tables.read_table(tmp_path / "ref.parquet")["P_ANY"]),
+    )
     assert ref.num_rows == 300
-    code, _, err = run_main(["crossmatch", tmp_path / "odd.parquet", "--catalog", f"opt={path}",
-                             "-o", tmp_path / "o2.parquet"], capsys)
+    code, _, err = run_main(
+        ["crossmatch", tmp_path / "odd.parquet", "--catalog", f"opt={path}", "-o", tmp_path / "o2.parquet"], capsys
+    )
     assert code == 1 and "crossmatch needs column RA" in err and err.count("\n") == 1
 
 
@@ -344,10 +447,10 @@ def test_moc_area_formats(tmp_path):
         assert area == pytest.approx(full_sky / 6, rel=1e-12), name
         assert "5 cells, order <= 1" in note
     # deep cells: NUNIQ at order 29 decoded with integers (floats would round the order)
-    deep = np.array([4 * 4 ** 29 + 12 * 4 ** 29 - 1], dtype=np.int64)
+    deep = np.array([4 * 4**29 + 12 * 4**29 - 1], dtype=np.int64)
     tables.write_table(pa.table({"NUNIQ": deep}), tmp_path / "deep.parquet")
     area, note = moc_area(str(tmp_path / "deep.parquet"))
-    assert area == pytest.approx(full_sky / (12 * 4.0 ** 29), rel=1e-12)
+    assert area == pytest.approx(full_sky / (12 * 4.0**29), rel=1e-12)
     assert "order <= 29" in note
 
 
@@ -359,15 +462,28 @@ def test_area_from_a_moc_matches_the_same_number(opt, tmp_path, capsys):
     order = 10
     import healpy as hp
 
-    cells = np.unique(hp.ang2pix(2 ** order, syn.ra, syn.dec, nest=True, lonlat=True))
+    cells = np.unique(hp.ang2pix(2**order, syn.ra, syn.dec, nest=True, lonlat=True))
     moc = tmp_path / "opt_moc.fits"
     tables.write_table(pa.table({"UNIQ": moc_uniq(cells, order)}), moc)
-    area = len(cells) * hp.nside2pixarea(2 ** order, degrees=True)
+    area = len(cells) * hp.nside2pixarea(2**order, degrees=True)
     outs = []
     for value in (str(moc), repr(float(area))):
         out = tmp_path / f"o{len(outs)}.fits"
-        code, _, err = run_main(["crossmatch", COSMOS, "--catalog", f"opt={path}", "--pos-err", "opt=0.1",
-                                 "--area", f"opt={value}", "-o", out], capsys)
+        code, _, err = run_main(
+            [
+                "crossmatch",
+                COSMOS,
+                "--catalog",
+                f"opt={path}",
+                "--pos-err",
+                "opt=0.1",
+                "--area",
+                f"opt={value}",
+                "-o",
+                out,
+            ],
+            capsys,
+        )
         assert code == 0, err
         outs.append(tables.to_numpy(tables.read_table(out)["P_ANY"]))
     np.testing.assert_allclose(outs[0], outs[1], rtol=1e-9)
@@ -375,9 +491,11 @@ def test_area_from_a_moc_matches_the_same_number(opt, tmp_path, capsys):
     assert "MOC opt_moc.fits" in rec["crossmatch"]["catalogues"]["OPT"]["area"]
 
 
-@pytest.mark.parametrize("extra", [[], ["--all"], ["--method", "nearest"], ["--method", "all"],
-                                   ["--calibrate"], ["--mag", "opt:MAG", "auto"]],
-                         ids=["best", "all-rows", "nearest", "all-pairs", "calibrate", "mag-auto"])
+@pytest.mark.parametrize(
+    "extra",
+    [[], ["--all"], ["--method", "nearest"], ["--method", "all"], ["--calibrate"], ["--mag", "opt:MAG", "auto"]],
+    ids=["best", "all-rows", "nearest", "all-pairs", "calibrate", "mag-auto"],
+)
 def test_streamed_counterparts_give_the_same_output(opt, tmp_path, capsys, monkeypatch, extra):
     # a counterpart file above --stream-rows is read in chunks keeping only the sources near the
     # primaries; the densities still count every row, so every output column is identical
@@ -386,8 +504,19 @@ def test_streamed_counterparts_give_the_same_output(opt, tmp_path, capsys, monke
     outs = []
     for stream in ("100000000", "1000"):
         out = tmp_path / f"s{stream}.fits"
-        args = ["crossmatch", COSMOS, "--catalog", f"opt={path}", "--pos-err", "opt=0.1", "--stream-rows", stream,
-                "-o", out, *extra]
+        args = [
+            "crossmatch",
+            COSMOS,
+            "--catalog",
+            f"opt={path}",
+            "--pos-err",
+            "opt=0.1",
+            "--stream-rows",
+            stream,
+            "-o",
+            out,
+            *extra,
+        ]
         if "--calibrate" in extra:
             args += ["--calibrate-out", tmp_path / f"cal{stream}.csv"]
         code, _, err = run_main(args, capsys)
@@ -398,8 +527,9 @@ def test_streamed_counterparts_give_the_same_output(opt, tmp_path, capsys, monke
     a, b = outs
     assert a.schema.names == b.schema.names and a.num_rows == b.num_rows
     for c in a.schema.names:
-        assert a.column(c).to_pylist() == b.column(c).to_pylist() or \
-            np.allclose(tables.to_numpy(a[c]), tables.to_numpy(b[c]), rtol=0, atol=0, equal_nan=True), c
+        assert a.column(c).to_pylist() == b.column(c).to_pylist() or np.allclose(
+            tables.to_numpy(a[c]), tables.to_numpy(b[c]), rtol=0, atol=0, equal_nan=True
+        ), c
     if "--calibrate" in extra:
         ca, cb = (tables.read_table(tmp_path / f"cal{s}.csv") for s in ("100000000", "1000"))
         assert ca.equals(cb)
@@ -414,8 +544,10 @@ def test_streamed_counterparts_footprint_area_and_bad_rows(tmp_path, capsys, mon
     outs = []
     for stream in ("100000000", "10"):
         out = tmp_path / f"f{stream}.parquet"
-        code, _, err = run_main(["crossmatch", COSMOS, "--catalog", f"opt={p}", "--pos-err", "opt=0.1",
-                                 "--stream-rows", stream, "-o", out], capsys)
+        code, _, err = run_main(
+            ["crossmatch", COSMOS, "--catalog", f"opt={p}", "--pos-err", "opt=0.1", "--stream-rows", stream, "-o", out],
+            capsys,
+        )
         assert code == 0, err
         assert "HEALPix footprint" in err
         outs.append(tables.to_numpy(tables.read_table(out)["P_ANY"]))
@@ -426,13 +558,42 @@ def test_streamed_counterparts_footprint_area_and_bad_rows(tmp_path, capsys, mon
     dec_bad[-3] = 95.0
     bad = tmp_path / "bad.parquet"
     tables.write_table(t.set_column(t.schema.get_field_index("dec"), "dec", pa.array(dec_bad)), bad)
-    code, _, err = run_main(["crossmatch", COSMOS, "--catalog", f"opt={bad}", "--pos-err", "opt=0.1",
-                             "--stream-rows", "10", "-o", tmp_path / "x.fits"], capsys)
+    code, _, err = run_main(
+        [
+            "crossmatch",
+            COSMOS,
+            "--catalog",
+            f"opt={bad}",
+            "--pos-err",
+            "opt=0.1",
+            "--stream-rows",
+            "10",
+            "-o",
+            tmp_path / "x.fits",
+        ],
+        capsys,
+    )
     assert code == 1 and f"DEC=95 at row {t.num_rows - 3} is outside" in err and err.count("\n") == 1
     # no counterpart near any primary: the non-overlap error, not an empty success
     far = tmp_path / "far.parquet"
-    tables.write_table(pa.table({"ra": (tables.to_numpy(t["ra"]) + 180.0) % 360, "dec": -tables.to_numpy(t["dec"])}),
-                       far)
-    code, _, err = run_main(["crossmatch", COSMOS, "--catalog", f"opt={far}", "--pos-err", "opt=0.1", "--area",
-                             "opt=2", "--stream-rows", "10", "-o", tmp_path / "y.fits"], capsys)
+    tables.write_table(
+        pa.table({"ra": (tables.to_numpy(t["ra"]) + 180.0) % 360, "dec": -tables.to_numpy(t["dec"])}), far
+    )
+    code, _, err = run_main(
+        [
+            "crossmatch",
+            COSMOS,
+            "--catalog",
+            f"opt={far}",
+            "--pos-err",
+            "opt=0.1",
+            "--area",
+            "opt=2",
+            "--stream-rows",
+            "10",
+            "-o",
+            tmp_path / "y.fits",
+        ],
+        capsys,
+    )
     assert code == 1 and "footprints do not overlap" in err

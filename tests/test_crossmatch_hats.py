@@ -8,11 +8,10 @@ import warnings
 import numpy as np
 import pyarrow as pa
 import pytest
+from conftest import COSMOS, run_main
 
 from xmmtools import tables
 from xmmtools.crossmatch.synthetic import counterparts
-
-from conftest import COSMOS, run_main
 
 lsdb = pytest.importorskip("lsdb")
 
@@ -27,8 +26,9 @@ def opt_hats(tmp_path_factory):
     tables.write_table(table, folder / "opt.parquet")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cat = lsdb.from_dataframe(table.to_pandas(), ra_column="ra", dec_column="dec", lowest_order=3,
-                                  highest_order=9, partition_rows=20000)
+        cat = lsdb.from_dataframe(
+            table.to_pandas(), ra_column="ra", dec_column="dec", lowest_order=3, highest_order=9, partition_rows=20000
+        )
         cat.to_hats(folder / "opt_hats", catalog_name="opt", overwrite=True, progress_bar=False)
     return folder, syn
 
@@ -47,8 +47,23 @@ def test_hats_catalogue_gives_the_file_answer(opt_hats, tmp_path, capsys, extra)
     outs = []
     for src in (folder / "opt.parquet", f"hats:{folder / 'opt_hats'}"):
         out = tmp_path / f"o{len(outs)}.parquet"
-        code, _, err = run_main(["crossmatch", COSMOS, "--catalog", f"opt={src}", "--pos-err", "opt=0.1",
-                                 "--area", f"opt={syn.area_deg2}", "-o", out, "-q", *extra], capsys)
+        code, _, err = run_main(
+            [
+                "crossmatch",
+                COSMOS,
+                "--catalog",
+                f"opt={src}",
+                "--pos-err",
+                "opt=0.1",
+                "--area",
+                f"opt={syn.area_deg2}",
+                "-o",
+                out,
+                "-q",
+                *extra,
+            ],
+            capsys,
+        )
         assert code == 0, err
         outs.append(tables.read_table(out))
     _same(*outs)
@@ -58,20 +73,34 @@ def test_hats_catalogue_gives_the_file_answer(opt_hats, tmp_path, capsys, extra)
 
 def test_hats_area_from_its_skymap_and_messages(opt_hats, tmp_path, capsys):
     folder, syn = opt_hats
-    code, _, err = run_main(["crossmatch", COSMOS, "--catalog", f"opt={folder / 'opt_hats'}", "--pos-err",
-                             "opt=0.1", "-o", tmp_path / "a.fits"], capsys)
+    code, _, err = run_main(
+        [
+            "crossmatch",
+            COSMOS,
+            "--catalog",
+            f"opt={folder / 'opt_hats'}",
+            "--pos-err",
+            "opt=0.1",
+            "-o",
+            tmp_path / "a.fits",
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert "(read with LSDB)" in err and "HATS skymap footprint" in err
     rec = tables.provenance_of(tables.read_table(tmp_path / "a.fits").schema)[-1]["crossmatch"]["catalogues"]["OPT"]
     assert rec["area_deg2"] == pytest.approx(syn.area_deg2, rel=0.02)  # 1.1529 vs 1.1581 deg2
 
 
-@pytest.mark.parametrize("case,message", [
-    ("missing", "no such HATS catalogue directory"),
-    ("garbage", "not a readable HATS catalogue"),
-    ("no_lsdb", "needs LSDB: pip install 'xmmtools[scale]'"),
-    ("bad_err", "no column 'e_pos'"),
-])
+@pytest.mark.parametrize(
+    "case,message",
+    [
+        ("missing", "no such HATS catalogue directory"),
+        ("garbage", "not a readable HATS catalogue"),
+        ("no_lsdb", "needs LSDB: pip install 'xmmtools[scale]'"),
+        ("bad_err", "no column 'e_pos'"),
+    ],
+)
 def test_hats_bad_inputs_one_line(opt_hats, tmp_path, capsys, monkeypatch, case, message):
     folder, _ = opt_hats
     src = f"hats:{folder / 'opt_hats'}"
@@ -86,8 +115,9 @@ def test_hats_bad_inputs_one_line(opt_hats, tmp_path, capsys, monkeypatch, case,
         monkeypatch.setitem(sys.modules, "lsdb", None)
     else:
         pos = "opt=e_pos"
-    code, _, err = run_main(["crossmatch", COSMOS, "--catalog", f"opt={src}", "--pos-err", pos,
-                             "-o", tmp_path / "x.fits"], capsys)
+    code, _, err = run_main(
+        ["crossmatch", COSMOS, "--catalog", f"opt={src}", "--pos-err", pos, "-o", tmp_path / "x.fits"], capsys
+    )
     assert code == 1, err
     assert err.startswith("error: ") and err.count("\n") == 1, err
     assert message in err, err

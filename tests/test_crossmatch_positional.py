@@ -8,8 +8,7 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord, search_around_sky
 
 from xmmtools.crossmatch import positional
-from xmmtools.crossmatch.positional import (CellMask, Pairs, check_coordinates, nearest, search_around,
-                                            tangent_offsets)
+from xmmtools.crossmatch.positional import CellMask, Pairs, check_coordinates, nearest, search_around, tangent_offsets
 from xmmtools.crossmatch.synthetic import sky
 from xmmtools.errors import DataError
 from xmmtools.sky import chord_to_arcsec, separation_arcsec
@@ -42,7 +41,7 @@ def test_all_pairs_identical_to_astropy_whole_sky(chunk):
     p = search_around(ra1, dec1, ra2, dec2, 1800.0, chunk=chunk)
     _assert_astropy_pairs(p, ra1, dec1, ra2, dec2, 1800.0, 1000)
     # pole pairs and the wrap pair are found
-    got = set(zip(p.idx1.tolist(), p.idx2.tolist()))
+    got = set(zip(p.idx1.tolist(), p.idx2.tolist(), strict=True))
     assert {(0, 0), (0, 1), (1, 0), (2, 2), (3, 3), (4, 4)} <= got
 
 

@@ -15,15 +15,23 @@ import pytest
 from xmmtools.errors import ColumnError, DataError
 from xmmtools.photoz import metrics
 from xmmtools.photoz.attributes import clip_sigma, perturb, resolve_attributes
-from xmmtools.photoz.model import (FLAG_EXTRAPOLATION, FLAG_MISSING, FLAG_NO_DATA, FLAG_RARE_PATTERN,
-                                   MODE_SMOOTH_CANDIDATES, cross_validate, load_model, model_path,
-                                   select_mode_smooth,
-                                   train_model)
+from xmmtools.photoz.model import (
+    FLAG_EXTRAPOLATION,
+    FLAG_MISSING,
+    FLAG_NO_DATA,
+    FLAG_RARE_PATTERN,
+    MODE_SMOOTH_CANDIDATES,
+    cross_validate,
+    load_model,
+    model_path,
+    select_mode_smooth,
+    train_model,
+)
 from xmmtools.photoz.pdf import cdf, normalise, postprocess, quantiles, rebin_matrix, summarise
 from xmmtools.photoz.tpz import Forest, ForestParams, Grid, float32_floor, realisations, train_forest
 
 DATA = Path(__file__).parent / "data" / "photoz"
-ATTRS = "u,g,r,i,z,u-g,g-r,r-i,i-z".split(",")
+ATTRS = ["u", "g", "r", "i", "z", "u-g", "g-r", "r-i", "i-z"]
 GRID = Grid(0.001, 0.3, 80)
 
 
@@ -43,12 +51,20 @@ def small_model(mgs):
     """40 trees (NRandom 2 x NTrees 20) on the 5000 MGS training galaxies."""
     tr, _ = mgs
     aset = resolve_attributes(ATTRS, tr.column_names, source="train")
-    return train_model("mgs-small", aset, _getter(tr), tr["zs"].to_numpy(), GRID,
-                       ForestParams(n_random=2, n_trees=20, natt=5, min_leaf=5, seed=7), n_jobs=1,
-                       importance=True)
+    return train_model(
+        "mgs-small",
+        aset,
+        _getter(tr),
+        tr["zs"].to_numpy(),
+        GRID,
+        ForestParams(n_random=2, n_trees=20, natt=5, min_leaf=5, seed=7),
+        n_jobs=1,
+        importance=True,
+    )
 
 
 # -- attributes and perturbations ---------------------------------------------------------------
+
 
 def test_colour_columns_are_perturbed_with_their_magnitudes(mgs):
     tr, _ = mgs
@@ -68,8 +84,12 @@ def test_colour_columns_are_perturbed_with_their_magnitudes(mgs):
 
 
 def test_derived_colours_and_sigma_clipping():
-    cols = {"U": np.array([20.0, 21.0, np.nan]), "G": np.array([19.0, -99.0, 18.0]),
-            "eU": np.array([0.0, 5.0, np.nan]), "eG": np.array([0.05, np.nan, 0.02])}
+    cols = {
+        "U": np.array([20.0, 21.0, np.nan]),
+        "G": np.array([19.0, -99.0, 18.0]),
+        "eU": np.array([0.0, 5.0, np.nan]),
+        "eG": np.array([0.05, np.nan, 0.02]),
+    }
     aset = resolve_attributes(["U", "G", "U-G"], list(cols), source="t", missing=[-99.0])
     assert aset.attributes[2].column is None and aset.attributes[2].parts == ("U", "G")
     X, sig = aset.values(lambda c: cols[c])
@@ -105,6 +125,7 @@ def test_attribute_errors_are_one_line(mgs):
 
 # -- forest: hand-built trees --------------------------------------------------------------------
 
+
 def _stump_forest(weight="counts"):
     """Two stumps on x0 (thresholds 0.5 and 0.25) on a 4-bin grid [0, 4)."""
     grid = Grid(0.0, 4.0, 4)
@@ -116,18 +137,24 @@ def _stump_forest(weight="counts"):
     leaf_ptr = [np.array([0, 3, 4]), np.array([0, 1, 5])]
     # tree 0: left leaf holds redshift bins {0,0,1}, right {3}; tree 1: left {0}, right {1,2,2,3}
     leaf_bins = [np.array([0, 0, 1, 3], np.uint8), np.array([0, 1, 2, 2, 3], np.uint8)]
-    return Forest(grid, ForestParams(1, 2, 1, 1, 0, weight), 1, left, right, feature, threshold, nan_left,
-                  leaf_ptr, leaf_bins)
+    return Forest(
+        grid, ForestParams(1, 2, 1, 1, 0, weight), 1, left, right, feature, threshold, nan_left, leaf_ptr, leaf_bins
+    )
 
 
 def test_pdf_is_the_sum_of_leaf_histograms():
     f = _stump_forest()
     X = np.array([[0.1], [0.4], [0.9], [np.nan]])
     raw = f.pdf(X)
-    np.testing.assert_array_equal(raw, [[3, 1, 0, 0],     # left, left
-                                        [2, 2, 2, 1],     # left (0.4<=0.5), right (0.4>0.25)
-                                        [0, 1, 2, 2],     # right, right
-                                        [2, 2, 2, 1]])    # NaN: tree 0 learnt left, tree 1 right
+    np.testing.assert_array_equal(
+        raw,
+        [
+            [3, 1, 0, 0],  # left, left
+            [2, 2, 2, 1],  # left (0.4<=0.5), right (0.4>0.25)
+            [0, 1, 2, 2],  # right, right
+            [2, 2, 2, 1],
+        ],
+    )  # NaN: tree 0 learnt left, tree 1 right
     fw = _stump_forest("tree")  # each tree contributes unit mass
     np.testing.assert_allclose(fw.pdf(X)[1], [2 / 3, 1 / 3 + 0.25, 0.5, 0.25])
 
@@ -139,8 +166,12 @@ def test_marginalised_missing_attribute_on_hand_built_trees():
     np.testing.assert_allclose(raw[:3], f.pdf(X)[:3])  # rows without NaN: the ordinary PDF
     # NaN: both branches, weighted by the training objects that went each way
     # tree 0: 3/4 x {0,0,1} + 1/4 x {3}; tree 1: 1/5 x {0} + 4/5 x {1,2,2,3}
-    want = 0.75 * np.array([2, 1, 0, 0]) + 0.25 * np.array([0, 0, 0, 1]) \
-        + 0.2 * np.array([1, 0, 0, 0]) + 0.8 * np.array([0, 1, 2, 1])
+    want = (
+        0.75 * np.array([2, 1, 0, 0])
+        + 0.25 * np.array([0, 0, 0, 1])
+        + 0.2 * np.array([1, 0, 0, 0])
+        + 0.8 * np.array([0, 1, 2, 1])
+    )
     np.testing.assert_allclose(raw[3], want, rtol=1e-6)
 
 
@@ -156,8 +187,8 @@ def test_unseen_missing_pattern_is_marginalised_on_real_galaxies(mgs):
     p, est = m.estimate(X)
     learnt = summarise(normalise(m.forest.pdf(X)), m.grid.edges, m.rms_factor, m.mode_smooth)
     got, ref = metrics.point_metrics(est["Z_PHOT"], zs), metrics.point_metrics(learnt["Z_PHOT"], zs)
-    assert got["sigma_nmad"] < 0.030 < ref["sigma_nmad"]          # measured 0.0286 vs 0.0330
-    assert got["outliers_005"] < 0.10 < ref["outliers_005"]      # 9.2 % vs 16 %
+    assert got["sigma_nmad"] < 0.030 < ref["sigma_nmad"]  # measured 0.0286 vs 0.0330
+    assert got["outliers_005"] < 0.10 < ref["outliers_005"]  # 9.2 % vs 16 %
     assert (est["Z_FLAG"] & FLAG_RARE_PATTERN).all()
     np.testing.assert_allclose(np.nansum(p, axis=1), 1.0, rtol=1e-5)
 
@@ -231,6 +262,7 @@ def test_float32_thresholds_do_not_change_splits():
 
 # -- metrics ---------------------------------------------------------------------------------------
 
+
 def test_crps_and_point_metrics_against_hand_values():
     edges = np.array([0.0, 0.1, 0.2, 0.3])
     p = np.array([[0.0, 1.0, 0.0], [0.0, 1.0, 0.0]])
@@ -264,6 +296,7 @@ def test_pit_of_calibrated_pdfs_is_uniform():
 
 
 # -- forests on the MGS galaxies ------------------------------------------------------------------
+
 
 def test_mgs_quality_and_normalised_pdfs(mgs, small_model):
     _, te = mgs
@@ -317,28 +350,53 @@ def test_mode_smooth_auto_picks_the_width_from_oob_and_stores_it(tmp_path, mgs, 
     with pytest.raises(DataError, match="no training row has one"):
         select_mode_smooth(np.full((3, GRID.nzbins), np.nan), GRID.edges, np.ones(3))
     # a fixed width is kept as given, without a selection record
-    fixed = train_model("fixed", resolve_attributes(ATTRS, tr.column_names, source="train"), _getter(tr),
-                        tr["zs"].to_numpy(), GRID, ForestParams(1, 3, 5, 5, seed=7), mode_smooth=1.5,
-                        importance=False, oob=False)
+    fixed = train_model(
+        "fixed",
+        resolve_attributes(ATTRS, tr.column_names, source="train"),
+        _getter(tr),
+        tr["zs"].to_numpy(),
+        GRID,
+        ForestParams(1, 3, 5, 5, seed=7),
+        mode_smooth=1.5,
+        importance=False,
+        oob=False,
+    )
     assert fixed.mode_smooth == 1.5 and "mode_smooth_selection" not in fixed.info
     with pytest.raises(DataError, match="auto"):
-        train_model("bad", resolve_attributes(ATTRS, tr.column_names, source="train"), _getter(tr),
-                    tr["zs"].to_numpy(), GRID, ForestParams(1, 3, 5, 5), mode_smooth="best", oob=False)
+        train_model(
+            "bad",
+            resolve_attributes(ATTRS, tr.column_names, source="train"),
+            _getter(tr),
+            tr["zs"].to_numpy(),
+            GRID,
+            ForestParams(1, 3, 5, 5),
+            mode_smooth="best",
+            oob=False,
+        )
 
 
 def test_cross_validation_chooses_the_width_inside_each_fold(mgs):
     tr, _ = mgs
     rows = slice(0, 1500)
     aset = resolve_attributes(ATTRS, tr.column_names, source="train")
-    _, est, m = cross_validate(aset, _getter(tr, rows), tr["zs"].to_numpy()[rows], GRID,
-                               ForestParams(1, 20, 5, 5, seed=3), folds=3, seed=1)
+    _, est, m = cross_validate(
+        aset, _getter(tr, rows), tr["zs"].to_numpy()[rows], GRID, ForestParams(1, 20, 5, 5, seed=3), folds=3, seed=1
+    )
     assert len(m["mode_smooth_folds"]) == 3 and all(w in MODE_SMOOTH_CANDIDATES for w in m["mode_smooth_folds"])
     # the same fold trained by hand (OOB of its training rows only) picks the same width
     z = tr["zs"].to_numpy()[rows]
     order = np.random.default_rng(1).permutation(len(z))
     train = np.sort(np.setdiff1d(order, np.array_split(order, 3)[0]))
-    m0 = train_model("f0", aset, _getter(tr, np.arange(1500)[train]), z[train], GRID, ForestParams(1, 20, 5, 5, seed=3),
-                     importance=False, oob=False)
+    m0 = train_model(
+        "f0",
+        aset,
+        _getter(tr, np.arange(1500)[train]),
+        z[train],
+        GRID,
+        ForestParams(1, 20, 5, 5, seed=3),
+        importance=False,
+        oob=False,
+    )
     assert m0.mode_smooth == m["mode_smooth_folds"][0] and m["n"] == 1500
 
 
@@ -361,7 +419,7 @@ def test_forest_is_bit_reproducible_with_a_seed(mgs):
     f2, bag2 = train_forest(X, z, sig, aset.coef, GRID, params, n_jobs=2)
     f3, _ = train_forest(X, z, sig, aset.coef, GRID, ForestParams(2, 3, 3, 5, seed=100))
     np.testing.assert_array_equal(bag1, bag2)
-    for a, b in zip(f1.threshold + f1.leaf_bins, f2.threshold + f2.leaf_bins):
+    for a, b in zip(f1.threshold + f1.leaf_bins, f2.threshold + f2.leaf_bins, strict=True):
         np.testing.assert_array_equal(a, b)
     Xt, _ = aset.values(_getter(te))
     p1 = f1.pdf(Xt)
@@ -392,15 +450,16 @@ def test_missing_bands_nan_aware_trees_and_flags(mgs):
     drop = rng.random(len(cols["u"])) < 0.3  # 30 % of training galaxies without u
     cols["u"][drop] = np.nan
     aset = resolve_attributes(ATTRS, list(cols), source="train")
-    model = train_model("no-u", aset, lambda c: cols[c], cols["zs"], GRID,
-                        ForestParams(2, 10, 5, 5, seed=3), importance=False, n_jobs=1)
+    model = train_model(
+        "no-u", aset, lambda c: cols[c], cols["zs"], GRID, ForestParams(2, 10, 5, 5, seed=3), importance=False, n_jobs=1
+    )
     assert model.patterns[0] == (~drop).sum() and model.patterns[1 | 32] == drop.sum()  # u, u-g missing
     tcols = {c: te[c].to_numpy().copy() for c in te.column_names}
     tcols["u"][:1000] = np.nan
-    tcols["z"][1000:1010] = np.nan          # a pattern the training set never had
+    tcols["z"][1000:1010] = np.nan  # a pattern the training set never had
     for c in ("u", "g", "r", "i", "z"):
-        tcols[c][1010] = np.nan             # nothing measured
-    tcols["r"][1011] = 30.0                 # far outside the training range
+        tcols[c][1010] = np.nan  # nothing measured
+    tcols["r"][1011] = 30.0  # far outside the training range
     X, _ = resolve_attributes(ATTRS, list(tcols), source="t").values(lambda c: tcols[c])
     p, est = model.estimate(X)
     flag = est["Z_FLAG"]

@@ -10,8 +10,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import run_main
+
 from xmmtools import tables
 from xmmtools.photoz.model import FLAG_NOT_EXTRAGALACTIC, load_model, model_path
 
@@ -27,10 +27,37 @@ def cli_model(tmp_path_factory):
     """A 10-tree model trained through the command line."""
     folder = tmp_path_factory.mktemp("model")
     out = folder / "mgs.json"
-    code, _, err = run_main(["photoz", "train", TRAIN, "--z-column", "zs", "--attributes", ATTRS,
-                             "--zmin", "0.001", "--zmax", "0.3", "--nzbins", "80", "--nrandom", "2",
-                             "--ntrees", "5", "--natt", "5", "--seed", "3", "--no-importance", "-o", out, "-q",
-                             "--oob-table", folder / "oob.parquet"])
+    code, _, err = run_main(
+        [
+            "photoz",
+            "train",
+            TRAIN,
+            "--z-column",
+            "zs",
+            "--attributes",
+            ATTRS,
+            "--zmin",
+            "0.001",
+            "--zmax",
+            "0.3",
+            "--nzbins",
+            "80",
+            "--nrandom",
+            "2",
+            "--ntrees",
+            "5",
+            "--natt",
+            "5",
+            "--seed",
+            "3",
+            "--no-importance",
+            "-o",
+            out,
+            "-q",
+            "--oob-table",
+            folder / "oob.parquet",
+        ]
+    )
     assert code == 0, err
     return out
 
@@ -68,8 +95,7 @@ def test_train_writes_json_and_npz_with_provenance(cli_model):
 
 def test_apply_streams_chunks_and_writes_every_column(tmp_path, cli_model, capsys):
     out = tmp_path / "test_z.parquet"
-    code, _, err = run_main(["photoz", TEST, "-o", out, "--model", cli_model, "--chunk-size", "700", "-q"],
-                            capsys)
+    code, _, err = run_main(["photoz", TEST, "-o", out, "--model", cli_model, "--chunk-size", "700", "-q"], capsys)
     assert code == 0, err
     t = tables.read_table(out)
     assert t.num_rows == 2500 and t.column_names[:19] == pq.read_schema(TEST).names
@@ -148,8 +174,7 @@ def test_class_routes_rows_to_the_shipped_models(tmp_path, capsys):
 def test_shipped_galaxy_model_reproduces_its_recorded_metrics(capsys):
     doc = json.loads(Path(model_path("galaxy")).read_text())
     rec = doc["test_metrics"]
-    code, out, err = run_main(["photoz", "evaluate", TEST, "--model", "galaxy", "--z-column", "zs", "--json"],
-                              capsys)
+    code, out, err = run_main(["photoz", "evaluate", TEST, "--model", "galaxy", "--z-column", "zs", "--json"], capsys)
     assert code == 0, err
     got = json.loads(out)
     for k in ("bias", "sigma_nmad", "outliers_005", "crps", "pit_ks", "coverage_68"):
@@ -168,7 +193,11 @@ def test_shipped_galaxy_model_is_rebuilt_bit_for_bit():
     shipped = load_model(model_path("galaxy"))
     fresh = build("galaxy", n_jobs=1)
     assert fresh.info["training"]["checksum_sha256"] == shipped.info["training"]["checksum_sha256"]
-    for a, b in zip(fresh.forest.threshold + fresh.forest.leaf_bins, shipped.forest.threshold + shipped.forest.leaf_bins):
+    for a, b in zip(
+        fresh.forest.threshold + fresh.forest.leaf_bins,
+        shipped.forest.threshold + shipped.forest.leaf_bins,
+        strict=True,
+    ):
         np.testing.assert_array_equal(a, b)
     for k in ("sigma_nmad", "crps", "pit_ks", "coverage_68"):
         assert fresh.info["oob_metrics"][k] == shipped.info["oob_metrics"][k]
@@ -208,14 +237,34 @@ def test_evaluate_report_writes_metrics_and_figures(tmp_path, cli_model, capsys)
 def test_train_with_derived_colours_mapping_and_config(tmp_path, capsys):
     """Colours of columns that are not in the table; MLZ-style config; sentinel values."""
     cfg = tmp_path / "qso.inputs"
-    cfg.write_text("# MLZ names\nNRandom : 2\nNTrees : 3\nNatt : 4\nMinLeaf : 10\nzmin : 0.0\nzmax : 6.0\n"
-                   "nzbins : 120\nRmsFactor : 0.03\nSomethingElse : ignored\n")
+    cfg.write_text(
+        "# MLZ names\nNRandom : 2\nNTrees : 3\nNatt : 4\nMinLeaf : 10\nzmin : 0.0\nzmax : 6.0\n"
+        "nzbins : 120\nRmsFactor : 0.03\nSomethingElse : ignored\n"
+    )
     qso = tmp_path / "qso.parquet"
     pq.write_table(pq.read_table(QSO).slice(0, 3000), qso)
     out = tmp_path / "q.json"
-    code, _, err = run_main(["photoz", "train", qso, "--z-column", "z", "--config", cfg,
-                             "--attributes", "u_mag,g_mag,r_mag,u_mag-g_mag,g_mag-r_mag,J_mag",
-                             "--missing", "0", "-o", out, "--no-importance", "--mode-smooth", "2"], capsys)
+    code, _, err = run_main(
+        [
+            "photoz",
+            "train",
+            qso,
+            "--z-column",
+            "z",
+            "--config",
+            cfg,
+            "--attributes",
+            "u_mag,g_mag,r_mag,u_mag-g_mag,g_mag-r_mag,J_mag",
+            "--missing",
+            "0",
+            "-o",
+            out,
+            "--no-importance",
+            "--mode-smooth",
+            "2",
+        ],
+        capsys,
+    )
     assert code == 0, err
     doc = json.loads(out.read_text())
     assert doc["parameters"]["NRandom"] == 2 and doc["parameters"]["MinLeaf"] == 10
@@ -228,12 +277,15 @@ def test_train_with_derived_colours_mapping_and_config(tmp_path, capsys):
     assert "wrote" in err and "OOB sigma_NMAD" in err
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--attributes", "u,g,w1"], "attribute w1: .* has no column w1"),
-    (["--attributes", "u,g", "--z-column", "zspec"], "has no redshift column zspec"),
-    (["--attributes", "u,g", "--natt", "3"], "Natt=3 is more than the 2 attributes"),
-    (["--attributes", "u,g", "--errors", "eu"], "--errors lists 1 columns but 2"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--attributes", "u,g,w1"], "attribute w1: .* has no column w1"),
+        (["--attributes", "u,g", "--z-column", "zspec"], "has no redshift column zspec"),
+        (["--attributes", "u,g", "--natt", "3"], "Natt=3 is more than the 2 attributes"),
+        (["--attributes", "u,g", "--errors", "eu"], "--errors lists 1 columns but 2"),
+    ],
+)
 def test_train_bad_input_is_one_line(tmp_path, capsys, args, message):
     base = ["photoz", "train", TRAIN, "-o", tmp_path / "m.json", "--ntrees", "2"]
     if "--z-column" not in args:
@@ -246,8 +298,22 @@ def test_train_bad_input_is_one_line(tmp_path, capsys, args, message):
 
 
 def test_train_mode_smooth_must_be_auto_or_bins(tmp_path, capsys):
-    code, _, err = run_main(["photoz", "train", TRAIN, "--z-column", "zs", "--attributes", "u,g",
-                             "-o", tmp_path / "m.json", "--mode-smooth", "wide"], capsys)
+    code, _, err = run_main(
+        [
+            "photoz",
+            "train",
+            TRAIN,
+            "--z-column",
+            "zs",
+            "--attributes",
+            "u,g",
+            "-o",
+            tmp_path / "m.json",
+            "--mode-smooth",
+            "wide",
+        ],
+        capsys,
+    )
     assert code != 0 and "neither 'auto' nor a number of bins" in err
     assert not (tmp_path / "m.json").exists()
 
@@ -258,20 +324,39 @@ def test_train_nan_redshift_and_missing_errors_are_one_line(tmp_path, capsys):
     z[5] = np.nan
     bad = tmp_path / "nanz.parquet"
     pq.write_table(t.set_column(0, "zs", pa.array(z)), bad)
-    code, _, err = run_main(["photoz", "train", bad, "--z-column", "zs", "--attributes", "u,g,r",
-                             "-o", tmp_path / "m.json"], capsys)
+    code, _, err = run_main(
+        ["photoz", "train", bad, "--z-column", "zs", "--attributes", "u,g,r", "-o", tmp_path / "m.json"], capsys
+    )
     assert code == 1 and "no valid spectroscopic redshift (first at row 5)" in _err_line(err)
     noerr = tmp_path / "noerr.parquet"
     pq.write_table(t.select(["zs", "u", "g", "r"]), noerr)
-    code, _, err = run_main(["photoz", "train", noerr, "--attributes", "u,g,r", "-o", tmp_path / "m.json"],
-                            capsys)
+    code, _, err = run_main(["photoz", "train", noerr, "--attributes", "u,g,r", "-o", tmp_path / "m.json"], capsys)
     assert code == 1 and "no error column for u, g, r" in _err_line(err)
     # without perturbations no errors are needed
-    code, _, err = run_main(["photoz", "train", noerr, "--attributes", "u,g,r", "--nrandom", "1", "--ntrees", "2",
-                             "--natt", "2", "--no-importance", "-o", tmp_path / "m.json", "-q"], capsys)
+    code, _, err = run_main(
+        [
+            "photoz",
+            "train",
+            noerr,
+            "--attributes",
+            "u,g,r",
+            "--nrandom",
+            "1",
+            "--ntrees",
+            "2",
+            "--natt",
+            "2",
+            "--no-importance",
+            "-o",
+            tmp_path / "m.json",
+            "-q",
+        ],
+        capsys,
+    )
     assert code == 0, err
-    code, _, err = run_main(["photoz", "train", noerr, "--attributes", "u,g,r", "--nrandom", "1",
-                             "-o", tmp_path / "m.json"], capsys)
+    code, _, err = run_main(
+        ["photoz", "train", noerr, "--attributes", "u,g,r", "--nrandom", "1", "-o", tmp_path / "m.json"], capsys
+    )
     assert code == 1 and "exists; use --overwrite" in _err_line(err)
 
 
@@ -292,8 +377,7 @@ def test_apply_bad_inputs_are_one_line(tmp_path, cli_model, capsys):
     (tmp_path / "bad.npz").write_bytes(cli_model.with_suffix(".npz").read_bytes()[:-10] + b"0123456789")
     code, _, err = run_main(["photoz", TEST, "--model", bad, "-o", tmp_path / "o.parquet"], capsys)
     assert code == 1 and "checksum differs" in _err_line(err)
-    code, _, err = run_main(["photoz", TEST, "--model", tmp_path / "none.json", "-o", tmp_path / "o.parquet"],
-                            capsys)
+    code, _, err = run_main(["photoz", TEST, "--model", tmp_path / "none.json", "-o", tmp_path / "o.parquet"], capsys)
     assert code == 1 and "no such model file" in _err_line(err)
     assert not (tmp_path / "o.parquet").exists()
     code, _, err = run_main(["photoz", TEST, "--pdf-format", "pdf"], capsys)
@@ -305,8 +389,9 @@ def test_apply_default_output_name_and_column_mapping(tmp_path, cli_model, capsy
     renamed = src.rename_columns([f"mag_{c}" if c in ("u", "g", "r", "i", "z") else c for c in src.column_names])
     cat = tmp_path / "cat.parquet"
     pq.write_table(renamed, cat)
-    code, _, err = run_main(["photoz", cat, "--model", cli_model, "--columns",
-                             "u=mag_u,g=mag_g,r=mag_r,i=mag_i,z=mag_z", "-q"], capsys)
+    code, _, err = run_main(
+        ["photoz", cat, "--model", cli_model, "--columns", "u=mag_u,g=mag_g,r=mag_r,i=mag_i,z=mag_z", "-q"], capsys
+    )
     assert code == 0, err
     t = tables.read_table(tmp_path / "cat_photoz.parquet")
     direct = tmp_path / "direct.parquet"
@@ -350,6 +435,7 @@ def test_apply_mlz_postprocessing_options(tmp_path, cli_model):
 
 def test_info_readiness_needs_the_galaxy_model_columns(tmp_path, capsys):
     """`xmmtools info` checks the default (galaxy) model's attributes with the stage's own resolution."""
+
     def photoz_stage(args):
         code, out, err = run_main(["info", "--json", *args], capsys)
         assert code == 0, err

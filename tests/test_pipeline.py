@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import time
 
-from xmmtools import tables as T
 from conftest import DR9, run_main
+
+from xmmtools import tables as T
 
 
 def _recipe(tmp_path, select2="SRCID,RA,DEC"):

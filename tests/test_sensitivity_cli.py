@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pytest
-
 from conftest import DR9, run_main
+
 from xmmtools import tables
 from xmmtools.sensitivity.upper_limits import kbn_upper_limit
 
@@ -32,9 +31,29 @@ def test_positions_list_to_parquet(poslist, tmp_path, capsys):
     t = tables.read_table(str(out))
     names = t.column("NAME").to_pylist()
     assert set(names) == {"gap", "centre", "far"}
-    for col in ("RA", "DEC", "OBS_ID", "INSTRUMENT", "FILTER", "DATE_OBS", "MJD", "BAND", "OFFAXIS", "EXPOSURE",
-                "BKG_COUNTS", "COUNTS", "EEF", "COVERED", "THRESH_RATE", "THRESH_FLUX", "UL_FLUX_2S", "FLUX_UL",
-                "ENC_FLUX", "ENC_FLUX_ERR", "FLAG"):
+    for col in (
+        "RA",
+        "DEC",
+        "OBS_ID",
+        "INSTRUMENT",
+        "FILTER",
+        "DATE_OBS",
+        "MJD",
+        "BAND",
+        "OFFAXIS",
+        "EXPOSURE",
+        "BKG_COUNTS",
+        "COUNTS",
+        "EEF",
+        "COVERED",
+        "THRESH_RATE",
+        "THRESH_FLUX",
+        "UL_FLUX_2S",
+        "FLUX_UL",
+        "ENC_FLUX",
+        "ENC_FLUX_ERR",
+        "FLAG",
+    ):
         assert col in t.schema.names
     assert tables.unit_of(t.schema.field("FLUX_UL")) == "erg/cm2/s"
     rows = t.to_pylist()
@@ -53,8 +72,23 @@ def test_table_input_keeps_columns_and_writes_fits(tmp_path, capsys):
     src = tmp_path / "pos.csv"
     src.write_text("SRCID,ra_deg,dec_deg,OBS_ID\n7,149.5,-11.0,x\n8,149.59,-11.09,y\n")
     out = tmp_path / "ul.fits"
-    code, _, err = run_main(["sensitivity", src, "--obs", OBS, "--columns", "RA=ra_deg,DEC=dec_deg",
-                             "--cl", "0.9", "--band", "0.5-2", "-o", out], capsys)
+    code, _, err = run_main(
+        [
+            "sensitivity",
+            src,
+            "--obs",
+            OBS,
+            "--columns",
+            "RA=ra_deg,DEC=dec_deg",
+            "--cl",
+            "0.9",
+            "--band",
+            "0.5-2",
+            "-o",
+            out,
+        ],
+        capsys,
+    )
     assert code == 0, err
     t = tables.read_table(str(out))
     assert {"SRCID", "ra_deg", "OBS_ID_INPUT", "RA", "DEC", "NAME", "UL_FLUX_CL"} <= set(t.schema.names)
@@ -69,8 +103,7 @@ def test_output_chains_into_long_term_variability_format(poslist, tmp_path, caps
     assert run_main(["sensitivity", poslist, "--obs", OBS, "-o", out, "-q"], capsys)[0] == 0
     t = tables.read_table(str(out))
     epic = [r for r in t.to_pylist() if r["INSTRUMENT"] == "EP" and r["OBS_ID"] != "ALL" and r["COVERED"]]
-    assert epic and all(np.isfinite(r["MJD"]) and r["FLUX_UL"] > 0 and r["BAND"] in ("0.5-2", "2-10")
-                        for r in epic)
+    assert epic and all(np.isfinite(r["MJD"]) and r["FLUX_UL"] > 0 and r["BAND"] in ("0.5-2", "2-10") for r in epic)
 
 
 def test_default_output_name_and_overwrite(poslist, capsys):
@@ -83,12 +116,15 @@ def test_default_output_name_and_overwrite(poslist, capsys):
     assert run_main(["sensitivity", poslist, "--obs", OBS, "--band", "2-10", "--overwrite"], capsys)[0] == 0
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--obs", "NOPE"], "not a directory"),
-    (["--obs", OBS, "--band", "8"], "no exposure maps"),
-    (["--obs", OBS, "--band", "0.5-2", "--gamma", "2.5"], "no ECF"),
-    (["--obs", OBS, "--band", "99"], "unknown 4XMM band"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--obs", "NOPE"], "not a directory"),
+        (["--obs", OBS, "--band", "8"], "no exposure maps"),
+        (["--obs", OBS, "--band", "0.5-2", "--gamma", "2.5"], "no ECF"),
+        (["--obs", OBS, "--band", "99"], "unknown 4XMM band"),
+    ],
+)
 def test_bad_inputs_are_one_line_errors(poslist, tmp_path, capsys, args, message):
     code, _, err = run_main(["sensitivity", poslist, *args, "-o", tmp_path / "o.parquet"], capsys)
     assert code == 1 and err.startswith("error:") and message in err and err.count("\n") == 1
@@ -142,13 +178,29 @@ def test_catalogue_mode_errors(tmp_path, capsys):
 
 def test_sensitivity_map_parquet_moc_and_png(tmp_path, capsys):
     out, moc, png = tmp_path / "m.parquet", tmp_path / "moc.fits", tmp_path / "m.png"
-    code, _, err = run_main(["sensitivity-map", "--obs", OBS / "0201903501", "--order", "12", "--band", "0.5-2",
-                             "-o", out, "--moc", moc, "--plot", png], capsys)
+    code, _, err = run_main(
+        [
+            "sensitivity-map",
+            "--obs",
+            OBS / "0201903501",
+            "--order",
+            "12",
+            "--band",
+            "0.5-2",
+            "-o",
+            out,
+            "--moc",
+            moc,
+            "--plot",
+            png,
+        ],
+        capsys,
+    )
     assert code == 0, err
     t = tables.read_table(str(out))
     assert t.schema.names == ["NPIX", "THRESH_FLUX_0P5_2KEV"]
     npix = t.column("NPIX").to_numpy()
-    assert np.all(np.diff(npix) > 0) and np.all((npix >= 0) & (npix < 12 * 4 ** 12))
+    assert np.all(np.diff(npix) > 0) and np.all((npix >= 0) & (npix < 12 * 4**12))
     assert png.stat().st_size > 10_000
     info = tables.inspect_table(str(moc))
     assert info.header.get("ORDERING") == "NUNIQ" and info.header.get("MOCORDER") == 12
@@ -162,8 +214,12 @@ def test_sensitivity_map_parquet_moc_and_png(tmp_path, capsys):
 
 def test_sensitivity_map_fits_header_and_errors(tmp_path, capsys):
     out = tmp_path / "m.fits"
-    assert run_main(["sensitivity-map", "--obs", OBS / "0201903501", "--order", "10", "--band", "2-10",
-                     "-o", out, "-q"], capsys)[0] == 0
+    assert (
+        run_main(
+            ["sensitivity-map", "--obs", OBS / "0201903501", "--order", "10", "--band", "2-10", "-o", out, "-q"], capsys
+        )[0]
+        == 0
+    )
     h = tables.inspect_table(str(out)).header
     assert h["PIXTYPE"] == "HEALPIX" and h["ORDERING"] == "NESTED" and h["NSIDE"] == 1024
     code, _, err = run_main(["sensitivity-map", "--obs", tmp_path, "-o", tmp_path / "x.parquet"], capsys)

@@ -21,8 +21,8 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 import pytest
 import requests
-
 from conftest import run_main
+
 from xmmtools import tables
 from xmmtools.errors import DataError
 from xmmtools.sensitivity import archive
@@ -66,15 +66,19 @@ class FakeXSA:
         self.requests.append((method, q["obsno"], q["name"]))
         if self.failures:
             self.failures -= 1
-            raise requests.ConnectionError("HTTPSConnectionPool(host='nxsa.esac.esa.int', port=443): Max retries "
-                                           "exceeded (Failed to establish a new connection: [Errno 101] "
-                                           "Network is unreachable)")
+            raise requests.ConnectionError(
+                "HTTPSConnectionPool(host='nxsa.esac.esa.int', port=443): Max retries "
+                "exceeded (Failed to establish a new connection: [Errno 101] "
+                "Network is unreachable)"
+            )
         if self.status != 200:
             return _Response(self.status, {"Content-Type": "text/html"})
         if not rows:
             return _Response(200, {"Content-Type": "text/html;charset=UTF-8"})
-        return _Response(200, {"Content-Type": "application/x-tar",
-                               "Content-Disposition": f'attachment; filename="{q["obsno"]}.tar"'})
+        return _Response(
+            200,
+            {"Content-Type": "application/x-tar", "Content-Disposition": f'attachment; filename="{q["obsno"]}.tar"'},
+        )
 
     def download(self, client, url, local_filepath, **kw):
         q, rows = self._query(url)
@@ -109,9 +113,12 @@ def xsa(monkeypatch):
     from astroquery.esa.xmm_newton import XMMNewtonClass
 
     fake = FakeXSA()
-    monkeypatch.setattr(XMMNewtonClass, "_request", lambda self, method, url, **kw: fake.request(self, method, url, **kw))
-    monkeypatch.setattr(XMMNewtonClass, "_download_file",
-                        lambda self, url, local, **kw: fake.download(self, url, local, **kw))
+    monkeypatch.setattr(
+        XMMNewtonClass, "_request", lambda self, method, url, **kw: fake.request(self, method, url, **kw)
+    )
+    monkeypatch.setattr(
+        XMMNewtonClass, "_download_file", lambda self, url, local, **kw: fake.download(self, url, local, **kw)
+    )
     sleeps = []
     monkeypatch.setattr(archive.time, "sleep", sleeps.append)
     fake.sleeps = sleeps
@@ -152,8 +159,10 @@ def test_pps_names_get_band_and_role_for_discovery():
     assert archive._local_name("P0201903501M1S001EXPMAP2000.FTZ", {}) == "P0201903501M1S001EXPMAP2000_0.5-1keV.FTZ"
     assert archive._local_name("P0201903501PNS003IMAGE_8000.FTZ", {}) == "P0201903501PNS003IMAGE_8000_0.2-12keV.FTZ"
     assert archive._local_name("P0201903501PNS003DETMSK3000.FTZ", {}) == "P0201903501PNS003DETMSK3000_mask_1-2keV.FTZ"
-    assert archive._local_name("P0201903501M2S002BKGMAP4000.FTZ", {"PIMIN": 2000, "PIMAX": 4500}) == \
-        "P0201903501M2S002BKGMAP4000.FTZ"
+    assert (
+        archive._local_name("P0201903501M2S002BKGMAP4000.FTZ", {"PIMIN": 2000, "PIMAX": 4500})
+        == "P0201903501M2S002BKGMAP4000.FTZ"
+    )
     assert archive._local_name("P0201903501M2S002EXPMAP0000.FTZ", {}) is None  # no band: not kept
 
 
@@ -162,15 +171,17 @@ def test_download_equals_obs_and_cache_is_reused(xsa, poslist, tmp_path, capsys)
     ref, dl, again = tmp_path / "ref.parquet", tmp_path / "dl.parquet", tmp_path / "again.parquet"
     code, _, err = run_main(["sensitivity", poslist, "--obs", OBS, "-o", ref], capsys)
     assert code == 0, err
-    code, _, err = run_main(["sensitivity", poslist, "--download", "--obslist", CENSUS, "--cache", cache,
-                             "-o", dl], capsys)
+    code, _, err = run_main(
+        ["sensitivity", poslist, "--download", "--obslist", CENSUS, "--cache", cache, "-o", dl], capsys
+    )
     assert code == 0, err
     assert "3 of 3 observations" in err and "no EPIC exposure maps for 0404910601" in err
     # 2 observations x 4 PPS types asked + 0404910601's EXPMAP (none: its other types are not asked);
     # only EXPMAP/IMAGE_ of the two shipped observations exist
     assert len(xsa.requests) - len(xsa.downloads) == 9 and len(xsa.downloads) == 4
     assert sorted(p.name for p in (cache / "0201903501").glob("*.FTZ")) == sorted(
-        r["archive_name"] for r in xsa.listing if r["obs_id"] == "0201903501")
+        r["archive_name"] for r in xsa.listing if r["obs_id"] == "0201903501"
+    )
     _assert_same_rows(tables.read_table(str(ref)), tables.read_table(str(dl)))
     prov = tables.inspect_table(str(dl)).provenance[-1]
     assert prov["archive"]["service"].startswith("XMM-Newton Science Archive")
@@ -180,8 +191,9 @@ def test_download_equals_obs_and_cache_is_reused(xsa, poslist, tmp_path, capsys)
     assert any(i["name"] == "P0201903501PNS003EXPMAP4000.FTZ" for i in prov["inputs"])
 
     xsa.requests.clear()
-    code, _, err = run_main(["sensitivity", poslist, "--download", "--obslist", CENSUS, "--cache", cache,
-                             "-o", again], capsys)
+    code, _, err = run_main(
+        ["sensitivity", poslist, "--download", "--obslist", CENSUS, "--cache", cache, "-o", again], capsys
+    )
     assert code == 0, err
     assert xsa.requests == []  # everything (including "no products") came from the cache
     prov = tables.inspect_table(str(again)).provenance[-1]
@@ -194,7 +206,7 @@ def _assert_same_rows(a, b):
     assert a.schema.names == b.schema.names and a.num_rows == b.num_rows > 0
     ra = sorted(a.to_pylist(), key=lambda r: tuple(r[k] for k in key))
     rb = sorted(b.to_pylist(), key=lambda r: tuple(r[k] for k in key))
-    for x, y in zip(ra, rb):
+    for x, y in zip(ra, rb, strict=True):
         for col, v in x.items():
             w = y[col]
             if isinstance(v, float) and math.isnan(v):
@@ -206,8 +218,20 @@ def _assert_same_rows(a, b):
 def test_far_positions_select_nothing(xsa, tmp_path, capsys):
     far = tmp_path / "far.txt"
     far.write_text("10.0 5.0 far\n")
-    code, _, err = run_main(["sensitivity", far, "--download", "--obslist", CENSUS, "--cache", tmp_path / "c",
-                             "-o", tmp_path / "o.parquet"], capsys)
+    code, _, err = run_main(
+        [
+            "sensitivity",
+            far,
+            "--download",
+            "--obslist",
+            CENSUS,
+            "--cache",
+            tmp_path / "c",
+            "-o",
+            tmp_path / "o.parquet",
+        ],
+        capsys,
+    )
     assert code == 1 and xsa.requests == []
     assert err.strip().count("\n") == 0 and "within 15' of any of the 1 position(s)" in err
 
@@ -223,8 +247,21 @@ def test_transient_errors_are_retried(xsa, tmp_path):
 
 def test_offline_is_one_line_error(xsa, poslist, tmp_path, capsys):
     xsa.failures = 10**6
-    code, _, err = run_main(["sensitivity", poslist, "--download", "--obslist", CENSUS, "--cache", tmp_path / "c",
-                             "-q", "-o", tmp_path / "o.parquet"], capsys)
+    code, _, err = run_main(
+        [
+            "sensitivity",
+            poslist,
+            "--download",
+            "--obslist",
+            CENSUS,
+            "--cache",
+            tmp_path / "c",
+            "-q",
+            "-o",
+            tmp_path / "o.parquet",
+        ],
+        capsys,
+    )
     assert code == 1
     assert err.strip().count("\n") == 0, err
     assert err.startswith("error: cannot reach the XMM-Newton Science Archive for 0201903501 after 3 attempts")
@@ -265,8 +302,9 @@ def test_catalogue_obs_ids_without_obslist(xsa, tmp_path, capsys):
     src = tmp_path / "cat.csv"
     src.write_text("SRCID,RA,DEC,OBS_ID\n1,149.5,-11.0,0201903501\n2,149.59,-11.09,0201903501\n")
     out = tmp_path / "o.parquet"
-    code, _, err = run_main(["sensitivity", src, "--download", "--cache", tmp_path / "c", "--band", "2-10",
-                             "-o", out], capsys)
+    code, _, err = run_main(
+        ["sensitivity", src, "--download", "--cache", tmp_path / "c", "--band", "2-10", "-o", out], capsys
+    )
     assert code == 0, err
     t = tables.read_table(str(out))
     assert set(t.column("OBS_ID").to_pylist()) == {"0201903501", "ALL"}
@@ -282,40 +320,63 @@ def test_sensitivity_map_download_equals_obs(xsa, tmp_path, capsys, monkeypatch)
     args = ["--order", "11", "--band", "0.5-2", "-q"]
     code, _, err = run_main(["sensitivity-map", "--obs", OBS / "0201903501", "-o", ref, *args], capsys)
     assert code == 0, err
-    code, _, err = run_main(["sensitivity-map", "--download", "--obs-id", "0201903501", "--cache", cache,
-                             "-o", dl, *args], capsys)
+    code, _, err = run_main(
+        ["sensitivity-map", "--download", "--obs-id", "0201903501", "--cache", cache, "-o", dl, *args], capsys
+    )
     assert code == 0, err
     a, b = tables.read_table(str(ref)), tables.read_table(str(dl))
     assert a.num_rows > 100 and a.column("NPIX").to_pylist() == b.column("NPIX").to_pylist()
-    np.testing.assert_allclose(b.column("THRESH_FLUX_0P5_2KEV").to_numpy(),
-                               a.column("THRESH_FLUX_0P5_2KEV").to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(
+        b.column("THRESH_FLUX_0P5_2KEV").to_numpy(), a.column("THRESH_FLUX_0P5_2KEV").to_numpy(), rtol=1e-12
+    )
     prov = tables.inspect_table(str(dl)).provenance[-1]
     assert prov["parameters"]["download"] is True and prov["parameters"]["obs_ids"] == ["0201903501"]
     assert prov["archive"]["observations"] == ["0201903501"] and prov["archive"]["query_date"]
     # default output name from the observations; the cache is reused
     monkeypatch.chdir(tmp_path)
     xsa.requests.clear()
-    code, _, err = run_main(["sensitivity-map", "--download", "--obslist", CENSUS, "--cache", cache, *args],
-                            capsys)
+    code, _, err = run_main(["sensitivity-map", "--download", "--obslist", CENSUS, "--cache", cache, *args], capsys)
     assert code == 0, err
     assert all(r[1] != "0201903501" for r in xsa.requests)  # cached
     assert (tmp_path / "xsa_0201903501_0201901401_0404910601_sensmap_o11.parquet").exists()
     # an obslist with only OBS_ID is enough for a map (no pointing selection here)
     ids_only = tmp_path / "ids.csv"
     ids_only.write_text("OBS_ID\n0201903501\n")
-    code, _, err = run_main(["sensitivity-map", "--download", "--obslist", ids_only, "--cache", cache,
-                             "-o", tmp_path / "ids.parquet", *args], capsys)
+    code, _, err = run_main(
+        [
+            "sensitivity-map",
+            "--download",
+            "--obslist",
+            ids_only,
+            "--cache",
+            cache,
+            "-o",
+            tmp_path / "ids.parquet",
+            *args,
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert tables.read_table(str(tmp_path / "ids.parquet")).column("NPIX").to_pylist() == a.column("NPIX").to_pylist()
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--download"], "--download needs the observations"),
-    (["--obs-id", "0201903501"], "go with --download"),
-    (["--download", "--obs-id", "12345"], "not a 10-digit"),
-    (["--download", "--obs-id", "0201903501", "--obs", "x"], "exclude each other"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--download"], "--download needs the observations"),
+        (["--obs-id", "0201903501"], "go with --download"),
+        (["--download", "--obs-id", "12345"], "not a 10-digit"),
+        (["--download", "--obs-id", "0201903501", "--obs", "x"], "exclude each other"),
+    ],
+)
 def test_sensitivity_map_download_options(tmp_path, capsys, args, message):
-    code, _, err = run_main(["sensitivity-map", *args, "--cache" if "--download" in args else "--order",
-                             str(tmp_path) if "--download" in args else "10"], capsys)
+    code, _, err = run_main(
+        [
+            "sensitivity-map",
+            *args,
+            "--cache" if "--download" in args else "--order",
+            str(tmp_path) if "--download" in args else "10",
+        ],
+        capsys,
+    )
     assert code != 0 and message in err, err

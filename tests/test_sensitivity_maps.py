@@ -48,6 +48,7 @@ def _rows(t: pa.Table, **match) -> list[dict]:
 
 # -- reading ---------------------------------------------------------------------------------
 
+
 def test_discover_groups_expmaps_and_images_by_obs_camera_band(products):
     keys = {(p.obs_id, p.instrument, p.band) for p in products}
     assert len(products) == 7
@@ -80,20 +81,22 @@ def test_read_image_rejects_tables_and_garbage(tmp_path):
     with pytest.raises(DataError, match="cannot read FITS image"):
         read_image(str(bad))
     tab = tmp_path / "t.fits"
-    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns([fits.Column("A", "E", array=[1.0])])]
-                 ).writeto(tab)
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns([fits.Column("A", "E", array=[1.0])])]).writeto(tab)
     with pytest.raises(DataError, match="no 2-D image"):
         read_image(str(tab))
 
 
-@pytest.mark.parametrize("line,ra,dec,name", [
-    ("149.5 -11.0 gap", 149.5, -11.0, "gap"),
-    ("149.5,-11.0", 149.5, -11.0, "1"),
-    ("09:58:00.0 -11:00:00 src A", 149.5, -11.0, "src A"),
-    ("09 58 00.0 -11 00 00", 149.5, -11.0, "1"),
-    ("09 58 21.6 +11 05 24 n", 149.59, 11.09, "n"),
-    ("0 0 0 -0 30 0", 0.0, -0.5, "1"),
-])
+@pytest.mark.parametrize(
+    "line,ra,dec,name",
+    [
+        ("149.5 -11.0 gap", 149.5, -11.0, "gap"),
+        ("149.5,-11.0", 149.5, -11.0, "1"),
+        ("09:58:00.0 -11:00:00 src A", 149.5, -11.0, "src A"),
+        ("09 58 00.0 -11 00 00", 149.5, -11.0, "1"),
+        ("09 58 21.6 +11 05 24 n", 149.59, 11.09, "n"),
+        ("0 0 0 -0 30 0", 0.0, -0.5, "1"),
+    ],
+)
 def test_parse_positions_formats(line, ra, dec, name):
     r, d, n = parse_positions([line])
     assert r[0] == pytest.approx(ra, abs=1e-9) and d[0] == pytest.approx(dec, abs=1e-9) and n == [name]
@@ -116,6 +119,7 @@ def test_parse_positions_skips_comments_and_reports_bad_lines(tmp_path):
 
 # -- maps on the image grid ------------------------------------------------------------------
 
+
 def test_exposure_at_position_equals_the_fits_pixel(pmaps):
     for m in pmaps:
         with fits.open(m.product.expmap) as h:
@@ -128,8 +132,11 @@ def test_exposure_at_position_equals_the_fits_pixel(pmaps):
 
 
 def test_aperture_counts_equal_a_direct_sum_of_the_counts_image(pmaps):
-    m = next(m for m in pmaps if m.product.instrument == "PN" and m.product.obs_id == "0201903501"
-             and m.product.band == (0.5, 2.0))
+    m = next(
+        m
+        for m in pmaps
+        if m.product.instrument == "PN" and m.product.obs_id == "0201903501" and m.product.band == (0.5, 2.0)
+    )
     with fits.open(m.product.image) as h:
         counts = h[0].data
         w = WCS(h[0].header)
@@ -175,6 +182,7 @@ def test_disc_kernel_area():
 
 
 # -- evaluation at positions -----------------------------------------------------------------
+
 
 def test_evaluate_positions_rows_coverage_and_numbers(pmaps):
     s = Settings()
@@ -226,9 +234,11 @@ def test_stacked_rows_sum_the_covered_cameras(pmaps):
 
 def test_settings_change_the_limits_as_expected(pmaps):
     base = _table(*evaluate_positions([GAP[0]], [GAP[1]], pmaps, Settings()))
-    other = _table(*evaluate_positions([GAP[0]], [GAP[1]], pmaps,
-                                       Settings(likelihood=6.0, cl=0.9, integer_threshold=True,
-                                                ecf=(("*", 2.0),))))
+    other = _table(
+        *evaluate_positions(
+            [GAP[0]], [GAP[1]], pmaps, Settings(likelihood=6.0, cl=0.9, integer_threshold=True, ecf=(("*", 2.0),))
+        )
+    )
     b = _rows(base, BAND="0.5-2", OBS_ID="0201903501", INSTRUMENT="M1")[0]
     o = _rows(other, BAND="0.5-2", OBS_ID="0201903501", INSTRUMENT="M1")[0]
     assert o["ECF"] == 2.0 and o["THRESH_RATE"] < b["THRESH_RATE"]
@@ -260,21 +270,22 @@ def test_mismatched_grids_are_refused(products):
 
 # -- HEALPix ---------------------------------------------------------------------------------
 
+
 def test_healpix_map_covers_the_exposed_area_and_takes_the_best_threshold(pmaps):
     one = [m for m in pmaps if m.product.obs_id == "0201903501" and m.product.band == (0.5, 2.0)]
     order = 13
     result = hmaps.sensitivity_map(one, order)
     cells, vals = result["0.5-2"]
     assert np.all(np.diff(cells) > 0) and vals.dtype == np.float32 and np.all(vals > 0)
-    cell_area = 4 * np.pi * (180 / np.pi * 3600) ** 2 / (12 * 4 ** order)  # arcsec^2
-    exposed = max((m.exposure > 0).sum() for m in one) * 4.35 ** 2  # PN and MOS cover different chips
-    union = np.logical_or.reduce([m.exposure > 0 for m in one]).sum() * 4.35 ** 2
+    cell_area = 4 * np.pi * (180 / np.pi * 3600) ** 2 / (12 * 4**order)  # arcsec^2
+    exposed = max((m.exposure > 0).sum() for m in one) * 4.35**2  # PN and MOS cover different chips
+    union = np.logical_or.reduce([m.exposure > 0 for m in one]).sum() * 4.35**2
     assert exposed * 0.97 < cells.size * cell_area < union * 1.03
     # a cell's value is the minimum over the cameras' threshold images at its centre
     import healpy as hp
 
     k = cells.size // 2
-    ra, dec = hp.pix2ang(2 ** order, cells[k], nest=True, lonlat=True)
+    ra, dec = hp.pix2ang(2**order, cells[k], nest=True, lonlat=True)
     per_cam = []
     for m in one:
         r, c, inside = m.pixels([ra], [dec])
@@ -289,8 +300,8 @@ def test_moc_is_normalised_and_expands_back():
     uniq = hmaps.moc_uniq(cells, order)
     orders = (np.log2(uniq // 4) / 2).astype(int)
     back = []
-    for u, o in zip(uniq, orders):
-        ipix = u - 4 * 4 ** o
+    for u, o in zip(uniq, orders, strict=True):
+        ipix = u - 4 * 4**o
         back.append(np.arange(ipix * 4 ** (order - o), (ipix + 1) * 4 ** (order - o)))
     np.testing.assert_array_equal(np.sort(np.concatenate(back)), np.sort(cells))
     assert len(uniq) == 3  # one order-3 cell + two order-6 cells
@@ -306,8 +317,12 @@ def test_threshold_image_is_nan_outside_coverage_and_follows_the_formula(pmaps):
     assert ok.sum() > 0.9 * (m.exposure > 0).sum()
     r, c, _ = m.pixels([GAP[0]], [GAP[1]])
     b = m.ap_bkg[r[0], c[0]]
-    eef = psf.eef("M1", m.radius_arcsec, np.sqrt(0.5 * 2.0), offaxis_arcmin(*m.wcs.celestial.wcs_pix2world(
-        [c[0]], [r[0]], 0), 149.59475, -11.0876388888889))
+    eef = psf.eef(
+        "M1",
+        m.radius_arcsec,
+        np.sqrt(0.5 * 2.0),
+        offaxis_arcmin(*m.wcs.celestial.wcs_pix2world([c[0]], [r[0]], 0), 149.59475, -11.0876388888889),
+    )
     expected = (threshold_counts(b, 10.0) - b) / (eef * m.exposure[r[0], c[0]]) / (1.9474e11)
     assert img[r[0], c[0]] == pytest.approx(float(expected[0]), rel=1e-5)
 
@@ -318,7 +333,7 @@ def test_detection_mask_marks_positions_masked(products):
     probe = build_maps(p, exp)
     r, c, _ = probe.pixels([GAP[0]], [GAP[1]])
     mask = np.ones_like(exp.data)
-    mask[r[0] - 3:r[0] + 4, c[0] - 3:c[0] + 4] = 0  # a masked patch around the position
+    mask[r[0] - 3 : r[0] + 4, c[0] - 3 : c[0] + 4] = 0  # a masked patch around the position
     m = build_maps(p, exp, read_image(p.image), mask=type(exp)(mask, exp.wcs, exp.header, "mask"))
     pos, cols = evaluate_positions([GAP[0], CENTRE[0]], [GAP[1], CENTRE[1]], [m], Settings())
     t = _table(pos, cols)

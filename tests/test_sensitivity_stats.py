@@ -11,11 +11,16 @@ from xmmtools.errors import DataError
 from xmmtools.sensitivity import ecf as ecfmod
 from xmmtools.sensitivity.flix import counts_to_rate, rate_to_flux, threshold_counts, threshold_rate
 from xmmtools.sensitivity.psf import eef, king_parameters
-from xmmtools.sensitivity.upper_limits import (SIGMA_CL, gaussian_upper_limit, kbn_upper_limit,
-                                               log_gammaincc, upper_limit)
-
+from xmmtools.sensitivity.upper_limits import (
+    SIGMA_CL,
+    gaussian_upper_limit,
+    kbn_upper_limit,
+    log_gammaincc,
+    upper_limit,
+)
 
 # -- detection threshold ------------------------------------------------------------------
+
 
 def test_threshold_counts_match_issue_values_for_l10():
     n = threshold_counts([0.1, 1.0, 10.0, 100.0], 10.0)
@@ -60,6 +65,7 @@ def test_threshold_rate_and_flux_conversion():
 
 
 # -- KBN upper limits ----------------------------------------------------------------------
+
 
 def test_kbn_n0_b0_cl090_is_2_3026():
     assert kbn_upper_limit(0, 0, 0.90) == pytest.approx(2.302585, abs=1e-6)
@@ -132,11 +138,13 @@ def test_gaussian_option_applies_above_80_counts_only():
     assert ul[1] == pytest.approx(100 - 50 + 2 * 10.0)
     assert gaussian_upper_limit(100, 50, SIGMA_CL[2]) == pytest.approx(70.0)
     # for many counts KBN and Gaussian agree to a few per cent
-    assert kbn_upper_limit(400, 300, SIGMA_CL[2]) == pytest.approx(gaussian_upper_limit(400, 300, SIGMA_CL[2]),
-                                                                   rel=0.05)
+    assert kbn_upper_limit(400, 300, SIGMA_CL[2]) == pytest.approx(
+        gaussian_upper_limit(400, 300, SIGMA_CL[2]), rel=0.05
+    )
 
 
 # -- PSF / EEF and ECFs ---------------------------------------------------------------------
+
 
 def test_king_parameters_on_axis_pn_1kev():
     rc, alpha = king_parameters("PN", 1.0, 0.0)
@@ -167,6 +175,7 @@ def test_band_ecf_catalogue_and_derived():
 
 
 # -- real data: XMM-ATLAS counts, background, exposure and ECFs -----------------------------
+
 
 def test_flux_conversion_on_real_xmmatlas_sources():
     """XMM-ATLAS (tests/data/sensitivity/xmmatlas_full_band.fits) lists per camera the counts N,

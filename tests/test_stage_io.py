@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import DR9, SLIM_CSV
 
 from xmmtools import tables as T
 from xmmtools.columns import Need
 from xmmtools.errors import ColumnError, DataError
 from xmmtools.stage_io import default_output, load_for_stage, run_rowwise
 from xmmtools.stages import StageSpec
-from conftest import DR9, SLIM_CSV
 
 SPEC = StageSpec("demo", "log of the flux", needs=[Need("EP_8_FLUX"), Need("RA")])
 

@@ -10,9 +10,9 @@ import pyarrow as pa
 import pytest
 from astropy.io import fits
 from astropy.table import Table
+from conftest import DR9, SAMPLE
 
 from xmmtools import tables as T
-from conftest import DR9, SAMPLE
 
 
 def _same(a, b) -> bool:
@@ -20,9 +20,9 @@ def _same(a, b) -> bool:
     la, lb = a.to_pylist(), b.to_pylist()
     if len(la) != len(lb):
         return False
-    for x, y in zip(la, lb):
+    for x, y in zip(la, lb, strict=True):
         if isinstance(x, list) and isinstance(y, list):
-            if len(x) != len(y) or any(not _eq(p, q) for p, q in zip(x, y)):
+            if len(x) != len(y) or any(not _eq(p, q) for p, q in zip(x, y, strict=True)):
                 return False
         elif not _eq(x, y):
             return False
@@ -42,14 +42,19 @@ def rich_table() -> pa.Table:
         "DETID": (pa.array([101122201010052, 104127801010038, 2**62 + 5, 1, 0], pa.int64()), f("", "detection id")),
         "OBS_ID": (pa.array(["0112220101", "0001730201", "0412780101", "0000000001", ""]), f("", "observation")),
         "VAR_FLAG": (pa.array([True, False, None, True, False]), f("", "variability flag")),
-        "EP_8_FLUX": (pa.array([1.5e-14, np.nan, 3.25e-15, 0.0, -1.0], pa.float32()), f("erg/cm**2/s", "flux 0.2-12 keV")),
+        "EP_8_FLUX": (
+            pa.array([1.5e-14, np.nan, 3.25e-15, 0.0, -1.0], pa.float32()),
+            f("erg/cm**2/s", "flux 0.2-12 keV"),
+        ),
         "RA": (pa.array([201.6937, 0.0, 359.999999, 12.3456789012, 180.0]), f("deg", "right ascension")),
         "SRC_NUM": (pa.array([5, None, 43, 1, 2], pa.int32()), f("", "source number")),
         "CCDPN": (pa.array([None, 4, 7, 1, 12], pa.int16()), None),
         "FLAGS8": (pa.array([0, -128, 127, None, 5], pa.int8()), None),
         "BIGU": (pa.array([0, 2**32 - 1, 7, None, 2**31], pa.uint32()), None),
-        "Z_PDF": (pa.FixedSizeListArray.from_arrays(
-            pa.array(np.arange(15, dtype=np.float32) / 7), 3), f("", "redshift PDF on the grid")),
+        "Z_PDF": (
+            pa.FixedSizeListArray.from_arrays(pa.array(np.arange(15, dtype=np.float32) / 7), 3),
+            f("", "redshift PDF on the grid"),
+        ),
         "IAUNAME": (pa.array(["4XMM J132652.4-472736", "x", "", "4XMM J000000.0+000000", "é-name"]), None),
     }
     fields = [pa.field(k, v[0].type, metadata=v[1]) for k, v in cols.items()]
@@ -138,10 +143,12 @@ def test_csv_roundtrip_xsa_conventions(tmp_path):
 
 def test_csv_reads_xsa_style_empty_null_and_t_f_booleans(tmp_path):
     p = tmp_path / "xsa.csv"
-    p.write_text("# exported from the XSA\nsrcid,obs_id,ep_8_flux,var_flag,note\n"
-                 "201122201010052,0112220101,1.2E-14,t,a\n"
-                 "201122201010053,0001730201,,f,\n"
-                 "201122201010054,0412780101,NaN,,NULL\n")
+    p.write_text(
+        "# exported from the XSA\nsrcid,obs_id,ep_8_flux,var_flag,note\n"
+        "201122201010052,0112220101,1.2E-14,t,a\n"
+        "201122201010053,0001730201,,f,\n"
+        "201122201010054,0412780101,NaN,,NULL\n"
+    )
     t = T.read_table(p)
     assert t.column("obs_id").to_pylist() == ["0112220101", "0001730201", "0412780101"]
     assert t.column("var_flag").to_pylist() == [True, False, None]
@@ -190,8 +197,13 @@ def test_provenance_chain_in_every_binary_format(tmp_path):
 def test_new_columns_carry_unit_and_description(tmp_path):
     t = T.read_table(SAMPLE, ["SRCID", "EP_8_FLUX"])
     flux = T.to_numpy(t.column("EP_8_FLUX"))
-    t2 = T.add_columns(t, [T.NewColumn("LOGFLUX", np.log10(flux), "dex(erg/cm**2/s)", "log10 of EP_8_FLUX"),
-                           T.NewColumn("PDF", np.ones((t.num_rows, 4), np.float32), "", "a vector")])
+    t2 = T.add_columns(
+        t,
+        [
+            T.NewColumn("LOGFLUX", np.log10(flux), "dex(erg/cm**2/s)", "log10 of EP_8_FLUX"),
+            T.NewColumn("PDF", np.ones((t.num_rows, 4), np.float32), "", "a vector"),
+        ],
+    )
     T.write_table(t2, tmp_path / "n.fits")
     back = T.read_table(tmp_path / "n.fits")
     f = back.schema.field("LOGFLUX")

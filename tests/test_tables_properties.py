@@ -8,12 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from xmmtools import tables as T
 
-INT_TYPES = {"int16": (pa.int16(), -2**15, 2**15 - 1), "int32": (pa.int32(), -2**31, 2**31 - 1),
-             "int64": (pa.int64(), -2**63, 2**63 - 1)}
+INT_TYPES = {
+    "int16": (pa.int16(), -(2**15), 2**15 - 1),
+    "int32": (pa.int32(), -(2**31), 2**31 - 1),
+    "int64": (pa.int64(), -(2**63), 2**63 - 1),
+}
 
 
 @st.composite

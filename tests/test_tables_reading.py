@@ -8,11 +8,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from astropy.table import Table
+from conftest import COSMOS, DR9, SAMPLE, SLIM_CSV
 
 from xmmtools import tables as T
 from xmmtools.tables.fits import reader as fits_reader
 from xmmtools.tables.fits.reader import FitsTable
-from conftest import COSMOS, DR9, SAMPLE, SLIM_CSV
 
 
 def test_sample_holds_the_real_omega_cen_detections():
@@ -25,8 +25,8 @@ def test_sample_holds_the_real_omega_cen_detections():
     assert len(counts) == 35 and (counts > 1).sum() == 11
     ra, dec = T.to_numpy(t.column("RA")), T.to_numpy(t.column("DEC"))
     # all within 5 arcmin of omega Cen (201.6937, -47.4830)
-    from astropy.coordinates import SkyCoord
     import astropy.units as u
+    from astropy.coordinates import SkyCoord
 
     sep = SkyCoord(ra * u.deg, dec * u.deg).separation(SkyCoord(201.6937 * u.deg, -47.4830 * u.deg))
     assert sep.max() < 5.01 * u.arcmin
@@ -144,8 +144,13 @@ def test_fits_written_in_chunks_equals_whole_write(tmp_path, fmt):
     # one table at once is written without a spool; several chunks go through the spool file;
     # both must give the same FITS (string widths and integer nulls seen across all chunks)
     whole = T.read_table(DR9, ["DETID", "OBS_ID", "IAUNAME", "EP_8_FLUX", "SC_EXTENT"])
-    longer = pa.table({**{n: whole.column(n).slice(99, 1) for n in whole.column_names},
-                       "IAUNAME": pa.array(["4XMM J000000.0+000000 and a longer name"])}, schema=whole.schema)
+    longer = pa.table(
+        {
+            **{n: whole.column(n).slice(99, 1) for n in whole.column_names},
+            "IAUNAME": pa.array(["4XMM J000000.0+000000 and a longer name"]),
+        },
+        schema=whole.schema,
+    )
     full = pa.concat_tables([whole, longer])
     a, b = tmp_path / f"a.{fmt}", tmp_path / f"b.{fmt}"
     T.write_table(full, a)

@@ -22,10 +22,10 @@ system the model was trained in, the values are shifted by the documented offset
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Iterable, Mapping, Sequence
 
 from xmmtools.errors import DataError
 
@@ -35,7 +35,7 @@ SYSTEMS = ("AB", "Vega")
 @dataclass(frozen=True)
 class Band:
     name: str
-    system: str | None           # AB, Vega, or None (not a magnitude, e.g. a distance)
+    system: str | None  # AB, Vega, or None (not a magnitude, e.g. a distance)
     ab_minus_vega: float | None  # m_AB - m_Vega of a source in this band
     unit: str
     description: str
@@ -49,8 +49,14 @@ def bands() -> dict[str, Band]:
     out = {}
     for name, d in doc.items():
         off = d.get("ab_minus_vega")
-        out[name.upper()] = Band(name.upper(), d.get("system"), None if off is None else float(off),
-                                 str(d.get("unit", "mag")), str(d.get("description", name)), str(d.get("reference", "")))
+        out[name.upper()] = Band(
+            name.upper(),
+            d.get("system"),
+            None if off is None else float(off),
+            str(d.get("unit", "mag")),
+            str(d.get("description", name)),
+            str(d.get("reference", "")),
+        )
     return out
 
 
@@ -73,8 +79,10 @@ def offset(name: str, have: str | None, want: str | None, *, what: str = "") -> 
             raise DataError(f"{what or name}: unknown magnitude system {s!r} (use {' or '.join(SYSTEMS)})")
     b = band(name)
     if b.ab_minus_vega is None:
-        raise DataError(f"{what or name}: the model expects {name} in the {want} system but the column is {have}, "
-                        f"and no {want}-{have} offset is documented for {name}; give --columns to use it as is")
+        raise DataError(
+            f"{what or name}: the model expects {name} in the {want} system but the column is {have}, "
+            f"and no {want}-{have} offset is documented for {name}; give --columns to use it as is"
+        )
     return b.ab_minus_vega if want == "AB" else -b.ab_minus_vega
 
 
@@ -82,16 +90,17 @@ def offset(name: str, have: str | None, want: str | None, *, what: str = "") -> 
 # Model inputs and the columns that feed them
 # ----------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Input:
     """A model input declared as a canonical band (and the system the model was trained in)."""
 
-    name: str                 # the model's own name: "u", "G", "dist"
-    band: str                 # canonical band: "SDSS_U", "GAIA_G", "GAIA_DIST"
+    name: str  # the model's own name: "u", "G", "dist"
+    band: str  # canonical band: "SDSS_U", "GAIA_G", "GAIA_DIST"
     system: str | None = None
 
     @staticmethod
-    def parse(name: str, d: str | Mapping, where: str) -> "Input":
+    def parse(name: str, d: str | Mapping, where: str) -> Input:
         if isinstance(d, str):
             d = {"band": d}
         b = band(str(d.get("band", "")), where=f"{where}: input {name}")
@@ -110,9 +119,9 @@ class Feed:
 
     name: str
     column: str
-    how: str                  # "--columns", "model", "name", "canonical", "alias"
+    how: str  # "--columns", "model", "name", "canonical", "alias"
     band: str | None = None
-    offset: float = 0.0       # added to the column's values (magnitude-system conversion)
+    offset: float = 0.0  # added to the column's values (magnitude-system conversion)
 
     def to_json(self) -> dict:
         d = {"column": self.column, "from": self.how}
@@ -121,8 +130,13 @@ class Feed:
         return d
 
     def describe(self) -> str:
-        how = {"--columns": "--columns", "model": "the model's recorded map", "name": "its own name",
-               "canonical": f"canonical {self.band}", "alias": f"alias of {self.band}"}[self.how]
+        how = {
+            "--columns": "--columns",
+            "model": "the model's recorded map",
+            "name": "its own name",
+            "canonical": f"canonical {self.band}",
+            "alias": f"alias of {self.band}",
+        }[self.how]
         conv = f", {self.offset:+g} mag to the model's system" if self.offset else ""
         return f"{self.name} <- {self.column} ({how}{conv})"
 
@@ -132,9 +146,14 @@ def inputs_from_mapping(doc: Mapping | None, where: str) -> tuple[Input, ...]:
     return tuple(Input.parse(str(k), v, where) for k, v in (doc or {}).items())
 
 
-def resolve_inputs(available: Iterable[str], inputs: Sequence[Input], *,
-                   user_map: Mapping[str, str] | None = None, recorded: Mapping[str, str] | None = None,
-                   what: str = "") -> dict[str, Feed]:
+def resolve_inputs(
+    available: Iterable[str],
+    inputs: Sequence[Input],
+    *,
+    user_map: Mapping[str, str] | None = None,
+    recorded: Mapping[str, str] | None = None,
+    what: str = "",
+) -> dict[str, Feed]:
     """The column feeding each input (order in the module docstring); inputs no column feeds are
     left out (the stage reports them in its own words)."""
     avail = list(available)
@@ -168,8 +187,9 @@ def resolve_inputs(available: Iterable[str], inputs: Sequence[Input], *,
         if c is None:
             c, how = next((upper[a] for a in alias_spellings(inp.band) if a in upper), None), "alias"
         if c is not None:
-            out[inp.name] = Feed(inp.name, c, how, inp.band,
-                                 offset(inp.band, b.system, inp.system, what=what or f"input {inp.name}"))
+            out[inp.name] = Feed(
+                inp.name, c, how, inp.band, offset(inp.band, b.system, inp.system, what=what or f"input {inp.name}")
+            )
     return out
 
 

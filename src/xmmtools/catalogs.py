@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 from xmmtools.errors import DataError
 
@@ -110,6 +110,7 @@ def find_column(names: Sequence[str], candidates: Iterable[str]) -> str | None:
 # Loading
 # ----------------------------------------------------------------------------------------
 
+
 def profile(name: str) -> Profile | None:
     """The known catalogue called ``name`` (case-insensitive), or None."""
     return profiles().get(name.lower())
@@ -118,8 +119,10 @@ def profile(name: str) -> Profile | None:
 def require_profile(name: str, where: str) -> Profile:
     p = profile(name)
     if p is None:
-        raise DataError(f"{where}: no known catalogue {name!r} (known: {', '.join(sorted(profiles()))}; "
-                        "add your own TOML file to ~/.config/xmmtools/catalogs/ or $XMMTOOLS_CATALOGS)")
+        raise DataError(
+            f"{where}: no known catalogue {name!r} (known: {', '.join(sorted(profiles()))}; "
+            "add your own TOML file to ~/.config/xmmtools/catalogs/ or $XMMTOOLS_CATALOGS)"
+        )
     return p
 
 
@@ -195,10 +198,22 @@ def parse_profile(doc: Mapping, *, where: str = "catalogue profile") -> Profile:
     bands = []
     for b, d in doc.get("bands", {}).items():
         canonical_band(b, where=f"{where}: band {b}")  # must be a known canonical band
-        bands.append(BandColumns(b, tuple(_names(d, "value", f"{where}: band {b}")),
-                                 tuple(map(str, d.get("error", [])))))
-    return Profile(name, str(doc.get("title", name)), str(doc.get("reference", "")), str(doc.get("vizier", "")),
-                   tuple(ra), tuple(dec), tuple(specs), default, system, tuple(bands), where)
+        bands.append(
+            BandColumns(b, tuple(_names(d, "value", f"{where}: band {b}")), tuple(map(str, d.get("error", []))))
+        )
+    return Profile(
+        name,
+        str(doc.get("title", name)),
+        str(doc.get("reference", "")),
+        str(doc.get("vizier", "")),
+        tuple(ra),
+        tuple(dec),
+        tuple(specs),
+        default,
+        system,
+        tuple(bands),
+        where,
+    )
 
 
 def _names(d: Mapping, key: str, where: str) -> list[str]:
@@ -210,5 +225,14 @@ def _names(d: Mapping, key: str, where: str) -> list[str]:
     return [str(x) for x in v]
 
 
-__all__ = ["BandColumns", "ErrorSpec", "Profile", "find_column", "load_profile", "parse_profile", "profile",
-           "profiles", "require_profile"]
+__all__ = [
+    "BandColumns",
+    "ErrorSpec",
+    "Profile",
+    "find_column",
+    "load_profile",
+    "parse_profile",
+    "profile",
+    "profiles",
+    "require_profile",
+]

@@ -11,10 +11,10 @@ from __future__ import annotations
 import csv
 import difflib
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
-from typing import Iterable, Mapping, Sequence
 
 from xmmtools.errors import ColumnError, DataError
 
@@ -62,6 +62,7 @@ def band_range(band: int | str) -> tuple[float, float]:
 # Column families
 # ----------------------------------------------------------------------------------------
 
+
 def flux_column(camera: str = "EP", band: int = 8, *, err: bool = False, source: bool = False) -> str:
     """``EP_8_FLUX``, ``PN_3_FLUX_ERR``; ``source=True`` gives the unique-source ``SC_EP_8_FLUX``."""
     name = f"{_camera(camera)}_{int(band)}_FLUX" + ("_ERR" if err else "")
@@ -91,9 +92,7 @@ def background_column(camera: str, band: int) -> str:
     return f"{_instrument(camera)}_{int(band)}_BG"
 
 
-_FAMILY = re.compile(
-    r"^(?P<sc>SC_)?(?P<cam>EP|PN|M1|M2)_(?:(?P<band>\d)_)?(?P<qty>[A-Z0-9_]+?)(?P<err>_ERR)?$"
-)
+_FAMILY = re.compile(r"^(?P<sc>SC_)?(?P<cam>EP|PN|M1|M2)_(?:(?P<band>\d)_)?(?P<qty>[A-Z0-9_]+?)(?P<err>_ERR)?$")
 
 
 @dataclass(frozen=True)
@@ -193,23 +192,30 @@ def describe(name: str) -> str:
 # ----------------------------------------------------------------------------------------
 
 _FILTER_ALIASES = {
-    "THIN": "thin", "THIN1": "thin", "THIN2": "thin",
-    "MEDIUM": "medium", "MED": "medium",
+    "THIN": "thin",
+    "THIN1": "thin",
+    "THIN2": "thin",
+    "MEDIUM": "medium",
+    "MED": "medium",
     "THICK": "thick",
     "OPEN": "open",
 }
 
 ECF_TABLES = {
     # name -> (file, description)
-    "4xmm": ("ecf_3xmm_4xmm_catalogue.csv",
-             "3XMM/4XMM catalogue ECFs (Rosen et al. 2016 bands 1-5,9; RapidXMM bands 6-8), "
-             "absorbed power law Gamma=1.7, NH=3e20 cm-2"),
-    "mateos2009": ("ecf_mateos2009_table1.csv",
-                   "Mateos et al. 2009, A&A 496, 879, Table 1 (2XMM), Gamma=1.7, NH=3e20 cm-2"),
+    "4xmm": (
+        "ecf_3xmm_4xmm_catalogue.csv",
+        "3XMM/4XMM catalogue ECFs (Rosen et al. 2016 bands 1-5,9; RapidXMM bands 6-8), "
+        "absorbed power law Gamma=1.7, NH=3e20 cm-2",
+    ),
+    "mateos2009": (
+        "ecf_mateos2009_table1.csv",
+        "Mateos et al. 2009, A&A 496, 879, Table 1 (2XMM), Gamma=1.7, NH=3e20 cm-2",
+    ),
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def ecf_table(name: str = "4xmm") -> dict[tuple[str, int, str], float]:
     """ECFs in units of 1e11 counts cm^2 erg^-1 keyed by (instrument, band, filter).
 
@@ -241,9 +247,7 @@ def ecf(instrument: str, band: int, filter: str = "thin", table: str = "4xmm") -
     try:
         return ecf_table(table)[(inst, int(band), filt)]
     except KeyError:
-        raise DataError(
-            f"no ECF for {inst} band {band} filter {filter} in table {table!r}"
-        ) from None
+        raise DataError(f"no ECF for {inst} band {band} filter {filter} in table {table!r}") from None
 
 
 # ----------------------------------------------------------------------------------------
@@ -458,8 +462,7 @@ def require(
             if need.name.upper() in user:
                 raise ColumnError(
                     f"{stage}: --columns maps {need.name} to {user[need.name.upper()]!r}, "
-                    f"but {source} has no such column"
-                    + _closest_note(user[need.name.upper()], avail)
+                    f"but {source} has no such column" + _closest_note(user[need.name.upper()], avail)
                 )
             raise ColumnError(
                 f"{stage} needs column {need.name} ({need.what}); {source} has no such column"
@@ -471,8 +474,7 @@ def require(
             if got is not None and got != need.kind and not (need.kind == "number" and got == "bool"):
                 shown = actual if actual == need.name else f"{actual} (used as {need.name})"
                 raise ColumnError(
-                    f"{stage} needs column {shown} in {source} to hold a {need.kind}, "
-                    f"but it holds {got} values"
+                    f"{stage} needs column {shown} in {source} to hold a {need.kind}, but it holds {got} values"
                 )
     return found
 
@@ -513,18 +515,23 @@ def detect_kind(names: Iterable[str], header: Mapping[str, object] | None = None
     EP_* columns); unique-source SC_* columns without per-detection keys; else generic.
     """
     canon = set(canonical_names(names).values()) | {n.upper() for n in names}
-    hdr = " ".join(str(v) for k, v in (header or {}).items()
-                   if k.upper() in ("CATALOG", "CATNAME", "EXTNAME", "TITLE", "ORIGIN")).upper()
+    hdr = " ".join(
+        str(v) for k, v in (header or {}).items() if k.upper() in ("CATALOG", "CATNAME", "EXTNAME", "TITLE", "ORIGIN")
+    ).upper()
     if "5XMM" in hdr:
         return Kind("5xmm", "header names 5XMM")
     if re.search(r"4XMM-DR\d+S\b", hdr):
         return Kind("4xmm-stacked", "header names a stacked 4XMM-DRNs catalogue")
     has_stack = "N_OBS" in canon or "N_CONTRIB" in canon
-    five = ({"PPS_SRCNUM", "N_EXP", "VAR_PROB", "FRATIO", "FLUXVAR"} & canon
-            or any(c.startswith("CLASSX_") for c in canon))
+    five = {"PPS_SRCNUM", "N_EXP", "VAR_PROB", "FRATIO", "FLUXVAR"} & canon or any(
+        c.startswith("CLASSX_") for c in canon
+    )
     if has_stack and five:
-        return Kind("5xmm", "N_OBS/N_CONTRIB with 5XMM inter-observation columns "
-                    f"({', '.join(sorted(five)) if isinstance(five, set) and five else 'CLASSX_*'})")
+        return Kind(
+            "5xmm",
+            "N_OBS/N_CONTRIB with 5XMM inter-observation columns "
+            f"({', '.join(sorted(five)) if isinstance(five, set) and five else 'CLASSX_*'})",
+        )
     if has_stack:
         return Kind("4xmm-stacked", "N_OBS/N_CONTRIB columns of the stacked catalogue")
     det_cols = {"EP_8_FLUX", "EP_8_DET_ML", "POSERR", "RA", "DEC"} & canon

@@ -3,8 +3,8 @@ table work)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Mapping, Sequence
 
 import click
 import pyarrow as pa
@@ -16,11 +16,23 @@ from xmmtools.errors import ColumnError, DataError
 from xmmtools.tables.model import column_kind, field_meta
 
 _ARROW = {
-    "float32": pa.float32(), "float64": pa.float64(), "int16": pa.int16(), "int32": pa.int32(),
-    "int64": pa.int64(), "bool": pa.bool_(), "str": pa.string(),
+    "float32": pa.float32(),
+    "float64": pa.float64(),
+    "int16": pa.int16(),
+    "int32": pa.int32(),
+    "int64": pa.int64(),
+    "bool": pa.bool_(),
+    "str": pa.string(),
 }
-_KIND = {"float32": "number", "float64": "number", "int16": "number", "int32": "number",
-         "int64": "number", "bool": "bool", "str": "text"}
+_KIND = {
+    "float32": "number",
+    "float64": "number",
+    "int16": "number",
+    "int32": "number",
+    "int64": "number",
+    "bool": "bool",
+    "str": "text",
+}
 
 
 @dataclass(frozen=True)
@@ -75,8 +87,13 @@ def plan_conversion(
             continue
         got = column_kind(f.type)
         want = _KIND[col.dtype]
-        if got != want and not (want == "number" and got == "bool") and got != "number" or \
-                (want == "text" and got != "text") or (want == "bool" and got not in ("bool", "number")):
+        if (
+            got != want
+            and not (want == "number" and got == "bool")
+            and got != "number"
+            or (want == "text" and got != "text")
+            or (want == "bool" and got not in ("bool", "number"))
+        ):
             shown = name if name == target else f"{name} (4XMM {target})"
             raise ColumnError(
                 f"convert --rename-4xmm: column {shown} in {source} holds {got} values, "
@@ -102,8 +119,10 @@ def convert_chunks(first: pa.Table, rest: Iterable[pa.Table], steps: Sequence[St
                 try:
                     a = pc.cast(a, s.field.type, safe=True)
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-                    raise DataError(f"column {s.source} cannot be cast to {s.field.type} for 4XMM "
-                                    f"{s.target}: {' '.join(str(e).split())[:160]}") from None
+                    raise DataError(
+                        f"column {s.source} cannot be cast to {s.field.type} for 4XMM "
+                        f"{s.target}: {' '.join(str(e).split())[:160]}"
+                    ) from None
             arrays.append(a)
         return pa.Table.from_arrays(arrays, schema=out_schema)
 
@@ -115,10 +134,18 @@ def convert_chunks(first: pa.Table, rest: Iterable[pa.Table], steps: Sequence[St
 @click.command()
 @click.argument("input")
 @click.option("-o", "--output", required=True, help="Output file (format from extension) or '-'.")
-@click.option("--select", "select", metavar="COL[,COL...]", multiple=True,
-              help="Keep only these columns (4XMM names, aliases or the file's own names).")
-@click.option("--rename-4xmm", is_flag=True,
-              help="Rename VizieR/HEASARC/XSA/--columns spellings to 4XMM names and cast to 4XMM types.")
+@click.option(
+    "--select",
+    "select",
+    metavar="COL[,COL...]",
+    multiple=True,
+    help="Keep only these columns (4XMM names, aliases or the file's own names).",
+)
+@click.option(
+    "--rename-4xmm",
+    is_flag=True,
+    help="Rename VizieR/HEASARC/XSA/--columns spellings to 4XMM names and cast to 4XMM types.",
+)
 @output_options
 @common_options
 @pass_settings
@@ -139,9 +166,11 @@ def convert(s, input, output, select, rename_4xmm, overwrite, column_map, chunk_
     chunks = tables.iter_table(input, None, chunk_rows=chunk_size, progress=s.progress)
     first = next(chunks)
     plan = plan_conversion(first.schema, source=input, select=wanted, rename=rename_4xmm, user_map=user_map)
-    step = tables.Provenance("convert", {"select": wanted, "rename_4xmm": rename_4xmm,
-                                         "columns": user_map or None}, [input])
-    writer = tables.write_chunks(convert_chunks(first, chunks, plan), output, provenance=step,
-                                 overwrite=overwrite, inputs=[input])
+    step = tables.Provenance(
+        "convert", {"select": wanted, "rename_4xmm": rename_4xmm, "columns": user_map or None}, [input]
+    )
+    writer = tables.write_chunks(
+        convert_chunks(first, chunks, plan), output, provenance=step, overwrite=overwrite, inputs=[input]
+    )
     if output != "-" and not s.quiet:
         click.echo(f"wrote {writer.rows} rows x {len(writer.schema)} columns to {output}", err=True)

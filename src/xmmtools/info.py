@@ -12,8 +12,13 @@ from xmmtools.cli import common_options
 @click.command()
 @click.argument("file")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--columns", "column_map", metavar="NAME=COL[,...]", multiple=True,
-              help="Map 4XMM names to this table's columns when checking stages.")
+@click.option(
+    "--columns",
+    "column_map",
+    metavar="NAME=COL[,...]",
+    multiple=True,
+    help="Map 4XMM names to this table's columns when checking stages.",
+)
 @common_options
 def info(file, as_json, column_map):
     """Rows, columns with units, catalogue kind, provenance, and which stages can run.
@@ -31,19 +36,41 @@ def info(file, as_json, column_map):
     user_map = parse_column_map(column_map)
     ti = tables.inspect_table(file)
     kind = detect_kind(ti.schema.names, ti.header)
-    stages = {name: spec.missing(ti.schema.names, user_map) for name, spec in registered().items()
-              if ti.format != "hats"}  # a HATS catalogue is only read as a crossmatch counterpart
-    cols = [{"name": f.name, "type": str(f.type), "unit": tables.unit_of(f),
-             "description": tables.description_of(f)} for f in ti.schema]
+    stages = {
+        name: spec.missing(ti.schema.names, user_map) for name, spec in registered().items() if ti.format != "hats"
+    }  # a HATS catalogue is only read as a crossmatch counterpart
+    cols = [
+        {"name": f.name, "type": str(f.type), "unit": tables.unit_of(f), "description": tables.description_of(f)}
+        for f in ti.schema
+    ]
     if as_json:
-        click.echo(json.dumps({
-            "file": ti.path, "format": ti.format, "extension": ti.extension, "rows": ti.num_rows,
-            "kind": kind.name, "kind_reason": kind.reason, "columns": cols,
-            "provenance": ti.provenance,
-            "stages": {k: {"ready": not v, "missing": v,
-                           **({"inputs": {n: f.to_json() for n, f in fd.items()}} if (fd := registered()[k].feeds(
-                               ti.schema.names, user_map)) else {})} for k, v in stages.items()},
-        }, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "file": ti.path,
+                    "format": ti.format,
+                    "extension": ti.extension,
+                    "rows": ti.num_rows,
+                    "kind": kind.name,
+                    "kind_reason": kind.reason,
+                    "columns": cols,
+                    "provenance": ti.provenance,
+                    "stages": {
+                        k: {
+                            "ready": not v,
+                            "missing": v,
+                            **(
+                                {"inputs": {n: f.to_json() for n, f in fd.items()}}
+                                if (fd := registered()[k].feeds(ti.schema.names, user_map))
+                                else {}
+                            ),
+                        }
+                        for k, v in stages.items()
+                    },
+                },
+                indent=2,
+            )
+        )
         return
     ext = f" (HDU {ti.extension})" if ti.extension else ""
     click.echo(f"file:     {ti.path}")
@@ -56,12 +83,16 @@ def info(file, as_json, column_map):
     for i, rec in enumerate(prov, 1):
         ins = ", ".join(f"{x.get('name')} (sha256 {str(x.get('sha256'))[:12]})" for x in rec.get("inputs", []))
         params = json.dumps(rec.get("parameters", {}), separators=(",", ":"))
-        click.echo(f"  {i}. {rec.get('date', '?')}  xmmtools {rec.get('xmmtools', '?')}  "
-                   f"{rec.get('stage', '?')}  inputs: {ins or '-'}  parameters: {params}")
+        click.echo(
+            f"  {i}. {rec.get('date', '?')}  xmmtools {rec.get('xmmtools', '?')}  "
+            f"{rec.get('stage', '?')}  inputs: {ins or '-'}  parameters: {params}"
+        )
         fed = (rec.get(rec.get("stage")) or {}).get("inputs") if isinstance(rec.get(rec.get("stage")), dict) else None
         if fed:  # which column fed each model input (classify, photoz: canonical bands)
-            flat = {**{k: v for k, v in fed.items() if "column" in v},
-                    **{f"{m}.{k}": v for m, d in fed.items() if "column" not in d for k, v in d.items()}}
+            flat = {
+                **{k: v for k, v in fed.items() if "column" in v},
+                **{f"{m}.{k}": v for m, d in fed.items() if "column" not in d for k, v in d.items()},
+            }
             click.echo("     columns used: " + ", ".join(f"{k}={v['column']}" for k, v in flat.items()))
     if ti.format == "hats":
         click.echo("stages:   crossmatch counterpart catalogue (--catalog NAME=hats:DIR, read through LSDB)")

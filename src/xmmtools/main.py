@@ -68,8 +68,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         if verbose or settings.verbose:
             traceback.print_exc()
         msg = " ".join(str(e).split())[:300]
-        click.echo(f"error: internal error {type(e).__name__}: {msg} (rerun with --verbose for the "
-                   "traceback and please report it)", err=True)
+        click.echo(
+            f"error: internal error {type(e).__name__}: {msg} (rerun with --verbose for the "
+            "traceback and please report it)",
+            err=True,
+        )
         sys.exit(1)
     sys.exit(0)
 

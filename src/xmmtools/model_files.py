@@ -13,7 +13,8 @@ import hashlib
 import io
 import json
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -66,8 +67,10 @@ def read_json(path: str, *, fmt: str, version: int, what: str) -> dict:
         article = "an" if what[:1].lower() in "aeiox" else "a"
         raise DataError(f"{path}: not {article} {what} (format {got!r}, expected {fmt!r})")
     if doc.get("format_version") != version:
-        raise DataError(f"{path}: {what} format version {doc.get('format_version')!r} is not supported "
-                        f"(this xmmtools reads version {version}); retrain the model")
+        raise DataError(
+            f"{path}: {what} format version {doc.get('format_version')!r} is not supported "
+            f"(this xmmtools reads version {version}); retrain the model"
+        )
     return doc
 
 
@@ -79,8 +82,10 @@ def read_npz(npz_path: str, expected_sha256: str | None, *, json_path: str) -> d
     except OSError:
         raise DataError(f"{json_path}: its array file {npz_path} is missing") from None
     if sha256(blob) != expected_sha256:
-        raise DataError(f"{npz_path}: checksum differs from the one recorded in {json_path}; "
-                        "the model files were modified or mixed up")
+        raise DataError(
+            f"{npz_path}: checksum differs from the one recorded in {json_path}; "
+            "the model files were modified or mixed up"
+        )
     try:
         with np.load(io.BytesIO(blob), allow_pickle=False) as z:
             return {k: z[k] for k in z.files}

@@ -131,8 +131,9 @@ def run(settings, recipe, force, dry_run):
             click.echo(f"{st.label}: {st.command} -> {os.path.basename(st.output)}", err=True)
         stage = Settings(quiet=quiet, verbose=settings.verbose)  # a stage's own -q/-v stay its own
         try:
-            command.main(args=args, prog_name=f"xmmtools {st.command}", standalone_mode=False, obj=stage,
-                         **CONTEXT_SETTINGS)
+            command.main(
+                args=args, prog_name=f"xmmtools {st.command}", standalone_mode=False, obj=stage, **CONTEXT_SETTINGS
+            )
         except XmmtoolsError as e:
             settings.verbose = stage.verbose  # but its -v shows the traceback of its failure
             raise type(e)(f"{recipe}: {st.label} failed: {e.message}") from None

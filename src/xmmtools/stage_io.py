@@ -15,8 +15,9 @@ they never see a file name.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -36,7 +37,7 @@ def default_output(input: str, stage: str) -> str:
     low = name.lower()
     for ext in sorted(tables.EXTENSIONS, key=len, reverse=True):
         if low.endswith(ext):
-            return os.path.join(folder, f"{name[: -len(ext)]}_{stage}{name[-len(ext):]}")
+            return os.path.join(folder, f"{name[: -len(ext)]}_{stage}{name[-len(ext) :]}")
     raise DataError(f"{input}: unknown table format, cannot name the output; give -o")
 
 
@@ -86,11 +87,11 @@ def run_rowwise(
     tables.check_output(output, inputs=[input, *extra_inputs], overwrite=overwrite)
     chunks = tables.iter_table(input, None, chunk_rows=chunk_rows, progress=progress)
     first = next(chunks)
-    mapping = spec.check(first.schema.names, source=input, user_map=user_map,
-                         types=tables.schema_kinds(first.schema))
+    mapping = spec.check(first.schema.names, source=input, user_map=user_map, types=tables.schema_kinds(first.schema))
     # the same dict object: a compute function may add to it on the first chunk
-    step = Provenance(spec.name, parameters, [input, *extra_inputs],
-                      extra_provenance if extra_provenance is not None else {})
+    step = Provenance(
+        spec.name, parameters, [input, *extra_inputs], extra_provenance if extra_provenance is not None else {}
+    )
 
     def outputs():
         for chunk in _chain(first, chunks):
@@ -106,8 +107,7 @@ def run_rowwise(
         if n == 0:
             raise DataError(f"{input}: the table has no rows; nothing for {spec.name} to do")
 
-    writer = tables.write_chunks(counted(), output, provenance=step, overwrite=overwrite,
-                                 inputs=[input, *extra_inputs])
+    writer = tables.write_chunks(counted(), output, provenance=step, overwrite=overwrite, inputs=[input, *extra_inputs])
     return output, writer.rows
 
 
@@ -131,12 +131,10 @@ def load_for_stage(
     """
     if all_columns or input == tables.STDIO:
         t = tables.read_table(input, progress=progress)
-        mapping = spec.check(t.schema.names, source=input, user_map=user_map,
-                             types=tables.schema_kinds(t.schema))
+        mapping = spec.check(t.schema.names, source=input, user_map=user_map, types=tables.schema_kinds(t.schema))
     else:
         info = tables.inspect_table(input)
-        mapping = spec.check(info.schema.names, source=input, user_map=user_map,
-                             types=tables.schema_kinds(info.schema))
+        mapping = spec.check(info.schema.names, source=input, user_map=user_map, types=tables.schema_kinds(info.schema))
         t = tables.read_table(input, list(dict.fromkeys(mapping.values())), progress=progress)
     if t.num_rows == 0:
         raise DataError(f"{input}: the table has no rows; nothing for {spec.name} to do")
@@ -153,5 +151,10 @@ def write_output(
     overwrite: bool = False,
     extra_provenance: Mapping[str, Any] | None = None,
 ) -> None:
-    tables.write_table(table, output, provenance=Provenance(stage, parameters, inputs, extra_provenance or {}),
-                       overwrite=overwrite, inputs=inputs)
+    tables.write_table(
+        table,
+        output,
+        provenance=Provenance(stage, parameters, inputs, extra_provenance or {}),
+        overwrite=overwrite,
+        inputs=inputs,
+    )

@@ -7,8 +7,8 @@ command uses the same spec to resolve its columns (so the two can never disagree
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
 
 from xmmtools.columns import Need, require, resolve
 from xmmtools.errors import ColumnError
@@ -33,16 +33,21 @@ class StageSpec:
             return {}
         from xmmtools.bands import resolve_inputs
 
-        return resolve_inputs(available, self.inputs, user_map=user_map, recorded=self.recorded,
-                              what=self.name)
+        return resolve_inputs(available, self.inputs, user_map=user_map, recorded=self.recorded, what=self.name)
 
     def input_map(self, available: Iterable[str], user_map: Mapping[str, str] | None = None) -> dict[str, str]:
         """``user_map`` plus the columns found for the declared inputs."""
         avail = list(available)
         return {**{k: f.column for k, f in self.feeds(avail, user_map).items()}, **(user_map or {})}
 
-    def check(self, available: Iterable[str], *, source: str, user_map: Mapping[str, str] | None = None,
-              types: Mapping[str, str] | None = None) -> dict[str, str]:
+    def check(
+        self,
+        available: Iterable[str],
+        *,
+        source: str,
+        user_map: Mapping[str, str] | None = None,
+        types: Mapping[str, str] | None = None,
+    ) -> dict[str, str]:
         """Resolve the stage's columns or raise a one-line ColumnError."""
         avail = list(available)
         user_map = self.input_map(avail, user_map)

@@ -20,7 +20,7 @@ Columns written (see docs/classify.md):
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -34,15 +34,27 @@ from xmmtools.tables.model import NewColumn
 SUMMARY = "class probabilities (naive Bayes, Tranin et al. 2022) and outlier scores"
 
 
-def classify_arrays(model: Model, get: Callable[[str], np.ndarray | None], n: int, *,
-                    priors: np.ndarray | None = None, outlier_quantile: float | None = None) -> list[NewColumn]:
+def classify_arrays(
+    model: Model,
+    get: Callable[[str], np.ndarray | None],
+    n: int,
+    *,
+    priors: np.ndarray | None = None,
+    outlier_quantile: float | None = None,
+) -> list[NewColumn]:
     """New columns for ``n`` rows; ``get(column)`` returns a float array or None if absent."""
     fm = compute_features(model.feature_set, get, n)
     return classify_features(model, fm.values, fm.ignored, priors=priors, outlier_quantile=outlier_quantile)
 
 
-def classify_features(model: Model, X: np.ndarray, ignored: np.ndarray | None = None, *,
-                      priors: np.ndarray | None = None, outlier_quantile: float | None = None) -> list[NewColumn]:
+def classify_features(
+    model: Model,
+    X: np.ndarray,
+    ignored: np.ndarray | None = None,
+    *,
+    priors: np.ndarray | None = None,
+    outlier_quantile: float | None = None,
+) -> list[NewColumn]:
     pri = model.priors if priors is None else np.asarray(priors, float)
     q = model.outlier_quantile if outlier_quantile is None else outlier_quantile
     cat_ll = model.category_ll(X, ignored)
@@ -57,14 +69,22 @@ def classify_features(model: Model, X: np.ndarray, ignored: np.ndarray | None = 
     n_missing = (~np.isfinite(X)).sum(axis=1)
     if ignored is not None and np.any(ignored):
         n_missing = n_missing - int(np.sum(ignored))
-    cols = [NewColumn(f"P_{column_token(c)}", p[:, i], "", f"posterior probability of class {c} "
-                      "(naive Bayes, Tranin et al. 2022)") for i, c in enumerate(model.classes)]
+    cols = [
+        NewColumn(
+            f"P_{column_token(c)}", p[:, i], "", f"posterior probability of class {c} (naive Bayes, Tranin et al. 2022)"
+        )
+        for i, c in enumerate(model.classes)
+    ]
     cols += [
         NewColumn("CLASS", names.take(p.argmax(axis=1)), "", "most probable class"),
         NewColumn("CLASS_MARGIN", (p1 - p2) / (p1 + p2), "", "(P1-P2)/(P1+P2) of the two most probable classes"),
         NewColumn("OUTLIER_SCORE", score, "", "-log10 of the largest unnormalised class posterior"),
-        NewColumn("OUTLIER_QUANTILE", np.searchsorted(ref, score, side="left") / ref.size, "",
-                  "fraction of training sources with a lower outlier score"),
+        NewColumn(
+            "OUTLIER_QUANTILE",
+            np.searchsorted(ref, score, side="left") / ref.size,
+            "",
+            "fraction of training sources with a lower outlier score",
+        ),
         NewColumn("OUTLIER_FLAG", score > threshold, "", f"outlier score above the training {q:g} quantile"),
         NewColumn("N_MISSING_FEATURES", n_missing.astype(np.int16), "", "features without a value"),
     ]
@@ -72,8 +92,14 @@ def classify_features(model: Model, X: np.ndarray, ignored: np.ndarray | None = 
         ck = cat_ll[:, k, :]
         idx = ck.argmax(axis=1)
         idx[ck.max(axis=1) - ck.min(axis=1) <= 1e-12] = len(model.classes)  # no evidence: ""
-        cols.append(NewColumn(f"CLASS_{column_token(cat)}", names.take(idx), "",
-                              f"class favoured by the {cat} features alone (likelihood, no prior)"))
+        cols.append(
+            NewColumn(
+                f"CLASS_{column_token(cat)}",
+                names.take(idx),
+                "",
+                f"class favoured by the {cat} features alone (likelihood, no prior)",
+            )
+        )
     return cols
 
 
@@ -99,15 +125,13 @@ def stage_spec(fs: FeatureSet) -> StageSpec:
     return StageSpec("classify", SUMMARY, needs=tuple(needs.values()), any_of=tuple(groups), inputs=fs.inputs)
 
 
-
 def table_features(table, fs: FeatureSet, *, source: str, user_map=None):
     """Feature matrix of a whole pyarrow table (training / evaluation): the columns are
     resolved like the apply command's (one-line ColumnError for a required one that is absent)."""
     from xmmtools import tables
 
     spec = stage_spec(fs)
-    mapping = spec.check(table.schema.names, source=source, user_map=user_map,
-                         types=tables.schema_kinds(table.schema))
+    mapping = spec.check(table.schema.names, source=source, user_map=user_map, types=tables.schema_kinds(table.schema))
     offsets = {k: f.offset for k, f in spec.feeds(table.schema.names, user_map).items() if f.offset}
     return compute_features(fs, _getter(table, mapping, offsets), table.num_rows)
 
@@ -124,4 +148,5 @@ def _getter(table, mapping, offsets=None):
             return None
         v = tables.to_numpy(table.column(mapping[name]), float)
         return v + offsets[name] if offsets.get(name) else v
+
     return get

@@ -48,17 +48,35 @@ def classify():
 # apply
 # -----------------------------------------------------------------------------------------
 
+
 @classify.command("apply")
 @click.argument("input")
 @click.option("-o", "--output", default=None, help="Output table (default INPUT_classify.EXT); '-' = stdout.")
-@click.option("--model", "model_path", default=None, metavar="MODEL.json",
-              help="Model file (default: the shipped 4XMM-DR13 AGN/STAR/OTHER model).")
-@click.option("--priors", default=None, metavar="CLASS=F,...",
-              help="Target-population class fractions, e.g. AGN=0.66,STAR=0.25,OTHER=0.09 (default: the model's).")
-@click.option("--outlier-quantile", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
-              help="Training-score quantile above which OUTLIER_FLAG is set (default: the model's, 0.973 shipped).")
-@click.option("--prefix", default="", metavar="TEXT",
-              help="Prefix for the new column names (e.g. NB_ when the table already has a CLASS column).")
+@click.option(
+    "--model",
+    "model_path",
+    default=None,
+    metavar="MODEL.json",
+    help="Model file (default: the shipped 4XMM-DR13 AGN/STAR/OTHER model).",
+)
+@click.option(
+    "--priors",
+    default=None,
+    metavar="CLASS=F,...",
+    help="Target-population class fractions, e.g. AGN=0.66,STAR=0.25,OTHER=0.09 (default: the model's).",
+)
+@click.option(
+    "--outlier-quantile",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=None,
+    help="Training-score quantile above which OUTLIER_FLAG is set (default: the model's, 0.973 shipped).",
+)
+@click.option(
+    "--prefix",
+    default="",
+    metavar="TEXT",
+    help="Prefix for the new column names (e.g. NB_ when the table already has a CLASS column).",
+)
 @output_options
 @common_options
 @pass_settings
@@ -99,64 +117,137 @@ def apply_cmd(s, input, output, model_path, priors, outlier_quantile, prefix, ov
                 if s.verbose:
                     click.echo("inputs: " + "; ".join(f.describe() for f in state["feeds"].values()), err=True)
         offsets = {k: f.offset for k, f in state["feeds"].items() if f.offset}
-        new = classify_arrays(model, _getter(cols.table, cols.mapping, offsets), len(cols), priors=pri,
-                              outlier_quantile=outlier_quantile)
+        new = classify_arrays(
+            model, _getter(cols.table, cols.mapping, offsets), len(cols), priors=pri, outlier_quantile=outlier_quantile
+        )
         for c in new:
             c.name = prefix + c.name
         have = {n.upper(): n for n in cols.table.schema.names}
         clash = [c.name for c in new if c.name.upper() in have]
         if clash:
-            raise DataError(f"{input} already has a column {have[clash[0].upper()]} (the same name as the new "
-                            f"{clash[0]} in FITS, where names ignore case); use --prefix, e.g. --prefix NB_")
+            raise DataError(
+                f"{input} already has a column {have[clash[0].upper()]} (the same name as the new "
+                f"{clash[0]} in FITS, where names ignore case); use --prefix, e.g. --prefix NB_"
+            )
         return new
 
-    params = {"model": os.path.basename(path), "prefix": prefix or None, "priors": dict(zip(model.classes, map(float, pri)))
-              if pri is not None else None, "outlier_quantile": outlier_quantile, "columns": user_map or None}
-    out, rows = run_rowwise(input, output, spec=spec, compute=compute, parameters=params, user_map=user_map,
-                            overwrite=overwrite, chunk_rows=chunk_size, progress=s.progress,
-                            extra_inputs=[path], extra_provenance=extra)
+    params = {
+        "model": os.path.basename(path),
+        "prefix": prefix or None,
+        "priors": dict(zip(model.classes, map(float, pri), strict=True)) if pri is not None else None,
+        "outlier_quantile": outlier_quantile,
+        "columns": user_map or None,
+    }
+    out, rows = run_rowwise(
+        input,
+        output,
+        spec=spec,
+        compute=compute,
+        parameters=params,
+        user_map=user_map,
+        overwrite=overwrite,
+        chunk_rows=chunk_size,
+        progress=s.progress,
+        extra_inputs=[path],
+        extra_provenance=extra,
+    )
     if out != "-" and not s.quiet:
-        click.echo(f"classified {rows} rows with {os.path.basename(path)} "
-                   f"({', '.join(model.classes)}); wrote {out}", err=True)
+        click.echo(
+            f"classified {rows} rows with {os.path.basename(path)} ({', '.join(model.classes)}); wrote {out}", err=True
+        )
 
 
 # -----------------------------------------------------------------------------------------
 # train / evaluate shared options
 # -----------------------------------------------------------------------------------------
 
+
 def _labelled_options(f):
     f = click.option("--label-column", default="Class", show_default=True, help="Column holding the class labels.")(f)
-    f = click.option("--merge", multiple=True, metavar="NEW=OLD1+OLD2",
-                     help="Merge labels into one class, e.g. STAR=LM-STAR+HM-STAR (repeatable).")(f)
+    f = click.option(
+        "--merge",
+        multiple=True,
+        metavar="NEW=OLD1+OLD2",
+        help="Merge labels into one class, e.g. STAR=LM-STAR+HM-STAR (repeatable).",
+    )(f)
     f = click.option("--drop", multiple=True, metavar="LABEL", help="Ignore rows with this label (repeatable).")(f)
-    f = click.option("--columns", "column_map", metavar="NAME=COL[,...]", multiple=True,
-                     help="Map feature column names to this table's columns.")(f)
+    f = click.option(
+        "--columns",
+        "column_map",
+        metavar="NAME=COL[,...]",
+        multiple=True,
+        help="Map feature column names to this table's columns.",
+    )(f)
     return f
 
 
 def _fit_options(f):
-    f = click.option("--features", "features", default="xclass", show_default=True, metavar="TOML|NAME",
-                     help=f"Feature-set TOML file, or a shipped one: {', '.join(SHIPPED_FEATURE_SETS)}.")(f)
-    f = click.option("--folds", type=click.IntRange(2, 50), default=5, show_default=True,
-                     help="Stratified folds (weights fit and held-out metrics).")(f)
-    f = click.option("--seed", type=int, default=1, show_default=True, help="Seed of folds and differential evolution.")(f)
-    f = click.option("--objective", default="macro_f1", show_default=True,
-                     help="Weight-fit objective: macro_f1, balanced_accuracy or f1:CLASS.")(f)
+    f = click.option(
+        "--features",
+        "features",
+        default="xclass",
+        show_default=True,
+        metavar="TOML|NAME",
+        help=f"Feature-set TOML file, or a shipped one: {', '.join(SHIPPED_FEATURE_SETS)}.",
+    )(f)
+    f = click.option(
+        "--folds",
+        type=click.IntRange(2, 50),
+        default=5,
+        show_default=True,
+        help="Stratified folds (weights fit and held-out metrics).",
+    )(f)
+    f = click.option(
+        "--seed", type=int, default=1, show_default=True, help="Seed of folds and differential evolution."
+    )(f)
+    f = click.option(
+        "--objective",
+        default="macro_f1",
+        show_default=True,
+        help="Weight-fit objective: macro_f1, balanced_accuracy or f1:CLASS.",
+    )(f)
     f = click.option("--no-fit-weights", is_flag=True, help="Keep all category exponents at 1.")(f)
-    f = click.option("--maxiter", type=click.IntRange(1), default=40, show_default=True,
-                     help="Differential-evolution generations.")(f)
-    f = click.option("--popsize", type=click.IntRange(2), default=12, show_default=True,
-                     help="Differential-evolution population per parameter.")(f)
-    f = click.option("--kernel", type=click.Choice(["exponential", "gaussian"]), default="exponential",
-                     show_default=True, help="KDE kernel (exponential as in the reference).")(f)
-    f = click.option("--bandwidth", type=click.Choice(["tranin", "scott", "silverman"]), default="tranin",
-                     show_default=True, help="KDE bandwidth rule (tranin: range/(5 N^1/5)).")(f)
-    f = click.option("--grid-size", type=click.IntRange(16), default=512, show_default=True,
-                     help="Points of the density tables.")(f)
-    f = click.option("--missing-alpha", type=click.FloatRange(0), default=1.0, show_default=True,
-                     help="Exponent alpha of P(missing|class).")(f)
-    f = click.option("--floor", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=1e-3,
-                     show_default=True, help="Density floor as a fraction of 1/range.")(f)
+    f = click.option(
+        "--maxiter", type=click.IntRange(1), default=40, show_default=True, help="Differential-evolution generations."
+    )(f)
+    f = click.option(
+        "--popsize",
+        type=click.IntRange(2),
+        default=12,
+        show_default=True,
+        help="Differential-evolution population per parameter.",
+    )(f)
+    f = click.option(
+        "--kernel",
+        type=click.Choice(["exponential", "gaussian"]),
+        default="exponential",
+        show_default=True,
+        help="KDE kernel (exponential as in the reference).",
+    )(f)
+    f = click.option(
+        "--bandwidth",
+        type=click.Choice(["tranin", "scott", "silverman"]),
+        default="tranin",
+        show_default=True,
+        help="KDE bandwidth rule (tranin: range/(5 N^1/5)).",
+    )(f)
+    f = click.option(
+        "--grid-size", type=click.IntRange(16), default=512, show_default=True, help="Points of the density tables."
+    )(f)
+    f = click.option(
+        "--missing-alpha",
+        type=click.FloatRange(0),
+        default=1.0,
+        show_default=True,
+        help="Exponent alpha of P(missing|class).",
+    )(f)
+    f = click.option(
+        "--floor",
+        type=click.FloatRange(0, 1, min_open=True, max_open=True),
+        default=1e-3,
+        show_default=True,
+        help="Density floor as a fraction of 1/range.",
+    )(f)
     return f
 
 
@@ -191,9 +282,15 @@ def _load_labelled(path, fs, opts):
     except ValueError as e:
         raise DataError(f"{path}: {e}") from None
     fm = table_features(t, fs, source=path, user_map=parse_column_map(opts["column_map"]))
-    info = {"file": os.path.basename(path), "sha256": tables.file_sha256(path) if path != "-" else None,
-            "rows": int(keep.sum()), "label_column": label_column, "merge": merged, "drop": list(drop),
-            "class_counts": dict(zip(classes, map(int, np.bincount(y, minlength=len(classes)))))}
+    info = {
+        "file": os.path.basename(path),
+        "sha256": tables.file_sha256(path) if path != "-" else None,
+        "rows": int(keep.sum()),
+        "label_column": label_column,
+        "merge": merged,
+        "drop": list(drop),
+        "class_counts": dict(zip(classes, map(int, np.bincount(y, minlength=len(classes))), strict=True)),
+    }
     return fm.values[keep], y, classes, info
 
 
@@ -223,10 +320,21 @@ def _settings_and_options(o, classes):
         obj = resolve_objective(o["objective"], classes)
     except ValueError as e:
         raise DataError(str(e)) from None
-    settings = Settings(kernel=o["kernel"], bandwidth=o["bandwidth"], grid_size=o["grid_size"],
-                        missing_alpha=o["missing_alpha"], floor=o["floor"])
-    options = FitOptions(folds=o["folds"], seed=o["seed"], objective=obj, fit_weights=not o["no_fit_weights"],
-                         maxiter=o["maxiter"], popsize=o["popsize"])
+    settings = Settings(
+        kernel=o["kernel"],
+        bandwidth=o["bandwidth"],
+        grid_size=o["grid_size"],
+        missing_alpha=o["missing_alpha"],
+        floor=o["floor"],
+    )
+    options = FitOptions(
+        folds=o["folds"],
+        seed=o["seed"],
+        objective=obj,
+        fit_weights=not o["no_fit_weights"],
+        maxiter=o["maxiter"],
+        popsize=o["popsize"],
+    )
     return settings, options
 
 
@@ -244,19 +352,35 @@ def _priors_or_error(text, classes):
 # train
 # -----------------------------------------------------------------------------------------
 
+
 @classify.command("train")
 @click.argument("labelled")
 @click.option("-o", "--output", required=True, metavar="MODEL.json", help="Model file (a .npz is written beside it).")
-@click.option("--priors", default=None, metavar="CLASS=F,...",
-              help="Target-population class fractions stored in the model (default: training fractions).")
-@click.option("--outlier-quantile", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.997,
-              show_default=True, help="Training-score quantile for OUTLIER_FLAG.")
-@click.option("--cv/--no-cv", default=True, show_default=True,
-              help="Record nested k-fold held-out metrics in the model.")
+@click.option(
+    "--priors",
+    default=None,
+    metavar="CLASS=F,...",
+    help="Target-population class fractions stored in the model (default: training fractions).",
+)
+@click.option(
+    "--outlier-quantile",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.997,
+    show_default=True,
+    help="Training-score quantile for OUTLIER_FLAG.",
+)
+@click.option(
+    "--cv/--no-cv", default=True, show_default=True, help="Record nested k-fold held-out metrics in the model."
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing model file.")
-@click.option("--outlier-false-flag-rate", type=click.FloatRange(0, 0.5, min_open=True), default=0.02,
-              show_default=True, help="Choose the OUTLIER_FLAG quantile by leaving each class out in turn so that "
-              "this fraction of held-out known sources is flagged (ignored when --outlier-quantile is given).")
+@click.option(
+    "--outlier-false-flag-rate",
+    type=click.FloatRange(0, 0.5, min_open=True),
+    default=0.02,
+    show_default=True,
+    help="Choose the OUTLIER_FLAG quantile by leaving each class out in turn so that "
+    "this fraction of held-out known sources is flagged (ignored when --outlier-quantile is given).",
+)
 @_labelled_fit_options
 def train_cmd(s, labelled, output, priors, outlier_quantile, cv, overwrite, outlier_false_flag_rate, **opts):
     """Fit densities, category weights and the outlier distribution on a labelled table.
@@ -282,16 +406,27 @@ def train_cmd(s, labelled, output, priors, outlier_quantile, cv, overwrite, outl
     pri = _priors_or_error(priors, classes)
     if click.get_current_context().get_parameter_source("outlier_quantile") != click.core.ParameterSource.DEFAULT:
         outlier_false_flag_rate = None  # an explicit --outlier-quantile wins
-    model = train_model(X, y, classes, fs, settings, options, pri, outlier_quantile,
-                        outlier_false_flag_rate=outlier_false_flag_rate)
-    model.training = {**info, "folds": options.folds, "seed": options.seed, "objective": opts["objective"],
-                      "fit_weights": options.fit_weights, "maxiter": options.maxiter, "popsize": options.popsize,
-                      "feature_set": os.path.basename(fs.source), "feature_set_sha256": fs.sha256}
+    model = train_model(
+        X, y, classes, fs, settings, options, pri, outlier_quantile, outlier_false_flag_rate=outlier_false_flag_rate
+    )
+    model.training = {
+        **info,
+        "folds": options.folds,
+        "seed": options.seed,
+        "objective": opts["objective"],
+        "fit_weights": options.fit_weights,
+        "maxiter": options.maxiter,
+        "popsize": options.popsize,
+        "feature_set": os.path.basename(fs.source),
+        "feature_set_sha256": fs.sha256,
+    }
     if cv:
         res = cross_validate(X, y, classes, fs, settings, options)
-        model.metrics = {"kind": f"nested stratified {options.folds}-fold, held-out, training-mix priors",
-                         **ev.summarise(y, res["proba"], classes, model.priors),
-                         **ev.fold_spread(y, res["proba"], res["fold"], classes)}
+        model.metrics = {
+            "kind": f"nested stratified {options.folds}-fold, held-out, training-mix priors",
+            **ev.summarise(y, res["proba"], classes, model.priors),
+            **ev.fold_spread(y, res["proba"], res["fold"], classes),
+        }
     paths = save_model(model, output, overwrite=overwrite)
     if not s.quiet:
         msg = f"trained {', '.join(classes)} on {len(y)} rows; wrote {paths[0]} and {paths[1]}"
@@ -299,8 +434,10 @@ def train_cmd(s, labelled, output, priors, outlier_quantile, cv, overwrite, outl
             msg += f"; held-out macro-F1 {model.metrics['macro_f1']:.3f}"
         if model.outlier_selection.get("recall") is not None:
             sel = model.outlier_selection
-            msg += (f"; OUTLIER_FLAG above the {sel['quantile']:g} quantile (leave-class-out: false flags "
-                    f"{sel['false_flag_rate']:.3f}, recall {sel['recall']:.2f})")
+            msg += (
+                f"; OUTLIER_FLAG above the {sel['quantile']:g} quantile (leave-class-out: false flags "
+                f"{sel['false_flag_rate']:.3f}, recall {sel['recall']:.2f})"
+            )
         click.echo(msg, err=True)
 
 
@@ -308,28 +445,69 @@ def train_cmd(s, labelled, output, priors, outlier_quantile, cv, overwrite, outl
 # evaluate
 # -----------------------------------------------------------------------------------------
 
+
 @classify.command("evaluate")
 @click.argument("labelled")
-@click.option("--model", "model_path", default=None, metavar="MODEL.json",
-              help="Evaluate this model on LABELLED (no refit). Without it: nested k-fold training on LABELLED.")
-@click.option("--priors", default=None, metavar="CLASS=F,...",
-              help="Target fractions for the prior-corrected precision (default: the model's / the data's).")
-@click.option("--method", type=click.Choice(["nb", "hgb"]), default="nb", show_default=True,
-              help="k-fold method: nb (naive Bayes, the published method) or hgb (scikit-learn "
-                   "HistGradientBoosting on the same features and folds, for comparison).")
-@click.option("--report", "report_dir", default=None, metavar="DIR",
-              help="Write metrics.json, confusion.csv, per_class.csv, predictions.csv (+ figures with matplotlib).")
+@click.option(
+    "--model",
+    "model_path",
+    default=None,
+    metavar="MODEL.json",
+    help="Evaluate this model on LABELLED (no refit). Without it: nested k-fold training on LABELLED.",
+)
+@click.option(
+    "--priors",
+    default=None,
+    metavar="CLASS=F,...",
+    help="Target fractions for the prior-corrected precision (default: the model's / the data's).",
+)
+@click.option(
+    "--method",
+    type=click.Choice(["nb", "hgb"]),
+    default="nb",
+    show_default=True,
+    help="k-fold method: nb (naive Bayes, the published method) or hgb (scikit-learn "
+    "HistGradientBoosting on the same features and folds, for comparison).",
+)
+@click.option(
+    "--report",
+    "report_dir",
+    default=None,
+    metavar="DIR",
+    help="Write metrics.json, confusion.csv, per_class.csv, predictions.csv (+ figures with matplotlib).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace existing report files.")
-@click.option("--leave-out", "leave_out", default=None, metavar="CLASS[,CLASS...]",
-              help="Leave-class-out: train without these classes (nested k-fold) and report how OUTLIER_FLAG "
-              "catches them (recall, AUROC of OUTLIER_SCORE, false-flag rate on the known classes).")
+@click.option(
+    "--leave-out",
+    "leave_out",
+    default=None,
+    metavar="CLASS[,CLASS...]",
+    help="Leave-class-out: train without these classes (nested k-fold) and report how OUTLIER_FLAG "
+    "catches them (recall, AUROC of OUTLIER_SCORE, false-flag rate on the known classes).",
+)
 @click.option("--leave-each-out", is_flag=True, help="Leave-class-out for every class in turn.")
-@click.option("--outlier-false-flag-rate", type=click.FloatRange(0, 0.5, min_open=True), default=0.02,
-              show_default=True, help="Leave-class-out: each fold model chooses its flag quantile for this "
-              "false-flag rate on its own training rows, as `classify train` does.")
+@click.option(
+    "--outlier-false-flag-rate",
+    type=click.FloatRange(0, 0.5, min_open=True),
+    default=0.02,
+    show_default=True,
+    help="Leave-class-out: each fold model chooses its flag quantile for this "
+    "false-flag rate on its own training rows, as `classify train` does.",
+)
 @_labelled_fit_options
-def evaluate_cmd(s, labelled, model_path, priors, method, report_dir, overwrite, leave_out, leave_each_out,
-                 outlier_false_flag_rate, **opts):
+def evaluate_cmd(
+    s,
+    labelled,
+    model_path,
+    priors,
+    method,
+    report_dir,
+    overwrite,
+    leave_out,
+    leave_each_out,
+    outlier_false_flag_rate,
+    **opts,
+):
     """Held-out metrics: confusion matrix, recall, precision, prior-corrected precision, macro-F1,
     balanced accuracy, Brier score, expected calibration error.
 
@@ -353,23 +531,28 @@ def evaluate_cmd(s, labelled, model_path, priors, method, report_dir, overwrite,
         raise DataError("--method hgb is a k-fold comparison only; it cannot be combined with --model")
     if leave_out or leave_each_out:
         if model_path or method != "nb":
-            raise DataError("--leave-out / --leave-each-out train naive Bayes models; they cannot be combined "
-                            "with --model or --method hgb")
-        return _leave_class_out(s, labelled, opts, leave_out, leave_each_out, outlier_false_flag_rate,
-                                report_dir, overwrite)
+            raise DataError(
+                "--leave-out / --leave-each-out train naive Bayes models; they cannot be combined "
+                "with --model or --method hgb"
+            )
+        return _leave_class_out(
+            s, labelled, opts, leave_out, leave_each_out, outlier_false_flag_rate, report_dir, overwrite
+        )
     if model_path:
         model = load_model(model_path)
         X, y_data, data_classes, info = _load_labelled(labelled, model.feature_set, opts)
         unknown = [c for c in data_classes if c not in model.classes]
         if unknown:
-            raise DataError(f"{labelled}: label {unknown[0]!r} is not a class of {model_path} "
-                            f"({', '.join(model.classes)}); use --merge or --drop")
+            raise DataError(
+                f"{labelled}: label {unknown[0]!r} is not a class of {model_path} "
+                f"({', '.join(model.classes)}); use --merge or --drop"
+            )
         y = np.array([model.classes.index(data_classes[i]) for i in y_data])
         classes = model.classes
         pri = _priors_or_error(priors, classes)
         frac = np.bincount(y, minlength=len(classes)) / len(y)
         cols = classify_features(model, X, priors=np.maximum(frac, 1e-6))
-        proba = np.column_stack([c.values for c in cols[:len(classes)]])
+        proba = np.column_stack([c.values for c in cols[: len(classes)]])
         kind = f"model {os.path.basename(model_path)} applied to {os.path.basename(labelled)} (data-mix priors)"
         pcorr = pri if pri is not None else model.priors
     else:
@@ -420,9 +603,14 @@ def _leave_class_out(s, labelled, opts, leave_out, leave_each_out, false_flag_ra
     for g in groups:
         r = leave_class_out(X, y, classes, fs, g, settings, options, false_flag_rate=false_flag_rate)
         runs.append(r)
-        summaries.append({"kind": f"leave-class-out, nested stratified {options.folds}-fold (seed {options.seed}); "
-                          f"flag quantile chosen per fold for false-flag rate {false_flag_rate:g}",
-                          "data": info, **ev.outlier_summary(y, r, classes, g)})
+        summaries.append(
+            {
+                "kind": f"leave-class-out, nested stratified {options.folds}-fold (seed {options.seed}); "
+                f"flag quantile chosen per fold for false-flag rate {false_flag_rate:g}",
+                "data": info,
+                **ev.outlier_summary(y, r, classes, g),
+            }
+        )
     click.echo(format_outlier_summaries(summaries))
     if report_dir:
         from xmmtools.classify.report import write_outlier_report
@@ -434,12 +622,13 @@ def _leave_class_out(s, labelled, opts, leave_out, leave_each_out, false_flag_ra
 
 def format_outlier_summaries(summaries) -> str:
     """Leave-class-out table (stdout of ``classify evaluate --leave-out``)."""
-    lines = [summaries[0]["kind"], "",
-             f"{'left out':<18}{'n':>6}{'recall':>9}{'AUROC':>8}{'false flags (known)':>22}"]
+    lines = [summaries[0]["kind"], "", f"{'left out':<18}{'n':>6}{'recall':>9}{'AUROC':>8}{'false flags (known)':>22}"]
     for m in summaries:
         per_known = ", ".join(f"{k} {v:.3f}" for k, v in m["false_flag_rate_per_class"].items())
-        lines.append(f"{'+'.join(m['left_out']):<18}{m['n_left_out']:>6}{m['recall']:>9.3f}{m['auroc']:>8.3f}"
-                     f"{m['false_flag_rate']:>10.3f} ({per_known})")
+        lines.append(
+            f"{'+'.join(m['left_out']):<18}{m['n_left_out']:>6}{m['recall']:>9.3f}{m['auroc']:>8.3f}"
+            f"{m['false_flag_rate']:>10.3f} ({per_known})"
+        )
         if len(m["per_class"]) > 1:
             for row in m["per_class"]:
                 lines.append(f"  {row['class']:<16}{row['n']:>6}{row['recall']:>9.3f}{row['auroc']:>8.3f}")
@@ -453,21 +642,30 @@ def format_summary(m: dict) -> str:
     lines.append(f"{'class':<{w}}{'n':>6}{'recall':>9}{'prec':>9}{'prec_pc':>9}{'F1':>8}")
     for i, c in enumerate(m["classes"]):
         r = m["recall"][i]
-        lines.append(f"{c:<{w}}{m['support'][i]:>6}{(r if r is not None else float('nan')):>9.3f}"
-                     f"{m['precision'][i]:>9.3f}{m['prior_corrected_precision'][i]:>9.3f}{m['f1'][i]:>8.3f}")
-    lines += ["", "confusion matrix (rows true, columns predicted): " + json.dumps(m["confusion_matrix"]),
-              f"macro-F1 {m['macro_f1']:.4f}  balanced accuracy {m['balanced_accuracy']:.4f}  "
-              f"accuracy {m['accuracy']:.4f}  Brier {m['brier']:.4f}  ECE {m['ece']:.4f}"]
+        lines.append(
+            f"{c:<{w}}{m['support'][i]:>6}{(r if r is not None else float('nan')):>9.3f}"
+            f"{m['precision'][i]:>9.3f}{m['prior_corrected_precision'][i]:>9.3f}{m['f1'][i]:>8.3f}"
+        )
+    lines += [
+        "",
+        "confusion matrix (rows true, columns predicted): " + json.dumps(m["confusion_matrix"]),
+        f"macro-F1 {m['macro_f1']:.4f}  balanced accuracy {m['balanced_accuracy']:.4f}  "
+        f"accuracy {m['accuracy']:.4f}  Brier {m['brier']:.4f}  ECE {m['ece']:.4f}",
+    ]
     if "fold_macro_f1" in m:
-        lines.append(f"macro-F1 over folds {m['fold_macro_f1_mean']:.4f} ± {m['fold_macro_f1_std']:.4f} "
-                     f"(sample std of {len(m['fold_macro_f1'])} folds: "
-                     + ", ".join(f"{v:.3f}" for v in m["fold_macro_f1"]) + ")")
+        lines.append(
+            f"macro-F1 over folds {m['fold_macro_f1_mean']:.4f} ± {m['fold_macro_f1_std']:.4f} "
+            f"(sample std of {len(m['fold_macro_f1'])} folds: "
+            + ", ".join(f"{v:.3f}" for v in m["fold_macro_f1"])
+            + ")"
+        )
     return "\n".join(lines)
 
 
 # -----------------------------------------------------------------------------------------
 # votes
 # -----------------------------------------------------------------------------------------
+
 
 @classify.command("votes")
 @click.argument("votes")
@@ -476,8 +674,9 @@ def format_summary(m: dict) -> str:
 @click.option("--user-column", default="USER", show_default=True, help="Volunteer identifier column.")
 @click.option("--class-column", default="CLASS", show_default=True, help="Voted class column.")
 @click.option("--success-column", default=None, help="Per-vote user success rate in [0, 1] (weights the votes).")
-@click.option("--min-votes", type=click.IntRange(1), default=20, show_default=True,
-              help="Votes needed for a consensus label.")
+@click.option(
+    "--min-votes", type=click.IntRange(1), default=20, show_default=True, help="Votes needed for a consensus label."
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @common_options
 @pass_settings
@@ -504,12 +703,23 @@ def votes_cmd(s, votes, output, source_column, user_column, class_column, succes
             raise ColumnError(f"{votes} has no column {c!r} (columns: {', '.join(t.schema.names[:12])})")
     success = tables.to_numpy(t.column(success_column), float) if success_column else None
     cls = [("" if v is None else str(v)) for v in t.column(class_column).to_pylist()]
-    ids, cols = consensus(tables.to_numpy(t.column(source_column), None),
-                          tables.to_numpy(t.column(user_column), None), cls, success, min_votes)
+    ids, cols = consensus(
+        tables.to_numpy(t.column(source_column), None),
+        tables.to_numpy(t.column(user_column), None),
+        cls,
+        success,
+        min_votes,
+    )
     out = tables.add_columns(pa.table({source_column: ids}), cols)
-    tables.write_table(out, output, provenance=tables.Provenance(
-        "classify-votes", {"min_votes": min_votes, "success_column": success_column}, [votes]),
-        overwrite=overwrite, inputs=[votes])
+    tables.write_table(
+        out,
+        output,
+        provenance=tables.Provenance(
+            "classify-votes", {"min_votes": min_votes, "success_column": success_column}, [votes]
+        ),
+        overwrite=overwrite,
+        inputs=[votes],
+    )
     if output != "-" and not s.quiet:
         n_lab = sum(1 for v in out.column("LABEL").to_pylist() if v)
         click.echo(f"{out.num_rows} sources, {n_lab} with a consensus label; wrote {output}", err=True)

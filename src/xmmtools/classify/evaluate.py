@@ -18,7 +18,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -87,12 +87,15 @@ def reliability_curve(proba: np.ndarray, y_true: np.ndarray, bins: int = 10) -> 
     n = np.bincount(idx, minlength=bins)
     acc = np.bincount(idx, weights=correct, minlength=bins) / np.maximum(n, 1)
     mean_conf = np.bincount(idx, weights=conf, minlength=bins) / np.maximum(n, 1)
-    return {"bin_lo": (np.arange(bins) / bins).tolist(), "count": n.tolist(),
-            "accuracy": acc.tolist(), "confidence": mean_conf.tolist()}
+    return {
+        "bin_lo": (np.arange(bins) / bins).tolist(),
+        "count": n.tolist(),
+        "accuracy": acc.tolist(),
+        "confidence": mean_conf.tolist(),
+    }
 
 
-def summarise(y_true: np.ndarray, proba: np.ndarray, classes: Sequence[str],
-              priors: np.ndarray | None = None) -> dict:
+def summarise(y_true: np.ndarray, proba: np.ndarray, classes: Sequence[str], priors: np.ndarray | None = None) -> dict:
     """All metrics of predictions ``proba`` (N, C) for true labels ``y_true`` as a JSON-able dict.
     ``priors``: target population fractions for the prior-corrected precision (default: the
     class fractions of ``y_true``, where it equals the ordinary precision)."""
@@ -112,10 +115,12 @@ def summarise(y_true: np.ndarray, proba: np.ndarray, classes: Sequence[str],
         "n": int(len(y_true)),
         "support": cm.sum(axis=1).tolist(),
         "confusion_matrix": cm.tolist(),
-        "recall": _r(rec), "precision": _r(prec),
+        "recall": _r(rec),
+        "precision": _r(prec),
         "priors_for_correction": _r(pi),
         "prior_corrected_precision": _r(pcp),
-        "f1": _r(f1s), "f1_prior_corrected": _r(f1pc),
+        "f1": _r(f1s),
+        "f1_prior_corrected": _r(f1pc),
         "macro_f1": round(float(f1s[present].mean()), 6),
         "macro_f1_prior_corrected": round(float(f1pc[present].mean()), 6),
         "balanced_accuracy": round(float(np.nanmean(rec[present])), 6),
@@ -137,11 +142,13 @@ def fold_spread(y_true: np.ndarray, proba: np.ndarray, fold: np.ndarray, classes
         macro.append(macro_f1(y_true[sel], pred[sel], C))
         per.append(f1(precision(cm), recall(cm)))
     per = np.array(per)
-    return {"fold_macro_f1": _r(np.array(macro)),
-            "fold_macro_f1_mean": round(float(np.mean(macro)), 6),
-            "fold_macro_f1_std": round(float(np.std(macro, ddof=1)) if len(macro) > 1 else 0.0, 6),
-            "fold_f1_mean": _r(per.mean(axis=0)),
-            "fold_f1_std": _r(per.std(axis=0, ddof=1) if len(per) > 1 else np.zeros(C))}
+    return {
+        "fold_macro_f1": _r(np.array(macro)),
+        "fold_macro_f1_mean": round(float(np.mean(macro)), 6),
+        "fold_macro_f1_std": round(float(np.std(macro, ddof=1)) if len(macro) > 1 else 0.0, 6),
+        "fold_f1_mean": _r(per.mean(axis=0)),
+        "fold_f1_std": _r(per.std(axis=0, ddof=1) if len(per) > 1 else np.zeros(C)),
+    }
 
 
 def auroc(positive: np.ndarray, negative: np.ndarray) -> float:
@@ -153,7 +160,7 @@ def auroc(positive: np.ndarray, negative: np.ndarray) -> float:
     if not pos.size or not neg.size:
         return float("nan")
     r = rankdata(np.concatenate([pos, neg]))
-    return float((r[:pos.size].sum() - pos.size * (pos.size + 1) / 2) / (pos.size * neg.size))
+    return float((r[: pos.size].sum() - pos.size * (pos.size + 1) / 2) / (pos.size * neg.size))
 
 
 def outlier_summary(y_true: np.ndarray, run: dict, classes: Sequence[str], left_out: Sequence[int]) -> dict:
@@ -163,14 +170,29 @@ def outlier_summary(y_true: np.ndarray, run: dict, classes: Sequence[str], left_
     y_true = np.asarray(y_true, int)
     lo, score, flag = run["left_out"], run["score"], run["flag"]
     known = ~lo
-    rows = [{"class": classes[c], "n": int(np.sum(y_true == c)), "recall": round(float(flag[y_true == c].mean()), 6),
-             "auroc": round(auroc(score[y_true == c], score[known]), 6)} for c in left_out]
-    per_known = {classes[c]: round(float(flag[y_true == c].mean()), 6)
-                 for c in range(len(classes)) if c not in set(left_out)}
-    return {"left_out": [classes[c] for c in left_out], "n_left_out": int(lo.sum()), "n_known": int(known.sum()),
-            "recall": round(float(flag[lo].mean()), 6), "auroc": round(auroc(score[lo], score[known]), 6),
-            "false_flag_rate": round(float(flag[known].mean()), 6), "false_flag_rate_per_class": per_known,
-            "per_class": rows, "fold_quantiles": [round(q, 6) for q in run["quantile"]]}
+    rows = [
+        {
+            "class": classes[c],
+            "n": int(np.sum(y_true == c)),
+            "recall": round(float(flag[y_true == c].mean()), 6),
+            "auroc": round(auroc(score[y_true == c], score[known]), 6),
+        }
+        for c in left_out
+    ]
+    per_known = {
+        classes[c]: round(float(flag[y_true == c].mean()), 6) for c in range(len(classes)) if c not in set(left_out)
+    }
+    return {
+        "left_out": [classes[c] for c in left_out],
+        "n_left_out": int(lo.sum()),
+        "n_known": int(known.sum()),
+        "recall": round(float(flag[lo].mean()), 6),
+        "auroc": round(auroc(score[lo], score[known]), 6),
+        "false_flag_rate": round(float(flag[known].mean()), 6),
+        "false_flag_rate_per_class": per_known,
+        "per_class": rows,
+        "fold_quantiles": [round(q, 6) for q in run["quantile"]],
+    }
 
 
 def _r(a: np.ndarray) -> list:

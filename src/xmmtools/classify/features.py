@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -65,7 +66,7 @@ class Band:
     reference: str
 
     @staticmethod
-    def from_toml(name: str, d: Mapping[str, Any], where: str) -> "Band":
+    def from_toml(name: str, d: Mapping[str, Any], where: str) -> Band:
         ref = str(d.get("reference", ""))
         if "f_lambda0" in d and "width" in d:
             f0 = float(d["f_lambda0"]) * float(d["width"])
@@ -93,20 +94,32 @@ class Feature:
         return [c for key in KINDS[self.kind] for c in self.columns[key]]
 
     def to_json(self) -> dict:
-        d = {"name": self.name, "category": self.category, "kind": self.kind,
-             "columns": {k: list(v) for k, v in self.columns.items()}, "transform": self.transform,
-             "when_absent": self.when_absent, "description": self.description}
+        d = {
+            "name": self.name,
+            "category": self.category,
+            "kind": self.kind,
+            "columns": {k: list(v) for k, v in self.columns.items()},
+            "transform": self.transform,
+            "when_absent": self.when_absent,
+            "description": self.description,
+        }
         if self.band is not None:
             d["band"] = {"name": self.band.name, "f0": self.band.f0, "reference": self.band.reference}
         return d
 
     @staticmethod
-    def from_json(d: Mapping[str, Any]) -> "Feature":
+    def from_json(d: Mapping[str, Any]) -> Feature:
         band = d.get("band")
-        return Feature(d["name"], d["category"], d["kind"],
-                       {k: tuple(v) for k, v in d["columns"].items()}, d["transform"], d["when_absent"],
-                       Band(band["name"], float(band["f0"]), band["reference"]) if band else None,
-                       d.get("description", ""))
+        return Feature(
+            d["name"],
+            d["category"],
+            d["kind"],
+            {k: tuple(v) for k, v in d["columns"].items()},
+            d["transform"],
+            d["when_absent"],
+            Band(band["name"], float(band["f0"]), band["reference"]) if band else None,
+            d.get("description", ""),
+        )
 
 
 @dataclass(frozen=True)
@@ -129,25 +142,35 @@ class FeatureSet:
         return np.array([self.categories.index(f.category) for f in self.features], dtype=int)
 
     def to_json(self) -> dict:
-        d = {"name": self.name, "categories": list(self.categories),
-             "features": [f.to_json() for f in self.features], "source": self.source,
-             "sha256": self.sha256}
+        d = {
+            "name": self.name,
+            "categories": list(self.categories),
+            "features": [f.to_json() for f in self.features],
+            "source": self.source,
+            "sha256": self.sha256,
+        }
         if self.inputs:
             d["inputs"] = {i.name: i.to_json() for i in self.inputs}
         return d
 
     @staticmethod
-    def from_json(d: Mapping[str, Any]) -> "FeatureSet":
+    def from_json(d: Mapping[str, Any]) -> FeatureSet:
         from xmmtools.bands import inputs_from_mapping
 
-        return FeatureSet(d["name"], tuple(Feature.from_json(f) for f in d["features"]),
-                          tuple(d["categories"]), d.get("source", ""), d.get("sha256", ""),
-                          inputs_from_mapping(d.get("inputs"), f"feature set {d['name']}"))
+        return FeatureSet(
+            d["name"],
+            tuple(Feature.from_json(f) for f in d["features"]),
+            tuple(d["categories"]),
+            d.get("source", ""),
+            d.get("sha256", ""),
+            inputs_from_mapping(d.get("inputs"), f"feature set {d['name']}"),
+        )
 
 
 # ----------------------------------------------------------------------------------------
 # Loading a feature set
 # ----------------------------------------------------------------------------------------
+
 
 def default_feature_set_path(name: str = "xclass") -> Path:
     """Shipped feature sets: ``xclass`` (the Lin et al. 2024 4XMM-DR13 training table),
@@ -215,13 +238,20 @@ def parse_feature_set(doc: Mapping[str, Any], *, where: str = "feature set", sha
     used = [c for c in CATEGORIES if any(f.category == c for f in feats)]
     from xmmtools.bands import inputs_from_mapping
 
-    return FeatureSet(str(meta.get("name", Path(where).stem)), tuple(feats), tuple(used), where, sha256,
-                      inputs_from_mapping(doc.get("inputs"), where))
+    return FeatureSet(
+        str(meta.get("name", Path(where).stem)),
+        tuple(feats),
+        tuple(used),
+        where,
+        sha256,
+        inputs_from_mapping(doc.get("inputs"), where),
+    )
 
 
 # ----------------------------------------------------------------------------------------
 # Computing features
 # ----------------------------------------------------------------------------------------
+
 
 @dataclass
 class FeatureMatrix:
@@ -295,11 +325,13 @@ def _transform(x: np.ndarray, how: str) -> np.ndarray:
 
 #: ICRS -> Galactic rotation matrix (Hipparcos catalogue, ESA 1997, Vol. 1, Sect. 1.5.3, eq. 1.5.11;
 #: the definition astropy uses for its Galactic frame).
-_ICRS_TO_GAL = np.array([
-    [-0.0548755604162154, -0.8734370902348850, -0.4838350155487132],
-    [+0.4941094278755837, -0.4448296299600112, +0.7469822444972189],
-    [-0.8676661490190047, -0.1980763734312015, +0.4559837761750669],
-])
+_ICRS_TO_GAL = np.array(
+    [
+        [-0.0548755604162154, -0.8734370902348850, -0.4838350155487132],
+        [+0.4941094278755837, -0.4448296299600112, +0.7469822444972189],
+        [-0.8676661490190047, -0.1980763734312015, +0.4559837761750669],
+    ]
+)
 
 
 def galactic_latitude(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:

@@ -44,23 +44,30 @@ def save_model(model: Model, path: str | os.PathLike, *, overwrite: bool = False
         if os.path.exists(p) and not overwrite:
             raise OutputError(f"{p} exists; use --overwrite to replace it")
     d = model.densities
-    blob = model_files.npz_bytes({**{k: getattr(d, k) for k in _ARRAYS},
-                                  "feature_names": np.array(model.feature_set.names, dtype=str),
-                                  "classes": np.array(model.classes, dtype=str),
-                                  "reference_ll": np.asarray(model.reference_ll, float)})
+    blob = model_files.npz_bytes(
+        {
+            **{k: getattr(d, k) for k in _ARRAYS},
+            "feature_names": np.array(model.feature_set.names, dtype=str),
+            "classes": np.array(model.classes, dtype=str),
+            "reference_ll": np.asarray(model.reference_ll, float),
+        }
+    )
     doc = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "xmmtools": __version__,
         "method": "naive_bayes (Tranin et al. 2022, A&A 657, A138)",
         "classes": list(model.classes),
-        "priors": dict(zip(model.classes, map(float, model.priors))),
-        "training_fractions": dict(zip(model.classes, map(float, model.training_fractions))),
-        "category_weights": dict(zip(model.feature_set.categories, map(float, model.weights))),
+        "priors": dict(zip(model.classes, map(float, model.priors), strict=True)),
+        "training_fractions": dict(zip(model.classes, map(float, model.training_fractions), strict=True)),
+        "category_weights": dict(zip(model.feature_set.categories, map(float, model.weights), strict=True)),
         "settings": asdict(model.settings),
-        "outlier": {"quantile": model.outlier_quantile, "threshold": model.outlier_threshold,
-                    "n_training_scores": int(len(model.reference_ll)),
-                    **({"selection": model.outlier_selection} if model.outlier_selection else {})},
+        "outlier": {
+            "quantile": model.outlier_quantile,
+            "threshold": model.outlier_threshold,
+            "n_training_scores": int(len(model.reference_ll)),
+            **({"selection": model.outlier_selection} if model.outlier_selection else {}),
+        },
         "features": model.feature_set.to_json(),
         "training": model.training,
         "metrics": model.metrics,
@@ -88,14 +95,33 @@ def load_model(path: str | os.PathLike) -> Model:
         raise DataError(f"{path}: model file is incomplete or malformed ({type(e).__name__}: {e})") from None
     a = model_files.read_npz(npz_path, arrays.get("sha256"), json_path=path)
     if list(a.get("feature_names", [])) != fs.names:
-        raise DataError(f"{path}: the feature list in the JSON ({', '.join(fs.names)}) does not match "
-                        f"the arrays in {os.path.basename(npz_path)}")
+        raise DataError(
+            f"{path}: the feature list in the JSON ({', '.join(fs.names)}) does not match "
+            f"the arrays in {os.path.basename(npz_path)}"
+        )
     if tuple(a.get("classes", [])) != classes:
         raise DataError(f"{path}: the class list in the JSON does not match {os.path.basename(npz_path)}")
     F, C = len(fs.names), len(classes)
     dens = Densities(**{k: a[k] for k in _ARRAYS})
-    if a["reference_ll"].ndim != 3 or a["reference_ll"].shape[1:] != (F, C) or dens.log_density.shape[:2] != (F, C) or dens.log_present.shape != (F, C) or weights.size != len(fs.categories):
+    if (
+        a["reference_ll"].ndim != 3
+        or a["reference_ll"].shape[1:] != (F, C)
+        or dens.log_density.shape[:2] != (F, C)
+        or dens.log_present.shape != (F, C)
+        or weights.size != len(fs.categories)
+    ):
         raise DataError(f"{path}: array shapes do not match {F} features x {C} classes")
-    return Model(fs, classes, dens, weights, priors, train_frac, a["reference_ll"], settings, quantile,
-                 doc.get("training", {}), doc.get("metrics", {}), doc["outlier"].get("selection", {}))
-
+    return Model(
+        fs,
+        classes,
+        dens,
+        weights,
+        priors,
+        train_frac,
+        a["reference_ll"],
+        settings,
+        quantile,
+        doc.get("training", {}),
+        doc.get("metrics", {}),
+        doc["outlier"].get("selection", {}),
+    )

@@ -25,8 +25,8 @@ classes) with numpy gathers: 10^6 sources take seconds, not the hours of a per-s
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -70,6 +70,7 @@ class Densities:
 # Public API: fit densities, compute log-likelihoods and posteriors
 # ----------------------------------------------------------------------------------------
 
+
 def fit_densities(X: np.ndarray, y: np.ndarray, n_classes: int, settings: Settings = Settings()) -> Densities:
     """Tabulate p_f(x | c), P(present | c) and P(missing | c) from training rows.
 
@@ -112,8 +113,9 @@ def fit_densities(X: np.ndarray, y: np.ndarray, n_classes: int, settings: Settin
     return Densities(lo, hi, log_density, log_present, log_missing, log_neutral, histogram)
 
 
-def feature_log_likelihoods(d: Densities, X: np.ndarray, ignored: np.ndarray | None = None,
-                            alpha: float = 1.0) -> np.ndarray:
+def feature_log_likelihoods(
+    d: Densities, X: np.ndarray, ignored: np.ndarray | None = None, alpha: float = 1.0
+) -> np.ndarray:
     """ln L_f(x_f | c) for every row, feature and class: (N, F, C), T22's likelihood with missing values as evidence.
 
     Measured values inside the training range: ln P(present|c) + ln p_f(x|c) (grid interpolation);
@@ -179,8 +181,8 @@ def outlier_score(log_post: np.ndarray) -> np.ndarray:
 # Kernels and bandwidths
 # ----------------------------------------------------------------------------------------
 
-def kde(x: np.ndarray, samples: np.ndarray, h: float, kernel: str = "exponential",
-        block: int = 4096) -> np.ndarray:
+
+def kde(x: np.ndarray, samples: np.ndarray, h: float, kernel: str = "exponential", block: int = 4096) -> np.ndarray:
     """Kernel density estimate at ``x``: (1/N) Σ_i K((x − s_i)/h)/h.
 
     exponential (Laplace) kernel K(u) = exp(−|u|)/2 (T22); gaussian K(u) = φ(u).
@@ -189,9 +191,9 @@ def kde(x: np.ndarray, samples: np.ndarray, h: float, kernel: str = "exponential
     s = np.asarray(samples, float)
     out = np.empty(x.shape)
     for a in range(0, x.size, block):
-        u = np.abs(x[a:a + block, None] - s[None, :]) / h
+        u = np.abs(x[a : a + block, None] - s[None, :]) / h
         k = 0.5 * np.exp(-u) if kernel == "exponential" else np.exp(-0.5 * u * u) / np.sqrt(2 * np.pi)
-        out[a:a + block] = k.mean(axis=1) / h
+        out[a : a + block] = k.mean(axis=1) / h
     return out
 
 
@@ -199,7 +201,7 @@ def tranin_bandwidth(v: np.ndarray) -> float:
     """h = range / (5 N^{1/5}) (T22); a tiny positive value for a single value."""
     v = np.asarray(v, float)
     r = float(v.max() - v.min()) if v.size else 0.0
-    return r / (5.0 * v.size ** 0.2) if r > 0 else 1e-6
+    return r / (5.0 * v.size**0.2) if r > 0 else 1e-6
 
 
 def bandwidth(v: np.ndarray, rule: str) -> float:
@@ -210,11 +212,11 @@ def bandwidth(v: np.ndarray, rule: str) -> float:
     n = v.size
     sd = float(np.std(v, ddof=1)) if n > 1 else 0.0
     if rule == "scott":
-        h = 1.06 * sd * n ** -0.2
+        h = 1.06 * sd * n**-0.2
     else:
         q75, q25 = np.percentile(v, [75, 25])
         spread = min(sd, (q75 - q25) / 1.34) or sd
-        h = 0.9 * spread * n ** -0.2
+        h = 0.9 * spread * n**-0.2
     return h if h > 0 else tranin_bandwidth(v)
 
 
@@ -233,12 +235,13 @@ def histogram_density(grid: np.ndarray, v: np.ndarray, width: float) -> np.ndarr
 # The model object
 # ----------------------------------------------------------------------------------------
 
+
 @dataclass
 class Model:
     """A trained classifier: feature set, classes, densities, category weights, priors,
     the training distribution of outlier scores, and provenance/metrics for the model file."""
 
-    feature_set: "object"  # features.FeatureSet
+    feature_set: object  # features.FeatureSet
     classes: tuple[str, ...]
     densities: Densities
     weights: np.ndarray  # (K,) exponents of feature_set.categories

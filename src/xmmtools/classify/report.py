@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -14,8 +14,9 @@ from xmmtools.classify import evaluate as ev
 from xmmtools.errors import OutputError
 
 
-def write_report(folder: str, summary: dict, y: np.ndarray, proba: np.ndarray, classes: Sequence[str],
-                 *, overwrite: bool = False) -> list[str]:
+def write_report(
+    folder: str, summary: dict, y: np.ndarray, proba: np.ndarray, classes: Sequence[str], *, overwrite: bool = False
+) -> list[str]:
     """metrics.json, confusion.csv, per_class.csv, predictions.csv; confusion.png and
     reliability.png when matplotlib is installed.  Returns the file names written."""
     try:
@@ -32,13 +33,24 @@ def write_report(folder: str, summary: dict, y: np.ndarray, proba: np.ndarray, c
     written.append("metrics.json")
     cm = np.asarray(summary["confusion_matrix"])
     conf = pa.table({"TRUE_CLASS": list(classes), **{f"PRED_{c}": cm[:, j] for j, c in enumerate(classes)}})
-    per = pa.table({"CLASS": list(classes), "N": summary["support"],
-                    "RECALL": _f(summary["recall"]), "PRECISION": _f(summary["precision"]),
-                    "PRIOR": _f(summary["priors_for_correction"]),
-                    "PRECISION_PRIOR_CORRECTED": _f(summary["prior_corrected_precision"]),
-                    "F1": _f(summary["f1"])})
-    pred = pa.table({"TRUE_CLASS": [classes[i] for i in y], "PRED_CLASS": [classes[i] for i in proba.argmax(1)],
-                     **{f"P_{c}": proba[:, j] for j, c in enumerate(classes)}})
+    per = pa.table(
+        {
+            "CLASS": list(classes),
+            "N": summary["support"],
+            "RECALL": _f(summary["recall"]),
+            "PRECISION": _f(summary["precision"]),
+            "PRIOR": _f(summary["priors_for_correction"]),
+            "PRECISION_PRIOR_CORRECTED": _f(summary["prior_corrected_precision"]),
+            "F1": _f(summary["f1"]),
+        }
+    )
+    pred = pa.table(
+        {
+            "TRUE_CLASS": [classes[i] for i in y],
+            "PRED_CLASS": [classes[i] for i in proba.argmax(1)],
+            **{f"P_{c}": proba[:, j] for j, c in enumerate(classes)},
+        }
+    )
     for name, t in (("confusion.csv", conf), ("per_class.csv", per), ("predictions.csv", pred)):
         tables.write_table(t, os.path.join(folder, name), provenance=prov, overwrite=overwrite)
         written.append(name)
@@ -64,8 +76,15 @@ def _figures(folder, cm, y, proba, classes, overwrite) -> list[str]:
     ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
     for i in range(len(classes)):
         for j in range(len(classes)):
-            ax.text(j, i, f"{cm[i, j]}\n{frac[i, j]:.2f}", ha="center", va="center",
-                    color="white" if frac[i, j] > 0.6 else "black", fontsize=8)
+            ax.text(
+                j,
+                i,
+                f"{cm[i, j]}\n{frac[i, j]:.2f}",
+                ha="center",
+                va="center",
+                color="white" if frac[i, j] > 0.6 else "black",
+                fontsize=8,
+            )
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
     ax.set_yticks(range(len(classes)), classes)
     ax.set_xlabel("predicted class")
@@ -123,8 +142,15 @@ def _save(fig, folder, name, overwrite) -> list[str]:
     return [name]
 
 
-def write_outlier_report(folder: str, summaries: Sequence[dict], runs: Sequence[dict], y: np.ndarray,
-                         classes: Sequence[str], *, overwrite: bool = False) -> list[str]:
+def write_outlier_report(
+    folder: str,
+    summaries: Sequence[dict],
+    runs: Sequence[dict],
+    y: np.ndarray,
+    classes: Sequence[str],
+    *,
+    overwrite: bool = False,
+) -> list[str]:
     """The ``classify evaluate --leave-out`` files: outliers.json (one summary per left-out
     set), outliers.csv (every scored row: left-out set, true class, score, its fold model's
     threshold, flag) and, with matplotlib, outliers.png (score distributions, known vs left out)."""
@@ -139,9 +165,16 @@ def write_outlier_report(folder: str, summaries: Sequence[dict], runs: Sequence[
         json.dump(list(summaries), f, indent=1)
     written = ["outliers.json"]
     y = np.asarray(y, int)
-    rows = {"LEFT_OUT": [], "TRUE_CLASS": [], "IS_LEFT_OUT": [], "FOLD": [], "OUTLIER_SCORE": [],
-            "THRESHOLD": [], "OUTLIER_FLAG": []}
-    for s, r in zip(summaries, runs):
+    rows = {
+        "LEFT_OUT": [],
+        "TRUE_CLASS": [],
+        "IS_LEFT_OUT": [],
+        "FOLD": [],
+        "OUTLIER_SCORE": [],
+        "THRESHOLD": [],
+        "OUTLIER_FLAG": [],
+    }
+    for s, r in zip(summaries, runs, strict=True):
         rows["LEFT_OUT"] += ["+".join(s["left_out"])] * len(y)
         rows["TRUE_CLASS"] += [classes[i] for i in y]
         rows["IS_LEFT_OUT"] += r["left_out"].tolist()
@@ -156,8 +189,9 @@ def write_outlier_report(folder: str, summaries: Sequence[dict], runs: Sequence[
     return written
 
 
-def outlier_figure(folder: str, summaries: Sequence[dict], runs: Sequence[dict], *, overwrite: bool = False,
-                   name: str = "outliers.png") -> list[str]:
+def outlier_figure(
+    folder: str, summaries: Sequence[dict], runs: Sequence[dict], *, overwrite: bool = False, name: str = "outliers.png"
+) -> list[str]:
     """One panel per left-out set: histograms of OUTLIER_SCORE minus the fold model's flag
     threshold for held-out known rows and left-out rows (flagged: right of 0)."""
     try:
@@ -169,18 +203,30 @@ def outlier_figure(folder: str, summaries: Sequence[dict], runs: Sequence[dict],
         return []
     n = len(runs)
     fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 3.8), squeeze=False)
-    for ax, s, r in zip(axes[0], summaries, runs):
+    for ax, s, r in zip(axes[0], summaries, runs, strict=True):
         d = r["score"] - r["threshold"]
         lo = r["left_out"]
         bins = np.linspace(np.percentile(d, 0.5), np.percentile(d, 99.8), 40)
-        ax.hist(np.clip(d[~lo], bins[0], bins[-1]), bins, density=True, alpha=0.55,
-                label=f"known, held out (n={int((~lo).sum())})")
-        ax.hist(np.clip(d[lo], bins[0], bins[-1]), bins, density=True, alpha=0.55, histtype="stepfilled",
-                label=f"left out: {'+'.join(s['left_out'])} (n={int(lo.sum())})")
+        ax.hist(
+            np.clip(d[~lo], bins[0], bins[-1]),
+            bins,
+            density=True,
+            alpha=0.55,
+            label=f"known, held out (n={int((~lo).sum())})",
+        )
+        ax.hist(
+            np.clip(d[lo], bins[0], bins[-1]),
+            bins,
+            density=True,
+            alpha=0.55,
+            histtype="stepfilled",
+            label=f"left out: {'+'.join(s['left_out'])} (n={int(lo.sum())})",
+        )
         ax.axvline(0, color="k", lw=1, ls="--")
         ax.set_xlabel("OUTLIER_SCORE − flag threshold (dex)")
-        ax.set_title(f"recall {s['recall']:.2f}, false flags {s['false_flag_rate']:.3f}, AUROC {s['auroc']:.3f}",
-                     fontsize=9)
+        ax.set_title(
+            f"recall {s['recall']:.2f}, false flags {s['false_flag_rate']:.3f}, AUROC {s['auroc']:.3f}", fontsize=9
+        )
         ax.legend(fontsize=7, loc="upper right")
     axes[0][0].set_ylabel("density")
     fig.tight_layout()

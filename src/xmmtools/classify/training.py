@@ -16,15 +16,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 
 from xmmtools.classify import evaluate as ev
 from xmmtools.classify.naive_bayes import (
-    Model, Settings, category_log_likelihoods, feature_log_likelihoods, fit_densities, log_posterior,
-    normalise, outlier_score,
+    Model,
+    Settings,
+    category_log_likelihoods,
+    feature_log_likelihoods,
+    fit_densities,
+    log_posterior,
+    normalise,
+    outlier_score,
 )
 
 
@@ -38,8 +44,9 @@ class FitOptions:
     popsize: int = 12
 
 
-def prepare_labels(labels: Sequence, merge: Mapping[str, Sequence[str]] | None = None,
-                   min_count: int = 2) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
+def prepare_labels(
+    labels: Sequence, merge: Mapping[str, Sequence[str]] | None = None, min_count: int = 2
+) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
     """Labels -> (class index per kept row, class names, kept-row mask).
 
     ``merge`` maps a new class to the labels it groups (``{"STAR": ["LM-STAR", "HM-STAR"]}``);
@@ -55,8 +62,10 @@ def prepare_labels(labels: Sequence, merge: Mapping[str, Sequence[str]] | None =
     counts = {c: int(np.sum(lab[keep] == c)) for c in classes}
     small = [f"{c} ({n})" for c, n in counts.items() if n < min_count]
     if small:
-        raise ValueError(f"classes with fewer than {min_count} labelled rows: {', '.join(small)}; "
-                         "merge them with --merge NEW=OLD1+OLD2")
+        raise ValueError(
+            f"classes with fewer than {min_count} labelled rows: {', '.join(small)}; "
+            "merge them with --merge NEW=OLD1+OLD2"
+        )
     index = {c: i for i, c in enumerate(classes)}
     y = np.array([index[v] for v in lab[keep]], dtype=int)
     return y, classes, keep
@@ -75,10 +84,17 @@ def stratified_folds(y: np.ndarray, k: int, seed: int) -> np.ndarray:
     return fold
 
 
-def train_model(X: np.ndarray, y: np.ndarray, classes: Sequence[str], feature_set,
-                settings: Settings = Settings(), options: FitOptions = FitOptions(),
-                priors: np.ndarray | None = None, outlier_quantile: float = 0.997,
-                outlier_false_flag_rate: float | None = None) -> Model:
+def train_model(
+    X: np.ndarray,
+    y: np.ndarray,
+    classes: Sequence[str],
+    feature_set,
+    settings: Settings = Settings(),
+    options: FitOptions = FitOptions(),
+    priors: np.ndarray | None = None,
+    outlier_quantile: float = 0.997,
+    outlier_false_flag_rate: float | None = None,
+) -> Model:
     """Fit densities on all rows, category weights on out-of-fold predictions, and the
     out-of-fold outlier-score distribution.  ``priors`` default: the training fractions.
 
@@ -101,11 +117,21 @@ def train_model(X: np.ndarray, y: np.ndarray, classes: Sequence[str], feature_se
     dens = fit_densities(X, y, C, settings)
     selection = {}
     if outlier_false_flag_rate is not None:
-        outlier_quantile, selection = select_outlier_quantile(X, y, classes, feature_set, outlier_false_flag_rate,
-                                                              settings, options)
-    return Model(feature_set, tuple(classes), dens, weights,
-                 train_frac if priors is None else np.asarray(priors, float), train_frac, oof_ll,
-                 settings, outlier_quantile, outlier_selection=selection)
+        outlier_quantile, selection = select_outlier_quantile(
+            X, y, classes, feature_set, outlier_false_flag_rate, settings, options
+        )
+    return Model(
+        feature_set,
+        tuple(classes),
+        dens,
+        weights,
+        train_frac if priors is None else np.asarray(priors, float),
+        train_frac,
+        oof_ll,
+        settings,
+        outlier_quantile,
+        outlier_selection=selection,
+    )
 
 
 def fit_weights(cat_ll: np.ndarray, y: np.ndarray, priors: np.ndarray, options: FitOptions) -> np.ndarray:
@@ -123,14 +149,29 @@ def fit_weights(cat_ll: np.ndarray, y: np.ndarray, priors: np.ndarray, options: 
         pred = (log_pi + np.einsum("nkc,ks->ncs", cat_ll, W)).argmax(axis=1)  # (N, S)
         return np.array([-score(y, pred[:, s]) for s in range(W.shape[1])])
 
-    res = differential_evolution(loss, [(0.0, 1.0)] * K, seed=options.seed, maxiter=options.maxiter,
-                                 popsize=options.popsize, polish=False, tol=1e-6, vectorized=True,
-                                 updating="deferred", init="sobol")
+    res = differential_evolution(
+        loss,
+        [(0.0, 1.0)] * K,
+        seed=options.seed,
+        maxiter=options.maxiter,
+        popsize=options.popsize,
+        polish=False,
+        tol=1e-6,
+        vectorized=True,
+        updating="deferred",
+        init="sobol",
+    )
     return np.asarray(res.x, float)
 
 
-def cross_validate(X: np.ndarray, y: np.ndarray, classes: Sequence[str], feature_set,
-                   settings: Settings = Settings(), options: FitOptions = FitOptions()) -> dict:
+def cross_validate(
+    X: np.ndarray,
+    y: np.ndarray,
+    classes: Sequence[str],
+    feature_set,
+    settings: Settings = Settings(),
+    options: FitOptions = FitOptions(),
+) -> dict:
     """Nested stratified k-fold: out-of-fold class probabilities (training-mix priors of each
     fold), predictions and outlier scores for every row; weights re-fitted per outer fold."""
     X = np.asarray(X, float)
@@ -159,9 +200,18 @@ def cross_validate(X: np.ndarray, y: np.ndarray, classes: Sequence[str], feature
 QUANTILE_GRID = np.round(np.arange(0.800, 0.9995, 0.0005), 4)
 
 
-def leave_class_out(X: np.ndarray, y: np.ndarray, classes: Sequence[str], feature_set, left_out: Sequence[int],
-                    settings: Settings = Settings(), options: FitOptions = FitOptions(), *,
-                    false_flag_rate: float | None = None, quantile: float = 0.997) -> dict:
+def leave_class_out(
+    X: np.ndarray,
+    y: np.ndarray,
+    classes: Sequence[str],
+    feature_set,
+    left_out: Sequence[int],
+    settings: Settings = Settings(),
+    options: FitOptions = FitOptions(),
+    *,
+    false_flag_rate: float | None = None,
+    quantile: float = 0.997,
+) -> dict:
     """Train without the classes ``left_out`` and score every row held out.
 
     Rows are split in stratified k-fold over *all* classes; fold f's model is trained on the
@@ -191,20 +241,41 @@ def leave_class_out(X: np.ndarray, y: np.ndarray, classes: Sequence[str], featur
     for f in range(options.folds):
         tr, te = (fold != f) & ~out, fold == f
         inner = FitOptions(**{**options.__dict__, "seed": options.seed + 1 + f})
-        m = train_model(X[tr], remap[y[tr]], [classes[c] for c in known], feature_set, settings, inner,
-                        outlier_quantile=quantile, outlier_false_flag_rate=false_flag_rate)
+        m = train_model(
+            X[tr],
+            remap[y[tr]],
+            [classes[c] for c in known],
+            feature_set,
+            settings,
+            inner,
+            outlier_quantile=quantile,
+            outlier_false_flag_rate=false_flag_rate,
+        )
         ref = m.reference_scores(priors=m.training_fractions)
         score[te] = outlier_score(log_posterior(m.category_ll(X[te]), m.training_fractions, m.weights))
         threshold[te] = np.quantile(ref, m.outlier_quantile)
         refs.append(ref)
         quantiles.append(float(m.outlier_quantile))
-    return {"score": score, "threshold": threshold, "flag": score > threshold, "left_out": out, "fold": fold,
-            "reference": refs, "quantile": quantiles}
+    return {
+        "score": score,
+        "threshold": threshold,
+        "flag": score > threshold,
+        "left_out": out,
+        "fold": fold,
+        "reference": refs,
+        "quantile": quantiles,
+    }
 
 
-def select_outlier_quantile(X: np.ndarray, y: np.ndarray, classes: Sequence[str], feature_set,
-                            false_flag_rate: float, settings: Settings = Settings(),
-                            options: FitOptions = FitOptions()) -> tuple[float, dict]:
+def select_outlier_quantile(
+    X: np.ndarray,
+    y: np.ndarray,
+    classes: Sequence[str],
+    feature_set,
+    false_flag_rate: float,
+    settings: Settings = Settings(),
+    options: FitOptions = FitOptions(),
+) -> tuple[float, dict]:
     """OUTLIER_FLAG quantile for a target false-flag rate, chosen by leaving each class out in turn.
 
     For every class c, :func:`leave_class_out` trains k-fold models without c; the held-out
@@ -221,8 +292,11 @@ def select_outlier_quantile(X: np.ndarray, y: np.ndarray, classes: Sequence[str]
     C = len(classes)
     if C < 2:  # nothing to leave out: the nominal quantile
         q = float(1.0 - false_flag_rate)
-        return q, {"method": "nominal (single class: nothing to leave out)",
-                   "target_false_flag_rate": false_flag_rate, "quantile": q}
+        return q, {
+            "method": "nominal (single class: nothing to leave out)",
+            "target_false_flag_rate": false_flag_rate,
+            "quantile": q,
+        }
     runs = [leave_class_out(X, y, classes, feature_set, [c], settings, options) for c in range(C)]
     ff = np.zeros(QUANTILE_GRID.size)
     n_known = 0
@@ -238,14 +312,24 @@ def select_outlier_quantile(X: np.ndarray, y: np.ndarray, classes: Sequence[str]
     n_out = np.bincount(y, minlength=C)
     recall = float(np.sum(hits[:, i] * n_out) / n_out.sum())
     recall_mean = float(np.mean(hits[:, i]))
-    per = {classes[c]: {"n": int(n_out[c]), "recall": round(float(hits[c, i]), 6),
-                        "auroc": round(ev.auroc(r["score"][r["left_out"]], r["score"][~r["left_out"]]), 6)}
-           for c, r in enumerate(runs)}
+    per = {
+        classes[c]: {
+            "n": int(n_out[c]),
+            "recall": round(float(hits[c, i]), 6),
+            "auroc": round(ev.auroc(r["score"][r["left_out"]], r["score"][~r["left_out"]]), 6),
+        }
+        for c, r in enumerate(runs)
+    }
     q = float(QUANTILE_GRID[i])
-    return q, {"method": f"leave each class out in turn, stratified {options.folds}-fold (seed {options.seed})",
-               "target_false_flag_rate": false_flag_rate, "quantile": q,
-               "false_flag_rate": round(float(ffr[i]), 6), "recall": round(recall, 6),
-               "recall_class_mean": round(recall_mean, 6), "left_out": per}
+    return q, {
+        "method": f"leave each class out in turn, stratified {options.folds}-fold (seed {options.seed})",
+        "target_false_flag_rate": false_flag_rate,
+        "quantile": q,
+        "false_flag_rate": round(float(ffr[i]), 6),
+        "recall": round(recall, 6),
+        "recall_class_mean": round(recall_mean, 6),
+        "left_out": per,
+    }
 
 
 def _flags_on_grid(run: dict) -> np.ndarray:
@@ -259,6 +343,7 @@ def _flags_on_grid(run: dict) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------
+
 
 def _out_of_fold_feature_ll(X, y, C, settings, options) -> np.ndarray:
     fold = stratified_folds(y, options.folds, options.seed)
@@ -283,6 +368,7 @@ def _objective(name: str, C: int):
         def one(y, p):
             cm = ev.confusion_matrix(y, p, C)
             return float(ev.f1(ev.precision(cm), ev.recall(cm))[j])
+
         return one
     raise ValueError(f"unknown objective {name!r} (macro_f1, balanced_accuracy or f1:CLASS)")
 
@@ -299,8 +385,14 @@ def resolve_objective(name: str, classes: Sequence[str]) -> str:
     raise ValueError(f"unknown objective {name!r} (macro_f1, balanced_accuracy or f1:CLASS)")
 
 
-def cross_validate_hgb(X: np.ndarray, y: np.ndarray, n_classes: int, options: FitOptions = FitOptions(),
-                       max_iter: int = 300, learning_rate: float = 0.05) -> dict:
+def cross_validate_hgb(
+    X: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    options: FitOptions = FitOptions(),
+    max_iter: int = 300,
+    learning_rate: float = 0.05,
+) -> dict:
     """Held-out comparison method: scikit-learn HistGradientBoosting (native missing values,
     class-balanced sample weights), on the same stratified folds as :func:`cross_validate`.
     Evaluation only: a boosted model has no pickle-free file format here, so it cannot be
@@ -311,8 +403,13 @@ def cross_validate_hgb(X: np.ndarray, y: np.ndarray, n_classes: int, options: Fi
     proba = np.zeros((len(y), n_classes))
     for f in range(options.folds):
         tr, te = fold != f, fold == f
-        clf = HistGradientBoostingClassifier(random_state=options.seed, class_weight="balanced",
-                                             max_iter=max_iter, learning_rate=learning_rate, early_stopping=False)
+        clf = HistGradientBoostingClassifier(
+            random_state=options.seed,
+            class_weight="balanced",
+            max_iter=max_iter,
+            learning_rate=learning_rate,
+            early_stopping=False,
+        )
         clf.fit(X[tr], y[tr])
         proba[np.ix_(te, clf.classes_)] = clf.predict_proba(X[te])
     return {"proba": proba, "fold": fold}

@@ -15,8 +15,9 @@ import numpy as np
 from xmmtools.tables.model import NewColumn
 
 
-def consensus(source: np.ndarray, user: np.ndarray, label: np.ndarray, success: np.ndarray | None = None,
-              min_votes: int = 20) -> tuple[np.ndarray, list[NewColumn]]:
+def consensus(
+    source: np.ndarray, user: np.ndarray, label: np.ndarray, success: np.ndarray | None = None, min_votes: int = 20
+) -> tuple[np.ndarray, list[NewColumn]]:
     """Returns (unique source ids, [LABEL, AGREEMENT, N_VOTES] columns, one row per source).
 
     ``success``: per-vote user success rate in [0, 1] (NaN -> weight 1)."""

@@ -50,8 +50,18 @@ def common_options(f: F) -> F:
 def output_options(f: F) -> F:
     """--overwrite, --columns (passed as ``column_map``) and --chunk-size."""
     f = click.option("--overwrite", is_flag=True, help="Replace an existing output file.")(f)
-    f = click.option("--columns", "column_map", metavar="NAME=COL[,...]", multiple=True,
-                     help="Map 4XMM names to this table's columns, e.g. RA=ra_deg,DEC=dec_deg.")(f)
-    f = click.option("--chunk-size", type=click.IntRange(min=1), default=None, metavar="ROWS",
-                     help="Rows per chunk when streaming large tables.")(f)
+    f = click.option(
+        "--columns",
+        "column_map",
+        metavar="NAME=COL[,...]",
+        multiple=True,
+        help="Map 4XMM names to this table's columns, e.g. RA=ra_deg,DEC=dec_deg.",
+    )(f)
+    f = click.option(
+        "--chunk-size",
+        type=click.IntRange(min=1),
+        default=None,
+        metavar="ROWS",
+        help="Rows per chunk when streaming large tables.",
+    )(f)
     return f

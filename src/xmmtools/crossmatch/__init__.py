@@ -7,8 +7,10 @@ bayes.py, priors.py and poserr.py, the command in cli.py.
 from xmmtools.columns import Need
 from xmmtools.stages import StageSpec, register
 
-SPEC = register(StageSpec(
-    name="crossmatch",
-    summary="counterparts in other catalogues: nearest, all pairs, or NWAY-style Bayesian (P_ANY, P_I)",
-    needs=(Need("RA", "right ascension (deg)"), Need("DEC", "declination (deg)")),
-))
+SPEC = register(
+    StageSpec(
+        name="crossmatch",
+        summary="counterparts in other catalogues: nearest, all pairs, or NWAY-style Bayesian (P_ANY, P_I)",
+        needs=(Need("RA", "right ascension (deg)"), Need("DEC", "declination (deg)")),
+    )
+)

@@ -16,8 +16,8 @@ there is one) follow (Salvato et al. 2018, App. B.3).  All functions work on arr
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -62,6 +62,7 @@ class Catalog:
 # Bayes factor and posterior
 # -----------------------------------------------------------------------------------------
 
+
 def log10_bayes_factor(x, y, w11, w12, w22, present) -> np.ndarray:
     """log10 of the k-way positional Bayes factor for rows of m possible members.
 
@@ -101,8 +102,13 @@ def log10_bayes_factor(x, y, w11, w12, w22, present) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         quad_bar = (W22 * bx * bx - 2 * W12 * bx * by + W11 * by * by) / detW
         q = np.maximum(quad_i - quad_bar, 0.0)
-        out = ((k - 1) * np.log10(2.0) + 0.5 * logdet_i - 0.5 * np.log10(detW)
-               - 0.5 * q * np.log10(np.e) - 2 * (k - 1) * LOG10_ARCSEC)
+        out = (
+            (k - 1) * np.log10(2.0)
+            + 0.5 * logdet_i
+            - 0.5 * np.log10(detW)
+            - 0.5 * q * np.log10(np.e)
+            - 2 * (k - 1) * LOG10_ARCSEC
+        )
     return np.where(k <= 1, 0.0, out)
 
 
@@ -117,11 +123,12 @@ def _log10_bf_pairs(x, y, w11, w12, w22) -> np.ndarray:
         detW = W11 * W22 - W12 * W12
         bx = (a11 * xa + a12 * ya) + (b11 * xb + b12 * yb)
         by = (a12 * xa + a22 * ya) + (b12 * xb + b22 * yb)
-        quad_i = (a11 * xa * xa + 2 * a12 * xa * ya + a22 * ya * ya) + (b11 * xb * xb + 2 * b12 * xb * yb + b22 * yb * yb)
+        quad_i = (a11 * xa * xa + 2 * a12 * xa * ya + a22 * ya * ya) + (
+            b11 * xb * xb + 2 * b12 * xb * yb + b22 * yb * yb
+        )
         quad_bar = (W22 * bx * bx - 2 * W12 * bx * by + W11 * by * by) / detW
         q = np.maximum(quad_i - quad_bar, 0.0)
-        return (np.log10(2.0) + 0.5 * logdet_i - 0.5 * np.log10(detW)
-                - 0.5 * q * np.log10(np.e) - 2 * LOG10_ARCSEC)
+        return np.log10(2.0) + 0.5 * logdet_i - 0.5 * np.log10(detW) - 0.5 * q * np.log10(np.e) - 2 * LOG10_ARCSEC
 
 
 def log10_bayes_factor_nway(x, y, w11, w12, w22, sx, sy, present) -> np.ndarray:
@@ -186,15 +193,16 @@ def completeness_per_catalogue(completeness, n_secondary: int) -> np.ndarray:
 # Candidate combinations
 # -----------------------------------------------------------------------------------------
 
+
 @dataclass
 class Combinations:
     """One row per candidate combination; rows of one primary are contiguous, the first of
     each block being "no counterpart in any catalogue"."""
 
-    primary: np.ndarray          # (n,) primary row
-    members: np.ndarray          # (n, K) secondary rows, -1 where absent
-    sep: np.ndarray              # (n, K) separation to the primary, arcsec (NaN if absent)
-    start: np.ndarray            # (n_primary_with_rows,) first row of each block
+    primary: np.ndarray  # (n,) primary row
+    members: np.ndarray  # (n, K) secondary rows, -1 where absent
+    sep: np.ndarray  # (n, K) separation to the primary, arcsec (NaN if absent)
+    start: np.ndarray  # (n_primary_with_rows,) first row of each block
 
     @property
     def present(self) -> np.ndarray:
@@ -208,9 +216,14 @@ class Combinations:
         return len(self.primary)
 
 
-def build_combinations(primary: Catalog, secondaries: Sequence[Catalog], radius: float, *,
-                       chunk: int | None = None, progress: Callable[[int], None] | None = None
-                       ) -> Combinations:
+def build_combinations(
+    primary: Catalog,
+    secondaries: Sequence[Catalog],
+    radius: float,
+    *,
+    chunk: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Combinations:
     """Enumerate, per primary, the product over secondary catalogues of (absent | candidates
     within ``radius``), keeping combinations whose members are all within ``radius`` of each
     other (as NWAY's Separation_max < radius)."""
@@ -233,12 +246,19 @@ def build_combinations(primary: Catalog, secondaries: Sequence[Catalog], radius:
         for j, other in enumerate(secondaries[:k]):
             both = (new_member >= 0) & (members[:, j] >= 0)
             if both.any():
-                d = separation_arcsec(cat.ra[new_member[both]], cat.dec[new_member[both]],
-                                      other.ra[members[both, j]], other.dec[members[both, j]])
+                d = separation_arcsec(
+                    cat.ra[new_member[both]],
+                    cat.dec[new_member[both]],
+                    other.ra[members[both, j]],
+                    other.dec[members[both, j]],
+                )
                 keep[np.flatnonzero(both)[d >= radius]] = False
         keep &= ~(new_sep >= radius)
-        prim, members, seps = prim[keep], np.column_stack([members[keep], new_member[keep]]), \
-            np.column_stack([seps[keep], new_sep[keep]])
+        prim, members, seps = (
+            prim[keep],
+            np.column_stack([members[keep], new_member[keep]]),
+            np.column_stack([seps[keep], new_sep[keep]]),
+        )
     start = np.flatnonzero(np.r_[True, prim[1:] != prim[:-1]]) if len(prim) else np.zeros(0, np.int64)
     return Combinations(prim, members, seps, start)
 
@@ -254,7 +274,7 @@ def _geometry(primary: Catalog, secondaries: Sequence[Catalog], comb: Combinatio
     present[:, 0] = True
     pe = primary.errors
     # the precision of each primary once (elementwise: the same numbers as after the take)
-    for out, v in zip((w11, w12, w22, sx, sy), (*pe.precision(), pe.sx, pe.sy)):
+    for out, v in zip((w11, w12, w22, sx, sy), (*pe.precision(), pe.sx, pe.sy), strict=True):
         out[:, 0] = v[comb.primary]
     for k, cat in enumerate(secondaries):
         has = np.flatnonzero(comb.members[:, k] >= 0)
@@ -277,23 +297,32 @@ def _log_bf(x, y, w11, w12, w22, sx, sy, present, ellipse: str) -> np.ndarray:
 @dataclass
 class BayesResult:
     comb: Combinations
-    log_bf: np.ndarray           # log10 positional Bayes factor (incl. unrelated-association correction)
+    log_bf: np.ndarray  # log10 positional Bayes factor (incl. unrelated-association correction)
     prior: np.ndarray
-    dist_post: np.ndarray        # positional posterior
-    log_bias: dict               # label -> log10 q/n per combination
+    dist_post: np.ndarray  # positional posterior
+    log_bias: dict  # label -> log10 q/n per combination
     p_single: np.ndarray
-    p_any_row: np.ndarray        # P_ANY of the row's primary
+    p_any_row: np.ndarray  # P_ANY of the row's primary
     p_i: np.ndarray
     match_flag: np.ndarray
-    p_any: np.ndarray            # (n_primary,)
-    histograms: dict             # label -> Histogram used
-    densities: list              # per catalogue, sources per full sky
+    p_any: np.ndarray  # (n_primary,)
+    histograms: dict  # label -> Histogram used
+    densities: list  # per catalogue, sources per full sky
 
 
-def match(primary: Catalog, secondaries: Sequence[Catalog], radius: float, *, completeness=0.9,
-          ellipse: str = "exact", prob_ratio_secondary: float = 0.5, unrelated: bool = True,
-          mag_min_post: float = 0.9, chunk: int | None = None,
-          progress: Callable[[int], None] | None = None) -> BayesResult:
+def match(
+    primary: Catalog,
+    secondaries: Sequence[Catalog],
+    radius: float,
+    *,
+    completeness=0.9,
+    ellipse: str = "exact",
+    prob_ratio_secondary: float = 0.5,
+    unrelated: bool = True,
+    mag_min_post: float = 0.9,
+    chunk: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> BayesResult:
     """Run the full association; see the module docstring for the method."""
     from xmmtools.crossmatch import priors
 
@@ -310,7 +339,7 @@ def match(primary: Catalog, secondaries: Sequence[Catalog], radius: float, *, co
     pres = comb.present
     # prior P = nu_1 prod c_i / prod nu_i^+ with nu_1^+ = nu_1 (Salvato+2018 App. B.1)
     log_prior = (pres * (np.log10(comp) - np.log10(nu_plus))[None, :]).sum(axis=1)
-    prior = 10.0 ** log_prior
+    prior = 10.0**log_prior
     if unrelated and K >= 2:
         log_bf = log_bf + _unrelated_correction(comb, geo, secondaries, ellipse)
     dist_post = posterior(prior, log_bf)
@@ -320,8 +349,9 @@ def match(primary: Catalog, secondaries: Sequence[Catalog], radius: float, *, co
         for label, values, hist in cat.attributes:
             j = comb.members[:, k]
             if hist is None:
-                hist = priors.auto_histogram(values, j, dist_post, label=label, min_post=mag_min_post,
-                                             field_rows=cat.field_rows)
+                hist = priors.auto_histogram(
+                    values, j, dist_post, label=label, min_post=mag_min_post, field_rows=cat.field_rows
+                )
             hists[label] = hist
             m = np.where(j >= 0, np.asarray(values, dtype=float)[np.maximum(j, 0)], np.nan)
             with np.errstate(divide="ignore"):
@@ -334,8 +364,9 @@ def match(primary: Catalog, secondaries: Sequence[Catalog], radius: float, *, co
     p_any_primary[comb.primary[comb.start]] = p_any
     p_any_row = np.repeat(p_any, np.diff(np.r_[comb.start, len(comb)]))
     dens = [primary.density()] + [c.density() for c in secondaries]
-    return BayesResult(comb, log_bf, prior, dist_post, log_bias, p_single, p_any_row, p_i, flag,
-                       p_any_primary, hists, dens)
+    return BayesResult(
+        comb, log_bf, prior, dist_post, log_bias, p_single, p_any_row, p_i, flag, p_any_primary, hists, dens
+    )
 
 
 def group_probabilities(W: np.ndarray, start: np.ndarray, ratio: float = 0.5):

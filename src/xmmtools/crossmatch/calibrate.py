@@ -34,8 +34,10 @@ def shifted_primary(cat: Catalog, shift: float, exclude: float) -> tuple[Catalog
     _, sep = nearest(ra, dec, cat.ra, cat.dec, exclude)
     keep = ~np.isfinite(sep)
     if not keep.any():
-        raise DataError(f"--calibrate: every primary shifted by {shift} arcsec lands within {exclude} arcsec "
-                        "of another primary; use a larger --calibrate-shift")
+        raise DataError(
+            f"--calibrate: every primary shifted by {shift} arcsec lands within {exclude} arcsec "
+            "of another primary; use a larger --calibrate-shift"
+        )
     rows = np.flatnonzero(keep)
     fake = replace(cat, name=cat.name + "_FAKE", ra=ra[rows], dec=dec[rows], errors=cat.errors.take(rows))
     return fake, rows
@@ -43,8 +45,10 @@ def shifted_primary(cat: Catalog, shift: float, exclude: float) -> tuple[Catalog
 
 def with_fixed_histograms(cat: Catalog, result: BayesResult) -> Catalog:
     """The catalogue with its automatic attribute histograms replaced by those of ``result``."""
-    attrs = [(label, values, hist if hist is not None else result.histograms[label])
-             for label, values, hist in cat.attributes]
+    attrs = [
+        (label, values, hist if hist is not None else result.histograms[label])
+        for label, values, hist in cat.attributes
+    ]
     return replace(cat, attributes=attrs)
 
 

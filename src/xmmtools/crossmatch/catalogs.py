@@ -8,8 +8,8 @@ the catalogue, file and column.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -33,8 +33,10 @@ def parse_pairs(items: Sequence[str], option: str, example: str) -> dict[str, st
             raise DataError(f"{option} {item!r} is not NAME=VALUE (e.g. {example})")
         k, v = (s.strip() for s in item.split("=", 1))
         if not _NAME.match(k) or not v:
-            raise DataError(f"{option} {item!r}: NAME must be letters/digits starting with a letter, "
-                            f"and VALUE not empty (e.g. {example})")
+            raise DataError(
+                f"{option} {item!r}: NAME must be letters/digits starting with a letter, "
+                f"and VALUE not empty (e.g. {example})"
+            )
         if k.upper() in out:
             raise DataError(f"{option} names {k!r} twice")
         out[k.upper()] = v
@@ -44,9 +46,9 @@ def parse_pairs(items: Sequence[str], option: str, example: str) -> dict[str, st
 @dataclass
 class LoadedCatalog:
     catalog: Catalog
-    source: str                      # file name (or remote query description)
-    table: pa.Table | None           # the columns read (whole table for the primary)
-    columns: dict[str, str]          # role -> actual column (RA, DEC, error columns)
+    source: str  # file name (or remote query description)
+    table: pa.Table | None  # the columns read (whole table for the primary)
+    columns: dict[str, str]  # role -> actual column (RA, DEC, error columns)
     error_note: str = ""
     area_note: str = ""
     notes: list = field(default_factory=list)
@@ -63,21 +65,24 @@ class LoadedCatalog:
         return np.where(members >= 0, self.rows[np.maximum(members, 0)], -1)
 
 
-def coordinate_columns(names: Sequence[str], user_map: Mapping[str, str] | None, where: str,
-                       profile: Profile | None = None) -> tuple[str, str]:
+def coordinate_columns(
+    names: Sequence[str], user_map: Mapping[str, str] | None, where: str, profile: Profile | None = None
+) -> tuple[str, str]:
     """Actual RA and DEC column names (--columns, a known catalogue's spellings, 4XMM names,
     VizieR/HEASARC aliases, ra/dec)."""
     um = {k: v for k, v in (user_map or {}).items() if v in names or v.upper() in {n.upper() for n in names}}
     if profile is not None:
-        for role, col in zip(("RA", "DEC"), profile.coordinates(names)):
+        for role, col in zip(("RA", "DEC"), profile.coordinates(names), strict=True):
             if col is not None:
                 um.setdefault(role, col)
     found = resolve(names, ["RA", "DEC"], um)
     for role in ("RA", "DEC"):
         if role not in found:
-            raise ColumnError(f"{where} has no {role} column (looked for {role}, its aliases and "
-                              f"--columns {role}=...); columns are: {', '.join(list(names)[:12])}"
-                              + (" ..." if len(names) > 12 else ""))
+            raise ColumnError(
+                f"{where} has no {role} column (looked for {role}, its aliases and "
+                f"--columns {role}=...); columns are: {', '.join(list(names)[:12])}"
+                + (" ..." if len(names) > 12 else "")
+            )
     return found["RA"], found["DEC"]
 
 
@@ -98,7 +103,9 @@ def error_columns(names: Sequence[str], spec: str | None, where: str) -> tuple[s
             v = None
         if v is not None:
             if not (v > 0 and np.isfinite(v)):
-                raise DataError(f"--pos-err for {where}: a fixed error must be a positive number of arcsec, got {spec!r}")
+                raise DataError(
+                    f"--pos-err for {where}: a fixed error must be a positive number of arcsec, got {spec!r}"
+                )
             return "fixed", [spec]
         parts = [p.strip() for p in spec.split(":")]
         cols = []
@@ -115,9 +122,11 @@ def error_columns(names: Sequence[str], spec: str | None, where: str) -> tuple[s
             return "ellipse", cols
         raise DataError(f"--pos-err for {where}: {spec!r} has more than 3 columns (use COL, ERA:EDEC or A:B:PHI)")
     # automatic, most specific first
-    for e1, e2, c in (("ra_error", "dec_error", "ra_dec_corr"),        # Gaia archive
-                      ("e_RA_ICRS", "e_DE_ICRS", "RADEcor"),           # Gaia DR3 on VizieR (I/355)
-                      ("e_RAJ2000", "e_DEJ2000", None)):
+    for e1, e2, c in (
+        ("ra_error", "dec_error", "ra_dec_corr"),  # Gaia archive
+        ("e_RA_ICRS", "e_DE_ICRS", "RADEcor"),  # Gaia DR3 on VizieR (I/355)
+        ("e_RAJ2000", "e_DEJ2000", None),
+    ):
         era, edec = _find(names, e1), _find(names, e2)
         if era and edec:
             corr = _find(names, c) if c else None
@@ -148,8 +157,9 @@ def _values(t: pa.Table, col: str, scale: float = 1.0) -> np.ndarray:
     return v * scale if scale != 1.0 else v  # no copy of 10^7 coordinates for nothing
 
 
-def build_errors(t: pa.Table, kind: str, cols: list[str], where: str, scale: float | None = None
-                 ) -> tuple[PosErrors, str]:
+def build_errors(
+    t: pa.Table, kind: str, cols: list[str], where: str, scale: float | None = None
+) -> tuple[PosErrors, str]:
     """PosErrors (1 sigma per axis, arcsec) and a one-line note of the conversion.
 
     ``scale``: factor to arcsec of columns whose file gives no unit (a known catalogue's
@@ -157,8 +167,7 @@ def build_errors(t: pa.Table, kind: str, cols: list[str], where: str, scale: flo
     n = t.num_rows
 
     def unit(c, default):
-        return unit_scale(tables.unit_of(t.schema.field(c)), default if scale is None else scale,
-                          f"{where} column {c}")
+        return unit_scale(tables.unit_of(t.schema.field(c)), default if scale is None else scale, f"{where} column {c}")
 
     if kind == "fixed":
         return PosErrors.circular(float(cols[0]), n), f"fixed {cols[0]} arcsec (1 sigma per axis)"
@@ -192,9 +201,17 @@ def build_errors(t: pa.Table, kind: str, cols: list[str], where: str, scale: flo
 FOOTPRINT_SAMPLE = 2_000_000
 
 
-def read_near(src: str, columns: Sequence[str], ra_col: str, dec_col: str, near, *, where: str,
-              chunk_rows: int | None = None, progress: bool = False
-              ) -> tuple[pa.Table, np.ndarray, int, tuple[np.ndarray, np.ndarray]]:
+def read_near(
+    src: str,
+    columns: Sequence[str],
+    ra_col: str,
+    dec_col: str,
+    near,
+    *,
+    where: str,
+    chunk_rows: int | None = None,
+    progress: bool = False,
+) -> tuple[pa.Table, np.ndarray, int, tuple[np.ndarray, np.ndarray]]:
     """Stream a counterpart file in row chunks, keeping only the rows ``near`` accepts (a
     :class:`~xmmtools.crossmatch.positional.CellMask` of the primaries): a Gaia-sized file is
     never held whole.  Returns the kept rows (``columns``), their file row numbers, the total
@@ -225,8 +242,7 @@ def read_near(src: str, columns: Sequence[str], ra_col: str, dec_col: str, near,
     return kept, np.concatenate(rows), total, sample
 
 
-def sky_area(header: Mapping, ra: np.ndarray, dec: np.ndarray, override: float | None, where: str
-             ) -> tuple[float, str]:
+def sky_area(header: Mapping, ra: np.ndarray, dec: np.ndarray, override: float | None, where: str) -> tuple[float, str]:
     """Area in deg^2: --area, else the SKYAREA keyword, else a HEALPix footprint estimate."""
     from xmmtools.crossmatch.priors import footprint_area
 
@@ -267,15 +283,28 @@ def header_from_schema(schema: pa.Schema) -> dict:
         return {}
     if isinstance(cards, dict):
         return cards
-    return {c[0]: c[1] for c in cards if isinstance(c, (list, tuple)) and len(c) >= 2
-            and c[0] not in ("HISTORY", "COMMENT", "")}
+    return {
+        c[0]: c[1]
+        for c in cards
+        if isinstance(c, (list, tuple)) and len(c) >= 2 and c[0] not in ("HISTORY", "COMMENT", "")
+    }
 
 
-def make_catalog(name: str, t: pa.Table, source: str, header: Mapping, *, user_map=None,
-                 pos_err: str | None = None, need_errors: bool = True, area: float | None = None,
-                 attributes: Sequence[tuple[str, str, object]] = (), total_rows: int | None = None,
-                 footprint_sample: tuple[np.ndarray, np.ndarray] | None = None,
-                 profile: Profile | None = None) -> LoadedCatalog:
+def make_catalog(
+    name: str,
+    t: pa.Table,
+    source: str,
+    header: Mapping,
+    *,
+    user_map=None,
+    pos_err: str | None = None,
+    need_errors: bool = True,
+    area: float | None = None,
+    attributes: Sequence[tuple[str, str, object]] = (),
+    total_rows: int | None = None,
+    footprint_sample: tuple[np.ndarray, np.ndarray] | None = None,
+    profile: Profile | None = None,
+) -> LoadedCatalog:
     """Catalog from a table holding at least the coordinate, error and attribute columns.
 
     ``attributes``: (label, column, Histogram or None) for the attribute priors.
@@ -294,8 +323,10 @@ def make_catalog(name: str, t: pa.Table, source: str, header: Mapping, *, user_m
     note = ""
     if found is None:
         if need_errors:
-            raise ColumnError(f"{where} has no positional-error column (POSERR, RADEC_ERR, ra_error/dec_error, "
-                              f"a:b:phi, pos_err); give --pos-err {name}=COLUMN or --pos-err {name}=ARCSEC")
+            raise ColumnError(
+                f"{where} has no positional-error column (POSERR, RADEC_ERR, ra_error/dec_error, "
+                f"a:b:phi, pos_err); give --pos-err {name}=COLUMN or --pos-err {name}=ARCSEC"
+            )
         errors = PosErrors.circular(np.nan, t.num_rows)
     else:
         kind, ecols = found
@@ -333,8 +364,15 @@ def _errors_of(names: Sequence[str], pos_err: str | None, where: str, profile: P
     return error_columns(names, None, where), None, ""
 
 
-def needed_columns(names: Sequence[str], *, user_map, pos_err: str | None, mags: Sequence[str], where: str,
-                   profile: Profile | None = None) -> list[str]:
+def needed_columns(
+    names: Sequence[str],
+    *,
+    user_map,
+    pos_err: str | None,
+    mags: Sequence[str],
+    where: str,
+    profile: Profile | None = None,
+) -> list[str]:
     """The columns of a counterpart file the matcher reads (coordinates, errors, attributes)."""
     ra_c, dec_c = coordinate_columns(names, user_map, where, profile)
     want = [ra_c, dec_c]

@@ -18,8 +18,8 @@ from the catalogue's skymap (source counts per HEALPix pixel, with the interior-
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -34,19 +34,20 @@ def is_hats(src: str) -> bool:
     """``hats:PATH``, or a directory holding a HATS catalogue or collection."""
     if src.startswith(PREFIX):
         return True
-    return os.path.isdir(src) and any(os.path.exists(os.path.join(src, f))
-                                      for f in ("hats.properties", "collection.properties", "properties"))
+    return os.path.isdir(src) and any(
+        os.path.exists(os.path.join(src, f)) for f in ("hats.properties", "collection.properties", "properties")
+    )
 
 
 def path_of(src: str) -> str:
-    return src[len(PREFIX):] if src.startswith(PREFIX) else src
+    return src[len(PREFIX) :] if src.startswith(PREFIX) else src
 
 
 @dataclass
 class HatsNear:
-    table: pa.Table            # default columns + the matcher's columns, sources near the primaries
+    table: pa.Table  # default columns + the matcher's columns, sources near the primaries
     total_rows: int
-    area_deg2: float | None    # from the skymap/MOC (None when the catalogue has neither)
+    area_deg2: float | None  # from the skymap/MOC (None when the catalogue has neither)
     area_note: str
     ra_column: str
     dec_column: str
@@ -56,8 +57,9 @@ def _lsdb():
     try:
         import lsdb
     except ImportError:
-        raise DataError("reading a HATS catalogue needs LSDB: pip install 'xmmtools[scale]' "
-                        "(lsdb, hats, dask)") from None
+        raise DataError(
+            "reading a HATS catalogue needs LSDB: pip install 'xmmtools[scale]' (lsdb, hats, dask)"
+        ) from None
     return lsdb
 
 
@@ -70,7 +72,7 @@ def neighbourhood_moc(ra: np.ndarray, dec: np.ndarray, radius_arcsec: float):
     order = 0
     while order < 29 and hp.nside2resol(2 ** (order + 1), arcmin=True) * 60.0 >= 3.0 * radius_arcsec:
         order += 1
-    nside = 2 ** order
+    nside = 2**order
     pix = hp.ang2pix(nside, np.asarray(ra, float), np.asarray(dec, float), nest=True, lonlat=True)
     pix = np.unique(pix)
     nb = hp.get_all_neighbours(nside, pix, nest=True).ravel()
@@ -78,9 +80,16 @@ def neighbourhood_moc(ra: np.ndarray, dec: np.ndarray, radius_arcsec: float):
     return MOC.from_healpix_cells(cells, np.full(len(cells), order, dtype=np.uint8), max_depth=order)
 
 
-def load_near(src: str, ra: np.ndarray, dec: np.ndarray, radius_arcsec: float,
-              needed_for: Callable[[Sequence[str]], Sequence[str]], *, where: str,
-              progress: bool = False) -> HatsNear:
+def load_near(
+    src: str,
+    ra: np.ndarray,
+    dec: np.ndarray,
+    radius_arcsec: float,
+    needed_for: Callable[[Sequence[str]], Sequence[str]],
+    *,
+    where: str,
+    progress: bool = False,
+) -> HatsNear:
     """The catalogue's sources within the MOC of the primaries' neighbourhood; ``needed_for``
     gives the matcher's columns from the catalogue's column names."""
     import logging
@@ -105,8 +114,7 @@ def load_near(src: str, ra: np.ndarray, dec: np.ndarray, radius_arcsec: float,
         quiet = logging.getLogger("lsdb").level
         logging.getLogger("lsdb").setLevel(logging.ERROR)  # size warnings: we hold only the near rows
         try:
-            cat = lsdb.read_hats(path, search_filter=lsdb.MOCSearch(moc), columns=columns,
-                                 error_empty_filter=False)
+            cat = lsdb.read_hats(path, search_filter=lsdb.MOCSearch(moc), columns=columns, error_empty_filter=False)
             df = cat.compute(progress_bar=progress)
         finally:
             logging.getLogger("lsdb").setLevel(quiet)

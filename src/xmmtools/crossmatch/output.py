@@ -7,7 +7,7 @@ and a description (see docs/crossmatch.md for the full list).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -31,13 +31,19 @@ def counterpart_columns(name: str, gathered: pa.Table, rows: np.ndarray, members
     sorted unique secondary ``rows``."""
     sub = _take(gathered, _positions(rows, members))
     out = []
-    for f, col in zip(sub.schema, sub.columns):
+    for f, col in zip(sub.schema, sub.columns, strict=True):
         arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
         if pa.types.is_floating(arr.type) and arr.null_count:
             arr = tables.arrow_from_numpy(tables.to_numpy(arr, arr.type.to_pandas_dtype()))
         desc = tables.description_of(f)
-        out.append(NewColumn(f"{name}_{f.name.upper()}", arr, tables.unit_of(f),
-                             f"{name} counterpart: {desc}" if desc else f"{name} counterpart column {f.name}"))
+        out.append(
+            NewColumn(
+                f"{name}_{f.name.upper()}",
+                arr,
+                tables.unit_of(f),
+                f"{name} counterpart: {desc}" if desc else f"{name} counterpart column {f.name}",
+            )
+        )
     return out
 
 
@@ -54,8 +60,9 @@ def _positions(rows: np.ndarray, members: np.ndarray) -> np.ndarray:
     return pos
 
 
-def band_columns(profile: Profile, name: str, gathered: pa.Table, rows: np.ndarray,
-                 members: np.ndarray) -> list[NewColumn]:
+def band_columns(
+    profile: Profile, name: str, gathered: pa.Table, rows: np.ndarray, members: np.ndarray
+) -> list[NewColumn]:
     """Canonical band columns (``SDSS_U``, ``SDSS_U_ERR``, ...) of the counterparts ``members``
     of a known catalogue, in each band's canonical system (xmmtools/data/bands.toml): a profile
     in another system is converted with the band's documented AB - Vega offset."""
@@ -66,8 +73,9 @@ def band_columns(profile: Profile, name: str, gathered: pa.Table, rows: np.ndarr
     out = []
     for canon, vcol, ecol in found:
         b = bands.band(canon)
-        shift = bands.offset(canon, profile.system if b.system else None, b.system,
-                             what=f"catalogue {name} ({profile.name} profile)")
+        shift = bands.offset(
+            canon, profile.system if b.system else None, b.system, what=f"catalogue {name} ({profile.name} profile)"
+        )
         conv = f", {shift:+g} mag from {profile.system}" if shift else ""
         system = f" ({b.system})" if b.system else ""
         for col, suffix, what in ((vcol, "", b.description + system), (ecol, "_ERR", f"1-sigma error of {canon}")):
@@ -76,8 +84,9 @@ def band_columns(profile: Profile, name: str, gathered: pa.Table, rows: np.ndarr
             v = tables.to_numpy(gathered.column(col), float)
             v = np.where(np.isfinite(v), v + (shift if suffix == "" else 0.0), np.nan)
             taken = np.where(pos >= 0, v[np.maximum(pos, 0)] if len(v) else np.nan, np.nan)
-            out.append(NewColumn(canon + suffix, taken, b.unit,
-                                 f"{what} of the {name} counterpart (column {col}{conv})"))
+            out.append(
+                NewColumn(canon + suffix, taken, b.unit, f"{what} of the {name} counterpart (column {col}{conv})")
+            )
     return out
 
 
@@ -94,16 +103,22 @@ def assemble(base: pa.Table, new: Sequence[NewColumn]) -> pa.Table:
     seen = set()
     for n in names:
         if n in seen:
-            raise DataError(f"two output columns would be called {n}; rename a counterpart column or "
-                            "choose another catalogue name")
+            raise DataError(
+                f"two output columns would be called {n}; rename a counterpart column or choose another catalogue name"
+            )
         seen.add(n)
     clash = [n for n in names if n in base.schema.names]
     if clash:
-        raise DataError(f"the primary table already has a column {clash[0]}; choose another catalogue "
-                        "name with --catalog NAME=FILE")
+        raise DataError(
+            f"the primary table already has a column {clash[0]}; choose another catalogue name with --catalog NAME=FILE"
+        )
     return tables.add_columns(base, list(new))
 
 
 def sep_column(name: str, sep: np.ndarray) -> NewColumn:
-    return NewColumn(f"{name}_SEP", np.asarray(sep, dtype=float), "arcsec",
-                     f"separation between the primary source and its {name} counterpart")
+    return NewColumn(
+        f"{name}_SEP",
+        np.asarray(sep, dtype=float),
+        "arcsec",
+        f"separation between the primary source and its {name} counterpart",
+    )

@@ -40,7 +40,7 @@ class PosErrors:
     rho: np.ndarray
 
     @classmethod
-    def circular(cls, sigma, n: int | None = None) -> "PosErrors":
+    def circular(cls, sigma, n: int | None = None) -> PosErrors:
         s = np.asarray(sigma, dtype=float)
         if s.ndim == 0:  # a fixed error: read-only broadcast views, no memory per row
             s = np.broadcast_to(s, (n if n is not None else 1,))
@@ -48,7 +48,7 @@ class PosErrors:
         return cls(s, s, np.zeros_like(s))
 
     @classmethod
-    def ellipse(cls, a, b, phi_deg) -> "PosErrors":
+    def ellipse(cls, a, b, phi_deg) -> PosErrors:
         """From 1-sigma semi-axes a >= b (arcsec) and NWAY's angle phi (deg); Pineau+2017 eqs 8-10
         with the angle t = phi - 90 deg: sx^2 = a^2 sin^2 t + b^2 cos^2 t,
         sy^2 = a^2 cos^2 t + b^2 sin^2 t, rho = cos t sin t (a^2 - b^2) / (sx sy)."""
@@ -64,7 +64,7 @@ class PosErrors:
     def __len__(self) -> int:
         return len(self.sx)
 
-    def take(self, idx: np.ndarray) -> "PosErrors":
+    def take(self, idx: np.ndarray) -> PosErrors:
         return PosErrors(self.sx[idx], self.sy[idx], self.rho[idx])
 
     @property
@@ -73,7 +73,7 @@ class PosErrors:
 
     def precision(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Inverse covariance (w11, w12, w22) in arcsec^-2."""
-        sx2, sy2 = self.sx ** 2, self.sy ** 2
+        sx2, sy2 = self.sx**2, self.sy**2
         cxy = self.rho * self.sx * self.sy
         det = sx2 * sy2 - cxy * cxy
         return sy2 / det, -cxy / det, sx2 / det
@@ -87,8 +87,10 @@ class PosErrors:
             bad = ~np.isfinite(v) | (v <= 0)
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
-                raise DataError(f"{where}: positional {name} {float(v[i]):g} at row {i} is missing or not positive "
-                                f"({int(bad.sum())} such rows); give --pos-err NAME=ARCSEC or fix the column")
+                raise DataError(
+                    f"{where}: positional {name} {float(v[i]):g} at row {i} is missing or not positive "
+                    f"({int(bad.sum())} such rows); give --pos-err NAME=ARCSEC or fix the column"
+                )
         bad = ~np.isfinite(self.rho) | (np.abs(self.rho) >= 1)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
@@ -110,8 +112,16 @@ def fourxmm_sigma(radec_err, syserrcc=None) -> np.ndarray:
 
 
 #: arcsec per unit for error columns that carry a unit
-UNIT_SCALE = {"arcsec": 1.0, "as": 1.0, "\"": 1.0, "mas": 1e-3, "deg": 3600.0, "degree": 3600.0,
-              "arcmin": 60.0, "rad": 180.0 / np.pi * 3600.0}
+UNIT_SCALE = {
+    "arcsec": 1.0,
+    "as": 1.0,
+    '"': 1.0,
+    "mas": 1e-3,
+    "deg": 3600.0,
+    "degree": 3600.0,
+    "arcmin": 60.0,
+    "rad": 180.0 / np.pi * 3600.0,
+}
 
 
 def unit_scale(unit: str, default: float, where: str) -> float:
@@ -121,5 +131,7 @@ def unit_scale(unit: str, default: float, where: str) -> float:
         return default
     if u in UNIT_SCALE:
         return UNIT_SCALE[u]
-    raise DataError(f"{where}: unit {unit!r} of a positional-error column is not an angle "
-                    f"(expected one of {', '.join(sorted(UNIT_SCALE))})")
+    raise DataError(
+        f"{where}: unit {unit!r} of a positional-error column is not an angle "
+        f"(expected one of {', '.join(sorted(UNIT_SCALE))})"
+    )

@@ -90,9 +90,16 @@ def weighted_quantile_edges(values, weights, n_points: int = 15) -> np.ndarray:
     return np.unique(np.interp(np.linspace(0, 1, n_points), cw, v))
 
 
-def auto_histogram(values, members: np.ndarray, post: np.ndarray, *, label: str,
-                   min_post: float = 0.9, field_max_post: float = 0.01,
-                   field_rows: np.ndarray | None = None) -> Histogram:
+def auto_histogram(
+    values,
+    members: np.ndarray,
+    post: np.ndarray,
+    *,
+    label: str,
+    min_post: float = 0.9,
+    field_max_post: float = 0.01,
+    field_rows: np.ndarray | None = None,
+) -> Histogram:
     """q(m) and n(m) from the data (see the module docstring).
 
     ``values`` holds the attribute for every row of the secondary catalogue; ``members`` the
@@ -110,9 +117,11 @@ def auto_histogram(values, members: np.ndarray, post: np.ndarray, *, label: str,
     field[np.unique(members[has & (post > field_max_post)])] = False
     m_field = v[field]
     if len(m_sel) < MIN_SECURE:
-        raise DataError(f"--mag {label} auto: only {len(m_sel)} secure counterparts (posterior > {min_post}) "
-                        f"have a value; at least {MIN_SECURE} are needed for a histogram; give a prior "
-                        "file 'lo hi selected others' instead")
+        raise DataError(
+            f"--mag {label} auto: only {len(m_sel)} secure counterparts (posterior > {min_post}) "
+            f"have a value; at least {MIN_SECURE} are needed for a histogram; give a prior "
+            "file 'lo hi selected others' instead"
+        )
     if len(m_field) == 0:
         raise DataError(f"--mag {label} auto: no field sources with a value outside the candidates")
     edges = weighted_quantile_edges(m_sel, w)
@@ -126,8 +135,9 @@ def auto_histogram(values, members: np.ndarray, post: np.ndarray, *, label: str,
     return Histogram(edges, q, n, n_secure=len(m_sel), n_field=len(m_field))
 
 
-def footprint_area(ra, dec, *, min_per_pixel: float = 20.0, min_interior: int = 8,
-                   max_order: int = 13) -> tuple[float, int]:
+def footprint_area(
+    ra, dec, *, min_per_pixel: float = 20.0, min_interior: int = 8, max_order: int = 13
+) -> tuple[float, int]:
     """Sky area (deg^2) of a catalogue estimated from its HEALPix footprint.
 
     The density is measured in the *interior* pixels (occupied pixels whose 8 neighbours are
@@ -143,13 +153,13 @@ def footprint_area(ra, dec, *, min_per_pixel: float = 20.0, min_interior: int = 
     dec = np.asarray(dec, dtype=float)
     if len(ra) == 0:
         raise DataError("cannot estimate the sky area of an empty catalogue")
-    pix, counts = np.unique(hp.ang2pix(2 ** max_order, ra, dec, lonlat=True, nest=True), return_counts=True)
-    return footprint_area_from_counts(pix, counts, max_order, min_per_pixel=min_per_pixel,
-                                      min_interior=min_interior)
+    pix, counts = np.unique(hp.ang2pix(2**max_order, ra, dec, lonlat=True, nest=True), return_counts=True)
+    return footprint_area_from_counts(pix, counts, max_order, min_per_pixel=min_per_pixel, min_interior=min_interior)
 
 
-def footprint_area_from_counts(pix: np.ndarray, counts: np.ndarray, order: int, *, min_per_pixel: float = 20.0,
-                               min_interior: int = 8) -> tuple[float, int]:
+def footprint_area_from_counts(
+    pix: np.ndarray, counts: np.ndarray, order: int, *, min_per_pixel: float = 20.0, min_interior: int = 8
+) -> tuple[float, int]:
     """:func:`footprint_area` from source counts in nested HEALPix pixels of ``order`` (e.g. a
     HATS catalogue's skymap); coarser orders are the sums over pixel >> 2."""
     import healpy as hp
@@ -166,7 +176,7 @@ def footprint_area_from_counts(pix: np.ndarray, counts: np.ndarray, order: int, 
         if o < order:  # nested: the parent of pixel p is p >> 2
             pix, inv = np.unique(pix >> 2, return_inverse=True)
             counts = np.bincount(inv, weights=counts, minlength=len(pix))
-        nside = 2 ** o
+        nside = 2**o
         if fallback is None and total / len(pix) >= min_per_pixel:
             fallback = (len(pix) * hp.nside2pixarea(nside, degrees=True), nside)
         nb = hp.get_all_neighbours(nside, pix, nest=True)  # (8, n); -1 where none
@@ -213,7 +223,10 @@ def moc_area(path: str) -> tuple[float, str]:
     cells = np.unique(np.column_stack([orders, ipix]), axis=0)
     sr = float(np.sum(4.0 * np.pi / (12.0 * 4.0 ** cells[:, 0].astype(np.float64))))
     area = sr * (180.0 / np.pi) ** 2
-    return area, f"{area:.6g} deg2 (MOC {os.path.basename(path)}: {len(cells)} cells, order <= {int(cells[:, 0].max())})"
+    return (
+        area,
+        f"{area:.6g} deg2 (MOC {os.path.basename(path)}: {len(cells)} cells, order <= {int(cells[:, 0].max())})",
+    )
 
 
 def _moc_uniq_table(path: str) -> tuple[np.ndarray, np.ndarray]:

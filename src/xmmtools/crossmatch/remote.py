@@ -63,6 +63,7 @@ def cache_key(service: str, table: str, radius: float, ra: np.ndarray, dec: np.n
 
 # -- the two service calls (the only functions touching the network; tests replace them) ----
 
+
 def query_vizier(table: str, ra: np.ndarray, dec: np.ndarray, radius: float):
     """All columns of VizieR ``table`` within ``radius`` arcsec of the positions (astropy Table)."""
     import astropy.units as u
@@ -83,8 +84,9 @@ def query_xmatch(table: str, ra: np.ndarray, dec: np.ndarray, radius: float):
     from astroquery.xmatch import XMatch
 
     up = Table({"_ra_query": ra, "_dec_query": dec})
-    return XMatch.query(cat1=up, cat2=f"vizier:{table}", max_distance=radius * u.arcsec,
-                        colRA1="_ra_query", colDec1="_dec_query")
+    return XMatch.query(
+        cat1=up, cat2=f"vizier:{table}", max_distance=radius * u.arcsec, colRA1="_ra_query", colDec1="_dec_query"
+    )
 
 
 _CALLS = {"vizier": "query_vizier", "xmatch": "query_xmatch"}
@@ -105,8 +107,10 @@ def _call(service: str, table: str, ra, dec, radius: float):
                 time.sleep(pause)
                 pause *= 2
     reason = " ".join(str(last).split())[:160] or type(last).__name__
-    raise DataError(f"cannot query {service} for {table} after {RETRIES} attempts ({type(last).__name__}: {reason}); "
-                    "check the network, or download the table and give it as a local file")
+    raise DataError(
+        f"cannot query {service} for {table} after {RETRIES} attempts ({type(last).__name__}: {reason}); "
+        "check the network, or download the table and give it as a local file"
+    )
 
 
 def _to_arrow(t) -> pa.Table:
@@ -145,7 +149,7 @@ def cones_area(ra: np.ndarray, dec: np.ndarray, radius: float) -> float:
     import healpy as hp
 
     order = int(np.clip(np.ceil(np.log2(4 * 3600 * 58.6 / max(radius, 1e-3))), 6, 20))
-    nside = 2 ** order
+    nside = 2**order
     vec = hp.ang2vec(np.asarray(ra, dtype=float), np.asarray(dec, dtype=float), lonlat=True)
     pix = set()
     r = np.radians(radius / 3600.0)
@@ -164,7 +168,7 @@ def fetch(src: str, ra, dec, radius: float, *, cache_dir: str | None = None) -> 
     parts = []
     all_cached = True
     for start in range(0, len(ra), step):
-        r, d = ra[start:start + step], dec[start:start + step]
+        r, d = ra[start : start + step], dec[start : start + step]
         path = os.path.join(folder, f"{service}_{cache_key(service, table, radius, r, d)}.parquet")
         if os.path.exists(path):
             parts.append(tables.read_table(path))
@@ -176,21 +180,35 @@ def fetch(src: str, ra, dec, radius: float, *, cache_dir: str | None = None) -> 
             part = parts[0].slice(0, 0) if parts else pa.table({})
         os.makedirs(folder, exist_ok=True)
         if part.num_columns:
-            tables.write_table(part, path, overwrite=True,
-                               provenance=tables.Provenance("crossmatch-remote", {"service": service, "table": table,
-                                                                                  "radius_arcsec": radius}, []))
+            tables.write_table(
+                part,
+                path,
+                overwrite=True,
+                provenance=tables.Provenance(
+                    "crossmatch-remote", {"service": service, "table": table, "radius_arcsec": radius}, []
+                ),
+            )
         parts.append(part)
     parts = [p for p in parts if p.num_columns]
     if not parts:
-        raise DataError(f"{service} returned no {table} sources within {radius:g} arcsec of any primary source: "
-                        "the footprints do not overlap (or the table name is wrong)")
+        raise DataError(
+            f"{service} returned no {table} sources within {radius:g} arcsec of any primary source: "
+            "the footprints do not overlap (or the table name is wrong)"
+        )
     try:
         t = pa.concat_tables(parts, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
         raise DataError(f"{service} {table}: chunks disagree in columns ({e}); clear the cache {folder}") from None
     t = _dedupe(t)
     area = cones_area(ra, dec, radius)
-    rec = {"service": service, "table": table, "radius_arcsec": radius, "rows": t.num_rows,
-           "query_date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-           "cached": all_cached, "cache": folder, "area_deg2": area}
+    rec = {
+        "service": service,
+        "table": table,
+        "radius_arcsec": radius,
+        "rows": t.num_rows,
+        "query_date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "cached": all_cached,
+        "cache": folder,
+        "area_deg2": area,
+    }
     return t, {"SKYAREA": area}, rec

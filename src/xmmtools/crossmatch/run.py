@@ -8,16 +8,26 @@ modules directly (positional.search_around / nearest, bayes.match).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 import numpy as np
 import pyarrow as pa
 
-from xmmtools import catalogs as known, stage_io, tables
+from xmmtools import catalogs as known
+from xmmtools import stage_io, tables
 from xmmtools.columns import parse_column_map
-from xmmtools.crossmatch import SPEC, bayes, calibrate as calib, hats_source, priors, remote
-from xmmtools.crossmatch.catalogs import (LoadedCatalog, coordinate_columns, gather_rows, header_from_schema,
-                                          make_catalog, needed_columns, parse_pairs, read_near)
-from xmmtools.crossmatch.output import (_take, assemble, band_columns, counterpart_columns, sep_column,
-                                         without_replaced)
+from xmmtools.crossmatch import SPEC, bayes, hats_source, priors, remote
+from xmmtools.crossmatch import calibrate as calib
+from xmmtools.crossmatch.catalogs import (
+    LoadedCatalog,
+    coordinate_columns,
+    gather_rows,
+    header_from_schema,
+    make_catalog,
+    needed_columns,
+    parse_pairs,
+    read_near,
+)
+from xmmtools.crossmatch.output import _take, assemble, band_columns, counterpart_columns, sep_column, without_replaced
 from xmmtools.crossmatch.positional import CellMask, n_stripes, nearest, search_around
 from xmmtools.errors import DataError
 from xmmtools.tables import NewColumn, Provenance
@@ -123,8 +133,9 @@ def run(req: Request, progress: bool = False) -> list[str]:
     for opt, d in (("--pos-err", pos), ("--area", areas_raw)):
         for k in d:
             if k not in known:
-                raise DataError(f"{opt} names {k}, which is neither the primary ({pname}) nor a --catalog "
-                                f"({', '.join(cats)})")
+                raise DataError(
+                    f"{opt} names {k}, which is neither the primary ({pname}) nor a --catalog ({', '.join(cats)})"
+                )
     areas, area_notes = {}, {}
     for k, v in areas_raw.items():
         areas[k], area_notes[k] = _area(v, k)
@@ -145,23 +156,37 @@ def run(req: Request, progress: bool = False) -> list[str]:
     # --- primary
     pt = tables.read_table(req.primary, progress=progress)
     SPEC.check(pt.schema.names, source=req.primary, user_map=user_map, types=tables.schema_kinds(pt.schema))
-    P = make_catalog(pname, pt, req.primary, header_from_schema(pt.schema), user_map=user_map,
-                     pos_err=pos.get(pname, pos.get("PRIMARY")), need_errors=False, area=areas.get(pname))
+    P = make_catalog(
+        pname,
+        pt,
+        req.primary,
+        header_from_schema(pt.schema),
+        user_map=user_map,
+        pos_err=pos.get(pname, pos.get("PRIMARY")),
+        need_errors=False,
+        area=areas.get(pname),
+    )
     P.area_note = area_notes.get(pname) or P.area_note
     method = req.method
     if method == "auto":
         method = "bayes" if P.error_note else "nearest"
         if method == "nearest":
-            notes.append(f"note: {req.primary} has no positional-error column; nearest-neighbour matching "
-                         "(give --pos-err for Bayesian probabilities)")
+            notes.append(
+                f"note: {req.primary} has no positional-error column; nearest-neighbour matching "
+                "(give --pos-err for Bayesian probabilities)"
+            )
     if method == "bayes":
         if not P.error_note:
-            raise DataError(f"{req.primary} has no positional-error column (POSERR, RADEC_ERR, ra_error/dec_error, "
-                            f"a:b:phi, pos_err); give --pos-err {pname}=COLUMN or --pos-err {pname}=ARCSEC")
+            raise DataError(
+                f"{req.primary} has no positional-error column (POSERR, RADEC_ERR, ra_error/dec_error, "
+                f"a:b:phi, pos_err); give --pos-err {pname}=COLUMN or --pos-err {pname}=ARCSEC"
+            )
         P.catalog.errors.validate(f"primary {req.primary}")
     if (req.all_rows or req.min_prob > 0) and method != "bayes":
-        raise DataError("--all and --min-prob need the Bayesian method (positional errors); "
-                        "--method all already writes one row per pair")
+        raise DataError(
+            "--all and --min-prob need the Bayesian method (positional errors); "
+            "--method all already writes one row per pair"
+        )
     if req.min_prob > 0 and not req.all_rows:
         raise DataError("--min-prob trims the rows of --all; without --all cut on the P_ANY/P_I columns instead")
     if mags and method != "bayes":
@@ -176,33 +201,49 @@ def run(req: Request, progress: bool = False) -> list[str]:
     for name, src in cats.items():
         attrs = mags.get(name, [])
         where = f"catalogue {name} ({src})"
-        opts = dict(user_map=user_map, pos_err=pos.get(name), need_errors=method == "bayes",
-                    area=areas.get(name), attributes=attrs, profile=profiles[name])
+        opts = dict(
+            user_map=user_map,
+            pos_err=pos.get(name),
+            need_errors=method == "bayes",
+            area=areas.get(name),
+            attributes=attrs,
+            profile=profiles[name],
+        )
 
         def need(names, name=name, attrs=attrs, where=where):
-            return needed_columns(names, user_map=user_map, pos_err=pos.get(name),
-                                  mags=[c for _, c, _ in attrs], where=where, profile=profiles[name])
+            return needed_columns(
+                names,
+                user_map=user_map,
+                pos_err=pos.get(name),
+                mags=[c for _, c, _ in attrs],
+                where=where,
+                profile=profiles[name],
+            )
 
         if remote.is_remote(src):
             t, header, rec = remote.fetch(src, P.catalog.ra, P.catalog.dec, req.radius, cache_dir=req.cache_dir)
             remote_prov.append(rec)
-            notes.append(f"note: {name}: {rec['rows']} rows from {rec['service']} {rec['table']}"
-                         + (" (cache)" if rec.get("cached") else ""))
+            notes.append(
+                f"note: {name}: {rec['rows']} rows from {rec['service']} {rec['table']}"
+                + (" (cache)" if rec.get("cached") else "")
+            )
             lc = make_catalog(name, t, src, header, **opts)
             lc.area_note = f"{lc.catalog.area_deg2:.4g} deg2 (union of the search cones)"
         elif hats_source.is_hats(src):
-            got = hats_source.load_near(src, *_near_positions(req, P), req.radius, need, where=where,
-                                        progress=progress)
+            got = hats_source.load_near(src, *_near_positions(req, P), req.radius, need, where=where, progress=progress)
             if not got.table.num_rows:
                 raise _no_overlap(name, src, req.radius, req.primary)
             if opts["area"] is None and got.area_deg2 is None:
-                raise DataError(f"{where}: the HATS catalogue has no skymap or MOC for its sky area; "
-                                f"give --area {name}=DEG2")
+                raise DataError(
+                    f"{where}: the HATS catalogue has no skymap or MOC for its sky area; give --area {name}=DEG2"
+                )
             opts["area"] = opts["area"] if opts["area"] is not None else got.area_deg2
             lc = make_catalog(name, got.table, src, {}, total_rows=got.total_rows, **opts)
             lc.area_note = got.area_note
-            notes.append(f"note: {name}: {got.table.num_rows} of the {got.total_rows} rows of the HATS catalogue "
-                         "lie in the primaries' neighbourhood (read with LSDB)")
+            notes.append(
+                f"note: {name}: {got.table.num_rows} of the {got.total_rows} rows of the HATS catalogue "
+                "lie in the primaries' neighbourhood (read with LSDB)"
+            )
         else:
             info = tables.inspect_table(src)
             cols = need(info.schema.names)
@@ -210,12 +251,13 @@ def run(req: Request, progress: bool = False) -> list[str]:
             if info.num_rows is not None and info.num_rows > req.stream_rows:
                 near = near or _near_mask(req, P)
                 ra_c, dec_c = coordinate_columns(info.schema.names, user_map, where, profiles[name])
-                t, file_rows, total, sample = read_near(src, cols, ra_c, dec_c, near, where=where,
-                                                        progress=progress)
+                t, file_rows, total, sample = read_near(src, cols, ra_c, dec_c, near, where=where, progress=progress)
                 if not len(file_rows):
                     raise _no_overlap(name, src, req.radius, req.primary)
-                notes.append(f"note: {name}: {total} rows streamed; the {len(file_rows)} that can lie within "
-                             f"{req.radius:g} arcsec of a primary are matched")
+                notes.append(
+                    f"note: {name}: {total} rows streamed; the {len(file_rows)} that can lie within "
+                    f"{req.radius:g} arcsec of a primary are matched"
+                )
                 lc = make_catalog(name, t, src, header, total_rows=total, footprint_sample=sample, **opts)
                 lc.rows = file_rows
             else:
@@ -226,8 +268,10 @@ def run(req: Request, progress: bool = False) -> list[str]:
             near = near or _near_mask(req, P)
             lc.catalog.field_rows = near(lc.catalog.ra, lc.catalog.dec)
         if method == "bayes" and not lc.error_note:
-            raise DataError(f"catalogue {name} ({src}) has no positional-error column; give --pos-err {name}=COLUMN "
-                            f"or --pos-err {name}=ARCSEC (NWAY-style fixed error)")
+            raise DataError(
+                f"catalogue {name} ({src}) has no positional-error column; give --pos-err {name}=COLUMN "
+                f"or --pos-err {name}=ARCSEC (NWAY-style fixed error)"
+            )
         lc.profile = profiles[name]
         secs.append(lc)
 
@@ -242,25 +286,58 @@ def run(req: Request, progress: bool = False) -> list[str]:
             bar.close()
     notes += more
     result = extra.pop("_result", None)
-    cat_prov = {lc.catalog.name: {"source": lc.source, "rows": lc.catalog.n_total or lc.catalog.n,
-                                  "rows_matched": lc.catalog.n, "area_deg2": lc.catalog.area_deg2,
-                                  "area": lc.area_note, "errors": lc.error_note,
-                                  "density_full_sky": lc.catalog.density()} for lc in [P, *secs]}
+    cat_prov = {
+        lc.catalog.name: {
+            "source": lc.source,
+            "rows": lc.catalog.n_total or lc.catalog.n,
+            "rows_matched": lc.catalog.n,
+            "area_deg2": lc.catalog.area_deg2,
+            "area": lc.area_note,
+            "errors": lc.error_note,
+            "density_full_sky": lc.catalog.density(),
+        }
+        for lc in [P, *secs]
+    }
     extra.update({"catalogues": cat_prov, "remote": remote_prov})
-    canon = {lc.catalog.name: {"profile": lc.profile.name, "file": lc.profile.path.rsplit("/", 1)[-1],
-                               "bands": {b: v for b, v, _ in lc.profile.band_columns(_names_of(lc))}}
-             for lc in secs if lc.profile is not None}
+    canon = {
+        lc.catalog.name: {
+            "profile": lc.profile.name,
+            "file": lc.profile.path.rsplit("/", 1)[-1],
+            "bands": {b: v for b, v, _ in lc.profile.band_columns(_names_of(lc))},
+        }
+        for lc in secs
+        if lc.profile is not None
+    }
     if canon:
         extra["known_catalogues"] = canon
-    params = {"catalogs": cats, "method": method, "radius_arcsec": req.radius, "pos_err": pos or None,
-              "prior_completeness": completeness, "mag": [list(m) for m in req.mags] or None,
-              "mag_min_post": req.mag_min_post, "min_prob": req.min_prob, "all": req.all_rows,
-              "area": areas or None, "ellipse": req.ellipse, "columns": user_map or None}
-    stage_io.write_output(out, output, stage="crossmatch", parameters=params, inputs=inputs,
-                          overwrite=req.overwrite, extra_provenance={"crossmatch": extra})
+    params = {
+        "catalogs": cats,
+        "method": method,
+        "radius_arcsec": req.radius,
+        "pos_err": pos or None,
+        "prior_completeness": completeness,
+        "mag": [list(m) for m in req.mags] or None,
+        "mag_min_post": req.mag_min_post,
+        "min_prob": req.min_prob,
+        "all": req.all_rows,
+        "area": areas or None,
+        "ellipse": req.ellipse,
+        "columns": user_map or None,
+    }
+    stage_io.write_output(
+        out,
+        output,
+        stage="crossmatch",
+        parameters=params,
+        inputs=inputs,
+        overwrite=req.overwrite,
+        extra_provenance={"crossmatch": extra},
+    )
     for lc in [P, *secs]:
-        notes.append(f"note: {lc.catalog.name}: {lc.catalog.n_total or lc.catalog.n} rows, area {lc.area_note}"
-                     + (f"; errors {lc.error_note}" if lc.error_note else ""))
+        notes.append(
+            f"note: {lc.catalog.name}: {lc.catalog.n_total or lc.catalog.n} rows, area {lc.area_note}"
+            + (f"; errors {lc.error_note}" if lc.error_note else "")
+        )
     if output != tables.STDIO:
         notes.append(f"wrote {out.num_rows} rows x {out.num_columns} columns to {output}")
     if req.calibrate:
@@ -307,8 +384,10 @@ def _progress_bar(enabled: bool, n1: int, k: int, chunk: int | None):
 
 
 def _no_overlap(name: str, src: str, radius: float, primary: str) -> DataError:
-    return DataError(f"no source of catalogue {name} ({src}) lies within {radius:g} arcsec of any source of "
-                     f"{primary}: the footprints do not overlap (or the coordinates/radius are wrong)")
+    return DataError(
+        f"no source of catalogue {name} ({src}) lies within {radius:g} arcsec of any source of "
+        f"{primary}: the footprints do not overlap (or the coordinates/radius are wrong)"
+    )
 
 
 def _gathered(lc: LoadedCatalog, members: np.ndarray, chunk: int | None):
@@ -334,8 +413,10 @@ def split_profile(name: str, value: str) -> tuple[str, known.Profile | None]:
     prof = prof or known.profile(name)
     if src.lower().rstrip(":") in remote.SERVICES and prof is not None:  # else remote.parse says what is wrong
         if not prof.vizier:
-            raise DataError(f"--catalog {name}={value}: known catalogue {prof.name} has no VizieR table; "
-                            f"give a file or {src.rstrip(':')}:TABLE")
+            raise DataError(
+                f"--catalog {name}={value}: known catalogue {prof.name} has no VizieR table; "
+                f"give a file or {src.rstrip(':')}:TABLE"
+            )
         src = f"{src.rstrip(':').lower()}:{prof.vizier}"
     return src, prof
 
@@ -361,45 +442,65 @@ def _run_positional(req: Request, method: str, pt, P: LoadedCatalog, secs, tick)
         if len(secs) != 1:
             raise DataError("--method all pairs one counterpart catalogue at a time; give one --catalog")
         lc = secs[0]
-        pairs = search_around(P.catalog.ra, P.catalog.dec, lc.catalog.ra, lc.catalog.dec, req.radius,
-                              chunk=req.chunk_size, progress=tick)
+        pairs = search_around(
+            P.catalog.ra, P.catalog.dec, lc.catalog.ra, lc.catalog.dec, req.radius, chunk=req.chunk_size, progress=tick
+        )
         if not len(pairs):
             raise _no_overlap(lc.catalog.name, lc.source, req.radius, req.primary)
         g, rows, m = _gathered(lc, pairs.idx2, req.chunk_size)
         base = _take(pt, pairs.idx1)
         new = _counterpart(lc, g, rows, m, [sep_column(lc.catalog.name, pairs.sep)])
-        notes.append(f"note: {len(pairs)} pairs within {req.radius:g} arcsec "
-                     f"({len(np.unique(pairs.idx1))} of {P.catalog.n} primaries have one)")
+        notes.append(
+            f"note: {len(pairs)} pairs within {req.radius:g} arcsec "
+            f"({len(np.unique(pairs.idx1))} of {P.catalog.n} primaries have one)"
+        )
         return assemble(base, new), {}, notes
     new = []
     for lc in secs:
-        idx, sep = nearest(P.catalog.ra, P.catalog.dec, lc.catalog.ra, lc.catalog.dec, req.radius,
-                           chunk=req.chunk_size, progress=tick)
+        idx, sep = nearest(
+            P.catalog.ra, P.catalog.dec, lc.catalog.ra, lc.catalog.dec, req.radius, chunk=req.chunk_size, progress=tick
+        )
         if not (idx >= 0).any():
             raise _no_overlap(lc.catalog.name, lc.source, req.radius, req.primary)
         g, rows, m = _gathered(lc, idx, req.chunk_size)
         new += _counterpart(lc, g, rows, m, [sep_column(lc.catalog.name, sep)])
-        notes.append(f"note: {lc.catalog.name}: {int((idx >= 0).sum())} of {P.catalog.n} primaries have a "
-                     f"neighbour within {req.radius:g} arcsec")
+        notes.append(
+            f"note: {lc.catalog.name}: {int((idx >= 0).sum())} of {P.catalog.n} primaries have a "
+            f"neighbour within {req.radius:g} arcsec"
+        )
     return assemble(pt, new), {}, notes
 
 
 def _run_bayes(req: Request, pt, P: LoadedCatalog, secs, completeness, tick):
-    res = bayes.match(P.catalog, [lc.catalog for lc in secs], req.radius, completeness=completeness,
-                      ellipse=req.ellipse, mag_min_post=req.mag_min_post, chunk=req.chunk_size, progress=tick)
+    res = bayes.match(
+        P.catalog,
+        [lc.catalog for lc in secs],
+        req.radius,
+        completeness=completeness,
+        ellipse=req.ellipse,
+        mag_min_post=req.mag_min_post,
+        chunk=req.chunk_size,
+        progress=tick,
+    )
     comb = res.comb
     for k, lc in enumerate(secs):
         if not (comb.members[:, k] >= 0).any():
             raise _no_overlap(lc.catalog.name, lc.source, req.radius, req.primary)
-    hists = {label: {"lo_hi_selected_others": h.rows().tolist(), "secure": h.n_secure, "field": h.n_field}
-             for label, h in res.histograms.items()}
+    hists = {
+        label: {"lo_hi_selected_others": h.rows().tolist(), "secure": h.n_secure, "field": h.n_field}
+        for label, h in res.histograms.items()
+    }
     extra = {"histograms": hists, "_result": res}
-    notes = [f"note: {len(comb) - len(comb.start)} candidate combinations for {P.catalog.n} primaries; "
-             f"{int((res.p_any > 0.5).sum())} have P_ANY > 0.5, {int((res.p_any > 0.9).sum())} > 0.9"]
+    notes = [
+        f"note: {len(comb) - len(comb.start)} candidate combinations for {P.catalog.n} primaries; "
+        f"{int((res.p_any > 0.5).sum())} have P_ANY > 0.5, {int((res.p_any > 0.9).sum())} > 0.9"
+    ]
     for label, h in res.histograms.items():
         if h.n_secure:
-            notes.append(f"note: --mag {label} auto: {h.n_secure} secure counterparts, {h.n_field} field sources, "
-                         f"{len(h.selected)} bins")
+            notes.append(
+                f"note: --mag {label} auto: {h.n_secure} secure counterparts, {h.n_field} field sources, "
+                f"{len(h.selected)} bins"
+            )
     if req.all_rows:
         out = _all_rows_table(req, pt, secs, res)
     else:
@@ -418,13 +519,17 @@ def _all_rows_table(req, pt, secs, res):
         g, rows, m = _gathered(lc, comb.members[keep, k], req.chunk_size)
         new += _counterpart(lc, g, rows, m, [sep_column(lc.catalog.name, comb.sep[keep, k])])
     new += [
-        NewColumn("NCAT", comb.ncat[keep].astype(np.int16), "", "number of catalogues in this combination (primary included)"),
+        NewColumn(
+            "NCAT", comb.ncat[keep].astype(np.int16), "", "number of catalogues in this combination (primary included)"
+        ),
         NewColumn("DIST_BAYESFACTOR", res.log_bf[keep], "", "log10 positional Bayes factor (Budavari & Szalay 2008)"),
         NewColumn("DIST_POST", res.dist_post[keep], "", "positional posterior of this association alone"),
         NewColumn("P_SINGLE", res.p_single[keep], "", "posterior of this association alone incl. attribute priors"),
         NewColumn("P_ANY", res.p_any_row[keep], "", "probability that the primary source has any counterpart"),
         NewColumn("P_I", res.p_i[keep], "", "probability that this combination is the right one, given there is one"),
-        NewColumn("MATCH_FLAG", res.match_flag[keep], "", "1: most probable combination; 2: p_i > 0.5 x best; 0: other"),
+        NewColumn(
+            "MATCH_FLAG", res.match_flag[keep], "", "1: most probable combination; 2: p_i > 0.5 x best; 0: other"
+        ),
     ]
     for label, lb in res.log_bias.items():
         new.append(NewColumn(f"BIAS_{label}", 10.0 ** lb[keep], "", f"attribute prior factor q(m)/n(m) for {label}"))
@@ -455,11 +560,22 @@ def _best_table(req, pt, secs, res):
             marg = np.bincount(inv, weights=res.p_i, minlength=len(uniq))[inv]
         m = m_all[best]
         g, rows, m_file = _gathered(lc, m, req.chunk_size)
-        new += _counterpart(lc, g, rows, m_file, [
-            sep_column(name, comb.sep[best, k]),
-            NewColumn(f"{name}_P_I", np.where(m >= 0, marg[best], 0.0), "",
-                      f"probability that this {name} source is the counterpart, given there is one "
-                      "(summed over combinations with it)")])
+        new += _counterpart(
+            lc,
+            g,
+            rows,
+            m_file,
+            [
+                sep_column(name, comb.sep[best, k]),
+                NewColumn(
+                    f"{name}_P_I",
+                    np.where(m >= 0, marg[best], 0.0),
+                    "",
+                    f"probability that this {name} source is the counterpart, given there is one "
+                    "(summed over combinations with it)",
+                ),
+            ],
+        )
     new += [
         NewColumn("P_ANY", res.p_any, "", "probability that the primary source has any counterpart"),
         NewColumn("P_I", p_i, "", "probability of the best combination of counterparts, given there is one"),
@@ -471,21 +587,37 @@ def _best_table(req, pt, secs, res):
 def _run_calibration(req, P, secs, res, completeness, out_path, inputs) -> list[str]:
     fake, _ = calib.shifted_primary(P.catalog, req.calibrate_shift, req.radius)
     fixed = [calib.with_fixed_histograms(lc.catalog, res) for lc in secs]
-    r2 = bayes.match(fake, fixed, req.radius, completeness=completeness, ellipse=req.ellipse,
-                     mag_min_post=req.mag_min_post, chunk=req.chunk_size)
+    r2 = bayes.match(
+        fake,
+        fixed,
+        req.radius,
+        completeness=completeness,
+        ellipse=req.ellipse,
+        mag_min_post=req.mag_min_post,
+        chunk=req.chunk_size,
+    )
     cols = calib.false_positive_curve(res.p_any, r2.p_any)
-    fields, arrays = zip(*(c.to_field_array(len(cols[0].values)) for c in cols))
+    fields, arrays = zip(*(c.to_field_array(len(cols[0].values)) for c in cols), strict=True)
     table = pa.Table.from_arrays(list(arrays), schema=pa.schema(list(fields)))
-    tables.write_table(table, out_path, overwrite=req.overwrite, inputs=inputs,
-                       provenance=Provenance("crossmatch-calibrate", {"shift_arcsec": req.calibrate_shift,
-                                                                      "radius_arcsec": req.radius,
-                                                                      "fake_primaries": fake.n}, inputs))
+    tables.write_table(
+        table,
+        out_path,
+        overwrite=req.overwrite,
+        inputs=inputs,
+        provenance=Provenance(
+            "crossmatch-calibrate",
+            {"shift_arcsec": req.calibrate_shift, "radius_arcsec": req.radius, "fake_primaries": fake.n},
+            inputs,
+        ),
+    )
     cuts = cols[0].values
     fpr = cols[1].values
     parts = []
     for rate in (0.10, 0.05, 0.01):
         c = calib.cut_for_rate(cuts, fpr, rate)
         parts.append(f"FPR {rate:.0%}: P_ANY > {c:.2f}" if c is not None else f"FPR {rate:.0%}: not reached")
-    return [f"calibration ({fake.n} primaries shifted by {req.calibrate_shift:g} arcsec): " + "; ".join(parts)
-            + f"; table in {out_path}"]
-
+    return [
+        f"calibration ({fake.n} primaries shifted by {req.calibrate_shift:g} arcsec): "
+        + "; ".join(parts)
+        + f"; table in {out_path}"
+    ]

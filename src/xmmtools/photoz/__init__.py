@@ -14,9 +14,9 @@ Kept light on purpose: ``xmmtools info`` imports this module (no numpy/scikit-le
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Iterable, Mapping
+from functools import cache, lru_cache
 
 from xmmtools.columns import Need
 from xmmtools.stages import StageSpec, register
@@ -25,7 +25,7 @@ from xmmtools.stages import StageSpec, register
 READINESS_MODEL = "galaxy"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _model_doc(name: str) -> dict:
     from importlib import resources
 
@@ -56,14 +56,23 @@ class PhotozSpec(StageSpec):
         from xmmtools.bands import inputs_from_mapping, resolve_inputs
 
         doc = _model_doc(self.model)
-        return resolve_inputs(list(available), inputs_from_mapping(doc.get("bands"), f"photoz model {self.model}"),
-                              user_map=user_map, recorded=doc.get("training", {}).get("columns") or {},
-                              what=f"photoz model {self.model}")
+        return resolve_inputs(
+            list(available),
+            inputs_from_mapping(doc.get("bands"), f"photoz model {self.model}"),
+            user_map=user_map,
+            recorded=doc.get("training", {}).get("columns") or {},
+            what=f"photoz model {self.model}",
+        )
 
 
-SPEC = register(PhotozSpec(
-    name="photoz",
-    summary="TPZ photometric redshift PDFs (Z_PHOT, Z_PDF, ...) from optical/IR magnitudes",
-    needs=[Need("CLASS", "source class from classify (only extragalactic rows are processed)",
-                kind="any", optional=True)],
-))
+SPEC = register(
+    PhotozSpec(
+        name="photoz",
+        summary="TPZ photometric redshift PDFs (Z_PHOT, Z_PDF, ...) from optical/IR magnitudes",
+        needs=[
+            Need(
+                "CLASS", "source class from classify (only extragalactic rows are processed)", kind="any", optional=True
+            )
+        ],
+    )
+)

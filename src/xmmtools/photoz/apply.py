@@ -6,8 +6,8 @@ chunks through :func:`photoz_columns`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -32,7 +32,7 @@ _DESCRIPTIONS = {
     "Z_U95": "upper bound of the central 95% photo-z interval",
     "Z_CONF": "photo-z PDF mass within Z_PHOT +- 0.02(1+Z_PHOT) (TPZ zConf)",
     "Z_FLAG": "photo-z flags: 1 attribute missing, 2 no attributes, 4 outside training range, "
-              "8 rare missing-band pattern, 16 not extragalactic (skipped)",
+    "8 rare missing-band pattern, 16 not extragalactic (skipped)",
 }
 
 
@@ -47,8 +47,10 @@ def route(classes: np.ndarray | None, names: Sequence[str], *, all_rows: bool) -
     if classes is None:
         return None
     n = len(classes)
-    cls = np.array([("" if c is None else c.decode() if isinstance(c, bytes) else str(c)).strip().upper()
-                    for c in classes], dtype=object)
+    cls = np.array(
+        [("" if c is None else c.decode() if isinstance(c, bytes) else str(c)).strip().upper() for c in classes],
+        dtype=object,
+    )
     agn = np.array([c in AGN_CLASSES or c.startswith(("AGN", "QSO")) for c in cls], dtype=bool)
     gal = np.array([c in GALAXY_CLASSES for c in cls], dtype=bool)
     out = np.full(n, len(names) - 1 if all_rows else -1, np.int64)
@@ -72,8 +74,9 @@ class Applier:
 
     def columns(self, get: Callable[[str], np.ndarray], n: int, which: np.ndarray | None) -> list[NewColumn]:
         """New columns for ``n`` rows; ``which`` (model index per row, -1 skip) or None = model 0."""
-        return photoz_columns(self.models, self.attrs, get, n, which, pdf_format=self.pdf_format,
-                              n_jobs=self.n_jobs, edges=self.edges)
+        return photoz_columns(
+            self.models, self.attrs, get, n, which, pdf_format=self.pdf_format, n_jobs=self.n_jobs, edges=self.edges
+        )
 
 
 def photoz_columns(
@@ -97,7 +100,7 @@ def photoz_columns(
         pdf_out = np.full((n, len(edges) - 1), np.nan, np.float32)
     elif pdf_format == "quantiles":
         pdf_out = np.full((n, len(QUANTILE_LEVELS)), np.nan, np.float32)
-    for k, (model, aset) in enumerate(zip(models, attrs)):
+    for k, (model, aset) in enumerate(zip(models, attrs, strict=True)):
         rows = np.flatnonzero(which == k)
         if not len(rows):
             continue
@@ -116,8 +119,11 @@ def photoz_columns(
     if pdf_format == "grid":
         cols.append(NewColumn("Z_PDF", pdf_out, "", pdf_description(edges)))
     elif pdf_format == "quantiles":
-        cols.append(NewColumn("Z_PDF_Q", pdf_out, "",
-                              "photo-z PDF quantiles at levels " + ",".join(f"{q:g}" for q in QUANTILE_LEVELS)))
+        cols.append(
+            NewColumn(
+                "Z_PDF_Q", pdf_out, "", "photo-z PDF quantiles at levels " + ",".join(f"{q:g}" for q in QUANTILE_LEVELS)
+            )
+        )
     return cols
 
 
@@ -145,8 +151,11 @@ def model_feeds(model: Model, available: Sequence[str], user_map: Mapping[str, s
 def oob_columns(model: Model) -> list[NewColumn]:
     """Out-of-bag Z_* columns (and Z_PDF) of a freshly trained model's training rows."""
     p, est = model.oob
-    cols = [NewColumn(k, np.asarray(v, np.float32), "", "out-of-bag " + _DESCRIPTIONS[k]) for k, v in est.items()
-            if k != "Z_FLAG"]
+    cols = [
+        NewColumn(k, np.asarray(v, np.float32), "", "out-of-bag " + _DESCRIPTIONS[k])
+        for k, v in est.items()
+        if k != "Z_FLAG"
+    ]
     cols.append(NewColumn("Z_FLAG", est["Z_FLAG"], "", _DESCRIPTIONS["Z_FLAG"]))
     cols.append(NewColumn("Z_PDF", p.astype(np.float32), "", "out-of-bag " + pdf_description(model.grid.edges)))
     return cols
@@ -161,12 +170,17 @@ def pdf_description(edges: np.ndarray) -> str:
     return f"photo-z PDF: probability in each redshift bin (sums to 1); {grid}"
 
 
-def provenance_extra(models: Sequence[Model], paths: Mapping[str, str], pdf_format: str,
-                     edges: np.ndarray) -> dict:
+def provenance_extra(models: Sequence[Model], paths: Mapping[str, str], pdf_format: str, edges: np.ndarray) -> dict:
     info = {
-        "models": {m.name: {"file": paths.get(m.name), "attributes": m.attributes,
-                            "training_checksum": m.info.get("training", {}).get("checksum_sha256"),
-                            "grid": [m.grid.zmin, m.grid.zmax, m.grid.nzbins]} for m in models},
+        "models": {
+            m.name: {
+                "file": paths.get(m.name),
+                "attributes": m.attributes,
+                "training_checksum": m.info.get("training", {}).get("checksum_sha256"),
+                "grid": [m.grid.zmin, m.grid.zmax, m.grid.nzbins],
+            }
+            for m in models
+        },
         "pdf_format": pdf_format,
     }
     if pdf_format == "grid":

@@ -16,8 +16,8 @@ missing.  Nothing is imputed: missing attributes stay NaN and the trees route th
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -33,8 +33,8 @@ SIGMA_CLIP = (0.001, 0.3)
 class Attribute:
     """One model attribute as resolved on a table."""
 
-    name: str                      # as the model writes it: "u", "u-g"
-    column: str | None             # the table column holding it (None for a derived colour)
+    name: str  # as the model writes it: "u", "u-g"
+    column: str | None  # the table column holding it (None for a derived colour)
     parts: tuple[str, str] | None  # base names (A, B) when it moves as A − B
 
 
@@ -43,11 +43,11 @@ class AttributeSet:
     """Attributes resolved on one table: where each value and each error comes from."""
 
     attributes: list[Attribute]
-    bases: list[str]                        # measured quantities that get perturbed
-    base_columns: dict[str, str]            # base name -> table column
-    error_columns: dict[str, str | None]    # base name -> error column (None: unknown)
+    bases: list[str]  # measured quantities that get perturbed
+    base_columns: dict[str, str]  # base name -> table column
+    error_columns: dict[str, str | None]  # base name -> error column (None: unknown)
     missing: tuple[float, ...] = ()
-    coef: np.ndarray = field(init=False)    # (n_attributes, n_bases): attribute = Σ coef·base
+    coef: np.ndarray = field(init=False)  # (n_attributes, n_bases): attribute = Σ coef·base
 
     def __post_init__(self) -> None:
         idx = {b: k for k, b in enumerate(self.bases)}
@@ -74,8 +74,10 @@ class AttributeSet:
         lacking = [b for b in self.bases if not self.error_columns.get(b)]
         if lacking:
             tried = ", ".join(p.format(x=lacking[0]) for p in ERROR_PATTERNS[:4])
-            raise ColumnError(f"{what}: no error column for {', '.join(lacking)} (tried {tried}, ...); "
-                              "give --errors, or --nrandom 1 to train without perturbations")
+            raise ColumnError(
+                f"{what}: no error column for {', '.join(lacking)} (tried {tried}, ...); "
+                "give --errors, or --nrandom 1 to train without perturbations"
+            )
 
     def values(self, get: Callable[[str], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """(X, sigma): attribute matrix (n, n_attr) with NaN for missing, and the clipped
@@ -155,9 +157,11 @@ def resolve_attributes(
         col = find(s)
         parts = _colour_parts(s, find)
         if col is None and parts is None:
-            raise ColumnError(f"attribute {s}: {source} has no column {s}"
-                              + (" (nor the two magnitudes of the colour)" if "-" in s else "")
-                              + (_near(s, available) or f"; map one with --columns {s}=COLUMN"))
+            raise ColumnError(
+                f"attribute {s}: {source} has no column {s}"
+                + (" (nor the two magnitudes of the colour)" if "-" in s else "")
+                + (_near(s, available) or f"; map one with --columns {s}=COLUMN")
+            )
         if parts is not None:
             for p in parts:
                 if p not in base_cols:
@@ -171,8 +175,9 @@ def resolve_attributes(
     return AttributeSet(attrs, list(dict.fromkeys(bases)), base_cols, err_cols, tuple(missing))
 
 
-def missing_attributes(specs: Sequence[str], available: Sequence[str],
-                       user_map: Mapping[str, str] | None = None) -> list[str]:
+def missing_attributes(
+    specs: Sequence[str], available: Sequence[str], user_map: Mapping[str, str] | None = None
+) -> list[str]:
     """Attributes :func:`resolve_attributes` could not find on a table (same name resolution),
     in order; a colour ``A-B`` is left out when its magnitude A or B is already listed."""
     find = _finder(available, user_map)
@@ -180,7 +185,7 @@ def missing_attributes(specs: Sequence[str], available: Sequence[str],
     for s in (x.strip() for x in specs if x.strip()):
         if find(s) is not None or _colour_parts(s, find) is not None:
             continue
-        halves = {h.strip() for i, ch in enumerate(s) if ch == "-" for h in (s[:i], s[i + 1:])}
+        halves = {h.strip() for i, ch in enumerate(s) if ch == "-" for h in (s[:i], s[i + 1 :])}
         if not halves & set(out):
             out.append(s)
     return out
@@ -206,7 +211,7 @@ def _colour_parts(spec: str, find) -> tuple[str, str] | None:
     """'A-B' -> (A, B) when both are columns; tries every '-' position (names may hold '-')."""
     for i, ch in enumerate(spec):
         if ch == "-" and 0 < i < len(spec) - 1:
-            a, b = spec[:i].strip(), spec[i + 1:].strip()
+            a, b = spec[:i].strip(), spec[i + 1 :].strip()
             if find(a) is not None and find(b) is not None:
                 return a, b
     return None
@@ -227,10 +232,12 @@ def _errors(attrs, bases, base_cols, errors, find, available, source, stored):
         else:
             real = [a for a in attrs if a.column is not None]
             if len(errors) != len(real):
-                raise DataError(f"--errors lists {len(errors)} columns but {len(real)} attributes are "
-                                f"columns ({', '.join(a.name for a in real)}); give one per column "
-                                "attribute in the same order, or NAME=ERR pairs")
-            given = {a.name: e for a, e in zip(real, errors)}
+                raise DataError(
+                    f"--errors lists {len(errors)} columns but {len(real)} attributes are "
+                    f"columns ({', '.join(a.name for a in real)}); give one per column "
+                    "attribute in the same order, or NAME=ERR pairs"
+                )
+            given = {a.name: e for a, e in zip(real, errors, strict=True)}
     known = {a.name for a in attrs} | set(bases)
     for k in given:
         if k not in known:
@@ -240,8 +247,9 @@ def _errors(attrs, bases, base_cols, errors, find, available, source, stored):
         if b in given:
             col = find(given[b])
             if col is None:
-                raise ColumnError(f"error column {given[b]} for {b}: {source} has no such column"
-                                  + _near(given[b], available))
+                raise ColumnError(
+                    f"error column {given[b]} for {b}: {source} has no such column" + _near(given[b], available)
+                )
             out[b] = col
             continue
         if stored and stored.get(b) and find(stored[b]) is not None:

@@ -54,22 +54,41 @@ def photoz():
 @photoz.command("apply")
 @click.argument("input")
 @click.option("-o", "--output", default=None, help="Output table (default: INPUT_photoz.EXT beside it; '-' = stdout).")
-@click.option("--model", "model_name", default="auto", show_default=True,
-              help="galaxy, agn, a model .json file, or auto (CLASS AGN-like rows -> agn, other "
-                   "extragalactic rows -> galaxy; without CLASS, agn for every row).")
+@click.option(
+    "--model",
+    "model_name",
+    default="auto",
+    show_default=True,
+    help="galaxy, agn, a model .json file, or auto (CLASS AGN-like rows -> agn, other "
+    "extragalactic rows -> galaxy; without CLASS, agn for every row).",
+)
 @click.option("--all", "all_rows", is_flag=True, help="Also estimate rows whose CLASS is not extragalactic.")
-@click.option("--pdf-format", type=click.Choice(["grid", "quantiles", "none"]), default="grid", show_default=True,
-              help="Z_PDF on the model grid, Z_PDF_Q quantiles, or no PDF column.")
-@click.option("--smooth", type=click.FloatRange(min=0), default=None, metavar="SIGMAFACTOR",
-              help="Override the model's Gaussian PDF smoothing (in bins; MLZ SigmaFactor).")
-@click.option("--cut", type=click.FloatRange(0, 1), default=None, metavar="FRACTION",
-              help="Override the model's cut of bins below FRACTION x peak (MLZ: 0.2).")
+@click.option(
+    "--pdf-format",
+    type=click.Choice(["grid", "quantiles", "none"]),
+    default="grid",
+    show_default=True,
+    help="Z_PDF on the model grid, Z_PDF_Q quantiles, or no PDF column.",
+)
+@click.option(
+    "--smooth",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SIGMAFACTOR",
+    help="Override the model's Gaussian PDF smoothing (in bins; MLZ SigmaFactor).",
+)
+@click.option(
+    "--cut",
+    type=click.FloatRange(0, 1),
+    default=None,
+    metavar="FRACTION",
+    help="Override the model's cut of bins below FRACTION x peak (MLZ: 0.2).",
+)
 @click.option("--jobs", type=click.IntRange(min=1), default=None, help="Threads (default: all cores).")
 @output_options
 @common_options
 @pass_settings
-def apply(s, input, output, model_name, all_rows, pdf_format, smooth, cut, jobs, overwrite, column_map,
-          chunk_size):
+def apply(s, input, output, model_name, all_rows, pdf_format, smooth, cut, jobs, overwrite, column_map, chunk_size):
     """Add Z_PHOT, Z_MEAN, Z_MEDIAN, Z_ERR, Z_L68/U68, Z_L95/U95, Z_CONF, Z_FLAG and Z_PDF.
 
     \b
@@ -94,13 +113,15 @@ def apply(s, input, output, model_name, all_rows, pdf_format, smooth, cut, jobs,
         if model_name == "auto":
             names = ["agn", "galaxy"] if has_class else ["agn"]
             if not has_class and not s.quiet:
-                click.echo("note: no CLASS column; using the agn model for every row "
-                           "(--model galaxy for normal galaxies)", err=True)
+                click.echo(
+                    "note: no CLASS column; using the agn model for every row (--model galaxy for normal galaxies)",
+                    err=True,
+                )
         else:
             names = [model_name]
         paths = {n: model_path(n) for n in names}
         models = [load_model(paths[n]) for n in names]
-        for n, m in zip(names, models):
+        for n, m in zip(names, models, strict=True):
             m.name = n if n in ("agn", "galaxy") else m.name
             if smooth is not None:
                 m.smooth = smooth
@@ -110,15 +131,28 @@ def apply(s, input, output, model_name, all_rows, pdf_format, smooth, cut, jobs,
         # which column feeds each magnitude: --columns, the model's recorded map, its own name,
         # the canonical band (SDSS_U from crossmatch), a known alias; AB/Vega offsets applied
         feeds = {m.name: model_feeds(m, available, user_map) for m in models}
-        attrs = [resolve_attributes(m.attributes, available, source=input,
-                                    user_map={**{k: f.column for k, f in feeds[m.name].items()}, **user_map},
-                                    missing=m.missing, stored_errors={}) for m in models]
+        attrs = [
+            resolve_attributes(
+                m.attributes,
+                available,
+                source=input,
+                user_map={**{k: f.column for k, f in feeds[m.name].items()}, **user_map},
+                missing=m.missing,
+                stored_errors={},
+            )
+            for m in models
+        ]
         offsets = {f.column: f.offset for fs in feeds.values() for f in fs.values() if f.offset}
         app = Applier(models, attrs, pdf_format, n_jobs)
         state.update(app=app, names=names, has_class=has_class, offsets=offsets)
-        extra["photoz"].update(provenance_extra(
-            models, {m.name: os.path.basename(paths[n]) for n, m in zip(names, models)}, pdf_format,
-            app.edges)["photoz"])
+        extra["photoz"].update(
+            provenance_extra(
+                models,
+                {m.name: os.path.basename(paths[n]) for n, m in zip(names, models, strict=True)},
+                pdf_format,
+                app.edges,
+            )["photoz"]
+        )
         used = {n: {k: f.to_json() for k, f in fs.items()} for n, fs in feeds.items() if fs}
         if used:
             extra["photoz"]["inputs"] = used
@@ -140,12 +174,27 @@ def apply(s, input, output, model_name, all_rows, pdf_format, smooth, cut, jobs,
 
     # filled in by setup() on the first chunk, before the output (and its provenance) is opened
     extra: dict = {"photoz": {}}
-    params = {"model": model_name, "all": all_rows, "pdf_format": pdf_format, "smooth": smooth, "cut": cut,
-              "columns": user_map or None}
+    params = {
+        "model": model_name,
+        "all": all_rows,
+        "pdf_format": pdf_format,
+        "smooth": smooth,
+        "cut": cut,
+        "columns": user_map or None,
+    }
     try:
-        out, rows = stage_io.run_rowwise(input, output, spec=SPEC, compute=compute, parameters=params,
-                                         user_map=user_map, overwrite=overwrite, chunk_rows=chunk_size,
-                                         progress=s.progress, extra_provenance=extra)
+        out, rows = stage_io.run_rowwise(
+            input,
+            output,
+            spec=SPEC,
+            compute=compute,
+            parameters=params,
+            user_map=user_map,
+            overwrite=overwrite,
+            chunk_rows=chunk_size,
+            progress=s.progress,
+            extra_provenance=extra,
+        )
     except ValueError as e:  # scikit-learn input checks surface as ValueError
         raise DataError(f"{input}: {' '.join(str(e).split())}") from None
     if out != "-" and not s.quiet:
@@ -154,18 +203,31 @@ def apply(s, input, output, model_name, all_rows, pdf_format, smooth, cut, jobs,
 
 # -----------------------------------------------------------------------------------------
 
+
 @photoz.command("train")
 @click.argument("specz")
 @click.option("-o", "--output", required=True, help="Model file (.json; the arrays go beside it as .npz).")
-@click.option("--attributes", required=False, metavar="A,B,A-B,...",
-              help="Attribute columns; A-B that is not a column is the colour A - B.")
-@click.option("--errors", metavar="E1,E2,... | A=EA,...", default=None,
-              help="Error column per column attribute (same order), or NAME=ERR pairs (default: eX, "
-                   "X_err, sig_X, ...).")
+@click.option(
+    "--attributes",
+    required=False,
+    metavar="A,B,A-B,...",
+    help="Attribute columns; A-B that is not a column is the colour A - B.",
+)
+@click.option(
+    "--errors",
+    metavar="E1,E2,... | A=EA,...",
+    default=None,
+    help="Error column per column attribute (same order), or NAME=ERR pairs (default: eX, X_err, sig_X, ...).",
+)
 @click.option("--z-column", default=None, help="Spectroscopic redshift column (default: zs, z_spec, redshift, ...).")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
-              help="MLZ-style 'Key : value' file (NRandom, NTrees, Natt, MinLeaf, zmin, zmax, nzbins, "
-                   "Attributes, SigmaFactor, RmsFactor); command-line options win.")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="MLZ-style 'Key : value' file (NRandom, NTrees, Natt, MinLeaf, zmin, zmax, nzbins, "
+    "Attributes, SigmaFactor, RmsFactor); command-line options win.",
+)
 @click.option("--nrandom", type=int, default=None, help="NRandom: perturbed realisations [4].")
 @click.option("--ntrees", type=int, default=None, help="NTrees: trees per realisation [25].")
 @click.option("--natt", type=int, default=None, help="Natt: attributes tried per split [3].")
@@ -174,36 +236,105 @@ def apply(s, input, output, model_name, all_rows, pdf_format, smooth, cut, jobs,
 @click.option("--zmax", type=float, default=None, help="Grid upper edge [max z rounded up].")
 @click.option("--nzbins", type=click.IntRange(2, 65535), default=None, help="Grid bins [80].")
 @click.option("--seed", type=int, default=20131483, show_default=True)
-@click.option("--leaf-weight", type=click.Choice(["counts", "tree"]), default="counts", show_default=True,
-              help="counts: every leaf redshift counts once (MLZ); tree: each tree sums to 1.")
-@click.option("--smooth", type=click.FloatRange(min=0), default=None, metavar="SIGMAFACTOR",
-              help="Gaussian PDF smoothing in bins (MLZ SigmaFactor) [0: off].")
-@click.option("--cut", type=click.FloatRange(0, 1), default=0.0, show_default=True,
-              help="Zero bins below this fraction of the peak (MLZ: 0.2).")
-@click.option("--mode-smooth", type=ModeSmooth(), default="auto", show_default=True, metavar="auto|BINS",
-              help="Gaussian smoothing (bins) used only to locate the PDF mode Z_PHOT; auto: the width "
-                   "with the lowest out-of-bag sigma_NMAD on the training set.")
+@click.option(
+    "--leaf-weight",
+    type=click.Choice(["counts", "tree"]),
+    default="counts",
+    show_default=True,
+    help="counts: every leaf redshift counts once (MLZ); tree: each tree sums to 1.",
+)
+@click.option(
+    "--smooth",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SIGMAFACTOR",
+    help="Gaussian PDF smoothing in bins (MLZ SigmaFactor) [0: off].",
+)
+@click.option(
+    "--cut",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Zero bins below this fraction of the peak (MLZ: 0.2).",
+)
+@click.option(
+    "--mode-smooth",
+    type=ModeSmooth(),
+    default="auto",
+    show_default=True,
+    metavar="auto|BINS",
+    help="Gaussian smoothing (bins) used only to locate the PDF mode Z_PHOT; auto: the width "
+    "with the lowest out-of-bag sigma_NMAD on the training set.",
+)
 @click.option("--rms-factor", type=float, default=None, help="Z_CONF half-width factor [0.02].")
-@click.option("--missing", "missing", type=float, multiple=True,
-              help="Magnitude value meaning 'not measured' (e.g. -99, or 0 for 2MASS); repeatable.")
-@click.option("--drop-bad-z", is_flag=True,
-              help="Drop rows whose redshift is missing or outside the grid instead of failing.")
+@click.option(
+    "--missing",
+    "missing",
+    type=float,
+    multiple=True,
+    help="Magnitude value meaning 'not measured' (e.g. -99, or 0 for 2MASS); repeatable.",
+)
+@click.option(
+    "--drop-bad-z", is_flag=True, help="Drop rows whose redshift is missing or outside the grid instead of failing."
+)
 @click.option("--no-importance", is_flag=True, help="Skip the permutation importance.")
-@click.option("--oob-table", default=None, metavar="FILE",
-              help="Also write the training columns used, with out-of-bag Z_* columns and Z_PDF, to FILE.")
+@click.option(
+    "--oob-table",
+    default=None,
+    metavar="FILE",
+    help="Also write the training columns used, with out-of-bag Z_* columns and Z_PDF, to FILE.",
+)
 @click.option("--name", default=None, help="Model name recorded in the file [file stem].")
-@click.option("--bands", "band_map", default=None, metavar="A=BAND[:SYSTEM],...",
-              help="Declare magnitudes as canonical counterpart bands (e.g. u=SDSS_U,W1=WISE_W1:AB; system "
-                   "default: the band's own), so crossmatch's SDSS_U... feed the model without --columns.")
+@click.option(
+    "--bands",
+    "band_map",
+    default=None,
+    metavar="A=BAND[:SYSTEM],...",
+    help="Declare magnitudes as canonical counterpart bands (e.g. u=SDSS_U,W1=WISE_W1:AB; system "
+    "default: the band's own), so crossmatch's SDSS_U... feed the model without --columns.",
+)
 @click.option("--jobs", type=click.IntRange(min=1), default=None, help="Threads (default: all cores).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing model file.")
-@click.option("--columns", "column_map", metavar="NAME=COL[,...]", multiple=True,
-              help="Map attribute names to this table's columns, e.g. u=u_mag.")
+@click.option(
+    "--columns",
+    "column_map",
+    metavar="NAME=COL[,...]",
+    multiple=True,
+    help="Map attribute names to this table's columns, e.g. u=u_mag.",
+)
 @common_options
 @pass_settings
-def train(s, specz, output, attributes, errors, z_column, config_file, nrandom, ntrees, natt, minleaf, zmin,
-          zmax, nzbins, seed, leaf_weight, smooth, cut, mode_smooth, rms_factor, missing, drop_bad_z,
-          no_importance, oob_table, name, band_map, jobs, overwrite, column_map):
+def train(
+    s,
+    specz,
+    output,
+    attributes,
+    errors,
+    z_column,
+    config_file,
+    nrandom,
+    ntrees,
+    natt,
+    minleaf,
+    zmin,
+    zmax,
+    nzbins,
+    seed,
+    leaf_weight,
+    smooth,
+    cut,
+    mode_smooth,
+    rms_factor,
+    missing,
+    drop_bad_z,
+    no_importance,
+    oob_table,
+    name,
+    band_map,
+    jobs,
+    overwrite,
+    column_map,
+):
     """Train a TPZ model on a table with spectroscopic redshifts.
 
     \b
@@ -242,8 +373,7 @@ def train(s, specz, output, attributes, errors, z_column, config_file, nrandom, 
     err_arg = None
     if errors:
         err_arg = [e for e in errors.split(",")]
-    aset = resolve_attributes(attr_list, names, source=specz, user_map=user_map, errors=err_arg,
-                              missing=missing)
+    aset = resolve_attributes(attr_list, names, source=specz, user_map=user_map, errors=err_arg, missing=missing)
     t = tables.read_table(specz, list(dict.fromkeys([zcol, *aset.columns_needed()])))
     z = tables.to_numpy(t.column(zcol), float)
     zmin_v = _pick(zmin, cfg.get("zmin"), 0.0)
@@ -256,21 +386,41 @@ def train(s, specz, output, attributes, errors, z_column, config_file, nrandom, 
         keep = np.isfinite(z) & (z >= grid.zmin) & (z <= grid.zmax)
         if not s.quiet and (~keep).any():
             click.echo(f"note: dropped {(~keep).sum()} rows with a missing or out-of-grid {zcol}", err=True)
-    params = ForestParams(int(_pick(nrandom, cfg.get("nrandom"), 4)), int(_pick(ntrees, cfg.get("ntrees"), 25)),
-                          int(_pick(natt, cfg.get("natt"), 3)), int(_pick(minleaf, cfg.get("minleaf"), 5)),
-                          seed, leaf_weight)
+    params = ForestParams(
+        int(_pick(nrandom, cfg.get("nrandom"), 4)),
+        int(_pick(ntrees, cfg.get("ntrees"), 25)),
+        int(_pick(natt, cfg.get("natt"), 3)),
+        int(_pick(minleaf, cfg.get("minleaf"), 5)),
+        seed,
+        leaf_weight,
+    )
 
     def get(c):
         v = tables.to_numpy(t.column(c), float)
         return v if keep is None else v[keep]
 
-    model = train_model(name or os.path.basename(output)[:-5], aset, get, z if keep is None else z[keep], grid,
-                        params, smooth=float(_pick(smooth, cfg.get("smooth"), 0.0)), cut=cut,
-                        rms_factor=float(_pick(rms_factor, cfg.get("rms_factor"), 0.02)), mode_smooth=mode_smooth,
-                        importance=not no_importance, n_jobs=jobs or os.cpu_count() or 1, source=specz,
-                        info={"file": os.path.basename(specz), "file_sha256": tables.file_sha256(specz),
-                              "z_column": zcol, "columns": {a.name: a.column for a in aset.attributes},
-                              "dropped_rows": int((~keep).sum()) if keep is not None else 0})
+    model = train_model(
+        name or os.path.basename(output)[:-5],
+        aset,
+        get,
+        z if keep is None else z[keep],
+        grid,
+        params,
+        smooth=float(_pick(smooth, cfg.get("smooth"), 0.0)),
+        cut=cut,
+        rms_factor=float(_pick(rms_factor, cfg.get("rms_factor"), 0.02)),
+        mode_smooth=mode_smooth,
+        importance=not no_importance,
+        n_jobs=jobs or os.cpu_count() or 1,
+        source=specz,
+        info={
+            "file": os.path.basename(specz),
+            "file_sha256": tables.file_sha256(specz),
+            "z_column": zcol,
+            "columns": {a.name: a.column for a in aset.attributes},
+            "dropped_rows": int((~keep).sum()) if keep is not None else 0,
+        },
+    )
     if declared:
         model.info["bands"] = declared
     model.save(output)
@@ -278,31 +428,53 @@ def train(s, specz, output, attributes, errors, z_column, config_file, nrandom, 
         from xmmtools.photoz.apply import oob_columns
 
         rows = t if keep is None else t.filter(pa.array(keep))
-        tables.write_table(tables.add_columns(rows, oob_columns(model)), oob_table, overwrite=overwrite,
-                           inputs=[specz], provenance=tables.Provenance(
-                               "photoz-oob", {"model": os.path.basename(output)}, [specz]))
+        tables.write_table(
+            tables.add_columns(rows, oob_columns(model)),
+            oob_table,
+            overwrite=overwrite,
+            inputs=[specz],
+            provenance=tables.Provenance("photoz-oob", {"model": os.path.basename(output)}, [specz]),
+        )
     if not s.quiet:
         m = model.info["oob_metrics"]
-        click.echo(f"wrote {output} ({params.n_random * params.n_trees} trees on {m['n']} "
-                   f"rows); OOB sigma_NMAD {m['sigma_nmad']:.4f}, outliers(>0.15) {m['outliers_015']:.3f}, "
-                   f"CRPS {m['crps']:.4f}, PIT KS {m['pit_ks']:.3f}; Z_PHOT mode smoothing "
-                   f"{model.mode_smooth:g} bins", err=True)
+        click.echo(
+            f"wrote {output} ({params.n_random * params.n_trees} trees on {m['n']} "
+            f"rows); OOB sigma_NMAD {m['sigma_nmad']:.4f}, outliers(>0.15) {m['outliers_015']:.3f}, "
+            f"CRPS {m['crps']:.4f}, PIT KS {m['pit_ks']:.3f}; Z_PHOT mode smoothing "
+            f"{model.mode_smooth:g} bins",
+            err=True,
+        )
 
 
 # -----------------------------------------------------------------------------------------
+
 
 @photoz.command("evaluate")
 @click.argument("specz")
 @click.option("--model", "model_name", default="galaxy", show_default=True, help="galaxy, agn or a model .json.")
 @click.option("--z-column", default=None, help="Spectroscopic redshift column (default: zs, z_spec, redshift, ...).")
-@click.option("--report", type=click.Path(file_okay=False), default=None,
-              help="Folder for metrics.json and figures (z_phot vs z_spec, PIT histogram, N(z)).")
-@click.option("--smooth", type=click.FloatRange(min=0), default=None, metavar="SIGMAFACTOR",
-              help="Override the model's PDF smoothing (bins).")
+@click.option(
+    "--report",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder for metrics.json and figures (z_phot vs z_spec, PIT histogram, N(z)).",
+)
+@click.option(
+    "--smooth",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SIGMAFACTOR",
+    help="Override the model's PDF smoothing (bins).",
+)
 @click.option("--cut", type=click.FloatRange(0, 1), default=None, help="Override the model's peak cut.")
 @click.option("--jobs", type=click.IntRange(min=1), default=None, help="Threads (default: all cores).")
-@click.option("--columns", "column_map", metavar="NAME=COL[,...]", multiple=True,
-              help="Map attribute names to this table's columns, e.g. u=u_mag.")
+@click.option(
+    "--columns",
+    "column_map",
+    metavar="NAME=COL[,...]",
+    multiple=True,
+    help="Map attribute names to this table's columns, e.g. u=u_mag.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @common_options
 def evaluate(specz, model_name, z_column, report, smooth, cut, jobs, column_map, as_json):
@@ -333,9 +505,14 @@ def evaluate(specz, model_name, z_column, report, smooth, cut, jobs, column_map,
     info = tables.inspect_table(specz)
     zcol = _find_column(z_column, info.schema.names, specz)
     feeds = model_feeds(model, info.schema.names, user_map)
-    aset = resolve_attributes(model.attributes, info.schema.names, source=specz,
-                              user_map={**{k: f.column for k, f in feeds.items()}, **user_map},
-                              missing=model.missing, stored_errors={})
+    aset = resolve_attributes(
+        model.attributes,
+        info.schema.names,
+        source=specz,
+        user_map={**{k: f.column for k, f in feeds.items()}, **user_map},
+        missing=model.missing,
+        stored_errors={},
+    )
     offsets = {f.column: f.offset for f in feeds.values() if f.offset}
     t = tables.read_table(specz, list(dict.fromkeys([zcol, *aset.columns_needed()])))
     z = tables.to_numpy(t.column(zcol), float)
@@ -360,9 +537,20 @@ def evaluate(specz, model_name, z_column, report, smooth, cut, jobs, column_map,
 
 # -----------------------------------------------------------------------------------------
 
-MLZ_KEYS = {"nrandom": "nrandom", "ntrees": "ntrees", "natt": "natt", "minleaf": "minleaf", "zmin": "zmin",
-            "zmax": "zmax", "nzbins": "nzbins", "attributes": "attributes", "sigmafactor": "smooth",
-            "rmsfactor": "rms_factor", "z_column": "z_column", "predictionattribute": "z_column"}
+MLZ_KEYS = {
+    "nrandom": "nrandom",
+    "ntrees": "ntrees",
+    "natt": "natt",
+    "minleaf": "minleaf",
+    "zmin": "zmin",
+    "zmax": "zmax",
+    "nzbins": "nzbins",
+    "attributes": "attributes",
+    "sigmafactor": "smooth",
+    "rmsfactor": "rms_factor",
+    "z_column": "z_column",
+    "predictionattribute": "z_column",
+}
 
 
 def read_mlz_config(path: str) -> dict:
@@ -428,5 +616,6 @@ def _find_column(name, names, source):
     for g in Z_COLUMN_GUESSES:
         if g.upper() in upper:
             return upper[g.upper()]
-    raise ColumnError(f"{source}: no spectroscopic redshift column found (tried {', '.join(Z_COLUMN_GUESSES)}); "
-                      "give --z-column")
+    raise ColumnError(
+        f"{source}: no spectroscopic redshift column found (tried {', '.join(Z_COLUMN_GUESSES)}); give --z-column"
+    )

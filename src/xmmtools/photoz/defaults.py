@@ -22,8 +22,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from xmmtools.photoz.attributes import resolve_attributes
 from xmmtools.photoz.model import Model, cross_validate, train_model
 from xmmtools.photoz.tpz import ForestParams, Grid
@@ -53,22 +51,38 @@ class Recipe:
     def command(self) -> str:
         cols = ",".join(f"{k}={v}" for k, v in self.columns.items())
         p, g = self.params, self.grid
-        return (f"xmmtools photoz train tests/data/photoz/{self.table} --z-column {self.z_column} "
-                f"--attributes {','.join(self.attributes)}" + (f" --columns {cols}" if cols else "")
-                + "".join(f" --missing {m:g}" for m in self.missing)
-                + f" --zmin {g.zmin:g} --zmax {g.zmax:g} --nzbins {g.nzbins} --nrandom {p.n_random}"
-                f" --ntrees {p.n_trees} --natt {p.natt} --minleaf {p.min_leaf} --seed {p.seed}"
-                f" --mode-smooth {self.mode_smooth if isinstance(self.mode_smooth, str) else f'{self.mode_smooth:g}'}"
-                + (f" --bands {','.join(f'{a}={b}' for a, b in self.bands)}" if self.bands else "")
-                + f" --name {self.name} -o {self.name}.json")
+        return (
+            f"xmmtools photoz train tests/data/photoz/{self.table} --z-column {self.z_column} "
+            f"--attributes {','.join(self.attributes)}"
+            + (f" --columns {cols}" if cols else "")
+            + "".join(f" --missing {m:g}" for m in self.missing)
+            + f" --zmin {g.zmin:g} --zmax {g.zmax:g} --nzbins {g.nzbins} --nrandom {p.n_random}"
+            f" --ntrees {p.n_trees} --natt {p.natt} --minleaf {p.min_leaf} --seed {p.seed}"
+            f" --mode-smooth {self.mode_smooth if isinstance(self.mode_smooth, str) else f'{self.mode_smooth:g}'}"
+            + (f" --bands {','.join(f'{a}={b}' for a, b in self.bands)}" if self.bands else "")
+            + f" --name {self.name} -o {self.name}.json"
+        )
 
 
 RECIPES = {
-    "galaxy": Recipe("galaxy", "sdss_mgs_train.parquet", "zs", ["u", "g", "r", "i", "z", *COLOURS], {},
-                     Grid(0.001, 0.3, 80), ForestParams(n_random=4, n_trees=25, natt=5, min_leaf=5, seed=20131483)),
-    "agn": Recipe("agn", "sdss_dr3_quasars.parquet", "z", ["u", "g", "r", "i", "z", *COLOURS],
-                  {"u": "u_mag", "g": "g_mag", "r": "r_mag", "i": "i_mag", "z": "z_mag"},
-                  Grid(0.0, 6.0, 200), ForestParams(n_random=2, n_trees=25, natt=5, min_leaf=5, seed=20131483)),
+    "galaxy": Recipe(
+        "galaxy",
+        "sdss_mgs_train.parquet",
+        "zs",
+        ["u", "g", "r", "i", "z", *COLOURS],
+        {},
+        Grid(0.001, 0.3, 80),
+        ForestParams(n_random=4, n_trees=25, natt=5, min_leaf=5, seed=20131483),
+    ),
+    "agn": Recipe(
+        "agn",
+        "sdss_dr3_quasars.parquet",
+        "z",
+        ["u", "g", "r", "i", "z", *COLOURS],
+        {"u": "u_mag", "g": "g_mag", "r": "r_mag", "i": "i_mag", "z": "z_mag"},
+        Grid(0.0, 6.0, 200),
+        ForestParams(n_random=2, n_trees=25, natt=5, min_leaf=5, seed=20131483),
+    ),
 }
 
 
@@ -85,31 +99,43 @@ def build(name: str, *, n_jobs: int = 2, cv: bool = False) -> Model:
     get = lambda c: t[c].to_numpy()  # noqa: E731
     aset = resolve_attributes(r.attributes, t.column_names, source=r.table, user_map=r.columns, missing=r.missing)
     z = t[r.z_column].to_numpy()
-    model = train_model(name, aset, get, z, r.grid, r.params, mode_smooth=r.mode_smooth, n_jobs=n_jobs,
-                        source=r.table, info={"file": r.table, "file_sha256": file_sha256(path),
-                                              "z_column": r.z_column, "columns": r.columns})
+    model = train_model(
+        name,
+        aset,
+        get,
+        z,
+        r.grid,
+        r.params,
+        mode_smooth=r.mode_smooth,
+        n_jobs=n_jobs,
+        source=r.table,
+        info={"file": r.table, "file_sha256": file_sha256(path), "z_column": r.z_column, "columns": r.columns},
+    )
     model.info["bands"] = {a: {"band": b, "system": "AB"} for a, b in r.bands}
     model.info["command"] = r.command()
     model.info["trained_on"] = {
         "galaxy": "SDSS Main Galaxy Sample (MLZ 1.2 test data): r < 17.8 galaxies, 0.003 < z < 0.28, "
-                  "extinction-corrected ugriz model magnitudes. Not for AGN, QSOs, faint or z > 0.3 sources.",
+        "extinction-corrected ugriz model magnitudes. Not for AGN, QSOs, faint or z > 0.3 sources.",
         "agn": "SDSS DR3 spectroscopic quasars (Schneider et al. 2005): broad-line, optically selected, "
-               "i < 21.8, 0.08 < z < 5.41, ugriz PSF magnitudes NOT extinction corrected. Not for "
-               "obscured AGN or host-dominated sources; quasar colour degeneracies give ~12 % outliers.",
+        "i < 21.8, 0.08 < z < 5.41, ugriz PSF magnitudes NOT extinction corrected. Not for "
+        "obscured AGN or host-dominated sources; quasar colour degeneracies give ~12 % outliers.",
     }[name]
     if name == "galaxy":
         te = pq.read_table(DATA / "sdss_mgs_test.parquet")
         X, _ = resolve_attributes(r.attributes, te.column_names, source="test").values(lambda c: te[c].to_numpy())
         p, est = model.estimate(X, n_jobs=n_jobs)
-        model.info["test_metrics"] = {"table": "sdss_mgs_test.parquet",
-                                      **metrics.all_metrics(p, r.grid.edges, te["zs"].to_numpy(), est)}
+        model.info["test_metrics"] = {
+            "table": "sdss_mgs_test.parquet",
+            **metrics.all_metrics(p, r.grid.edges, te["zs"].to_numpy(), est),
+        }
     else:
         X, _ = aset.values(lambda c: get(c)[:2000])
         p, est = model.estimate(X, n_jobs=n_jobs)
         model.info["resubstitution_first_2000"] = metrics.all_metrics(p, r.grid.edges, z[:2000], est)
         if cv:
-            _, _, m = cross_validate(aset, get, z, r.grid, r.params, folds=5, seed=20261121, n_jobs=n_jobs,
-                                     mode_smooth=r.mode_smooth)
+            _, _, m = cross_validate(
+                aset, get, z, r.grid, r.params, folds=5, seed=20261121, n_jobs=n_jobs, mode_smooth=r.mode_smooth
+            )
             model.info["cv5_metrics"] = {"folds": 5, "shuffle_seed": 20261121, **m}
     return model
 

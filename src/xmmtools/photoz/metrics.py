@@ -85,8 +85,9 @@ def all_metrics(p: np.ndarray, edges: np.ndarray, z_spec: np.ndarray, estimates:
     out = point_metrics(estimates["Z_PHOT"], z_spec)
     for key, name in (("Z_MEAN", "mean"), ("Z_MEDIAN", "median")):
         m = point_metrics(estimates[key], z_spec)
-        out.update({f"{name}_{k}": v for k, v in m.items() if k in ("bias", "sigma_nmad", "outliers_015",
-                                                                    "outliers_005")})
+        out.update(
+            {f"{name}_{k}": v for k, v in m.items() if k in ("bias", "sigma_nmad", "outliers_015", "outliers_005")}
+        )
     out.update(pdf_metrics(p, edges, z_spec))
     return out
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -20,17 +21,25 @@ from xmmtools.errors import DataError
 from xmmtools.photoz import metrics as _metrics
 from xmmtools.photoz.attributes import AttributeSet
 from xmmtools.photoz.pdf import normalise, postprocess, summarise
-from xmmtools.photoz.tpz import (MIN_PATTERN_ROWS, Forest, ForestParams, Grid, oob_pdf, pattern_key,
-                                 train_forest, training_checksum)
+from xmmtools.photoz.tpz import (
+    MIN_PATTERN_ROWS,
+    Forest,
+    ForestParams,
+    Grid,
+    oob_pdf,
+    pattern_key,
+    train_forest,
+    training_checksum,
+)
 
 FORMAT = "xmmtools-photoz-tpz"
 FORMAT_VERSION = 1
 
 #: Z_FLAG bits (documented in docs/photoz.md).
-FLAG_MISSING = 1        # at least one attribute missing
-FLAG_NO_DATA = 2        # every attribute missing: no estimate
+FLAG_MISSING = 1  # at least one attribute missing
+FLAG_NO_DATA = 2  # every attribute missing: no estimate
 FLAG_EXTRAPOLATION = 4  # an attribute outside the training range
-FLAG_RARE_PATTERN = 8   # this pattern of missing attributes had < MIN_PATTERN_ROWS training rows
+FLAG_RARE_PATTERN = 8  # this pattern of missing attributes had < MIN_PATTERN_ROWS training rows
 FLAG_NOT_EXTRAGALACTIC = 16  # CLASS is not extragalactic: skipped
 
 #: Widths (bins) tried by ``mode_smooth="auto"``: the Gaussian smoothing used only to locate the
@@ -45,8 +54,8 @@ class Model:
     error_columns: dict[str, str | None]
     missing: tuple[float, ...]
     forest: Forest
-    ranges: np.ndarray                  # (n_attr, 2) training min, max
-    patterns: dict[int, int]            # missing-pattern bit mask -> training rows
+    ranges: np.ndarray  # (n_attr, 2) training min, max
+    patterns: dict[int, int]  # missing-pattern bit mask -> training rows
     smooth: float = 0.0
     cut: float = 0.0
     rms_factor: float = 0.02
@@ -92,7 +101,7 @@ class Model:
         flag = np.where(miss.any(axis=1), FLAG_MISSING, 0)
         flag |= np.where(miss.all(axis=1), FLAG_NO_DATA, 0)
         with np.errstate(invalid="ignore"):
-            out = (X < self.ranges[:, 0]) | (X > self.ranges[:, 1])
+            out = (self.ranges[:, 0] > X) | (self.ranges[:, 1] < X)
         flag |= np.where(out.any(axis=1), FLAG_EXTRAPOLATION, 0)
         flag |= np.where(self.rare_pattern(X) & ~miss.all(axis=1), FLAG_RARE_PATTERN, 0)
         return flag.astype(np.int16)
@@ -118,7 +127,7 @@ class Model:
             "member_offsets": np.concatenate([[0], np.cumsum([len(a) for a in f.leaf_bins])]).astype(np.int64),
             # scikit-learn grows depth first: a split node's left child is the next node, so only
             # the right child is stored, as an offset (0 marks a leaf)
-            "right_step": np.concatenate([_right_step(lf, r) for lf, r in zip(f.left, f.right)]),
+            "right_step": np.concatenate([_right_step(lf, r) for lf, r in zip(f.left, f.right, strict=True)]),
             "feature": np.concatenate(f.feature).astype(np.int16),
             "threshold": np.concatenate(f.threshold).astype(np.float32),
             "nan_left": np.concatenate(f.nan_left).astype(bool),
@@ -128,16 +137,30 @@ class Model:
         }
         _atomic_npz(npz, arrays)
         doc = {
-            "format": FORMAT, "format_version": FORMAT_VERSION, "name": self.name,
-            "arrays": os.path.basename(npz), "arrays_sha256": _sha256(npz),
-            "attributes": self.attributes, "error_columns": self.error_columns,
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "name": self.name,
+            "arrays": os.path.basename(npz),
+            "arrays_sha256": _sha256(npz),
+            "attributes": self.attributes,
+            "error_columns": self.error_columns,
             "missing_values": list(self.missing),
             "grid": {"zmin": f.grid.zmin, "zmax": f.grid.zmax, "nzbins": f.grid.nzbins},
-            "parameters": {"NRandom": f.params.n_random, "NTrees": f.params.n_trees, "Natt": f.params.natt,
-                           "MinLeaf": f.params.min_leaf, "seed": f.params.seed,
-                           "leaf_weight": f.params.leaf_weight, "n_features": f.n_features},
-            "postprocess": {"smooth": self.smooth, "cut": self.cut, "RmsFactor": self.rms_factor,
-                            "mode_smooth": self.mode_smooth},
+            "parameters": {
+                "NRandom": f.params.n_random,
+                "NTrees": f.params.n_trees,
+                "Natt": f.params.natt,
+                "MinLeaf": f.params.min_leaf,
+                "seed": f.params.seed,
+                "leaf_weight": f.params.leaf_weight,
+                "n_features": f.n_features,
+            },
+            "postprocess": {
+                "smooth": self.smooth,
+                "cut": self.cut,
+                "RmsFactor": self.rms_factor,
+                "mode_smooth": self.mode_smooth,
+            },
             "missing_patterns": {str(k): v for k, v in sorted(self.patterns.items())},
             **self.info,
         }
@@ -152,29 +175,60 @@ def load_model(path: str) -> Model:
     a = model_files.read_npz(npz, doc.get("arrays_sha256"), json_path=path)
     g, prm = doc["grid"], doc["parameters"]
     grid = Grid(float(g["zmin"]), float(g["zmax"]), int(g["nzbins"]))
-    params = ForestParams(prm["NRandom"], prm["NTrees"], prm["Natt"], prm["MinLeaf"], prm["seed"],
-                          prm.get("leaf_weight", "counts"))
+    params = ForestParams(
+        prm["NRandom"], prm["NTrees"], prm["Natt"], prm["MinLeaf"], prm["seed"], prm.get("leaf_weight", "counts")
+    )
 
     def split(name, offsets):
         o = a[offsets]
-        return [a[name][o[i]:o[i + 1]] for i in range(len(o) - 1)]
+        return [a[name][o[i] : o[i + 1]] for i in range(len(o) - 1)]
 
     steps = split("right_step", "node_offsets")
     nodes = [np.arange(len(st), dtype=np.int32) for st in steps]
-    left = [np.where(st > 0, i + 1, -1).astype(np.int32) for st, i in zip(steps, nodes)]
-    right = [np.where(st > 0, i + st, -1).astype(np.int32) for st, i in zip(steps, nodes)]
+    left = [np.where(st > 0, i + 1, -1).astype(np.int32) for st, i in zip(steps, nodes, strict=True)]
+    right = [np.where(st > 0, i + st, -1).astype(np.int32) for st, i in zip(steps, nodes, strict=True)]
     ptrs = [np.concatenate([[0], np.cumsum(sz, dtype=np.int64)]) for sz in split("leaf_sizes", "leaf_offsets")]
-    forest = Forest(grid, params, int(prm["n_features"]), left, right, split("feature", "node_offsets"),
-                    split("threshold", "node_offsets"), split("nan_left", "node_offsets"), ptrs,
-                    split("leaf_bins", "member_offsets"))
-    known = {"format", "format_version", "name", "arrays", "arrays_sha256", "attributes", "error_columns",
-             "missing_values", "grid", "parameters", "postprocess", "missing_patterns"}
+    forest = Forest(
+        grid,
+        params,
+        int(prm["n_features"]),
+        left,
+        right,
+        split("feature", "node_offsets"),
+        split("threshold", "node_offsets"),
+        split("nan_left", "node_offsets"),
+        ptrs,
+        split("leaf_bins", "member_offsets"),
+    )
+    known = {
+        "format",
+        "format_version",
+        "name",
+        "arrays",
+        "arrays_sha256",
+        "attributes",
+        "error_columns",
+        "missing_values",
+        "grid",
+        "parameters",
+        "postprocess",
+        "missing_patterns",
+    }
     pp = doc.get("postprocess", {})
-    return Model(doc.get("name", os.path.basename(path)), list(doc["attributes"]), dict(doc["error_columns"]),
-                 tuple(doc.get("missing_values", ())), forest, a["ranges"],
-                 {int(k): int(v) for k, v in doc.get("missing_patterns", {}).items()},
-                 float(pp.get("smooth", 0.0)), float(pp.get("cut", 0.0)), float(pp.get("RmsFactor", 0.02)),
-                 float(pp.get("mode_smooth", 0.0)), {k: v for k, v in doc.items() if k not in known})
+    return Model(
+        doc.get("name", os.path.basename(path)),
+        list(doc["attributes"]),
+        dict(doc["error_columns"]),
+        tuple(doc.get("missing_values", ())),
+        forest,
+        a["ranges"],
+        {int(k): int(v) for k, v in doc.get("missing_patterns", {}).items()},
+        float(pp.get("smooth", 0.0)),
+        float(pp.get("cut", 0.0)),
+        float(pp.get("RmsFactor", 0.02)),
+        float(pp.get("mode_smooth", 0.0)),
+        {k: v for k, v in doc.items() if k not in known},
+    )
 
 
 def train_model(
@@ -208,16 +262,22 @@ def train_model(
     X, sigma = attrs.values(get)
     bad = ~np.isfinite(z)
     if bad.any():
-        raise DataError(f"{source}: {bad.sum()} training rows have no valid spectroscopic redshift "
-                        f"(first at row {np.flatnonzero(bad)[0]}); remove them")
+        raise DataError(
+            f"{source}: {bad.sum()} training rows have no valid spectroscopic redshift "
+            f"(first at row {np.flatnonzero(bad)[0]}); remove them"
+        )
     empty = np.isnan(X).all(axis=1)
     if empty.any():
-        raise DataError(f"{source}: {empty.sum()} training rows have every attribute missing "
-                        f"(first at row {np.flatnonzero(empty)[0]}); remove them")
+        raise DataError(
+            f"{source}: {empty.sum()} training rows have every attribute missing "
+            f"(first at row {np.flatnonzero(empty)[0]}); remove them"
+        )
     outside = (z < grid.zmin) | (z > grid.zmax)
     if outside.any():
-        raise DataError(f"{source}: {outside.sum()} training redshifts lie outside the grid "
-                        f"[{grid.zmin}, {grid.zmax}] (range {z.min():.4g}-{z.max():.4g}); widen --zmin/--zmax")
+        raise DataError(
+            f"{source}: {outside.sum()} training redshifts lie outside the grid "
+            f"[{grid.zmin}, {grid.zmax}] (range {z.min():.4g}-{z.max():.4g}); widen --zmin/--zmax"
+        )
     if len(z) < 2 * params.min_leaf:
         raise DataError(f"{source}: {len(z)} training rows are too few for MinLeaf={params.min_leaf}")
     if params.n_random > 1:
@@ -228,13 +288,27 @@ def train_model(
     auto = isinstance(mode_smooth, str)
     if auto and mode_smooth != "auto":
         raise DataError(f"photoz: mode smoothing must be 'auto' or a number of bins (got {mode_smooth!r})")
-    model = Model(name, attrs.names, dict(attrs.error_columns), attrs.missing, forest, ranges,
-                  {int(k): int(c) for k, c in zip(keys, counts)}, smooth, cut, rms_factor,
-                  0.0 if auto else float(mode_smooth))
+    model = Model(
+        name,
+        attrs.names,
+        dict(attrs.error_columns),
+        attrs.missing,
+        forest,
+        ranges,
+        {int(k): int(c) for k, c in zip(keys, counts, strict=True)},
+        smooth,
+        cut,
+        rms_factor,
+        0.0 if auto else float(mode_smooth),
+    )
     model.info = {
-        "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
-        "training": {"rows": int(len(z)), "checksum_sha256": training_checksum(X, z),
-                     "z_range": [float(z.min()), float(z.max())], **dict(info or {})},
+        "created": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
+        "training": {
+            "rows": int(len(z)),
+            "checksum_sha256": training_checksum(X, z),
+            "z_range": [float(z.min()), float(z.max())],
+            **dict(info or {}),
+        },
     }
     p_oob = n_oob = None
     if auto or oob:
@@ -243,8 +317,10 @@ def train_model(
         model.mode_smooth, scores = select_mode_smooth(p_oob, model.grid.edges, z, model.rms_factor)
         model.info["mode_smooth_selection"] = {
             "method": "minimum out-of-bag sigma_NMAD of Z_PHOT on the training set (ties: smaller width)",
-            "candidates_bins": list(MODE_SMOOTH_CANDIDATES), "oob_sigma_nmad": scores,
-            "chosen_bins": model.mode_smooth}
+            "candidates_bins": list(MODE_SMOOTH_CANDIDATES),
+            "oob_sigma_nmad": scores,
+            "chosen_bins": model.mode_smooth,
+        }
     if oob:
         model.info["oob_metrics"], p, est = oob_estimates(model, X, z, inbag, (p_oob, n_oob))
         est["Z_FLAG"] = model.flags(X)
@@ -254,8 +330,13 @@ def train_model(
     return model
 
 
-def select_mode_smooth(p_oob: np.ndarray, edges: np.ndarray, z: np.ndarray, rms_factor: float = 0.02,
-                       candidates: Sequence[float] = MODE_SMOOTH_CANDIDATES) -> tuple[float, list[float]]:
+def select_mode_smooth(
+    p_oob: np.ndarray,
+    edges: np.ndarray,
+    z: np.ndarray,
+    rms_factor: float = 0.02,
+    candidates: Sequence[float] = MODE_SMOOTH_CANDIDATES,
+) -> tuple[float, list[float]]:
     """Width (bins) of the Gaussian used to locate the mode that minimises σNMAD of Z_PHOT over
     the training rows' out-of-bag PDFs ``p_oob`` (first minimum = smaller width on ties).
 
@@ -266,8 +347,10 @@ def select_mode_smooth(p_oob: np.ndarray, edges: np.ndarray, z: np.ndarray, rms_
     """
     ok = ~np.isnan(p_oob).any(axis=1)
     if not ok.any():
-        raise DataError("photoz: --mode-smooth auto needs out-of-bag PDFs, but no training row has one "
-                        "(too few rows or trees); give --mode-smooth BINS")
+        raise DataError(
+            "photoz: --mode-smooth auto needs out-of-bag PDFs, but no training row has one "
+            "(too few rows or trees); give --mode-smooth BINS"
+        )
     scores = []
     for w in candidates:
         est = summarise(p_oob[ok], edges, rms_factor, float(w))
@@ -281,8 +364,9 @@ def _oob_pdfs(model: Model, X: np.ndarray, inbag: np.ndarray) -> tuple[np.ndarra
     return postprocess(normalise(raw), smooth=model.smooth, cut=model.cut), n_trees
 
 
-def oob_estimates(model: Model, X: np.ndarray, z: np.ndarray, inbag: np.ndarray,
-                  pdfs: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[dict, np.ndarray, dict]:
+def oob_estimates(
+    model: Model, X: np.ndarray, z: np.ndarray, inbag: np.ndarray, pdfs: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[dict, np.ndarray, dict]:
     """Out-of-bag metrics, PDFs and estimates of the training set (all realisations' trees;
     see tpz.oob_pdf).  ``pdfs``: (OOB PDFs, OOB trees per row) when already computed."""
     p, n_trees = pdfs if pdfs is not None else _oob_pdfs(model, X, inbag)
@@ -292,8 +376,9 @@ def oob_estimates(model: Model, X: np.ndarray, z: np.ndarray, inbag: np.ndarray,
     return out, p, est
 
 
-def permutation_importance(model: Model, X: np.ndarray, z: np.ndarray, inbag: np.ndarray,
-                           seed: int) -> dict[str, dict[str, float]]:
+def permutation_importance(
+    model: Model, X: np.ndarray, z: np.ndarray, inbag: np.ndarray, seed: int
+) -> dict[str, dict[str, float]]:
     """Breiman (2001) permutation importance on out-of-bag PDFs.
 
     Each attribute's column is permuted among the training rows, and the rise of the OOB
@@ -344,9 +429,18 @@ def parse_attributes(text: str | Sequence[str]) -> list[str]:
     return [a.strip() for item in items for a in item.split(",") if a.strip()]
 
 
-def cross_validate(attrs: AttributeSet, get: Callable[[str], np.ndarray], z: np.ndarray, grid: Grid,
-                   params: ForestParams, *, folds: int = 5, seed: int = 20261121, n_jobs: int = 1,
-                   **model_options) -> tuple[np.ndarray, dict[str, np.ndarray], dict]:
+def cross_validate(
+    attrs: AttributeSet,
+    get: Callable[[str], np.ndarray],
+    z: np.ndarray,
+    grid: Grid,
+    params: ForestParams,
+    *,
+    folds: int = 5,
+    seed: int = 20261121,
+    n_jobs: int = 1,
+    **model_options,
+) -> tuple[np.ndarray, dict[str, np.ndarray], dict]:
     """K-fold cross-validation: pooled out-of-fold PDFs, estimates and metrics.
 
     Rows are shuffled with ``default_rng(seed)`` and split into ``folds`` parts; each part is
@@ -364,8 +458,19 @@ def cross_validate(attrs: AttributeSet, get: Callable[[str], np.ndarray], z: np.
     widths = []
     for k, test in enumerate(np.array_split(order, folds)):
         train = np.sort(np.setdiff1d(order, test))
-        m = train_model(f"fold{k}", attrs, lambda c: np.asarray(get(c))[train], z[train], grid, params,
-                        importance=False, oob=False, n_jobs=n_jobs, source=f"fold {k}", **model_options)
+        m = train_model(
+            f"fold{k}",
+            attrs,
+            lambda c: np.asarray(get(c))[train],
+            z[train],
+            grid,
+            params,
+            importance=False,
+            oob=False,
+            n_jobs=n_jobs,
+            source=f"fold {k}",
+            **model_options,
+        )
         widths.append(m.mode_smooth)
         p, e = m.estimate(X[test], n_jobs=n_jobs)
         pdfs[test] = p

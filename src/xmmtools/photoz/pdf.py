@@ -78,8 +78,9 @@ def quantiles(p: np.ndarray, edges: np.ndarray, levels, c: np.ndarray | None = N
     return out
 
 
-def summarise(p: np.ndarray, edges: np.ndarray, rms_factor: float = 0.02,
-              mode_smooth: float = 0.0) -> dict[str, np.ndarray]:
+def summarise(
+    p: np.ndarray, edges: np.ndarray, rms_factor: float = 0.02, mode_smooth: float = 0.0
+) -> dict[str, np.ndarray]:
     """Point estimates and intervals of binned PDFs (Carrasco Kind & Brunner 2013; MLZ's zConf).
 
     Z_PHOT is the mode: the centre of the most probable bin of the PDF after Gaussian smoothing
@@ -107,9 +108,14 @@ def summarise(p: np.ndarray, edges: np.ndarray, rms_factor: float = 0.02,
     half = rms_factor * (1.0 + mode)
     conf = cdf(p, edges, mode + half, c) - cdf(p, edges, mode - half, c)
     out = {
-        "Z_PHOT": mode, "Z_MEAN": mean, "Z_MEDIAN": q[:, 2],
+        "Z_PHOT": mode,
+        "Z_MEAN": mean,
+        "Z_MEDIAN": q[:, 2],
         "Z_ERR": 0.5 * (q[:, 3] - q[:, 1]),
-        "Z_L68": q[:, 1], "Z_U68": q[:, 3], "Z_L95": q[:, 0], "Z_U95": q[:, 4],
+        "Z_L68": q[:, 1],
+        "Z_U68": q[:, 3],
+        "Z_L95": q[:, 0],
+        "Z_U95": q[:, 4],
         "Z_CONF": conf,
     }
     for v in out.values():

@@ -28,8 +28,8 @@ are marginalised instead, going down both branches weighted by the training frac
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -69,11 +69,11 @@ class Grid:
 class ForestParams:
     """TPZ's parameters, with MLZ's names in the comments."""
 
-    n_random: int = 4        # NRandom: realisations of the training set (1 = no perturbation)
-    n_trees: int = 25        # NTrees: trees per realisation
-    natt: int = 3            # Natt: attributes tried per split
-    min_leaf: int = 5        # MinLeaf: minimum objects per leaf
-    seed: int = 20131483     # all randomness derives from this
+    n_random: int = 4  # NRandom: realisations of the training set (1 = no perturbation)
+    n_trees: int = 25  # NTrees: trees per realisation
+    natt: int = 3  # Natt: attributes tried per split
+    min_leaf: int = 5  # MinLeaf: minimum objects per leaf
+    seed: int = 20131483  # all randomness derives from this
     leaf_weight: str = "counts"  # 'counts' (MLZ: each leaf redshift counts once) or 'tree' (each tree sums to 1)
 
     def check(self) -> None:
@@ -96,8 +96,8 @@ class Forest:
     feature: list[np.ndarray]
     threshold: list[np.ndarray]
     nan_left: list[np.ndarray]
-    leaf_ptr: list[np.ndarray]       # per tree: CSR pointer over leaves (in node order)
-    leaf_bins: list[np.ndarray]      # per tree: redshift-bin index of each leaf member
+    leaf_ptr: list[np.ndarray]  # per tree: CSR pointer over leaves (in node order)
+    leaf_bins: list[np.ndarray]  # per tree: redshift-bin index of each leaf member
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -119,8 +119,7 @@ class Forest:
         from joblib import Parallel, delayed
 
         blocks = np.array_split(np.arange(len(X)), n_jobs)
-        parts = Parallel(n_jobs=n_jobs, prefer="threads")(
-            delayed(self._pdf_block)(X[b], idx) for b in blocks)
+        parts = Parallel(n_jobs=n_jobs, prefer="threads")(delayed(self._pdf_block)(X[b], idx) for b in blocks)
         return np.concatenate(parts)
 
     def pdf_marginal(self, X: np.ndarray, trees: Sequence[int] | None = None, n_jobs: int = 1) -> np.ndarray:
@@ -202,9 +201,9 @@ class Forest:
         acc = np.zeros((len(X), self.grid.nzbins), np.float32)
         tmp = np.empty((min(block, len(X)), self.grid.nzbins), np.float32)
         for lo in range(0, len(X), block):
-            xb, out = X[lo:lo + block], acc[lo:lo + block]
-            buf = tmp[:len(xb)]
-            for t, (hist, leaf_row) in zip(trees, tables):
+            xb, out = X[lo : lo + block], acc[lo : lo + block]
+            buf = tmp[: len(xb)]
+            for t, (hist, leaf_row) in zip(trees, tables, strict=True):
                 np.take(hist, leaf_row[self.leaves(t, xb)], axis=0, out=buf)
                 out += buf
         return acc
@@ -226,15 +225,21 @@ class Forest:
         key = ("tree", t)
         if key not in self._cache:
             try:
-                self._cache[key] = _sk_tree(self.n_features, self.left[t], self.right[t], self.feature[t],
-                                            self.threshold[t], self.nan_left[t])
+                self._cache[key] = _sk_tree(
+                    self.n_features, self.left[t], self.right[t], self.feature[t], self.threshold[t], self.nan_left[t]
+                )
             except Exception:  # a scikit-learn whose Tree state differs: walk in numpy instead
                 self._cache[key] = None
         return self._cache[key]
 
     def _leaves_numpy(self, t: int, X: np.ndarray) -> np.ndarray:
-        left, right, feat, thr, nan_left = (self.left[t], self.right[t], self.feature[t], self.threshold[t],
-                                            self.nan_left[t])
+        left, right, feat, thr, nan_left = (
+            self.left[t],
+            self.right[t],
+            self.feature[t],
+            self.threshold[t],
+            self.nan_left[t],
+        )
         node = np.zeros(len(X), np.int64)
         active = np.arange(len(X))
         while len(active):
@@ -253,8 +258,7 @@ class Forest:
             ptr, bins = self.leaf_ptr[t], self.leaf_bins[t]
             n_leaves = len(ptr) - 1
             owner = np.repeat(np.arange(n_leaves), np.diff(ptr))
-            flat = np.bincount(owner * self.grid.nzbins + bins.astype(np.int64),
-                               minlength=n_leaves * self.grid.nzbins)
+            flat = np.bincount(owner * self.grid.nzbins + bins.astype(np.int64), minlength=n_leaves * self.grid.nzbins)
             hist = flat.reshape(n_leaves, self.grid.nzbins).astype(np.float32)
             if self.params.leaf_weight == "tree":
                 hist /= np.maximum(np.diff(ptr), 1)[:, None].astype(np.float32)
@@ -296,8 +300,7 @@ def train_forest(
         rng = np.random.default_rng(ts)
         boot = rng.integers(0, n, n)
         state = int(rng.integers(0, 2**31 - 1))
-        reg = DecisionTreeRegressor(max_features=params.natt, min_samples_leaf=params.min_leaf,
-                                    random_state=state)
+        reg = DecisionTreeRegressor(max_features=params.natt, min_samples_leaf=params.min_leaf, random_state=state)
         Xb = Xr[boot]
         reg.fit(Xb, z[boot])
         tr = reg.tree_
@@ -307,12 +310,20 @@ def train_forest(
         counts = np.bincount(leaf_nodes, minlength=tr.node_count)[leaves]
         ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         bins = grid.bin_of(z[boot][order])
-        nan_left = tr.missing_go_to_left.astype(bool) if hasattr(tr, "missing_go_to_left") \
-            else np.zeros(tr.node_count, bool)
+        nan_left = (
+            tr.missing_go_to_left.astype(bool) if hasattr(tr, "missing_go_to_left") else np.zeros(tr.node_count, bool)
+        )
         inbag = np.bincount(boot, minlength=n).astype(np.uint16)
-        return (tr.children_left.astype(np.int32), tr.children_right.astype(np.int32),
-                tr.feature.astype(np.int16), float32_floor(tr.threshold), nan_left,
-                ptr, bins.astype(np.uint16), inbag)
+        return (
+            tr.children_left.astype(np.int32),
+            tr.children_right.astype(np.int32),
+            tr.feature.astype(np.int16),
+            float32_floor(tr.threshold),
+            nan_left,
+            ptr,
+            bins.astype(np.uint16),
+            inbag,
+        )
 
     if n_jobs == 1:
         out = [grow(*j) for j in jobs]
@@ -320,7 +331,7 @@ def train_forest(
         from joblib import Parallel, delayed
 
         out = Parallel(n_jobs=n_jobs, prefer="threads")(delayed(grow)(*j) for j in jobs)
-    forest = Forest(grid, params, p, *[list(col) for col in zip(*[o[:7] for o in out])])
+    forest = Forest(grid, params, p, *[list(col) for col in zip(*[o[:7] for o in out], strict=True)])
     inbag = np.stack([o[7] for o in out])
     return forest, inbag
 
@@ -394,8 +405,9 @@ def _sk_tree(n_features, left, right, feature, threshold, nan_left):
         raise DataError("this model routes missing values; it needs scikit-learn >= 1.3")
     tree = Tree(n_features, np.array([1], dtype=np.intp), 1)
     depth = _depth(left, right)
-    tree.__setstate__({"max_depth": depth, "node_count": len(left), "nodes": nodes,
-                       "values": np.zeros((len(left), 1, 1))})
+    tree.__setstate__(
+        {"max_depth": depth, "node_count": len(left), "nodes": nodes, "values": np.zeros((len(left), 1, 1))}
+    )
     return tree
 
 

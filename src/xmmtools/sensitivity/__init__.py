@@ -8,8 +8,10 @@ astropy or healpy imports): ``xmmtools info`` imports it to learn the stage's co
 from xmmtools.columns import Need
 from xmmtools.stages import StageSpec, register
 
-SPEC = register(StageSpec(
-    name="sensitivity",
-    summary="detection thresholds and Bayesian upper limits at sky positions (FLIX-style)",
-    needs=[Need("RA", "right ascension (deg)"), Need("DEC", "declination (deg)")],
-))
+SPEC = register(
+    StageSpec(
+        name="sensitivity",
+        summary="detection thresholds and Bayesian upper limits at sky positions (FLIX-style)",
+        needs=[Need("RA", "right ascension (deg)"), Need("DEC", "declination (deg)")],
+    )
+)

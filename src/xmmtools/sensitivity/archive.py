@@ -63,6 +63,7 @@ def default_cache() -> str:
 # 1. observations
 # ----------------------------------------------------------------------------------------
 
+
 def _column(names, wanted) -> str | None:
     upper = {n.upper(): n for n in names}
     return next((upper[w] for w in wanted if w in upper), None)
@@ -121,12 +122,13 @@ def select_observations(ra, dec, obs_ids, ra_pnt, dec_pnt, radius_arcmin: float 
     chord = 2.0 * np.sin(np.radians(radius_arcmin / 60.0) / 2.0)
     tree = cKDTree(unit_vectors(ra, dec))
     counts = tree.query_ball_point(unit_vectors(ra_pnt, dec_pnt), chord, return_length=True)
-    return [o for o, n in zip(obs_ids, np.atleast_1d(counts)) if n > 0]
+    return [o for o, n in zip(obs_ids, np.atleast_1d(counts), strict=True) if n > 0]
 
 
 # ----------------------------------------------------------------------------------------
 # 2.-4. cache and download
 # ----------------------------------------------------------------------------------------
+
 
 @dataclass
 class FetchResult:
@@ -137,9 +139,15 @@ class FetchResult:
     query_date: str | None = None
 
     def provenance(self, cache: str) -> dict:
-        return {"service": SERVICE, "cache": cache, "observations": sorted(self.downloaded + self.cached),
-                "downloaded": self.downloaded, "from_cache": self.cached, "without_products": self.missing,
-                "query_date": self.query_date}
+        return {
+            "service": SERVICE,
+            "cache": cache,
+            "observations": sorted(self.downloaded + self.cached),
+            "downloaded": self.downloaded,
+            "from_cache": self.cached,
+            "without_products": self.missing,
+            "query_date": self.query_date,
+        }
 
 
 def _client():
@@ -154,8 +162,16 @@ def _transient(exc: BaseException) -> bool:
     if isinstance(exc, requests.HTTPError):
         code = getattr(exc.response, "status_code", None)
         return code is None or code >= 500
-    return isinstance(exc, (ConnectionError, TimeoutError, requests.ConnectionError, requests.Timeout,
-                            requests.exceptions.ChunkedEncodingError))
+    return isinstance(
+        exc,
+        (
+            ConnectionError,
+            TimeoutError,
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        ),
+    )
 
 
 def _short(exc: BaseException) -> str:
@@ -173,16 +189,19 @@ def _request(client, obs_id: str, ptype: str, staging: str, retries: int, backof
     for attempt in range(1, retries + 1):
         try:
             with contextlib.chdir(staging):  # astroquery writes into the working folder
-                client.download_data(obs_id, level="PPS", name=ptype, extension="FTZ",
-                                     filename=f"{obs_id}_{ptype}", cache=False)
+                client.download_data(
+                    obs_id, level="PPS", name=ptype, extension="FTZ", filename=f"{obs_id}_{ptype}", cache=False
+                )
             return True
         except (UnboundLocalError, KeyError):
             # astroquery 0.4.x: the archive answers a request matching no file with a text page,
             # which download_data cannot parse (no Content-Disposition)
             return False
         except LoginError as e:
-            raise DataError(f"XMM-Newton Science Archive refused observation {obs_id} ({e}; proprietary "
-                            "data need credentials): give its products with --obs") from None
+            raise DataError(
+                f"XMM-Newton Science Archive refused observation {obs_id} ({e}; proprietary "
+                "data need credentials): give its products with --obs"
+            ) from None
         except requests.HTTPError as e:
             if not _transient(e):
                 code = getattr(e.response, "status_code", "?")
@@ -194,8 +213,10 @@ def _request(client, obs_id: str, ptype: str, staging: str, retries: int, backof
             last = e
         if attempt < retries:
             sleep(backoff * 2 ** (attempt - 1))
-    raise DataError(f"cannot reach the XMM-Newton Science Archive for {obs_id} after {retries} attempts "
-                    f"({_short(last)}); offline? give local products with --obs DIR")
+    raise DataError(
+        f"cannot reach the XMM-Newton Science Archive for {obs_id} after {retries} attempts "
+        f"({_short(last)}); offline? give local products with --obs DIR"
+    )
 
 
 def _local_name(pps_name: str, header) -> str | None:
@@ -256,8 +277,9 @@ def _unpack(staging: str, obs_id: str, ptype: str, dest: str) -> list[str]:
     return kept
 
 
-def fetch_products(obs_ids, cache: str | None = None, *, retries: int = 3, backoff: float = 2.0,
-                   log=None, client=None, sleep=None) -> FetchResult:
+def fetch_products(
+    obs_ids, cache: str | None = None, *, retries: int = 3, backoff: float = 2.0, log=None, client=None, sleep=None
+) -> FetchResult:
     """Exposure maps, counts images, background maps and masks of ``obs_ids`` in ``cache``."""
     cache = cache or default_cache()
     sleep = sleep or time.sleep
@@ -281,7 +303,7 @@ def fetch_products(obs_ids, cache: str | None = None, *, retries: int = 3, backo
                     log(f"downloading PPS products of {obs_id} from the XMM-Newton Science Archive")
                 asked = True
                 if result.query_date is None:
-                    result.query_date = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+                    result.query_date = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
                 staging = tempfile.mkdtemp(prefix=".staging-", dir=dest)
                 try:
                     found = _request(client, obs_id, ptype, staging, retries, backoff, sleep)
@@ -289,8 +311,16 @@ def fetch_products(obs_ids, cache: str | None = None, *, retries: int = 3, backo
                 finally:
                     shutil.rmtree(staging, ignore_errors=True)
                 with open(marker + ".part", "w") as f:
-                    json.dump({"obs_id": obs_id, "type": ptype, "files": files, "service": SERVICE,
-                               "date": result.query_date}, f)
+                    json.dump(
+                        {
+                            "obs_id": obs_id,
+                            "type": ptype,
+                            "files": files,
+                            "service": SERVICE,
+                            "date": result.query_date,
+                        },
+                        f,
+                    )
                 os.replace(marker + ".part", marker)
             if required and not files:
                 has_expmap = False
@@ -303,8 +333,9 @@ def fetch_products(obs_ids, cache: str | None = None, *, retries: int = 3, backo
             if log:
                 log(f"warning: the XMM-Newton Science Archive has no EPIC exposure maps for {obs_id}; skipped")
     if not result.folders:
-        raise DataError(f"the XMM-Newton Science Archive has no EPIC PPS exposure maps for observation(s) "
-                        f"{', '.join(obs_ids)}")
+        raise DataError(
+            f"the XMM-Newton Science Archive has no EPIC PPS exposure maps for observation(s) {', '.join(obs_ids)}"
+        )
     return result
 
 
@@ -337,8 +368,17 @@ def discover(folders: list[str], bands=None) -> list:
     return products
 
 
-def products_for(table, ra, dec, source: str, obslist: str | None, cache: str | None,
-                 radius_arcmin: float = FIELD_RADIUS_ARCMIN, log=None, **fetch) -> tuple[list[str], dict]:
+def products_for(
+    table,
+    ra,
+    dec,
+    source: str,
+    obslist: str | None,
+    cache: str | None,
+    radius_arcmin: float = FIELD_RADIUS_ARCMIN,
+    log=None,
+    **fetch,
+) -> tuple[list[str], dict]:
     """``--download`` in one call: the product folders of the observations covering the
     positions, and the provenance record (service, observations, query date)."""
     if obslist:
@@ -352,8 +392,10 @@ def products_for(table, ra, dec, source: str, obslist: str | None, cache: str | 
     else:
         chosen = select_observations(ra, dec, ids, ra_pnt, dec_pnt, radius_arcmin)
     if not chosen:
-        raise DataError(f"no observation of {src} ({len(ids)}) has its pointing within {radius_arcmin:g}' "
-                        f"of any of the {len(ra)} position(s): nothing to download")
+        raise DataError(
+            f"no observation of {src} ({len(ids)}) has its pointing within {radius_arcmin:g}' "
+            f"of any of the {len(ra)} position(s): nothing to download"
+        )
     if log:
         log(f"{len(chosen)} of {len(ids)} observations of {src} are within {radius_arcmin:g}' of the positions")
     cache = cache or default_cache()

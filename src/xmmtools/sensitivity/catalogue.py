@@ -33,16 +33,23 @@ def catalogue_spec(bands=DEFAULT_BANDS) -> StageSpec:
     for cam in columns.INSTRUMENTS:
         needs += [Need(f"{cam}_OFFAX", optional=True), Need(f"{cam}_FILTER", kind="text", optional=True)]
         for b in _raw_bands(bands):
-            needs += [Need(columns.exposure_column(cam, b), optional=True),
-                      Need(columns.background_column(cam, b), optional=True)]
-    return StageSpec("sensitivity", "detection thresholds from a 4XMM detection catalogue", needs,
-                     any_of=[[Need(f"{c}_OFFAX") for c in columns.INSTRUMENTS]])
+            needs += [
+                Need(columns.exposure_column(cam, b), optional=True),
+                Need(columns.background_column(cam, b), optional=True),
+            ]
+    return StageSpec(
+        "sensitivity",
+        "detection thresholds from a 4XMM detection catalogue",
+        needs,
+        any_of=[[Need(f"{c}_OFFAX") for c in columns.INSTRUMENTS]],
+    )
 
 
-def catalogue_thresholds(cols, bands=DEFAULT_BANDS, likelihood: float = 10.0,
-                         radius_arcsec: float = 30.0) -> list[NewColumn]:
+def catalogue_thresholds(
+    cols, bands=DEFAULT_BANDS, likelihood: float = 10.0, radius_arcsec: float = 30.0
+) -> list[NewColumn]:
     """``<CAM>_<b>_THRESH_FLUX`` for PN/M1/M2 and ``EP_<b>_THRESH_FLUX`` (best camera)."""
-    area_pix = np.pi * radius_arcsec ** 2 / BG_PIXEL_ARCSEC ** 2
+    area_pix = np.pi * radius_arcsec**2 / BG_PIXEL_ARCSEC**2
     out: list[NewColumn] = []
     n = len(cols)
     for b in bands:
@@ -62,13 +69,25 @@ def catalogue_thresholds(cols, bands=DEFAULT_BANDS, likelihood: float = 10.0,
             flux = rate_to_flux(threshold_rate(bkg, eef, exp, likelihood), ecf)
             flux = np.where(exp > 0, flux, np.nan)
             best = np.fmin(best, flux)
-            out.append(NewColumn(f"{cam}_{b}_THRESH_FLUX", flux, "erg/cm2/s",
-                                 f"{cam} flux of a source at the detection threshold L={likelihood:g} in band {b} "
-                                 f"({lo:g}-{hi:g} keV) at this position, {radius_arcsec:g}\" aperture"))
+            out.append(
+                NewColumn(
+                    f"{cam}_{b}_THRESH_FLUX",
+                    flux,
+                    "erg/cm2/s",
+                    f"{cam} flux of a source at the detection threshold L={likelihood:g} in band {b} "
+                    f'({lo:g}-{hi:g} keV) at this position, {radius_arcsec:g}" aperture',
+                )
+            )
         if not any_cam:
             raise ColumnError(f"sensitivity --from-catalogue: no camera has OFFAX, EXP and BG columns for band {b}")
-        out.append(NewColumn(f"EP_{b}_THRESH_FLUX", np.where(np.isfinite(best), best, np.nan), "erg/cm2/s",
-                             f"best (lowest) camera threshold flux in band {b} ({lo:g}-{hi:g} keV)"))
+        out.append(
+            NewColumn(
+                f"EP_{b}_THRESH_FLUX",
+                np.where(np.isfinite(best), best, np.nan),
+                "erg/cm2/s",
+                f"best (lowest) camera threshold flux in band {b} ({lo:g}-{hi:g} keV)",
+            )
+        )
     return out
 
 

@@ -13,55 +13,149 @@ _TEXT_LISTS = (".txt", ".lis", ".list", ".dat", ".pos", ".coo")
 
 
 def _method_options(f):
-    f = click.option("--ecf", "ecf", multiple=True, metavar="VALUE|CAM=VALUE",
-                     help="Override ECFs (1e11 counts cm2/erg): one value for all cameras or PN=6.85 etc.")(f)
-    f = click.option("--nh", type=click.FloatRange(min=0), default=3e20, show_default=True,
-                     help="Absorbing column (cm-2) of the power-law spectrum for the ECFs.")(f)
-    f = click.option("--gamma", type=float, default=1.7, show_default=True,
-                     help="Photon index of the power-law spectrum for the ECFs.")(f)
-    f = click.option("--integer-threshold", is_flag=True,
-                     help="Threshold = smallest integer N (default: the continuous root, as esensmap).")(f)
-    f = click.option("--bkg-annulus", nargs=2, type=click.FloatRange(min=0), default=(60.0, 120.0),
-                     show_default=True, metavar="IN OUT", help="Background annulus radii (arcsec).")(f)
-    f = click.option("--band", "bands", multiple=True, metavar="N|LO-HI",
-                     help="4XMM band number or keV range (repeatable); default: every band with exposure maps.")(f)
-    f = click.option("--radius", type=click.FloatRange(min=1, max=600), default=30.0, show_default=True,
-                     help="Aperture radius (arcsec).")(f)
-    f = click.option("--likelihood", type=click.FloatRange(min=0.1, max=200), default=10.0, show_default=True,
-                     help="Detection likelihood L = -ln P of the threshold (10 = 4XMM).")(f)
-    f = click.option("--obs", "obs_dir", metavar="DIR",
-                     help="Folder of observation products (exposure maps, counts images, optional "
-                          "background maps and masks), searched recursively.")(f)
+    f = click.option(
+        "--ecf",
+        "ecf",
+        multiple=True,
+        metavar="VALUE|CAM=VALUE",
+        help="Override ECFs (1e11 counts cm2/erg): one value for all cameras or PN=6.85 etc.",
+    )(f)
+    f = click.option(
+        "--nh",
+        type=click.FloatRange(min=0),
+        default=3e20,
+        show_default=True,
+        help="Absorbing column (cm-2) of the power-law spectrum for the ECFs.",
+    )(f)
+    f = click.option(
+        "--gamma",
+        type=float,
+        default=1.7,
+        show_default=True,
+        help="Photon index of the power-law spectrum for the ECFs.",
+    )(f)
+    f = click.option(
+        "--integer-threshold",
+        is_flag=True,
+        help="Threshold = smallest integer N (default: the continuous root, as esensmap).",
+    )(f)
+    f = click.option(
+        "--bkg-annulus",
+        nargs=2,
+        type=click.FloatRange(min=0),
+        default=(60.0, 120.0),
+        show_default=True,
+        metavar="IN OUT",
+        help="Background annulus radii (arcsec).",
+    )(f)
+    f = click.option(
+        "--band",
+        "bands",
+        multiple=True,
+        metavar="N|LO-HI",
+        help="4XMM band number or keV range (repeatable); default: every band with exposure maps.",
+    )(f)
+    f = click.option(
+        "--radius",
+        type=click.FloatRange(min=1, max=600),
+        default=30.0,
+        show_default=True,
+        help="Aperture radius (arcsec).",
+    )(f)
+    f = click.option(
+        "--likelihood",
+        type=click.FloatRange(min=0.1, max=200),
+        default=10.0,
+        show_default=True,
+        help="Detection likelihood L = -ln P of the threshold (10 = 4XMM).",
+    )(f)
+    f = click.option(
+        "--obs",
+        "obs_dir",
+        metavar="DIR",
+        help="Folder of observation products (exposure maps, counts images, optional "
+        "background maps and masks), searched recursively.",
+    )(f)
     return f
 
 
 @click.command("sensitivity")
 @click.argument("input")
-@click.option("-o", "--output", help="Output table (format from extension) or '-'. "
-                                     "Default: INPUT stem + _sensitivity beside the input.")
-@click.option("--from-catalogue", is_flag=True,
-              help="Catalogue-only mode: thresholds at each detection of a 4XMM detection catalogue "
-                   "from its EXP/BG/OFFAX columns (no maps).")
+@click.option(
+    "-o",
+    "--output",
+    help="Output table (format from extension) or '-'. Default: INPUT stem + _sensitivity beside the input.",
+)
+@click.option(
+    "--from-catalogue",
+    is_flag=True,
+    help="Catalogue-only mode: thresholds at each detection of a 4XMM detection catalogue "
+    "from its EXP/BG/OFFAX columns (no maps).",
+)
 @_method_options
-@click.option("--cl", default="2s", show_default=True, metavar="1s|2s|3s|P",
-              help="Confidence level of FLUX_UL: 1s, 2s, 3s (0.6827/0.9545/0.9973) or a probability.")
-@click.option("--gauss-above-80", is_flag=True,
-              help="Use the Gaussian upper limit N - B + z sqrt(N) where N >= 80 counts (SAS eupper-like).")
-@click.option("--fov", type=click.FloatRange(min=1), default=15.0, show_default=True,
-              help="Field radius (arcmin): zero exposure within it is a chip gap, beyond it outside the field.")
-@click.option("--download", is_flag=True,
-              help="Fetch the PPS products of the observations within --fov of the positions from the "
-                   "XMM-Newton Science Archive (astroquery) into --cache; excludes --obs.")
-@click.option("--obslist", metavar="FILE",
-              help="With --download: table of OBS_ID, RA_PNT, DEC_PNT (default: the input's own columns).")
-@click.option("--cache", "cache_dir", metavar="DIR",
-              help="With --download: product cache (default $XDG_CACHE_HOME/xmmtools/xsa or ~/.cache/xmmtools/xsa).")
+@click.option(
+    "--cl",
+    default="2s",
+    show_default=True,
+    metavar="1s|2s|3s|P",
+    help="Confidence level of FLUX_UL: 1s, 2s, 3s (0.6827/0.9545/0.9973) or a probability.",
+)
+@click.option(
+    "--gauss-above-80",
+    is_flag=True,
+    help="Use the Gaussian upper limit N - B + z sqrt(N) where N >= 80 counts (SAS eupper-like).",
+)
+@click.option(
+    "--fov",
+    type=click.FloatRange(min=1),
+    default=15.0,
+    show_default=True,
+    help="Field radius (arcmin): zero exposure within it is a chip gap, beyond it outside the field.",
+)
+@click.option(
+    "--download",
+    is_flag=True,
+    help="Fetch the PPS products of the observations within --fov of the positions from the "
+    "XMM-Newton Science Archive (astroquery) into --cache; excludes --obs.",
+)
+@click.option(
+    "--obslist",
+    metavar="FILE",
+    help="With --download: table of OBS_ID, RA_PNT, DEC_PNT (default: the input's own columns).",
+)
+@click.option(
+    "--cache",
+    "cache_dir",
+    metavar="DIR",
+    help="With --download: product cache (default $XDG_CACHE_HOME/xmmtools/xsa or ~/.cache/xmmtools/xsa).",
+)
 @output_options
 @common_options
 @pass_settings
-def sensitivity(s, input, output, from_catalogue, obs_dir, likelihood, radius, bands, bkg_annulus,
-                integer_threshold, gamma, nh, ecf, cl, gauss_above_80, fov, download, obslist, cache_dir, overwrite,
-                column_map, chunk_size):
+def sensitivity(
+    s,
+    input,
+    output,
+    from_catalogue,
+    obs_dir,
+    likelihood,
+    radius,
+    bands,
+    bkg_annulus,
+    integer_threshold,
+    gamma,
+    nh,
+    ecf,
+    cl,
+    gauss_above_80,
+    fov,
+    download,
+    obslist,
+    cache_dir,
+    overwrite,
+    column_map,
+    chunk_size,
+):
     """Detection thresholds, upper limits and encircled fluxes at sky positions (FLIX-style).
 
     INPUT is a table with RA/DEC (any format, or '-') or a text list with one position per
@@ -86,32 +180,90 @@ def sensitivity(s, input, output, from_catalogue, obs_dir, likelihood, radius, b
         raise click.UsageError("--obslist and --cache go with --download")
     if not obs_dir and not download:
         raise click.UsageError("give --obs DIR (observation products), --download, or --from-catalogue")
-    settings = _settings(likelihood, radius, integer_threshold, gamma, nh, ecf, fov, _parse_cl(cl),
-                         "kbn+gauss" if gauss_above_80 else "kbn")
-    _positions_mode(input, output, obs_dir, bands, bkg_annulus, settings, overwrite, user_map, chunk_size, s,
-                    download=(obslist, cache_dir) if download else None)
+    settings = _settings(
+        likelihood,
+        radius,
+        integer_threshold,
+        gamma,
+        nh,
+        ecf,
+        fov,
+        _parse_cl(cl),
+        "kbn+gauss" if gauss_above_80 else "kbn",
+    )
+    _positions_mode(
+        input,
+        output,
+        obs_dir,
+        bands,
+        bkg_annulus,
+        settings,
+        overwrite,
+        user_map,
+        chunk_size,
+        s,
+        download=(obslist, cache_dir) if download else None,
+    )
 
 
 @click.command("sensitivity-map")
-@click.option("-o", "--output", help="Sparse map table (.parquet, .fits ...). Default: <obs folder>_sensmap_o<ORDER>.parquet.")
-@click.option("--order", type=click.IntRange(0, 29), default=16, show_default=True,
-              help="HEALPix order (nested); 16 = 3.2\" cells as RapidXMM.")
+@click.option(
+    "-o", "--output", help="Sparse map table (.parquet, .fits ...). Default: <obs folder>_sensmap_o<ORDER>.parquet."
+)
+@click.option(
+    "--order",
+    type=click.IntRange(0, 29),
+    default=16,
+    show_default=True,
+    help='HEALPix order (nested); 16 = 3.2" cells as RapidXMM.',
+)
 @_method_options
 @click.option("--moc", "moc_path", metavar="FILE", help="Also write the coverage MOC (NUNIQ table).")
 @click.option("--plot", "plot_path", metavar="PNG", help="Also write a quick-look figure of the first band.")
-@click.option("--download", is_flag=True,
-              help="Fetch the PPS products of --obs-id/--obslist observations from the XMM-Newton Science "
-                   "Archive (astroquery) into --cache; excludes --obs.")
-@click.option("--obs-id", "obs_ids", multiple=True, metavar="ID[,ID...]",
-              help="With --download: observation(s) to map (10-digit OBS_ID; repeatable).")
+@click.option(
+    "--download",
+    is_flag=True,
+    help="Fetch the PPS products of --obs-id/--obslist observations from the XMM-Newton Science "
+    "Archive (astroquery) into --cache; excludes --obs.",
+)
+@click.option(
+    "--obs-id",
+    "obs_ids",
+    multiple=True,
+    metavar="ID[,ID...]",
+    help="With --download: observation(s) to map (10-digit OBS_ID; repeatable).",
+)
 @click.option("--obslist", metavar="FILE", help="With --download: map every OBS_ID of this table.")
-@click.option("--cache", "cache_dir", metavar="DIR",
-              help="With --download: product cache (default $XDG_CACHE_HOME/xmmtools/xsa or ~/.cache/xmmtools/xsa).")
+@click.option(
+    "--cache",
+    "cache_dir",
+    metavar="DIR",
+    help="With --download: product cache (default $XDG_CACHE_HOME/xmmtools/xsa or ~/.cache/xmmtools/xsa).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @common_options
 @pass_settings
-def sensitivity_map(s, output, order, obs_dir, likelihood, radius, bands, bkg_annulus, integer_threshold,
-                    gamma, nh, ecf, moc_path, plot_path, download, obs_ids, obslist, cache_dir, overwrite):
+def sensitivity_map(
+    s,
+    output,
+    order,
+    obs_dir,
+    likelihood,
+    radius,
+    bands,
+    bkg_annulus,
+    integer_threshold,
+    gamma,
+    nh,
+    ecf,
+    moc_path,
+    plot_path,
+    download,
+    obs_ids,
+    obslist,
+    cache_dir,
+    overwrite,
+):
     """HEALPix (nested) map of the detection-threshold flux per band, as a sparse table.
 
     Columns NPIX and THRESH_FLUX_<band> (best over observations and cameras); only covered
@@ -137,8 +289,11 @@ def sensitivity_map(s, output, order, obs_dir, likelihood, radius, bands, bkg_an
         raise click.UsageError("give --obs DIR (observation products) or --download --obs-id ID")
     settings = _settings(likelihood, radius, integer_threshold, gamma, nh, ecf, 15.0, 0.9545, "kbn")
     ids = _map_obs_ids(obs_ids, obslist) if download else []
-    name = os.path.basename(os.path.normpath(obs_dir)) if obs_dir else \
-        ("xsa_" + ("_".join(ids) if len(ids) <= 3 else f"{len(ids)}obs"))
+    name = (
+        os.path.basename(os.path.normpath(obs_dir))
+        if obs_dir
+        else ("xsa_" + ("_".join(ids) if len(ids) <= 3 else f"{len(ids)}obs"))
+    )
     output = output or f"{name}_sensmap_o{order}.parquet"
     for path, inputs in ((output, []), (moc_path, [])):
         if path:
@@ -155,25 +310,39 @@ def sensitivity_map(s, output, order, obs_dir, likelihood, radius, bands, bkg_an
     cells, values = hmaps.merge_bands(result)
     table = _map_table(cells, values, order, settings)
     files = _product_files(products)
-    params = {"order": order, "likelihood": likelihood, "radius": radius, "bands": list(bands) or None,
-              "gamma": gamma, "nh": nh, "bkg_annulus": list(bkg_annulus)}
+    params = {
+        "order": order,
+        "likelihood": likelihood,
+        "radius": radius,
+        "bands": list(bands) or None,
+        "gamma": gamma,
+        "nh": nh,
+        "bkg_annulus": list(bkg_annulus),
+    }
     if download:
         params.update(download=True, obs_ids=ids)
     step = tables.Provenance("sensitivity-map", params, files, extra)
     tables.write_table(table, output, provenance=step, overwrite=overwrite)
     if moc_path:
-        tables.write_table(_moc_table(hmaps.moc_uniq(cells, order), order), moc_path, provenance=step,
-                           overwrite=overwrite)
+        tables.write_table(
+            _moc_table(hmaps.moc_uniq(cells, order), order), moc_path, provenance=step, overwrite=overwrite
+        )
     if plot_path and cells.size:
         label = next(iter(values))
         ok = np.isfinite(values[label])
-        hmaps.plot_map(cells[ok], values[label][ok], order, plot_path,
-                       f"threshold flux L={likelihood:g}, band {label} keV, order {order}")
+        hmaps.plot_map(
+            cells[ok],
+            values[label][ok],
+            order,
+            plot_path,
+            f"threshold flux L={likelihood:g}, band {label} keV, order {order}",
+        )
     if not s.quiet:
         click.echo(f"wrote {cells.size} HEALPix cells (order {order}, bands {', '.join(values)}) to {output}", err=True)
 
 
 # ----------------------------------------------------------------------------------------
+
 
 def _map_obs_ids(obs_ids, obslist) -> list[str]:
     """--obs-id values (comma lists allowed) and every OBS_ID of --obslist, checked, in order."""
@@ -208,8 +377,17 @@ def _parse_cl(text: str) -> float:
 def _settings(likelihood, radius, integer_threshold, gamma, nh, ecf, fov, cl, method):
     from xmmtools.sensitivity.positions import Settings
 
-    return Settings(likelihood=likelihood, cl=cl, radius_arcsec=radius, integer_threshold=integer_threshold,
-                    ul_method=method, gamma=gamma, nh=nh, fov_arcmin=fov, ecf=_parse_ecf(ecf))
+    return Settings(
+        likelihood=likelihood,
+        cl=cl,
+        radius_arcsec=radius,
+        integer_threshold=integer_threshold,
+        ul_method=method,
+        gamma=gamma,
+        nh=nh,
+        fov_arcmin=fov,
+        ecf=_parse_ecf(ecf),
+    )
 
 
 def _parse_ecf(items) -> tuple[tuple[str, float], ...]:
@@ -253,14 +431,24 @@ def _load_products(obs_dir, bands, annulus, settings, s):
         settings.ecf_for(p.instrument, p.band, p.filter)
     pmaps = []
     for p in products:
-        pmaps.append(build_maps(
-            p, read_image(p.expmap), read_image(p.image) if p.image else None,
-            read_image(p.bkgmap) if p.bkgmap else None, read_image(p.mask) if p.mask else None,
-            radius_arcsec=settings.radius_arcsec, annulus_arcsec=tuple(annulus)))
+        pmaps.append(
+            build_maps(
+                p,
+                read_image(p.expmap),
+                read_image(p.image) if p.image else None,
+                read_image(p.bkgmap) if p.bkgmap else None,
+                read_image(p.mask) if p.mask else None,
+                radius_arcsec=settings.radius_arcsec,
+                annulus_arcsec=tuple(annulus),
+            )
+        )
     if not s.quiet:
         obs = sorted({p.obs_id for p in products})
-        click.echo(f"{len(products)} products: {len(obs)} observations, bands "
-                   f"{', '.join(sorted({f'{b[0]:g}-{b[1]:g}' for b in (p.band for p in products)}))} keV", err=True)
+        click.echo(
+            f"{len(products)} products: {len(obs)} observations, bands "
+            f"{', '.join(sorted({f'{b[0]:g}-{b[1]:g}' for b in (p.band for p in products)}))} keV",
+            err=True,
+        )
     return products, pmaps
 
 
@@ -293,8 +481,9 @@ def _read_positions(input, user_map):
     return t, np.mod(ra, 360.0), dec
 
 
-def _positions_mode(input, output, obs_dir, bands, annulus, settings, overwrite, user_map, chunk_size, s,
-                    download=None):
+def _positions_mode(
+    input, output, obs_dir, bands, annulus, settings, overwrite, user_map, chunk_size, s, download=None
+):
     import numpy as np
     import pyarrow as pa
 
@@ -314,17 +503,34 @@ def _positions_mode(input, output, obs_dir, bands, annulus, settings, overwrite,
         from xmmtools.sensitivity.archive import products_for
 
         obs_dir, extra["archive"] = products_for(
-            intable, ra, dec, input, download[0], download[1], settings.fov_arcmin,
-            log=None if s.quiet else (lambda m: click.echo(m, err=True)))
+            intable,
+            ra,
+            dec,
+            input,
+            download[0],
+            download[1],
+            settings.fov_arcmin,
+            log=None if s.quiet else (lambda m: click.echo(m, err=True)),
+        )
     products, pmaps = _load_products(obs_dir, bands, annulus, settings, s)
     ours = set(DESCRIPTIONS)
     renamed = [f"{n}_INPUT" if n in ours else n for n in intable.schema.names]
     intable = intable.rename_columns(renamed)
     have = set(intable.schema.names)
-    params = {"obs": obs_dir, "likelihood": settings.likelihood, "cl": settings.cl, "radius": settings.radius_arcsec,
-              "bands": list(bands) or None, "integer_threshold": settings.integer_threshold,
-              "ul_method": settings.ul_method, "gamma": settings.gamma, "nh": settings.nh,
-              "ecf": dict(settings.ecf) or None, "bkg_annulus": list(annulus), "fov": settings.fov_arcmin}
+    params = {
+        "obs": obs_dir,
+        "likelihood": settings.likelihood,
+        "cl": settings.cl,
+        "radius": settings.radius_arcsec,
+        "bands": list(bands) or None,
+        "integer_threshold": settings.integer_threshold,
+        "ul_method": settings.ul_method,
+        "gamma": settings.gamma,
+        "nh": settings.nh,
+        "ecf": dict(settings.ecf) or None,
+        "bkg_annulus": list(annulus),
+        "fov": settings.fov_arcmin,
+    }
     if download:
         params.update(obs=None, download=True, obslist=download[0], cache=extra["archive"]["cache"])
     inputs = [input, *_product_files(products)]
@@ -338,8 +544,14 @@ def _positions_mode(input, output, obs_dir, bands, annulus, settings, overwrite,
             base = intable.slice(sl.start, sl.stop - sl.start).take(pa.array(pos))
             front = []
             if "NAME" not in have:
-                front.append(tables.NewColumn("NAME", np.asarray(pos + start).astype(str), "",
-                                              "row number of the position in the input (0-based)"))
+                front.append(
+                    tables.NewColumn(
+                        "NAME",
+                        np.asarray(pos + start).astype(str),
+                        "",
+                        "row number of the position in the input (0-based)",
+                    )
+                )
             if "RA" not in have:
                 front.append(tables.NewColumn("RA", ra[sl][pos], "deg", "right ascension of the position"))
             if "DEC" not in have:
@@ -364,10 +576,16 @@ def _catalogue_mode(input, output, bands, likelihood, radius, overwrite, user_ma
         nums = DEFAULT_BANDS
     spec = catalogue_spec(nums)
     out, rows = run_rowwise(
-        input, output, spec=spec,
+        input,
+        output,
+        spec=spec,
         compute=lambda cols: catalogue_thresholds(cols, nums, likelihood, radius),
         parameters={"mode": "catalogue", "bands": list(nums), "likelihood": likelihood, "radius": radius},
-        user_map=user_map, overwrite=overwrite, chunk_rows=chunk_size, progress=s.progress)
+        user_map=user_map,
+        overwrite=overwrite,
+        chunk_rows=chunk_size,
+        progress=s.progress,
+    )
     if out != "-" and not s.quiet:
         click.echo(f"wrote {rows} rows to {out}", err=True)
 
@@ -376,20 +594,33 @@ def _map_table(cells, values, order, settings):
     import numpy as np
     import pyarrow as pa
 
-    from xmmtools import tables
     from xmmtools.tables import HEADER_KEY, field_meta
 
     fields = [pa.field("NPIX", pa.int64(), metadata=field_meta("", f"nested HEALPix cell index at order {order}"))]
     arrays = [pa.array(cells.astype(np.int64))]
     for label, v in values.items():
         name = "THRESH_FLUX_" + (label if "-" not in label else label.replace(".", "P").replace("-", "_") + "KEV")
-        fields.append(pa.field(name, pa.float32(), metadata=field_meta(
-            "erg/cm2/s", f"best detection-threshold flux (L={settings.likelihood:g}) in band {label} keV; NaN = not covered")))
+        fields.append(
+            pa.field(
+                name,
+                pa.float32(),
+                metadata=field_meta(
+                    "erg/cm2/s",
+                    f"best detection-threshold flux (L={settings.likelihood:g}) in band {label} keV; NaN = not covered",
+                ),
+            )
+        )
         arrays.append(pa.array(v))
-    nside = 2 ** order
-    cards = [["PIXTYPE", "HEALPIX", "HEALPix sparse map"], ["ORDERING", "NESTED", ""],
-             ["INDXSCHM", "EXPLICIT", "cells listed in NPIX"], ["OBJECT", "PARTIAL", ""],
-             ["NSIDE", nside, ""], ["ORDER", order, "HEALPix order"], ["COORDSYS", "C", "equatorial"]]
+    nside = 2**order
+    cards = [
+        ["PIXTYPE", "HEALPIX", "HEALPix sparse map"],
+        ["ORDERING", "NESTED", ""],
+        ["INDXSCHM", "EXPLICIT", "cells listed in NPIX"],
+        ["OBJECT", "PARTIAL", ""],
+        ["NSIDE", nside, ""],
+        ["ORDER", order, "HEALPix order"],
+        ["COORDSYS", "C", "equatorial"],
+    ]
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata={HEADER_KEY: json.dumps(cards).encode()}))
 
 
@@ -398,8 +629,16 @@ def _moc_table(uniq, order):
 
     from xmmtools.tables import HEADER_KEY, field_meta
 
-    cards = [["PIXTYPE", "HEALPIX", ""], ["ORDERING", "NUNIQ", ""], ["COORDSYS", "C", ""],
-             ["MOCORDER", order, "deepest order"], ["MOCVERS", "1.1", ""], ["MOCDIM", "SPACE", ""]]
-    schema = pa.schema([pa.field("UNIQ", pa.int64(), metadata=field_meta("", "NUNIQ = 4 * 4^order + ipix (nested)"))],
-                       metadata={HEADER_KEY: json.dumps(cards).encode()})
+    cards = [
+        ["PIXTYPE", "HEALPIX", ""],
+        ["ORDERING", "NUNIQ", ""],
+        ["COORDSYS", "C", ""],
+        ["MOCORDER", order, "deepest order"],
+        ["MOCVERS", "1.1", ""],
+        ["MOCDIM", "SPACE", ""],
+    ]
+    schema = pa.schema(
+        [pa.field("UNIQ", pa.int64(), metadata=field_meta("", "NUNIQ = 4 * 4^order + ipix (nested)"))],
+        metadata={HEADER_KEY: json.dumps(cards).encode()},
+    )
     return pa.Table.from_arrays([pa.array(uniq)], schema=schema)

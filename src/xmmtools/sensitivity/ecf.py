@@ -27,8 +27,9 @@ def _derived() -> list[dict]:
     return list(csv.DictReader(ln for ln in text.splitlines() if ln and not ln.startswith("#")))
 
 
-def band_ecf(instrument: str, band: tuple[float, float], filter: str = "thin",
-             gamma: float = 1.7, nh: float = 3e20) -> float:
+def band_ecf(
+    instrument: str, band: tuple[float, float], filter: str = "thin", gamma: float = 1.7, nh: float = 3e20
+) -> float:
     """ECF (1e11 counts cm^2 erg^-1) of ``instrument`` in the energy band ``(lo, hi)`` keV.
 
     The 4XMM catalogue table is used for 4XMM bands with the catalogue spectrum; the ecfxa
@@ -41,13 +42,21 @@ def band_ecf(instrument: str, band: tuple[float, float], filter: str = "thin",
         return columns.ecf(inst, number, filter)
     filt = columns._FILTER_ALIASES.get(str(filter).strip().upper())
     for row in _derived():
-        if (row["instrument"] == inst and abs(float(row["emin_keV"]) - lo) < 1e-6
-                and abs(float(row["emax_keV"]) - hi) < 1e-6 and abs(float(row["gamma"]) - gamma) < 1e-6
-                and abs(float(row["nh_cm2"]) / nh - 1) < 1e-6 and filt in row and row[filt]):
+        if (
+            row["instrument"] == inst
+            and abs(float(row["emin_keV"]) - lo) < 1e-6
+            and abs(float(row["emax_keV"]) - hi) < 1e-6
+            and abs(float(row["gamma"]) - gamma) < 1e-6
+            and abs(float(row["nh_cm2"]) / nh - 1) < 1e-6
+            and filt in row
+            and row[filt]
+        ):
             return float(row[filt])
-    raise DataError(f"no ECF for {inst} {lo:g}-{hi:g} keV, filter {filter}, Gamma={gamma:g}, "
-                    f"NH={nh:.3g}: tabulated spectra are Gamma=1.7/NH=3e20 and Gamma=1.42/NH=1.7e20; "
-                    "give --ecf")
+    raise DataError(
+        f"no ECF for {inst} {lo:g}-{hi:g} keV, filter {filter}, Gamma={gamma:g}, "
+        f"NH={nh:.3g}: tabulated spectra are Gamma=1.7/NH=3e20 and Gamma=1.42/NH=1.7e20; "
+        "give --ecf"
+    )
 
 
 def band_number(band: tuple[float, float]) -> int | None:

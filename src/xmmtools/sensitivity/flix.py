@@ -24,8 +24,7 @@ _LOGB_RANGE = (-6.0, 7.0)
 _LOGB_STEP = 0.0005
 
 
-def threshold_counts(background, likelihood: float = 10.0, *, integer: bool = False,
-                     exact: bool = False) -> np.ndarray:
+def threshold_counts(background, likelihood: float = 10.0, *, integer: bool = False, exact: bool = False) -> np.ndarray:
     """Total counts N needed for a detection at likelihood L over ``background`` counts.
 
     Solves P(N, B) = e^-L for N (scipy ``gammainc``).  By default N comes from a table of
@@ -76,6 +75,7 @@ def rate_to_flux(rate, ecf) -> np.ndarray:
 
 # ----------------------------------------------------------------------------------------
 
+
 def _smallest_integer(n_cont: np.ndarray, b: np.ndarray, likelihood: float) -> np.ndarray:
     """Smallest integer N with P(N, B) <= e^-L: the ceiling of the continuous root, corrected
     by one where the root (interpolated, error ~1e-7) sits within rounding of an integer."""
@@ -119,7 +119,7 @@ def _solve(b: np.ndarray, likelihood: float) -> np.ndarray:
 @lru_cache(maxsize=8)
 def _table(likelihood: float) -> tuple[np.ndarray, np.ndarray]:
     grid = np.arange(_LOGB_RANGE[0], _LOGB_RANGE[1] + _LOGB_STEP / 2, _LOGB_STEP)
-    table = _solve(10.0 ** grid, likelihood)
+    table = _solve(10.0**grid, likelihood)
     grid.setflags(write=False)
     table.setflags(write=False)
     return grid, table

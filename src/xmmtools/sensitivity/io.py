@@ -20,8 +20,16 @@ _ROLES = (
 )
 _BAND_KEV = re.compile(r"(\d+(?:\.\d*)?)-(\d+(?:\.\d*)?)\s*keV", re.I)
 _FITS = re.compile(r"\.(fits|fit|fts|ftz)(\.gz)?$", re.I)
-_INSTRUMENTS = {"EPN": "PN", "PN": "PN", "EMOS1": "M1", "MOS1": "M1", "M1": "M1", "EMOS2": "M2",
-                "MOS2": "M2", "M2": "M2"}
+_INSTRUMENTS = {
+    "EPN": "PN",
+    "PN": "PN",
+    "EMOS1": "M1",
+    "MOS1": "M1",
+    "M1": "M1",
+    "EMOS2": "M2",
+    "MOS2": "M2",
+    "M2": "M2",
+}
 
 
 @dataclass(frozen=True)
@@ -42,9 +50,10 @@ class Image:
 
 def read_image(path: str) -> Image:
     """The first 2-D image HDU of a FITS file, as float64 with its celestial WCS."""
+    import warnings
+
     from astropy.io import fits
     from astropy.wcs import WCS, FITSFixedWarning
-    import warnings
 
     try:
         with fits.open(path, memmap=False) as hdul:
@@ -56,8 +65,12 @@ def read_image(path: str) -> Image:
                     if not wcs.has_celestial:
                         raise DataError(f"{path}: image has no celestial WCS (CTYPE RA---/DEC--)")
                     data = np.asarray(hdu.data, dtype=float)
-                    return Image(data, wcs, {k: hdu.header[k] for k in hdu.header if k and k != "HISTORY"
-                                             and k != "COMMENT"}, path)
+                    return Image(
+                        data,
+                        wcs,
+                        {k: hdu.header[k] for k in hdu.header if k and k != "HISTORY" and k != "COMMENT"},
+                        path,
+                    )
     except OSError as e:
         raise DataError(f"{path}: cannot read FITS image ({' '.join(str(e).split())[:120]})") from None
     raise DataError(f"{path}: no 2-D image HDU")
@@ -114,15 +127,17 @@ def discover_products(folder: str, bands: list[tuple[float, float]] | None = Non
             inst = _INSTRUMENTS.get(str(hdr.get("INSTRUME", "")).strip().upper())
             obs = str(hdr.get("OBS_ID", "")).strip()
             if band is None or inst is None or not obs:
-                raise DataError(f"{path}: cannot tell OBS_ID / INSTRUME / energy band (need OBS_ID and "
-                                "INSTRUME keywords and '<lo>-<hi>keV' in the name or PIMIN/PIMAX)")
-            if bands is not None and not any(abs(band[0] - b[0]) < 1e-6 and abs(band[1] - b[1]) < 1e-6
-                                             for b in bands):
+                raise DataError(
+                    f"{path}: cannot tell OBS_ID / INSTRUME / energy band (need OBS_ID and "
+                    "INSTRUME keywords and '<lo>-<hi>keV' in the name or PIMIN/PIMAX)"
+                )
+            if bands is not None and not any(abs(band[0] - b[0]) < 1e-6 and abs(band[1] - b[1]) < 1e-6 for b in bands):
                 continue
             entry = found.setdefault((obs, inst, band), {})
             if role in entry:
-                raise DataError(f"two {role} files for {obs} {inst} {band[0]:g}-{band[1]:g} keV: "
-                                f"{entry[role]} and {path}")
+                raise DataError(
+                    f"two {role} files for {obs} {inst} {band[0]:g}-{band[1]:g} keV: {entry[role]} and {path}"
+                )
             entry[role] = path
             if role in ("expmap", "image"):
                 entry.setdefault("header", hdr)
@@ -135,12 +150,22 @@ def discover_products(folder: str, bands: list[tuple[float, float]] | None = Non
             ra_pnt, dec_pnt = float(hdr["RA_PNT"]), float(hdr["DEC_PNT"])
         except (KeyError, ValueError):
             raise DataError(f"{entry['expmap']}: no RA_PNT/DEC_PNT keywords (pointing)") from None
-        products.append(Product(
-            obs_id=obs, instrument=inst, band=band, filter=str(hdr.get("FILTER", "")).strip(),
-            date_obs=str(hdr.get("DATE-OBS", "")).strip(), date_end=str(hdr.get("DATE-END", "")).strip(),
-            ra_pnt=ra_pnt, dec_pnt=dec_pnt, expmap=entry["expmap"], image=entry.get("image"),
-            bkgmap=entry.get("bkgmap"), mask=entry.get("mask"),
-        ))
+        products.append(
+            Product(
+                obs_id=obs,
+                instrument=inst,
+                band=band,
+                filter=str(hdr.get("FILTER", "")).strip(),
+                date_obs=str(hdr.get("DATE-OBS", "")).strip(),
+                date_end=str(hdr.get("DATE-END", "")).strip(),
+                ra_pnt=ra_pnt,
+                dec_pnt=dec_pnt,
+                expmap=entry["expmap"],
+                image=entry.get("image"),
+                bkgmap=entry.get("bkgmap"),
+                mask=entry.get("mask"),
+            )
+        )
     if not products:
         what = "" if bands is None else " in the requested band(s)"
         raise DataError(f"--obs {folder}: no exposure maps (*expmap*.fits[.gz]){what}")
@@ -180,16 +205,23 @@ def parse_positions(lines, source: str = "positions") -> tuple[np.ndarray, np.nd
         if len(tok) >= 2 and ":" in tok[0]:
             ra, dec, rest = tok[0], tok[1], tok[2:]
             sexa.append(True)
-        elif len(tok) >= 6 and all(_NUMBER.match(t) for t in tok[:6]) and "." not in tok[0] \
-                and "." not in tok[1] and "." not in tok[3]:
+        elif (
+            len(tok) >= 6
+            and all(_NUMBER.match(t) for t in tok[:6])
+            and "." not in tok[0]
+            and "." not in tok[1]
+            and "." not in tok[3]
+        ):
             ra, dec, rest = " ".join(tok[:3]), " ".join(tok[3:6]), tok[6:]
             sexa.append(True)
         elif len(tok) >= 2 and _NUMBER.match(tok[0]) and _NUMBER.match(tok[1]):
             ra, dec, rest = tok[0], tok[1], tok[2:]
             sexa.append(False)
         else:
-            raise DataError(f"{source} line {i}: cannot read a position from {line[:60]!r} "
-                            "(want 'RA DEC [name]' in degrees or hh:mm:ss dd:mm:ss)")
+            raise DataError(
+                f"{source} line {i}: cannot read a position from {line[:60]!r} "
+                "(want 'RA DEC [name]' in degrees or hh:mm:ss dd:mm:ss)"
+            )
         ras.append(ra)
         decs.append(dec)
         names.append(" ".join(rest) or str(i))
@@ -200,19 +232,18 @@ def parse_positions(lines, source: str = "positions") -> tuple[np.ndarray, np.nd
     dec = np.empty(len(ras))
     sx = np.array(sexa)
     dec_ok = ~sx
-    ra[dec_ok] = [float(r) for r, s in zip(ras, sexa) if not s]
-    dec[dec_ok] = [float(d) for d, s in zip(decs, sexa) if not s]
+    ra[dec_ok] = [float(r) for r, s in zip(ras, sexa, strict=True) if not s]
+    dec[dec_ok] = [float(d) for d, s in zip(decs, sexa, strict=True) if not s]
     if sx.any():
-        from astropy.coordinates import Angle
         import astropy.units as u
+        from astropy.coordinates import Angle
 
         for k in np.flatnonzero(sx):
             try:
                 ra[k] = Angle(ras[k], unit=u.hourangle).deg
                 dec[k] = Angle(decs[k], unit=u.deg).deg
             except (ValueError, u.UnitsError):
-                raise DataError(f"{source} line {where[k]}: bad sexagesimal position "
-                                f"{ras[k]!r} {decs[k]!r}") from None
+                raise DataError(f"{source} line {where[k]}: bad sexagesimal position {ras[k]!r} {decs[k]!r}") from None
     bad = ~((ra >= 0) & (ra < 360) & (np.abs(dec) <= 90))
     if bad.any():
         k = int(np.flatnonzero(bad)[0])

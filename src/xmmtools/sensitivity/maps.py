@@ -27,7 +27,7 @@ def threshold_image(m: ProductMaps, s: Settings) -> np.ndarray:
     p = m.product
     if m.ap_bkg is None:
         return np.full(m.shape, np.nan)
-    yy, xx = np.mgrid[0:m.shape[0], 0:m.shape[1]]
+    yy, xx = np.mgrid[0 : m.shape[0], 0 : m.shape[1]]
     ra, dec = m.wcs.celestial.wcs_pix2world(xx.ravel().astype(float), yy.ravel().astype(float), 0)
     off = offaxis_arcmin(ra, dec, p.ra_pnt, p.dec_pnt).reshape(m.shape)
     eef = psf.eef(p.instrument, m.radius_arcsec, psf.band_energy(*p.band), off)
@@ -56,8 +56,9 @@ def product_cells(m: ProductMaps, values: np.ndarray, order: int) -> tuple[np.nd
     return cells[ok].astype(np.int64), v[ok]
 
 
-def sensitivity_map(maps: list[ProductMaps], order: int, s: Settings = Settings()
-                    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def sensitivity_map(
+    maps: list[ProductMaps], order: int, s: Settings = Settings()
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per band label: sorted unique cells and their best threshold flux (float32)."""
     if not 0 <= order <= MAX_ORDER:
         raise ValueError(f"HEALPix order must be 0..{MAX_ORDER}")
@@ -104,7 +105,7 @@ def moc_uniq(cells: np.ndarray, order: int) -> np.ndarray:
         uniq_parent, counts = np.unique(parent, return_counts=True)
         full = uniq_parent[counts == 4]
         keep = cur[~np.isin(parent, full)]
-        out.append(4 * 4 ** k + keep)
+        out.append(4 * 4**k + keep)
         cur = full
         if cur.size == 0:
             break

@@ -31,16 +31,16 @@ from xmmtools.tables.model import NewColumn
 
 #: FLAG tokens (bit values) written as a comma-separated string.
 FLAGS = {
-    "CHIP_GAP": 1,          # zero exposure inside the field of view (CCD gap, bad column)
-    "OUTSIDE_FIELD": 2,     # zero exposure beyond the field radius
-    "MASKED": 4,            # excluded by a detection mask
+    "CHIP_GAP": 1,  # zero exposure inside the field of view (CCD gap, bad column)
+    "OUTSIDE_FIELD": 2,  # zero exposure beyond the field radius
+    "MASKED": 4,  # excluded by a detection mask
     "PARTIAL_APERTURE": 8,  # covered, but the aperture includes zero-exposure pixels
-    "BKG_ANNULUS": 16,      # background from the counts image in an annulus (no background map)
-    "BKG_MAP": 32,          # background from a supplied background map
+    "BKG_ANNULUS": 16,  # background from the counts image in an annulus (no background map)
+    "BKG_MAP": 32,  # background from a supplied background map
     "NO_COUNTS_IMAGE": 64,  # no counts image: no upper limit, no encircled flux
-    "NO_BACKGROUND": 128,   # the annulus had no exposure: background unknown
-    "COMBINED": 256,        # a per-position stack of all covering products
-    "NOT_COVERED": 512,     # no product covers the position
+    "NO_BACKGROUND": 128,  # the annulus had no exposure: background unknown
+    "COMBINED": 256,  # a per-position stack of all covering products
+    "NOT_COVERED": 512,  # no product covers the position
 }
 
 
@@ -88,8 +88,9 @@ def mjd_mid(date_obs: str, date_end: str) -> float:
         return float(t0.mjd)
 
 
-def evaluate_positions(ra, dec, maps: list[ProductMaps], settings: Settings = Settings()
-                       ) -> tuple[np.ndarray, list[NewColumn]]:
+def evaluate_positions(
+    ra, dec, maps: list[ProductMaps], settings: Settings = Settings()
+) -> tuple[np.ndarray, list[NewColumn]]:
     """Rows for every (position, product) pair on the product's image, the per-observation
     EPIC rows and the per-position 'ALL' rows (see the module docstring).
 
@@ -132,8 +133,9 @@ def evaluate_positions(ra, dec, maps: list[ProductMaps], settings: Settings = Se
         part = _stack_rows(total.get(band) or _Stack(npos), settings, combined_threshold=False)
         _label(part, all_group, bi, 2)
         parts.append(part)
-    key = np.concatenate([(p["_pos"].astype(np.int64) * max(len(bands), 1) + p["_band"]) * 3 + p["_kind"]
-                          for p in parts])
+    key = np.concatenate(
+        [(p["_pos"].astype(np.int64) * max(len(bands), 1) + p["_band"]) * 3 + p["_kind"] for p in parts]
+    )
     order = np.argsort(key, kind="stable")  # by position, band, then cameras / EPIC / ALL
     rows = {k: np.concatenate([_compact(k, p[k]) for p in parts])[order] for k in parts[0]}
     return rows["_pos"], _columns(rows, groups, bands, settings)
@@ -155,16 +157,20 @@ class _Group:
     mjd: float
 
     @classmethod
-    def of_product(cls, p) -> "_Group":
+    def of_product(cls, p) -> _Group:
         return cls(p.obs_id, p.instrument, p.filter, p.date_obs, mjd_mid(p.date_obs, p.date_end))
 
     @classmethod
-    def of_observation(cls, products) -> "_Group":
+    def of_observation(cls, products) -> _Group:
         filters = sorted({p.filter for p in products})
         mjds = [mjd_mid(p.date_obs, p.date_end) for p in products]
-        return cls(products[0].obs_id, "EP", filters[0] if len(filters) == 1 else "/".join(filters),
-                   min(p.date_obs for p in products), float(np.nanmean(mjds)) if np.isfinite(mjds).any()
-                   else float("nan"))
+        return cls(
+            products[0].obs_id,
+            "EP",
+            filters[0] if len(filters) == 1 else "/".join(filters),
+            min(p.date_obs for p in products),
+            float(np.nanmean(mjds)) if np.isfinite(mjds).any() else float("nan"),
+        )
 
 
 def _label(part: dict, group: int, band: int, kind: int) -> None:
@@ -175,6 +181,7 @@ def _label(part: dict, group: int, band: int, kind: int) -> None:
 
 
 # ----------------------------------------------------------------------------------------
+
 
 def _product_rows(ra, dec, m: ProductMaps, s: Settings) -> dict | None:
     p = m.product
@@ -203,8 +210,15 @@ def _product_rows(ra, dec, m: ProductMaps, s: Settings) -> dict | None:
     eef = psf.eef(p.instrument, m.radius_arcsec, energy, off)
     ecf = s.ecf_for(p.instrument, p.band, p.filter)
     out = {
-        "_pos": pos, "OFFAXIS": off, "EXPOSURE": t, "COUNTS": n, "BKG_COUNTS": b, "EEF": eef,
-        "ECF": np.full(pos.size, ecf), "COVERED": covered, "FLAG": flag,
+        "_pos": pos,
+        "OFFAXIS": off,
+        "EXPOSURE": t,
+        "COUNTS": n,
+        "BKG_COUNTS": b,
+        "EEF": eef,
+        "ECF": np.full(pos.size, ecf),
+        "COVERED": covered,
+        "FLAG": flag,
     }
     thr = threshold_counts(b, s.likelihood, integer=s.integer_threshold)
     out["THRESH_RATE"] = counts_to_rate(thr - b, eef, t_ok)
@@ -271,9 +285,17 @@ def _stack_rows(st: _Stack, s: Settings, *, combined_threshold: bool) -> dict:
         else:
             thresh = np.where(np.isfinite(st.best), st.best, np.nan)
         out = {
-            "_pos": np.arange(npos), "OFFAXIS": nan, "EXPOSURE": np.where(covered, st.exposure, 0.0),
-            "COUNTS": n, "BKG_COUNTS": b, "EEF": nan, "ECF": nan, "COVERED": covered, "FLAG": flag,
-            "THRESH_RATE": nan, "THRESH_FLUX": thresh,
+            "_pos": np.arange(npos),
+            "OFFAXIS": nan,
+            "EXPOSURE": np.where(covered, st.exposure, 0.0),
+            "COUNTS": n,
+            "BKG_COUNTS": b,
+            "EEF": nan,
+            "ECF": nan,
+            "COVERED": covered,
+            "FLAG": flag,
+            "THRESH_RATE": nan,
+            "THRESH_FLUX": thresh,
         }
         for key, cl in _levels(s):
             out[f"UL_RATE_{key}"] = nan
@@ -299,8 +321,12 @@ _DESCRIPTIONS = [
     ("ECF", "1e11 count cm2 erg-1", "energy conversion factor used"),
     ("COVERED", "", "the position has exposure (not a chip gap, outside the field or masked)"),
     ("THRESH_RATE", "count/s", "rate of a source detected at the likelihood threshold (PSF-corrected)"),
-    ("THRESH_FLUX", "erg/cm2/s", "flux of a source detected at the likelihood threshold (cameras combined for an "
-                                 "observation's EP row, best of all rows for ALL)"),
+    (
+        "THRESH_FLUX",
+        "erg/cm2/s",
+        "flux of a source detected at the likelihood threshold (cameras combined for an "
+        "observation's EP row, best of all rows for ALL)",
+    ),
     ("UL_RATE_1S", "count/s", "KBN Bayesian upper limit on the rate, 68.27 %"),
     ("UL_RATE_2S", "count/s", "KBN Bayesian upper limit on the rate, 95.45 %"),
     ("UL_RATE_3S", "count/s", "KBN Bayesian upper limit on the rate, 99.73 %"),
@@ -315,9 +341,27 @@ _DESCRIPTIONS = [
     ("FLAG", "", "comma-separated: " + ", ".join(FLAGS)),
 ]
 DESCRIPTIONS = {name: (unit, text) for name, unit, text in _DESCRIPTIONS}
-_FLOAT32 = {"OFFAXIS", "EXPOSURE", "COUNTS", "BKG_COUNTS", "EEF", "ECF", "THRESH_RATE", "THRESH_FLUX",
-            "UL_RATE_1S", "UL_RATE_2S", "UL_RATE_3S", "UL_RATE_CL", "UL_FLUX_1S", "UL_FLUX_2S", "UL_FLUX_3S",
-            "UL_FLUX_CL", "FLUX_UL", "ENC_FLUX", "ENC_FLUX_ERR"}
+_FLOAT32 = {
+    "OFFAXIS",
+    "EXPOSURE",
+    "COUNTS",
+    "BKG_COUNTS",
+    "EEF",
+    "ECF",
+    "THRESH_RATE",
+    "THRESH_FLUX",
+    "UL_RATE_1S",
+    "UL_RATE_2S",
+    "UL_RATE_3S",
+    "UL_RATE_CL",
+    "UL_FLUX_1S",
+    "UL_FLUX_2S",
+    "UL_FLUX_3S",
+    "UL_FLUX_CL",
+    "FLUX_UL",
+    "ENC_FLUX",
+    "ENC_FLUX_ERR",
+}
 
 
 def _columns(rows: dict, groups: list[_Group], bands: list, s: Settings) -> list[NewColumn]:
@@ -336,8 +380,7 @@ def _columns(rows: dict, groups: list[_Group], bands: list, s: Settings) -> list
         ("MJD", np.array([g.mjd for g in groups])[prod_idx]),
         ("BAND", _dictionary(labels, band_idx)),
     ]
-    for name in ("OFFAXIS", "EXPOSURE", "COUNTS", "BKG_COUNTS", "EEF", "ECF", "COVERED", "THRESH_RATE",
-                 "THRESH_FLUX"):
+    for name in ("OFFAXIS", "EXPOSURE", "COUNTS", "BKG_COUNTS", "EEF", "ECF", "COVERED", "THRESH_RATE", "THRESH_FLUX"):
         cols.append((name, rows[name]))
     levels = _levels(s)
     for kind in ("RATE", "FLUX"):
@@ -360,4 +403,6 @@ def _columns(rows: dict, groups: list[_Group], bands: list, s: Settings) -> list
 def _dictionary(values: np.ndarray, index: np.ndarray) -> pa.DictionaryArray:
     """``values[index]`` as a dictionary-encoded string column (compact for millions of rows)."""
     uniq, inv = np.unique(values, return_inverse=True)
-    return pa.DictionaryArray.from_arrays(pa.array(inv.ravel()[index].astype(np.int32)), pa.array(uniq.tolist(), pa.string()))
+    return pa.DictionaryArray.from_arrays(
+        pa.array(inv.ravel()[index].astype(np.int32)), pa.array(uniq.tolist(), pa.string())
+    )

@@ -51,20 +51,35 @@ class ProductMaps:
         x, y = self.wcs.celestial.wcs_world2pix(np.asarray(ra, float), np.asarray(dec, float), 0)
         col = np.rint(x)
         row = np.rint(y)
-        inside = np.isfinite(col) & np.isfinite(row) & (col >= 0) & (row >= 0) & \
-            (col < self.shape[1]) & (row < self.shape[0])
+        inside = (
+            np.isfinite(col)
+            & np.isfinite(row)
+            & (col >= 0)
+            & (row >= 0)
+            & (col < self.shape[1])
+            & (row < self.shape[0])
+        )
         return np.where(inside, row, 0).astype(np.intp), np.where(inside, col, 0).astype(np.intp), inside
 
 
-def build_maps(product: Product, expmap: Image, counts: Image | None = None, bkgmap: Image | None = None,
-               mask: Image | None = None, *, radius_arcsec: float = 30.0,
-               annulus_arcsec: tuple[float, float] = (60.0, 120.0)) -> ProductMaps:
+def build_maps(
+    product: Product,
+    expmap: Image,
+    counts: Image | None = None,
+    bkgmap: Image | None = None,
+    mask: Image | None = None,
+    *,
+    radius_arcsec: float = 30.0,
+    annulus_arcsec: tuple[float, float] = (60.0, 120.0),
+) -> ProductMaps:
     """Aperture and background maps of one product (see the module docstring)."""
     e = np.where(np.isfinite(expmap.data) & (expmap.data > 0), expmap.data, 0.0)
     for other in (counts, bkgmap, mask):
         if other is not None and other.data.shape != e.shape:
-            raise DataError(f"{other.path}: image is {other.data.shape[1]}x{other.data.shape[0]} pixels but the "
-                            f"exposure map {expmap.path} is {e.shape[1]}x{e.shape[0]}; they must share a grid")
+            raise DataError(
+                f"{other.path}: image is {other.data.shape[1]}x{other.data.shape[0]} pixels but the "
+                f"exposure map {expmap.path} is {e.shape[1]}x{e.shape[0]}; they must share a grid"
+            )
     pix = expmap.pixel_arcsec
     disc = disc_kernel(radius_arcsec / pix)
     r_eff = float(np.sqrt(disc.sum() / np.pi) * pix)
@@ -90,8 +105,13 @@ def build_maps(product: Product, expmap: Image, counts: Image | None = None, bkg
     return ProductMaps(product, expmap.wcs, e.shape, pix, r_eff, e, ap_counts, ap_bkg, ap_zero, usable, method)
 
 
-def annulus_background(counts: np.ndarray, exposure: np.ndarray, pixel_arcsec: float,
-                       annulus_arcsec: tuple[float, float] = (60.0, 120.0), passes: int = 2) -> np.ndarray:
+def annulus_background(
+    counts: np.ndarray,
+    exposure: np.ndarray,
+    pixel_arcsec: float,
+    annulus_arcsec: tuple[float, float] = (60.0, 120.0),
+    passes: int = 2,
+) -> np.ndarray:
     """Background rate (counts s^-1 pixel^-1) at every pixel from an annulus around it,
     excluding source pixels (see the module docstring).  NaN where the annulus has no exposure."""
     from scipy.special import gammainc
@@ -112,8 +132,11 @@ def annulus_background(counts: np.ndarray, exposure: np.ndarray, pixel_arcsec: f
             rate = np.where(den > 1e-6 * max(den.max(), 1.0), np.maximum(num, 0.0) / den, np.nan)
         mu = np.nan_to_num(rate) * cell_exp
         with np.errstate(invalid="ignore"):
-            src = (cell_counts >= 1) & (mu > 0) & \
-                (gammainc(np.maximum(cell_counts, 1.0), np.maximum(mu, 1e-300)) < np.exp(-SOURCE_MASK_LIKELIHOOD))
+            src = (
+                (cell_counts >= 1)
+                & (mu > 0)
+                & (gammainc(np.maximum(cell_counts, 1.0), np.maximum(mu, 1e-300)) < np.exp(-SOURCE_MASK_LIKELIHOOD))
+            )
         new_keep = (exposure > 0) & ~(convolve(src.astype(float), grow) > 0.5)
         if np.array_equal(new_keep, keep):
             break
@@ -124,9 +147,9 @@ def annulus_background(counts: np.ndarray, exposure: np.ndarray, pixel_arcsec: f
 def disc_kernel(radius_pix: float, inner_pix: float = 0.0) -> np.ndarray:
     """Pixels whose centres lie within ``radius_pix`` (and beyond ``inner_pix``) of the centre."""
     n = int(np.ceil(radius_pix))
-    y, x = np.mgrid[-n:n + 1, -n:n + 1]
+    y, x = np.mgrid[-n : n + 1, -n : n + 1]
     r2 = x * x + y * y
-    k = (r2 <= radius_pix ** 2) & (r2 >= inner_pix ** 2 if inner_pix > 0 else True)
+    k = (r2 <= radius_pix**2) & (r2 >= inner_pix**2 if inner_pix > 0 else True)
     return k.astype(float)
 
 
@@ -135,11 +158,11 @@ def convolve(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     image): a zero-padded FFT convolution (scipy.fft; what scipy.signal.fftconvolve 'same' does)."""
     from scipy import fft
 
-    full = [a + b - 1 for a, b in zip(image.shape, kernel.shape)]
+    full = [a + b - 1 for a, b in zip(image.shape, kernel.shape, strict=True)]
     shape = tuple(fft.next_fast_len(n, real=True) for n in full)
     conv = fft.irfft2(fft.rfft2(image, shape) * _kernel_spectrum(kernel.shape, kernel.tobytes(), shape), shape)
     k0, k1 = (kernel.shape[0] - 1) // 2, (kernel.shape[1] - 1) // 2
-    out = conv[k0:k0 + image.shape[0], k1:k1 + image.shape[1]]
+    out = conv[k0 : k0 + image.shape[0], k1 : k1 + image.shape[1]]
     out[np.abs(out) < 1e-9 * max(float(np.abs(image).max()) * kernel.sum(), 1e-300)] = 0.0
     return out
 

@@ -67,8 +67,9 @@ def gaussian_upper_limit(counts, background, cl: float = SIGMA_CL[2]) -> np.ndar
     return np.maximum(n - b + z * np.sqrt(np.maximum(n, 0.0)), 0.0)
 
 
-def upper_limit(counts, background, cl: float = SIGMA_CL[2], method: str = "kbn",
-                gauss_min_counts: float = 80.0) -> np.ndarray:
+def upper_limit(
+    counts, background, cl: float = SIGMA_CL[2], method: str = "kbn", gauss_min_counts: float = 80.0
+) -> np.ndarray:
     """``method='kbn'``: :func:`kbn_upper_limit` everywhere; ``'kbn+gauss'``: the Gaussian
     form where N >= ``gauss_min_counts``, KBN below."""
     size = np.broadcast(np.asarray(counts), np.asarray(background)).size
@@ -92,6 +93,7 @@ def log_gammaincc(a, x) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------
+
 
 def _gamma_cf(a: np.ndarray, x: np.ndarray, max_iter: int = 500) -> np.ndarray:
     """CF(a, x) with Q(a, x) = e^-x x^a CF / Gamma(a) (modified Lentz; converges for x > a+1

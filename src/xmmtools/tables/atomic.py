@@ -101,8 +101,9 @@ class TempFile:
                 self.fd = os.open(self.folder, os.O_TMPFILE | os.O_RDWR, mode)
         if self.fd is None:
             _remove_stale_parts(self.folder, os.path.basename(final))
-            fd, self.name = tempfile.mkstemp(prefix=f".{os.path.basename(final)}.{os.getpid()}.",
-                                             suffix=".part", dir=self.folder)
+            fd, self.name = tempfile.mkstemp(
+                prefix=f".{os.path.basename(final)}.{os.getpid()}.", suffix=".part", dir=self.folder
+            )
             os.close(fd)
             with contextlib.suppress(OSError):
                 os.chmod(self.name, mode)

@@ -8,7 +8,7 @@ import csv
 import gzip
 import re
 from collections.abc import Iterator, Sequence
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -19,7 +19,6 @@ from xmmtools.tables.atomic import TempFile, close_quietly
 from xmmtools.tables.formats import short_error
 from xmmtools.tables.model import column_kind
 from xmmtools.tables.schema import check_read_names, missing_column, nan_nulls
-
 
 CSV_NULLS = ["", "NULL", "null", "None", "NaN", "nan"]  # NaN: pandas/numpy-written CSVs (Lin+2024 XCLASS)
 CSV_TRUE = ["t", "T", "true", "True", "TRUE"]
@@ -50,8 +49,15 @@ def _csv_types(names: Sequence[str]) -> dict[str, pa.DataType]:
     from xmmtools.columns import canonical_names, schema
 
     sch = schema()
-    types = {"str": pa.string(), "bool": pa.bool_(), "float32": pa.float32(), "float64": pa.float64(),
-             "int16": pa.int16(), "int32": pa.int32(), "int64": pa.int64()}
+    types = {
+        "str": pa.string(),
+        "bool": pa.bool_(),
+        "float32": pa.float32(),
+        "float64": pa.float64(),
+        "int16": pa.int16(),
+        "int32": pa.int32(),
+        "int64": pa.int64(),
+    }
     out = {}
     for actual, canon in canonical_names(names).items():
         col = sch.get(canon)
@@ -73,13 +79,18 @@ def iter_csv(p: str, columns: Sequence[str] | None, chunk_rows: int | None) -> I
             raise missing_column(missing[0], names, p)
     ropts = pcsv.ReadOptions(skip_rows=skip, block_size=8 * 2**20)
     copts = pcsv.ConvertOptions(
-        column_types=_csv_types(names), null_values=CSV_NULLS, true_values=CSV_TRUE,
-        false_values=CSV_FALSE, strings_can_be_null=True, include_columns=columns,
+        column_types=_csv_types(names),
+        null_values=CSV_NULLS,
+        true_values=CSV_TRUE,
+        false_values=CSV_FALSE,
+        strings_can_be_null=True,
+        include_columns=columns,
     )
     n = 0
     try:
-        reader = pcsv.open_csv(p, read_options=ropts, convert_options=copts,
-                               parse_options=pcsv.ParseOptions(newlines_in_values=False))
+        reader = pcsv.open_csv(
+            p, read_options=ropts, convert_options=copts, parse_options=pcsv.ParseOptions(newlines_in_values=False)
+        )
         schema = reader.schema
         for batch in reader:
             n += 1
@@ -98,8 +109,9 @@ def _fix_null_columns(t: pa.Table) -> pa.Table:
     """An all-empty CSV column has Arrow type null: make it a float column of NaN."""
     for i, f in enumerate(t.schema):
         if pa.types.is_null(f.type):
-            t = t.set_column(i, pa.field(f.name, pa.float64(), metadata=f.metadata),
-                             pa.array(np.full(t.num_rows, np.nan)))
+            t = t.set_column(
+                i, pa.field(f.name, pa.float64(), metadata=f.metadata), pa.array(np.full(t.num_rows, np.nan))
+            )
     return t
 
 
@@ -123,8 +135,9 @@ def csv_ready(t: pa.Table) -> pa.Table:
 class CsvWriter:
     """A CSV file (gzip-compressed for ``.gz``); NaN is written as empty."""
 
-    def __init__(self, path: str, schema: pa.Schema, tmp: TempFile | None, stdout: BinaryIO | None,
-                 row_group_rows: int) -> None:
+    def __init__(
+        self, path: str, schema: pa.Schema, tmp: TempFile | None, stdout: BinaryIO | None, row_group_rows: int
+    ) -> None:
         assert tmp is not None
         check_csv_writable(schema, path)
         import pyarrow.csv as pcsv

@@ -28,7 +28,7 @@ def find_hats(p: str) -> HatsCatalogue | None:
     """A HATS catalogue (``hats:DIR`` or a catalogue/collection folder), from its properties and
     ``dataset/_common_metadata`` only (no LSDB needed); None when ``p`` is not one.  Its rows are
     read by the stages that support HATS (crossmatch, through LSDB)."""
-    folder = p[len("hats:"):] if p.startswith("hats:") else p
+    folder = p[len("hats:") :] if p.startswith("hats:") else p
     if not os.path.isdir(folder):
         if p.startswith("hats:"):
             raise DataError(f"{p}: no such HATS catalogue directory")
@@ -46,8 +46,10 @@ def find_hats(p: str) -> HatsCatalogue | None:
     if os.path.isfile(os.path.join(folder, "collection.properties")):
         main = props(os.path.join(folder, "collection.properties")).get("hats_primary_table_url", "")
         folder = os.path.join(folder, main)
-    prop = next((os.path.join(folder, n) for n in ("hats.properties", "properties")
-                 if os.path.isfile(os.path.join(folder, n))), None)
+    prop = next(
+        (os.path.join(folder, n) for n in ("hats.properties", "properties") if os.path.isfile(os.path.join(folder, n))),
+        None,
+    )
     meta = os.path.join(folder, "dataset", "_common_metadata")
     if prop is None or not os.path.isfile(meta):
         if p.startswith("hats:") or prop is not None:

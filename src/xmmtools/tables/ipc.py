@@ -14,10 +14,10 @@ from xmmtools.tables.atomic import TempFile, close_quietly
 from xmmtools.tables.formats import short_error
 from xmmtools.tables.schema import check_read_names, nan_nulls, normalise_schema, select_columns
 
-
 # =========================================================================================
 # Reading
 # =========================================================================================
+
 
 def iter_stream(stream: Any, columns: Sequence[str] | None) -> Iterator[pa.Table]:
     """The Arrow IPC stream on standard input (``-``)."""
@@ -44,8 +44,9 @@ def iter_ipc(p: str, columns: Sequence[str] | None, chunk_rows: int | None) -> I
     yield from iter_batches((rd.get_batch(i) for i in range(rd.num_record_batches)), rd.schema, columns, p)
 
 
-def iter_batches(batches: Iterable[pa.RecordBatch], schema: pa.Schema, columns: Sequence[str] | None,
-                 where: str) -> Iterator[pa.Table]:
+def iter_batches(
+    batches: Iterable[pa.RecordBatch], schema: pa.Schema, columns: Sequence[str] | None, where: str
+) -> Iterator[pa.Table]:
     """Record batches of an Arrow file or stream as tables with the file's metadata; at least
     one (possibly empty) table."""
     schema = normalise_schema(schema)
@@ -65,11 +66,13 @@ def iter_batches(batches: Iterable[pa.RecordBatch], schema: pa.Schema, columns: 
 # Writing
 # =========================================================================================
 
+
 class IpcFileWriter:
     """An Arrow IPC file, one record batch per chunk written."""
 
-    def __init__(self, path: str, schema: pa.Schema, tmp: TempFile | None, stdout: BinaryIO | None,
-                 row_group_rows: int) -> None:
+    def __init__(
+        self, path: str, schema: pa.Schema, tmp: TempFile | None, stdout: BinaryIO | None, row_group_rows: int
+    ) -> None:
         assert tmp is not None
         self._sink = tmp.arrow_sink()
         try:
@@ -92,8 +95,9 @@ class IpcFileWriter:
 class IpcStreamWriter:
     """The Arrow IPC stream on stdout (``-``): no temporary file, nothing to commit."""
 
-    def __init__(self, path: str, schema: pa.Schema, tmp: TempFile | None, stdout: BinaryIO | None,
-                 row_group_rows: int) -> None:
+    def __init__(
+        self, path: str, schema: pa.Schema, tmp: TempFile | None, stdout: BinaryIO | None, row_group_rows: int
+    ) -> None:
         self._out = stdout if stdout is not None else sys.stdout.buffer
         self._writer = pa.ipc.new_stream(self._out, schema)
 

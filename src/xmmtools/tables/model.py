@@ -97,7 +97,7 @@ def _plain_numbers(col: pa.ChunkedArray | pa.Array, dtype: Any) -> np.ndarray | 
     chunks = [c for c in chunks if len(c)]
     views = [raw_values(c) for c in chunks]
     if nulls:  # float nulls -> NaN, in a copy
-        views = [_nan_where_null(v, c) for v, c in zip(views, chunks)]
+        views = [_nan_where_null(v, c) for v, c in zip(views, chunks, strict=True)]
     if not views:
         return np.zeros(0, dtype=want)
     if len(views) == 1:
@@ -151,8 +151,12 @@ class NewColumn:
         else:
             v = np.asarray(v)
             if v.ndim == 2:  # a vector per row -> fixed-size list
-                flat = pa.array(np.ascontiguousarray(v).ravel(), type=self.type.value_type
-                                if self.type is not None and pa.types.is_fixed_size_list(self.type) else None)
+                flat = pa.array(
+                    np.ascontiguousarray(v).ravel(),
+                    type=self.type.value_type
+                    if self.type is not None and pa.types.is_fixed_size_list(self.type)
+                    else None,
+                )
                 arr = pa.FixedSizeListArray.from_arrays(flat, v.shape[1])
             elif v.ndim == 1 and v.dtype.kind in "fiub" and v.dtype.byteorder in "=|":
                 arr = arrow_from_numpy(v)  # zero-copy for numbers; NaN stays NaN (not null)
@@ -186,6 +190,7 @@ def add_columns(table: pa.Table, new: Sequence[NewColumn], *, replace: bool = Fa
 # Arrow buffers <-> numpy (no pandas import)
 # =========================================================================================
 
+
 def arrow_from_numpy(values: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
     """A 1-D numeric or boolean numpy array (nulls where ``mask``) as an Arrow array, zero-copy
     for numbers.  Built from buffers: ``pa.array(..., mask=)`` would import pandas (0.3 s)."""
@@ -195,11 +200,13 @@ def arrow_from_numpy(values: np.ndarray, mask: np.ndarray | None = None) -> pa.A
         nulls = int(mask.sum())
         validity = pa.py_buffer(np.packbits(~mask, bitorder="little"))
     if values.dtype == bool:
-        return pa.Array.from_buffers(pa.bool_(), n, [validity, pa.py_buffer(np.packbits(values, bitorder="little"))],
-                                     null_count=nulls)
+        return pa.Array.from_buffers(
+            pa.bool_(), n, [validity, pa.py_buffer(np.packbits(values, bitorder="little"))], null_count=nulls
+        )
     values = np.ascontiguousarray(values)
-    return pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), n, [validity, pa.py_buffer(values)],
-                                 null_count=nulls)
+    return pa.Array.from_buffers(
+        pa.from_numpy_dtype(values.dtype), n, [validity, pa.py_buffer(values)], null_count=nulls
+    )
 
 
 def raw_values(a: pa.Array) -> np.ndarray:
@@ -211,7 +218,7 @@ def raw_values(a: pa.Array) -> np.ndarray:
         if not len(a):
             return np.zeros(0, dtype=bool)
         bits = np.frombuffer(a.buffers()[1], dtype=np.uint8)
-        return np.unpackbits(bits, bitorder="little", count=a.offset + len(a))[a.offset:].view(bool)
+        return np.unpackbits(bits, bitorder="little", count=a.offset + len(a))[a.offset :].view(bool)
     if (pa.types.is_integer(t) or pa.types.is_floating(t)) and not pa.types.is_float16(t):
         dt = np.dtype(t.to_pandas_dtype())
         if not len(a):
@@ -226,4 +233,4 @@ def null_mask(a: pa.Array) -> np.ndarray:
     if not a.null_count:
         return np.zeros(len(a), dtype=bool)
     bits = np.frombuffer(a.buffers()[0], dtype=np.uint8)
-    return ~np.unpackbits(bits, bitorder="little", count=a.offset + len(a))[a.offset:].view(bool)
+    return ~np.unpackbits(bits, bitorder="little", count=a.offset + len(a))[a.offset :].view(bool)

@@ -31,8 +31,7 @@ def iter_parquet(p: str, columns: Sequence[str] | None, chunk_rows: int | None) 
     check_read_names(schema.names, p)
     sel = select_columns(schema, columns, p)
     names = [schema.names[i] for i in sel] if columns is not None else None
-    out_schema = pa.schema([schema.field(i) for i in sel], metadata=schema.metadata) \
-        if columns is not None else schema
+    out_schema = pa.schema([schema.field(i) for i in sel], metadata=schema.metadata) if columns is not None else schema
     n = 0
     per = chunk_rows or DEFAULT_CHUNK_ROWS
     try:
@@ -60,8 +59,9 @@ class ParquetWriter:
     """A Parquet file: zstd, row groups of ``row_group_rows``, statistics, dictionary encoding
     of text columns only."""
 
-    def __init__(self, path: str, schema: pa.Schema, tmp: TempFile | None, stdout: BinaryIO | None,
-                 row_group_rows: int) -> None:
+    def __init__(
+        self, path: str, schema: pa.Schema, tmp: TempFile | None, stdout: BinaryIO | None, row_group_rows: int
+    ) -> None:
         import pyarrow.parquet as pq
 
         assert tmp is not None
@@ -71,8 +71,9 @@ class ParquetWriter:
         # tripled the write time and grew the file by 40 % (measured on 4XMM-like data)
         text = [f.name for f in schema if column_kind(f.type) == "text"]
         try:
-            self._writer = pq.ParquetWriter(self._sink, schema, compression="zstd",
-                                            use_dictionary=text, write_statistics=True)
+            self._writer = pq.ParquetWriter(
+                self._sink, schema, compression="zstd", use_dictionary=text, write_statistics=True
+            )
         except BaseException:
             close_quietly(self._sink)
             raise

@@ -41,8 +41,9 @@ class Provenance:
                 ins.append({"name": "-", "sha256": None})
             else:
                 real, _ = strip_hdu(p)
-                ins.append({"name": os.path.basename(real),
-                            "sha256": file_sha256(real) if os.path.isfile(real) else None})
+                ins.append(
+                    {"name": os.path.basename(real), "sha256": file_sha256(real) if os.path.isfile(real) else None}
+                )
         rec = {
             "xmmtools": __version__,
             "stage": self.stage,
@@ -58,8 +59,8 @@ def _provenance_date() -> str:
     """UTC time of the run, or SOURCE_DATE_EPOCH (reproducible-builds.org) when it is set."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
     if epoch.isdigit():
-        return _dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc).isoformat()
-    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+        return _dt.datetime.fromtimestamp(int(epoch), _dt.UTC).isoformat()
+    return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
 
 
 def _jsonable(obj: Any) -> Any:

@@ -80,8 +80,9 @@ def _progress(it: Iterator[pa.Table], path: str, enabled: bool) -> Iterator[pa.T
         return
     from tqdm import tqdm
 
-    with tqdm(desc=f"reading {os.path.basename(path)}", unit=" rows", unit_scale=True,
-              file=sys.stderr, leave=False) as bar:
+    with tqdm(
+        desc=f"reading {os.path.basename(path)}", unit=" rows", unit_scale=True, file=sys.stderr, leave=False
+    ) as bar:
         for t in it:
             bar.update(t.num_rows)
             yield t
@@ -120,8 +121,7 @@ def inspect_table(path: str | os.PathLike[str], *, stdin: io.BufferedIOBase | No
 
         ft = FitsTable.open(p)
         schema = ft.arrow_schema(None)
-        return TableInfo(real, "fits", ft.nrows, schema, header=header_dict(ft.header),
-                         extension=ft.extname)
+        return TableInfo(real, "fits", ft.nrows, schema, header=header_dict(ft.header), extension=ft.extname)
     if fmt == "parquet":
         from xmmtools.tables.parquet import open_parquet
 
@@ -129,8 +129,12 @@ def inspect_table(path: str | os.PathLike[str], *, stdin: io.BufferedIOBase | No
         return TableInfo(real, "parquet", pf.metadata.num_rows, normalise_schema(pf.schema_arrow))
     if fmt == "arrow":
         rd = open_ipc(real)
-        return TableInfo(real, "arrow", sum(rd.get_batch(i).num_rows for i in range(rd.num_record_batches)),
-                         normalise_schema(rd.schema))
+        return TableInfo(
+            real,
+            "arrow",
+            sum(rd.get_batch(i).num_rows for i in range(rd.num_record_batches)),
+            normalise_schema(rd.schema),
+        )
     # CSV has no metadata: count by streaming
     from xmmtools.tables.csv import iter_csv
 

@@ -70,8 +70,7 @@ def write_table(
     stdout: io.BufferedIOBase | None = None,
 ) -> None:
     """Write a whole table atomically (see :class:`TableWriter`)."""
-    with TableWriter(path, table.schema, provenance=provenance, overwrite=overwrite,
-                     inputs=inputs, stdout=stdout) as w:
+    with TableWriter(path, table.schema, provenance=provenance, overwrite=overwrite, inputs=inputs, stdout=stdout) as w:
         w.write(table)
 
 
@@ -90,8 +89,9 @@ def write_chunks(
     try:
         for chunk in chunks:
             if writer is None:
-                writer = TableWriter(path, chunk.schema, provenance=provenance, overwrite=overwrite,
-                                     inputs=inputs, stdout=stdout)
+                writer = TableWriter(
+                    path, chunk.schema, provenance=provenance, overwrite=overwrite, inputs=inputs, stdout=stdout
+                )
                 writer.__enter__()
             writer.write(chunk)
         if writer is None:
@@ -145,8 +145,9 @@ class TableWriter:
             raise
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if exc_type is None:
             self.close()
         else:
@@ -156,8 +157,9 @@ class TableWriter:
         if self.format != "stream":
             self._tmp = TempFile(self.path)
         # the format's writer checks first what it cannot hold (FITS: types and names)
-        self._out = writer_for(self.format)(self.path, self.schema, self._tmp,
-                                            cast("BinaryIO | None", self._stdout), self._rg)
+        self._out = writer_for(self.format)(
+            self.path, self.schema, self._tmp, cast("BinaryIO | None", self._stdout), self._rg
+        )
 
     def write(self, chunk: pa.Table | pa.RecordBatch) -> None:
         if self._out is None and self._tmp is None:

@@ -74,8 +74,11 @@ def overlap(lo: np.ndarray, hi: np.ndarray, gti: np.ndarray) -> np.ndarray:
 
 def ccd_gti_union(hdul) -> np.ndarray:
     """Union of the STDGTInn extensions (one per CCD), or the file's other GTI tables."""
-    parts = [np.column_stack([np.asarray(h.data["START"], float), np.asarray(h.data["STOP"], float)])
-             for h in hdul[1:] if h.name.upper().startswith("STDGTI") and getattr(h, "columns", None) is not None]
+    parts = [
+        np.column_stack([np.asarray(h.data["START"], float), np.asarray(h.data["STOP"], float)])
+        for h in hdul[1:]
+        if h.name.upper().startswith("STDGTI") and getattr(h, "columns", None) is not None
+    ]
     if not parts:
         return file_gti(hdul)
     g = np.concatenate(parts)

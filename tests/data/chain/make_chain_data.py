@@ -72,8 +72,31 @@ def lin(shared: Path) -> None:
     keep = np.sort(np.r_[np.flatnonzero(has_g)[::8], np.flatnonzero(~has_g)[::20]])
     t = t.iloc[keep].reset_index(drop=True)
     rng = np.random.default_rng(20240214)
-    xray = [c for c in t.columns if c not in ("G", "BP", "RP", "J", "H", "K", "W1", "W2", "W3", "dist", "F_x/F_o",
-                                              "BP-G", "BP-RP", "G-K", "J-H", "H-K", "W1-W2", "M_G")]
+    xray = [
+        c
+        for c in t.columns
+        if c
+        not in (
+            "G",
+            "BP",
+            "RP",
+            "J",
+            "H",
+            "K",
+            "W1",
+            "W2",
+            "W3",
+            "dist",
+            "F_x/F_o",
+            "BP-G",
+            "BP-RP",
+            "G-K",
+            "J-H",
+            "H-K",
+            "W1-W2",
+            "M_G",
+        )
+    ]
     t[xray].to_csv(HERE / "lin_xray.csv", index=False)
     n = len(t)
 
@@ -84,15 +107,33 @@ def lin(shared: Path) -> None:
     ra, dec = moved(t["ra"].to_numpy(), t["dec"].to_numpy(), 0.7)  # the optical source (Gaia position)
     src = np.arange(1, n + 1) * 1000
     g = t[np.isfinite(t["G"])]
-    pd.DataFrame({"Source": src[g.index], "RA_ICRS": ra[g.index], "DE_ICRS": dec[g.index], "e_RA_ICRS": 0.5,
-                  "e_DE_ICRS": 0.5, "Gmag": g["G"]}).to_csv(HERE / "lin_gaia_vizier.csv", index=False)
+    pd.DataFrame(
+        {
+            "Source": src[g.index],
+            "RA_ICRS": ra[g.index],
+            "DE_ICRS": dec[g.index],
+            "e_RA_ICRS": 0.5,
+            "e_DE_ICRS": 0.5,
+            "Gmag": g["G"],
+        }
+    ).to_csv(HERE / "lin_gaia_vizier.csv", index=False)
     d = t[np.isfinite(t["dist"])]
-    pd.DataFrame({"Source": src[d.index], "RA_ICRS": ra[d.index], "DE_ICRS": dec[d.index],
-                  "rgeo": d["dist"]}).to_csv(HERE / "lin_gaiadist_vizier.csv", index=False)
+    pd.DataFrame({"Source": src[d.index], "RA_ICRS": ra[d.index], "DE_ICRS": dec[d.index], "rgeo": d["dist"]}).to_csv(
+        HERE / "lin_gaiadist_vizier.csv", index=False
+    )
     w = t[np.isfinite(t["W1"]) | np.isfinite(t["W2"])]
     wra, wdec = moved(ra, dec, 0.3)  # AllWISE: the same source, measured within its 0.3-0.4" errors
-    pd.DataFrame({"RAJ2000": wra[w.index], "DEJ2000": wdec[w.index], "eeMaj": 0.4, "eeMin": 0.3, "eePA": 30.0,
-                  "W1mag": w["W1"], "W2mag": w["W2"]}).to_csv(HERE / "lin_allwise_vizier.csv", index=False)
+    pd.DataFrame(
+        {
+            "RAJ2000": wra[w.index],
+            "DEJ2000": wdec[w.index],
+            "eeMaj": 0.4,
+            "eeMin": 0.3,
+            "eePA": 30.0,
+            "W1mag": w["W1"],
+            "W2mag": w["W2"],
+        }
+    ).to_csv(HERE / "lin_allwise_vizier.csv", index=False)
     print(f"lin: {n} X-ray sources, {len(g)} Gaia, {len(d)} distances, {len(w)} AllWISE", file=sys.stderr)
 
 

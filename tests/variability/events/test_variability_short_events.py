@@ -3,11 +3,10 @@ box 13, GTR=1) and the variability formula on a controlled toy cube."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
-
 from conftest import DATA, run_main
+
 from xmmtools import tables
 from xmmtools.sky import pair_separation_arcsec
 from xmmtools.variability.events import exod as E
@@ -18,17 +17,37 @@ EXODUS = DATA / "variability" / "exodus"
 
 def _exodus_position():
     # ds9_variable_sources.reg: "circle 263.6776, -32.5809, 97.952\""
-    line = [x for x in (EXODUS / "0001730201_4_100_13_1.0_M1" / "ds9_variable_sources.reg").read_text().splitlines()
-            if x.strip().startswith("circle")][0]
+    line = [
+        x
+        for x in (EXODUS / "0001730201_4_100_13_1.0_M1" / "ds9_variable_sources.reg").read_text().splitlines()
+        if x.strip().startswith("circle")
+    ][0]
     ra, dec = (float(v) for v in line.split("circle")[1].split(",")[:2])
     return ra, dec
 
 
 def test_recovers_the_exodus_mos1_source(tmp_path):
     out = tmp_path / "cand.parquet"
-    code, _, _ = run_main(["variability", "events", EV / "M1_clean.fits.gz", "--gti", EV / "M1_gti.fits",
-                           "--time-bin", 100, "--detection-level", 4, "--box", 13, "--hot-pixels",
-                           f"M1={EXODUS / '4xmmdr14_hotpixels_M1.csv'}", "-o", out, "-q"])
+    code, _, _ = run_main(
+        [
+            "variability",
+            "events",
+            EV / "M1_clean.fits.gz",
+            "--gti",
+            EV / "M1_gti.fits",
+            "--time-bin",
+            100,
+            "--detection-level",
+            4,
+            "--box",
+            13,
+            "--hot-pixels",
+            f"M1={EXODUS / '4xmmdr14_hotpixels_M1.csv'}",
+            "-o",
+            out,
+            "-q",
+        ]
+    )
     assert code == 0
     rows = tables.read_table(str(out)).to_pylist()
     assert len(rows) == 1  # EXODUS also finds exactly one source
@@ -47,7 +66,7 @@ def test_two_cameras_merge_into_one_candidate(tmp_path):
     cands = E.exod_candidates(ev, meta["GTI"], "M1", E.ExodConfig(100, 4, 13, 1.0))
     a = dict(cands[0], RA=263.6771, DEC=-32.5818)
     b = dict(cands[0], RA=263.6773, DEC=-32.5815)  # 1.2" away
-    c = dict(cands[0], RA=263.70, DEC=-32.5818)    # 69" away
+    c = dict(cands[0], RA=263.70, DEC=-32.5818)  # 69" away
     groups = sorted(E.merge_cameras([a, b, c], 10.0))
     assert groups == [[0, 1], [2]]
 
@@ -69,11 +88,14 @@ def test_variability_formula_on_a_controlled_pixel():
     assert V[0, 10, 20] == pytest.approx(4.0)
     assert V[0, 9, 21] == pytest.approx(4.0)  # neighbour sees the same 3x3 sum
     assert V[0, 12, 20] == 0.0
-    V2 = E.variability_map(np.zeros(3, int), np.full(3, 5), np.full(3, 5), np.array([4, 4, 4]), np.ones(5), (64, 200), 1)
+    V2 = E.variability_map(
+        np.zeros(3, int), np.full(3, 5), np.full(3, 5), np.array([4, 4, 4]), np.ones(5), (64, 200), 1
+    )
     assert V2[0, 5, 5] == 3.0
     # good-time scaling: a half-good window's counts are doubled (10 -> 20): V = 9
-    V3 = E.variability_map(np.zeros(n, int), np.full(n, 10), np.full(n, 20), win,
-                           np.array([1, 1, 1, 0.5, 1.0]), (64, 200), 1)
+    V3 = E.variability_map(
+        np.zeros(n, int), np.full(n, 10), np.full(n, 20), win, np.array([1, 1, 1, 0.5, 1.0]), (64, 200), 1
+    )
     assert V3[0, 10, 20] == pytest.approx(9.0)
 
 
@@ -96,12 +118,21 @@ def test_default_detection_levels_follow_the_paper():
     assert E.ExodConfig(100, detection_level=4).dl() == 4
 
 
-@pytest.mark.parametrize("args,msg", [
-    (["NOFILE.fits", "-o", "x.csv"], "no such file"),
-    ([str(DATA / "variability" / "lc" / "0831790701" / "lcurve_100_PN_1" / "J011908-341133_lc_100_src.lc.gz"),
-      "-o", "OUT"], "no EVENTS extension"),
-    ([str(EV / "M1_clean.fits.gz"), "--hot-pixels", "X1=foo.csv", "-o", "OUT"], "CAM=FILE"),
-])
+@pytest.mark.parametrize(
+    "args,msg",
+    [
+        (["NOFILE.fits", "-o", "x.csv"], "no such file"),
+        (
+            [
+                str(DATA / "variability" / "lc" / "0831790701" / "lcurve_100_PN_1" / "J011908-341133_lc_100_src.lc.gz"),
+                "-o",
+                "OUT",
+            ],
+            "no EVENTS extension",
+        ),
+        ([str(EV / "M1_clean.fits.gz"), "--hot-pixels", "X1=foo.csv", "-o", "OUT"], "CAM=FILE"),
+    ],
+)
 def test_event_search_errors_are_one_line(tmp_path, capsys, args, msg):
     args = [str(tmp_path / "o.csv") if a == "OUT" else a for a in args]
     code, _, err = run_main(["variability", "events", *args], capsys)
@@ -110,6 +141,7 @@ def test_event_search_errors_are_one_line(tmp_path, capsys, args, msg):
 
 
 # ------------------------------------------------------------------------------- EXOD2 table
+
 
 def test_exod2_bayes_factor_limits_match_the_published_table():
     """n(mu) from the Bayes factors (Khan et al. 2025) against the EXOD2 table: the README spot

@@ -9,8 +9,8 @@ import tracemalloc
 
 import numpy as np
 import pytest
-
 from conftest import DATA, run_main
+
 from xmmtools import tables
 from xmmtools.variability.events import exod2_search as X
 from xmmtools.variability.events.exod2 import THRESHOLDS, bayes_factor_limits, log10_bayes_burst
@@ -52,16 +52,24 @@ def _quiet_cell(ev, gti, cfg, away_from, which=0):
 
 def _burst(x, y, n, t0, dt, raw=(1, 300, 300), seed=0):
     rng = np.random.default_rng(seed)
-    return {"TIME": np.sort(t0 + dt * rng.random(n)), "X": x + rng.normal(0, 40, n), "Y": y + rng.normal(0, 40, n),
-            "RAWX": np.full(n, raw[1]), "RAWY": np.full(n, raw[2]), "CCDNR": np.full(n, raw[0]),
-            "PI": np.full(n, 1000), "PATTERN": np.zeros(n)}
+    return {
+        "TIME": np.sort(t0 + dt * rng.random(n)),
+        "X": x + rng.normal(0, 40, n),
+        "Y": y + rng.normal(0, 40, n),
+        "RAWX": np.full(n, raw[1]),
+        "RAWY": np.full(n, raw[2]),
+        "CCDNR": np.full(n, raw[0]),
+        "PI": np.full(n, 1000),
+        "PATTERN": np.zeros(n),
+    }
 
 
 def _bright(ev):
     """Sky position of HD 159176 (mean of the events within 15" of the brightest 20" cell)."""
     x, y = ev["X"].astype(float), ev["Y"].astype(float)
-    h, xe, ye = np.histogram2d(x, y, bins=[np.arange(x.min(), x.max() + 400, 400),
-                                           np.arange(y.min(), y.max() + 400, 400)])
+    h, xe, ye = np.histogram2d(
+        x, y, bins=[np.arange(x.min(), x.max() + 400, 400), np.arange(y.min(), y.max() + 400, 400)]
+    )
     i, j = np.unravel_index(np.argmax(h), h.shape)
     near = np.hypot(x - xe[i] - 200, y - ye[j] - 200) < 300
     return x[near].mean(), y[near].mean()
@@ -81,8 +89,22 @@ def test_real_mos1_runs_in_seconds_with_bounded_memory(tmp_path, m1):
     # the cleaned MOS1 list has no 5-sigma transient at 50 s (HD 159176's variability is slow)
     assert not [x for x in cands if x["SIGMA"] == 5]
     out = tmp_path / "exod2.csv"
-    code, _, _ = run_main(["variability", "events", EV / "M1_clean.fits.gz", "--gti", EV / "M1_gti.fits",
-                           "--method", "exod2", "--hot-pixels", f"M1={HOT}", "-o", out, "-q"])
+    code, _, _ = run_main(
+        [
+            "variability",
+            "events",
+            EV / "M1_clean.fits.gz",
+            "--gti",
+            EV / "M1_gti.fits",
+            "--method",
+            "exod2",
+            "--hot-pixels",
+            f"M1={HOT}",
+            "-o",
+            out,
+            "-q",
+        ]
+    )
     assert code == 0
     t = tables.read_table(str(out))
     assert t.column_names[:4] == ["RA", "DEC", "POSERR", "TYPE"] and t.num_rows == len(cands)
@@ -94,8 +116,8 @@ def test_injected_bursts_are_found_at_the_right_cell_time_and_significance(m1):
     hd = _bright(ev)
     x, y = _quiet_cell(ev, gti, cfg, hd)
     xw, yw = _quiet_cell(ev, gti, cfg, hd, which=5)  # another cell: the strong burst raises its cell's mean
-    t_strong = gti[0, 0] + 50 * 40 + 5     # inside frame 40
-    t_weak = gti[0, 0] + 50 * 120 + 5      # inside frame 120
+    t_strong = gti[0, 0] + 50 * 40 + 5  # inside frame 40
+    t_weak = gti[0, 0] + 50 * 120 + 5  # inside frame 120
     inj = _burst(x, y, 30, t_strong, 40)
     weak = _burst(xw, yw, 4, t_weak, 40, seed=1)
     both = _with(ev, {k: np.concatenate([inj[k], weak[k]]) for k in inj})
@@ -155,7 +177,7 @@ def test_constant_field_with_a_background_flare_gives_no_5_sigma_candidate():
     parts.append((times(nb, flare), 25000 + r * np.cos(a), 25000 + r * np.sin(a)))
     for n, (sx, sy) in ((20000, (25000, 25000)), (3000, (30000, 22000)), (300, (20000, 28000))):
         parts.append((times(n), sx + rng.normal(0, 100, n), sy + rng.normal(0, 100, n)))
-    t, x, y = (np.concatenate(v) for v in zip(*parts))
+    t, x, y = (np.concatenate(v) for v in zip(*parts, strict=True))
     o = np.argsort(t)
     ev = {"TIME": t[o], "X": x[o], "Y": y[o], **{k: np.ones(t.size) for k in ("CCDNR", "RAWX", "RAWY")}}
     cands = X.exod2_candidates(ev, gti, X.Exod2Config(50.0))
@@ -171,8 +193,8 @@ def test_grouping_joins_touching_cells_and_frames_only():
     key = lambda ix, iy, f: (ix * 10 + iy) * 100 + f  # noqa: E731
     keys = np.array(sorted([key(2, 2, 5), key(3, 3, 6), key(2, 2, 8), key(7, 7, 5)]))
     lab = X.group_cells(keys, shape)
-    d = dict(zip(keys.tolist(), lab.tolist()))
-    assert d[key(2, 2, 5)] == d[key(3, 3, 6)]           # diagonal neighbour in space and time
+    d = dict(zip(keys.tolist(), lab.tolist(), strict=True))
+    assert d[key(2, 2, 5)] == d[key(3, 3, 6)]  # diagonal neighbour in space and time
     assert len({d[key(2, 2, 8)], d[key(7, 7, 5)], d[key(2, 2, 5)]}) == 3
 
 
@@ -187,27 +209,44 @@ def test_burst_on_a_hot_pixel_is_flagged(tmp_path, m1):
     n = 25
     t0 = gti[0, 0] + 50 * 60 + 5
     on_ccd2 = np.flatnonzero(d["CCDNR"] == 2)[0]
-    extra = np.repeat(d[on_ccd2:on_ccd2 + 1], n)
+    extra = np.repeat(d[on_ccd2 : on_ccd2 + 1], n)
     extra["TIME"] = t0 + np.linspace(0, 40, n)
     extra["RAWX"], extra["RAWY"], extra["PI"], extra["PATTERN"] = 452, 500, 1000, 0
     hdus["EVENTS"] = fits.BinTableHDU(np.concatenate([d, extra]), header=hdus["EVENTS"].header, name="EVENTS")
     path = tmp_path / "m1_hot.fits"
     hdus.writeto(path)
     out = tmp_path / "hot.parquet"
-    code, _, _ = run_main(["variability", "events", path, "--gti", EV / "M1_gti.fits", "--method", "exod2",
-                           "--hot-pixels", f"M1={HOT}", "-o", out, "-q"])
+    code, _, _ = run_main(
+        [
+            "variability",
+            "events",
+            path,
+            "--gti",
+            EV / "M1_gti.fits",
+            "--method",
+            "exod2",
+            "--hot-pixels",
+            f"M1={HOT}",
+            "-o",
+            out,
+            "-q",
+        ]
+    )
     assert code == 0
     rows = [r for r in tables.read_table(str(out)).to_pylist() if r["TSTART"] <= t0 < r["TSTOP"]]
     assert len(rows) == 1 and rows[0]["HOT_PIXEL"] is True and rows[0]["SIGMA"] == 5
     assert rows[0]["CCDNR"] == 2 and rows[0]["RAWX"] == 452 and rows[0]["CAMERAS"] == "M1"
 
 
-@pytest.mark.parametrize("args,msg", [
-    (["NOFILE.fits", "--method", "exod2", "-o", "OUT"], "no such file"),
-    ([str(EV / "M1_gti.fits"), "--method", "exod2", "-o", "OUT"], "no EVENTS extension"),
-    ([str(EV / "M1_clean.fits.gz"), "--method", "exod2", "--box", "5", "-o", "OUT"], "--method exod only"),
-    ([str(EV / "M1_clean.fits.gz"), "--method", "exod2", "--gti", "NOGTI.fits", "-o", "OUT"], "NOGTI"),
-])
+@pytest.mark.parametrize(
+    "args,msg",
+    [
+        (["NOFILE.fits", "--method", "exod2", "-o", "OUT"], "no such file"),
+        ([str(EV / "M1_gti.fits"), "--method", "exod2", "-o", "OUT"], "no EVENTS extension"),
+        ([str(EV / "M1_clean.fits.gz"), "--method", "exod2", "--box", "5", "-o", "OUT"], "--method exod only"),
+        ([str(EV / "M1_clean.fits.gz"), "--method", "exod2", "--gti", "NOGTI.fits", "-o", "OUT"], "NOGTI"),
+    ],
+)
 def test_exod2_errors_are_one_line(tmp_path, capsys, args, msg):
     args = [str(tmp_path / "o.csv") if a == "OUT" else a for a in args]
     code, _, err = run_main(["variability", "events", *args], capsys)

@@ -9,8 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from astropy.io import fits
-
 from conftest import DATA, SAMPLE, run_main
+
 from xmmtools import tables
 from xmmtools.columns import resolve
 from xmmtools.variability.long.bands import PowerLaw, band_factor, hardness_range
@@ -46,7 +46,7 @@ def test_grouping_by_srcid_on_the_shipped_sample(sample, raw):
     assert len(res.sources) == len(ids) == 35
     assert (counts > 1).sum() == 11
     n_ep = col(res, "LT_N_EPOCHS")
-    for i, c in zip(ids, counts):
+    for i, c in zip(ids, counts, strict=True):
         assert set(n_ep[raw["SRCID"] == i]) == {c}
     # baseline: 3 observations, MJD 51590.9 .. 53968.5 (mid-exposure times)
     sel = raw["SRCID"] == 201177401010002
@@ -82,7 +82,7 @@ def test_3xmm_archive_rows_match_the_4xmm_source_with_the_same_srcid(sample):
     # 3XMM-DR8 kept the SRCIDs of this field: the STONKS positional match must find them again
     flux = tables.to_numpy(arch.column("EP_8_FLUX"), float)
     ids = tables.to_numpy(arch.column("SRCID"), None)
-    for k, fnat in zip(res.sources.key[ep.source[a]], ep.flux[a] * ep.factor[a]):
+    for k, fnat in zip(res.sources.key[ep.source[a]], ep.flux[a] * ep.factor[a], strict=True):
         assert ids[np.argmin(abs(flux - fnat))] == k
     assert not ep.ambiguous[a].any()
     # 201177401010005 now has 6 epochs; the minimum F+sigma is the 3XMM 2001 row
@@ -90,7 +90,8 @@ def test_3xmm_archive_rows_match_the_4xmm_source_with_the_same_srcid(sample):
     sel = srcid == 201177401010005
     assert col(res, "LT_N_EPOCHS")[sel][0] == 6
     assert col(res, "LT_VAR_RATIO")[sel][0] == pytest.approx(
-        (9.783791e-13 - 1.58928e-13) / (2.02129e-13 + 8.08437e-15), rel=1e-5)
+        (9.783791e-13 - 1.58928e-13) / (2.02129e-13 + 8.08437e-15), rel=1e-5
+    )
     assert set(col(res, "LT_CAT_MIN")[sel]) == {"3XMM"}
 
 
@@ -121,8 +122,14 @@ def test_upper_limit_from_an_earlier_observation_raises_a_first_detection_alert(
 def test_upper_limit_by_position_and_band_range(sample):
     src = tables.read_table(SAMPLE, ["SRCID", "SC_RA", "SC_DEC"]).to_pydict()
     i = src["SRCID"].index(201122201010026)
-    ul = ul_table(RA=[src["SC_RA"][i] + 0.3 / 3600], DEC=[src["SC_DEC"][i]], MJD=[60000.0],
-                  FLUX_UL=[1e-15], BAND=["0.5-2"], CATALOGUE=["XRISM"])
+    ul = ul_table(
+        RA=[src["SC_RA"][i] + 0.3 / 3600],
+        DEC=[src["SC_DEC"][i]],
+        MJD=[60000.0],
+        FLUX_UL=[1e-15],
+        BAND=["0.5-2"],
+        CATALOGUE=["XRISM"],
+    )
     res = long_term_variability(sample, upper_limits=ul)
     ulep = res.epochs.is_ul
     assert ulep.sum() == 1
@@ -135,26 +142,45 @@ def test_upper_limit_by_position_and_band_range(sample):
 def test_upper_limit_srcid_join_wins_and_null_srcid_falls_back_to_position(sample):
     src = tables.read_table(SAMPLE, ["SRCID", "SC_RA", "SC_DEC"]).to_pydict()
     i = src["SRCID"].index(201122201010026)
-    ul = pa.table({"SRCID": pa.array([201122201010023, None], pa.int64()),
-                   "RA": [0.0, src["SC_RA"][i]], "DEC": [0.0, src["SC_DEC"][i]],   # row 1: RA/DEC ignored
-                   "MJD": [51590.9, 51590.9], "FLUX_UL": [2e-15, 1e-15], "BAND": ["8", "8"]})
+    ul = pa.table(
+        {
+            "SRCID": pa.array([201122201010023, None], pa.int64()),
+            "RA": [0.0, src["SC_RA"][i]],
+            "DEC": [0.0, src["SC_DEC"][i]],  # row 1: RA/DEC ignored
+            "MJD": [51590.9, 51590.9],
+            "FLUX_UL": [2e-15, 1e-15],
+            "BAND": ["8", "8"],
+        }
+    )
     res = long_term_variability(sample, upper_limits=ul)
     assert res.unmatched["upper-limits"] == 0
     assert list(res.sources.key[res.epochs.source[res.epochs.is_ul]]) == [201122201010023, 201122201010026]
 
 
 def test_instrument_column_selects_the_band_factor(sample):
-    ul = pa.table({"SRCID": [201122201010023, 201122201010023, 201122201010023], "MJD": [50000.0, 50001.0, 50002.0],
-                   "FLUX_UL": [1e-14, 1e-14, 1e-14], "INSTRUMENT": ["XRT", "PN", "PSPC"]})
+    ul = pa.table(
+        {
+            "SRCID": [201122201010023, 201122201010023, 201122201010023],
+            "MJD": [50000.0, 50001.0, 50002.0],
+            "FLUX_UL": [1e-14, 1e-14, 1e-14],
+            "INSTRUMENT": ["XRT", "PN", "PSPC"],
+        }
+    )
     res = long_term_variability(sample, upper_limits=ul)
     u = res.epochs.is_ul
-    assert list(res.epochs.catalogue[u]) == ["2SXPS", "4XMM", "2RXS"]   # PN: not a catalogue -> 4XMM
+    assert list(res.epochs.catalogue[u]) == ["2SXPS", "4XMM", "2RXS"]  # PN: not a catalogue -> 4XMM
     assert list(res.epochs.factor[u]) == [0.9, 0.999, 0.41]
 
 
 def test_rows_without_srcid_are_sources_of_their_own():
-    t = pa.table({"SRCID": pa.array([5, None, None, 5], pa.int64()), "EP_8_FLUX": [1e-13, 2e-13, 1e-15, 1e-14],
-                  "EP_8_FLUX_ERR": [1e-15] * 4, "MJD_START": [55000.0, 55001.0, 55002.0, 55003.0]})
+    t = pa.table(
+        {
+            "SRCID": pa.array([5, None, None, 5], pa.int64()),
+            "EP_8_FLUX": [1e-13, 2e-13, 1e-15, 1e-14],
+            "EP_8_FLUX_ERR": [1e-15] * 4,
+            "MJD_START": [55000.0, 55001.0, 55002.0, 55003.0],
+        }
+    )
     res = long_term_variability(t)
     assert len(res.sources) == 3
     assert list(col(res, "LT_N_EPOCHS")) == [2, 1, 1, 2]
@@ -162,25 +188,36 @@ def test_rows_without_srcid_are_sources_of_their_own():
 
 def test_stacked_summary_rows_are_not_epochs():
     # 5XMM-like: per source one summary row (N_OBS, N_CONTRIB filled) + per-observation rows
-    t = pa.table({
-        "SRCID": [1, 1, 1, 2, 2],
-        "N_OBS": [None, None, 2, None, 1], "N_CONTRIB": [None, None, 2, None, 1],
-        "VAR_PROB": [None, None, 0.1, None, None], "FRATIO": [None, None, 12.0, None, None],
-        "EP_8_FLUX": [12.0e-14, 1.0e-14, 5e-14, 3e-14, 3e-14], "EP_8_FLUX_ERR": [1e-14, 0.1e-14, 1e-15, 1e-15, 1e-15],
-        "MJD_START": [59000.0, 59500.0, np.nan, 59000.0, np.nan],
-    })
+    t = pa.table(
+        {
+            "SRCID": [1, 1, 1, 2, 2],
+            "N_OBS": [None, None, 2, None, 1],
+            "N_CONTRIB": [None, None, 2, None, 1],
+            "VAR_PROB": [None, None, 0.1, None, None],
+            "FRATIO": [None, None, 12.0, None, None],
+            "EP_8_FLUX": [12.0e-14, 1.0e-14, 5e-14, 3e-14, 3e-14],
+            "EP_8_FLUX_ERR": [1e-14, 0.1e-14, 1e-15, 1e-15, 1e-15],
+            "MJD_START": [59000.0, 59500.0, np.nan, 59000.0, np.nan],
+        }
+    )
     res = long_term_variability(t)
     assert list(col(res, "LT_N_EPOCHS")) == [2, 2, 2, 1, 1]
     assert col(res, "LT_VAR_RATIO")[0] == pytest.approx(11 / 1.1)
-    assert np.isnan(col(res, "LT_FLUX")[2])          # the summary row's own flux is not an epoch
+    assert np.isnan(col(res, "LT_FLUX")[2])  # the summary row's own flux is not an epoch
     al = res.alerts.to_pydict()
     assert al["ALERT_TYPE"] == ["Low Flux State"]
-    assert al["CAT_FRATIO"] == [12.0] and al["CAT_VAR_PROB"] == [0.1]   # the 5XMM summary-row values
+    assert al["CAT_FRATIO"] == [12.0] and al["CAT_VAR_PROB"] == [0.1]  # the 5XMM summary-row values
 
 
 def test_negative_flux_is_flagged_and_kept_out_of_the_maximum():
-    t = pa.table({"SRCID": [7, 7, 7], "EP_8_FLUX": [-2e-15, 4e-14, 1e-14], "EP_8_FLUX_ERR": [3e-15, 4e-15, 1e-15],
-                  "MJD_START": [55000.0, 56000.0, 57000.0]})
+    t = pa.table(
+        {
+            "SRCID": [7, 7, 7],
+            "EP_8_FLUX": [-2e-15, 4e-14, 1e-14],
+            "EP_8_FLUX_ERR": [3e-15, 4e-15, 1e-15],
+            "MJD_START": [55000.0, 56000.0, 57000.0],
+        }
+    )
     res = long_term_variability(t)
     assert (col(res, "LT_FLAG") & FLAG_NONPOSITIVE).all()
     # max(F - s) = 3.6e-14 (0.999 cancels); min(F + s) = -2e-15 + 3e-15 = 1e-15
@@ -194,13 +231,21 @@ def test_ambiguous_archive_match_is_flagged_and_warned(sample):
     i = src["SRCID"].index(201122201010023)
     ra, dec = src["SC_RA"][i], src["SC_DEC"][i]
     d = 1.0 / 3600 / np.cos(np.radians(dec))
-    arch = pa.table({"RA": [ra + d, ra - d], "DEC": [dec, dec], "POSERR": [1.0, 1.0], "MJD": [50000.0, 50001.0],
-                     "FLUX": [1e-16, 1e-16], "FLUX_ERR": [1e-17, 1e-17]})
+    arch = pa.table(
+        {
+            "RA": [ra + d, ra - d],
+            "DEC": [dec, dec],
+            "POSERR": [1.0, 1.0],
+            "MJD": [50000.0, 50001.0],
+            "FLUX": [1e-16, 1e-16],
+            "FLUX_ERR": [1e-17, 1e-17],
+        }
+    )
     res = long_term_variability(sample, archives=[("CSC2", arch)])
     srcid = tables.to_numpy(sample.column("SRCID"), None)
     sel = srcid == 201122201010023
     assert (col(res, "LT_FLAG")[sel] & FLAG_AMBIGUOUS).all()
-    assert res.unmatched["CSC2"] == 1                  # the best candidate is kept, the other is not used
+    assert res.unmatched["CSC2"] == 1  # the best candidate is kept, the other is not used
     al = res.alerts.to_pydict()
     j = al["SRCID"].index(201122201010023)
     assert al["ALERT_TYPE"][j] == "High Flux State" and "ambiguous archival match" in al["WARNINGS"][j]
@@ -234,7 +279,7 @@ def test_sgra_epochs_group_by_iauname_and_warn_of_absorbed_spectra():
 def test_spectral_warning_in_omega_cen_marks_the_softest_sources(sample):
     res = long_term_variability(sample)
     warn, hr = col(res, "LT_SPEC_WARN"), col(res, "LT_HR")
-    lo_hi = hardness_range((0.2, 2.0), (2.0, 12.0), 3e20)   # Gamma 2.5 .. 0.5, band-flux HR
+    lo_hi = hardness_range((0.2, 2.0), (2.0, 12.0), 3e20)  # Gamma 2.5 .. 0.5, band-flux HR
     assert lo_hi == pytest.approx((-0.4034, 0.8796), abs=1e-4)
     fin = np.isfinite(hr)
     assert np.array_equal(warn[fin], (hr[fin] < lo_hi[0]) | (hr[fin] > lo_hi[1]))
@@ -245,12 +290,31 @@ def test_spectral_warning_in_omega_cen_marks_the_softest_sources(sample):
 # command line
 # ------------------------------------------------------------------------------------------
 
+
 def test_cli_end_to_end_with_archive_upper_limits_and_alerts(tmp_path, capsys):
     ul = tmp_path / "ul.csv"
     ul.write_text("SRCID,MJD,FLUX_UL,BAND,INSTRUMENT\n201122201010023,51590.9,2e-15,8,EPIC\n")
     out, alerts, js, eps = tmp_path / "lt.parquet", tmp_path / "alerts.csv", tmp_path / "json", tmp_path / "ep.fits"
-    code, _, err = run_main(["variability", "long", SAMPLE, "--archive", f"3XMM={ARCH_3XMM}", "--upper-limits", ul,
-                             "-o", out, "--alerts", alerts, "--alerts-json", js, "--epochs", eps], capsys)
+    code, _, err = run_main(
+        [
+            "variability",
+            "long",
+            SAMPLE,
+            "--archive",
+            f"3XMM={ARCH_3XMM}",
+            "--upper-limits",
+            ul,
+            "-o",
+            out,
+            "--alerts",
+            alerts,
+            "--alerts-json",
+            js,
+            "--epochs",
+            eps,
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert "35 sources, 68 epochs" in err and "1 alerts" in err
     t = tables.read_table(out)
@@ -268,8 +332,10 @@ def test_cli_end_to_end_with_archive_upper_limits_and_alerts(tmp_path, capsys):
 def test_cli_plot_writes_one_png_per_alert(tmp_path, capsys):
     ul = tmp_path / "ul.csv"
     ul.write_text("SRCID,MJD,FLUX_UL,BAND\n201122201010023,51590.9,2e-15,8\n201177401010007,51000,1e-15,8\n")
-    code, _, err = run_main(["variability", "long", SAMPLE, "--upper-limits", ul, "--plot", tmp_path / "png",
-                             "-o", tmp_path / "o.parquet"], capsys)
+    code, _, err = run_main(
+        ["variability", "long", SAMPLE, "--upper-limits", ul, "--plot", tmp_path / "png", "-o", tmp_path / "o.parquet"],
+        capsys,
+    )
     assert code == 0, err
     pngs = sorted(p.name for p in (tmp_path / "png").iterdir())
     assert pngs == ["alert_201122201010023.png", "alert_201177401010007.png"]
@@ -278,8 +344,9 @@ def test_cli_plot_writes_one_png_per_alert(tmp_path, capsys):
 
 def test_cli_threshold_and_spectral_model_options(tmp_path, capsys):
     out = tmp_path / "lt.fits"
-    code, _, err = run_main(["variability", "long", SAMPLE, "--threshold", "3", "--gamma", "2.0", "--nh", "1e21",
-                             "-o", out, "-q"], capsys)
+    code, _, err = run_main(
+        ["variability", "long", SAMPLE, "--threshold", "3", "--gamma", "2.0", "--nh", "1e21", "-o", out, "-q"], capsys
+    )
     assert code == 0, err
     t = tables.read_table(out, ["SRCID", "LT_VARIABLE", "LT_FLUX", "EP_8_FLUX"])
     ids = tables.to_numpy(t.column("SRCID"), None)
@@ -288,12 +355,15 @@ def test_cli_threshold_and_spectral_model_options(tmp_path, capsys):
     assert ratio == pytest.approx(band_factor(0.2, 12.0, PowerLaw(2.0, 1e21)), rel=1e-6)
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--archive", "CSC2={tmp}/noflux.csv"], "needs a flux column"),
-    (["--archive", "EINSTEIN={tmp}/arch.csv"], "not in the band-factor table"),
-    (["--upper-limits", "{tmp}/noul.csv"], "needs an upper-limit column FLUX_UL"),
-    (["--upper-limits", "{tmp}/missing.csv"], "missing.csv"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--archive", "CSC2={tmp}/noflux.csv"], "needs a flux column"),
+        (["--archive", "EINSTEIN={tmp}/arch.csv"], "not in the band-factor table"),
+        (["--upper-limits", "{tmp}/noul.csv"], "needs an upper-limit column FLUX_UL"),
+        (["--upper-limits", "{tmp}/missing.csv"], "missing.csv"),
+    ],
+)
 def test_cli_bad_auxiliary_tables_give_one_line_errors(tmp_path, capsys, args, needle):
     (tmp_path / "noflux.csv").write_text("RA,DEC,MJD\n201.7,-47.48,55000\n")
     (tmp_path / "arch.csv").write_text("RA,DEC,MJD,FLUX,FLUX_ERR\n201.7,-47.48,55000,1e-13,1e-14\n")

@@ -58,13 +58,16 @@ def test_round_trip_between_two_bands_through_the_common_band():
     common = f_native / f_csc
     np.testing.assert_allclose(common * f_csc, f_native, rtol=1e-14)
     # the same source seen in the Swift band: ratio of band fluxes of the model
-    np.testing.assert_allclose(common * f_swift / f_native,
-                               bands.band_energy_flux(0.3, 10.0, m) / bands.band_energy_flux(0.5, 7.0, m), rtol=1e-12)
+    np.testing.assert_allclose(
+        common * f_swift / f_native,
+        bands.band_energy_flux(0.3, 10.0, m) / bands.band_energy_flux(0.5, 7.0, m),
+        rtol=1e-12,
+    )
 
 
 def test_factor_lookup_by_band_catalogue_and_model():
-    assert factor_for("Chandra") == 0.69            # alias
-    assert factor_for(None, "0.5-7") == 0.69        # same band as a tabulated catalogue
+    assert factor_for("Chandra") == 0.69  # alias
+    assert factor_for(None, "0.5-7") == 0.69  # same band as a tabulated catalogue
     assert factor_for("4XMM", 8) == 0.999
     assert factor_for("4XMM", 3) == pytest.approx(band_factor(1.0, 2.0))
     assert factor_for("CSC2", model=PowerLaw(2.5, 3e20)) == pytest.approx(band_factor(0.5, 7.0, PowerLaw(2.5, 3e20)))

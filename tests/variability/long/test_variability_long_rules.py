@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xmmtools.variability.long.match import stonks_match
 from xmmtools.variability.long.alerts import stonks_alerts
+from xmmtools.variability.long.match import stonks_match
 from xmmtools.variability.long.statistics import long_term_stats
 
 NAN = np.nan
@@ -42,7 +42,7 @@ def test_upper_limit_enters_the_minimum_with_its_value():
     assert s.ratio[0] == pytest.approx(9 / 1.5)
     assert s.i_min[0] == 1 and s.n_ul[0] == 1 and s.n_det[0] == 1
     assert s.ratio_opt[0] == pytest.approx(10 / 1.5)
-    assert s.significance[0] == pytest.approx(8.5 / 1.0)   # sigma of an upper limit is 0
+    assert s.significance[0] == pytest.approx(8.5 / 1.0)  # sigma of an upper limit is 0
     # an upper limit above every detection changes nothing
     s2 = stats([10.0, 8.0, 50.0], [1.0, 1.0, 0.0], [False, False, True])
     assert s2.ratio[0] == pytest.approx(9 / 9)
@@ -81,7 +81,7 @@ def alerts(flux, err, ul, mjd, new):
 def test_first_detection_is_driven_by_earlier_upper_limits():
     a = alerts([1.0, 2.5, 10.0], [0, 0, 1.0], [True, True, False], [100.0, 150.0, 200.0], 2)
     assert a.type[0] == "First Detection"
-    assert a.ratio[0] == pytest.approx(9.0)          # (10 - 1) / 1
+    assert a.ratio[0] == pytest.approx(9.0)  # (10 - 1) / 1
     assert a.hist_ul_min[0] == 1.0 and a.hist_n_det[0] == 0 and a.hist_n_ul[0] == 2
     # the lowest UL must be below (F - sigma)/5 = 1.8: with UL 2 there is no alert
     b = alerts([2.0, 10.0], [0, 1.0], [True, False], [100.0, 200.0], 1)
@@ -114,8 +114,16 @@ def test_stonks_match_limits_radius_xmm_preference_and_score_rule():
     new_ra, new_dec, new_err = np.array([10.0]), np.array([0.0]), np.array([1.0])
 
     def one(offsets, errs, xmm=None, **kw):
-        return stonks_match(new_ra, new_dec, new_err, 10.0 + np.asarray(offsets) * arcsec,
-                            np.zeros(len(offsets)), np.asarray(errs, float), xmm, **kw)
+        return stonks_match(
+            new_ra,
+            new_dec,
+            new_err,
+            10.0 + np.asarray(offsets) * arcsec,
+            np.zeros(len(offsets)),
+            np.asarray(errs, float),
+            xmm,
+            **kw,
+        )
 
     # limit = max(3*1, 1) + max(1, 1) = 4": 3.9" matches, 4.1" does not
     assert one([3.9], [1.0]).index[0] == 0
@@ -131,12 +139,12 @@ def test_stonks_match_limits_radius_xmm_preference_and_score_rule():
     m = one([0.3, 3.0], [1.0, 1.0], xmm=[False, True])
     assert m.index[0] == 1 and not m.ambiguous[0]
     # large errors cannot reach beyond the 20" search radius
-    big = stonks_match(new_ra, new_dec, np.array([10.0]), np.array([10.0 + 25 * arcsec]), np.zeros(1),
-                       np.array([10.0]))
+    big = stonks_match(new_ra, new_dec, np.array([10.0]), np.array([10.0 + 25 * arcsec]), np.zeros(1), np.array([10.0]))
     assert big.index[0] == -1
 
 
 def test_stonks_match_across_ra_zero():
-    m = stonks_match(np.array([359.9999]), np.array([0.0]), np.array([0.5]), np.array([0.0001]),
-                     np.array([0.0]), np.array([0.5]))
+    m = stonks_match(
+        np.array([359.9999]), np.array([0.0]), np.array([0.5]), np.array([0.0001]), np.array([0.0]), np.array([0.5])
+    )
     assert m.index[0] == 0 and m.separation[0] == pytest.approx(0.72, rel=1e-4)

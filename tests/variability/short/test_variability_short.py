@@ -15,8 +15,8 @@ from scipy import stats
 
 from xmmtools.variability.short import statistics as st
 
-
 # ------------------------------------------------------------------------------- hand values
+
 
 def test_pearson_chi2_hand_computed():
     # counts 10, 20, 30 in equal 10 s bins: mu = 2/s, model 20 per bin, chi2 = (100+0+100)/20 = 10
@@ -73,6 +73,7 @@ def test_fast_uniform_path_equals_general_path():
 
 # ------------------------------------------------------------------------------- calibration
 
+
 @pytest.mark.parametrize("lam", [0.2, 1.0, 5.0, 20.0, 100.0])
 def test_false_positive_rate_on_constant_poisson_curves(lam):
     """Constant Poisson curves (2000 x 400 bins, seeded): the flag probability must not be
@@ -109,6 +110,7 @@ def test_pearson_sum_variance_follows_haldane_and_calibration_uses_it():
 
 
 # ------------------------------------------------------------------------------- background
+
 
 def test_noisy_background_does_not_make_a_constant_source_variable():
     """The issue's case: a constant source at 0.3 counts/bin, background 0.3 counts/bin measured
@@ -149,6 +151,7 @@ def test_background_flare_is_followed_by_the_background_model():
 
 # ------------------------------------------------------------------------------- detection
 
+
 @pytest.mark.parametrize("lam,amp,min_eff", [(5.0, 4.0, 0.99), (0.5, 8.0, 0.95), (20.0, 2.0, 0.99)])
 def test_injected_flares_are_detected(lam, amp, min_eff):
     """A flare of relative amplitude ``amp`` lasting 20 of 500 bins (Gaussian profile) at a
@@ -163,9 +166,11 @@ def test_injected_flares_are_detected(lam, amp, min_eff):
 
 # ------------------------------------------------------------------------------- bad input
 
+
 def test_unusable_curves_give_nan_not_crashes():
-    r = st.lightcurve_statistics([[np.nan] * 4, [0.0] * 4, [5.0, np.nan, np.nan, np.nan]],
-                                 [[10.0] * 4, [10.0] * 4, [10.0] * 4])
+    r = st.lightcurve_statistics(
+        [[np.nan] * 4, [0.0] * 4, [5.0, np.nan, np.nan, np.nan]], [[10.0] * 4, [10.0] * 4, [10.0] * 4]
+    )
     assert not r["USABLE"].any() and not r["VAR_FLAG"].any()
     assert np.isnan(r["CHI2PROB"]).all() and np.isnan(r["FVAR"]).all()
     r = st.lightcurve_statistics([5.0, 6.0], [0.0, 0.0])
@@ -173,6 +178,7 @@ def test_unusable_curves_give_nan_not_crashes():
 
 
 # ------------------------------------------------------------------------------- features
+
 
 def test_shape_features_on_white_noise_and_a_sinusoid():
     rng = np.random.default_rng(2)

@@ -9,8 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from astropy.io import fits
-
 from conftest import DATA, run_main
+
 from xmmtools import tables
 from xmmtools.errors import DataError
 from xmmtools.variability import gti as G
@@ -39,6 +39,7 @@ def _row(rows, endswith):
 
 # ------------------------------------------------------------------------------- discovery
 
+
 def test_naming_rules_pair_sources_with_backgrounds_and_skip_backgrounds():
     pairs = L.find_lightcurves(str(LC))
     names = [Path(p).name for p, _ in pairs]
@@ -63,6 +64,7 @@ def test_pps_name_gives_obsid_camera_and_hex_source_number(tmp_path):
 
 # ------------------------------------------------------------------------------- reading
 
+
 def test_epiclccorr_counts_are_recovered_exactly():
     """epiclccorr (absolute corrections) rates give back the integer counts of its input
     evselect curve: same total source and background counts, correction factor k = 1.773."""
@@ -73,14 +75,17 @@ def test_epiclccorr_counts_are_recovered_exactly():
     assert np.abs(corr.counts - np.round(corr.counts)).max() < 1e-5
     assert corr.counts.sum() == pytest.approx(2456, abs=1e-3)
     assert corr.bkg_counts.sum() == pytest.approx(57, abs=1e-3)
-    raw = L.read_lightcurve(str(HD_M1 / "J173442-323451_lc_2.604_src.lc.gz"),
-                            bkg_path=str(HD_M1 / "J173442-323451_lc_2.604_bgd.lc.gz"))
+    raw = L.read_lightcurve(
+        str(HD_M1 / "J173442-323451_lc_2.604_src.lc.gz"), bkg_path=str(HD_M1 / "J173442-323451_lc_2.604_bgd.lc.gz")
+    )
     assert raw.counts.sum() == 2452 and raw.bkg_counts.sum() == 57  # 4 counts in dropped partial bins
 
 
 def test_evselect_curve_gti_and_region_handling():
-    lc = L.read_lightcurve(str(GSN / "lcurve_100_PN_1" / "J011908-341133_lc_100_src.lc.gz"),
-                           bkg_path=str(GSN / "lcurve_100_PN_1" / "J011908-341133_lc_100_bgd.lc.gz"))
+    lc = L.read_lightcurve(
+        str(GSN / "lcurve_100_PN_1" / "J011908-341133_lc_100_src.lc.gz"),
+        bkg_path=str(GSN / "lcurve_100_PN_1" / "J011908-341133_lc_100_bgd.lc.gz"),
+    )
     assert lc.timedel == 100.0 and lc.counts.size == 929 and lc.dropped == 453
     assert lc.exposure.max() == pytest.approx(100.0) and lc.exposure.min() >= 10.0
     # every kept bin overlaps the (intersected) GTIs by its exposure
@@ -95,14 +100,20 @@ def test_evselect_curve_gti_and_region_handling():
 def test_user_gti_keeps_only_bins_inside_it(tmp_path):
     gti = np.array([[6.64003e8, 6.64020e8], [6.64060e8, 6.64080e8]])
     path = tmp_path / "gti.fits"
-    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(
-        [fits.Column("START", "D", array=gti[:, 0]), fits.Column("STOP", "D", array=gti[:, 1])], name="STDGTI01")]
+    fits.HDUList(
+        [
+            fits.PrimaryHDU(),
+            fits.BinTableHDU.from_columns(
+                [fits.Column("START", "D", array=gti[:, 0]), fits.Column("STOP", "D", array=gti[:, 1])], name="STDGTI01"
+            ),
+        ]
     ).writeto(path)
     g = G.read_gti(str(path))
     lc = L.read_lightcurve(str(GSN / "lcurve_100_PN_1" / "J011908-341133_lc_100_src.lc.gz"), gti=g)
     assert lc.counts.size < 929
-    inside = ((lc.time - 50 >= gti[0, 0]) & (lc.time + 50 <= gti[0, 1])) | \
-             ((lc.time - 50 >= gti[1, 0]) & (lc.time + 50 <= gti[1, 1]))
+    inside = ((lc.time - 50 >= gti[0, 0]) & (lc.time + 50 <= gti[0, 1])) | (
+        (lc.time - 50 >= gti[1, 0]) & (lc.time + 50 <= gti[1, 1])
+    )
     assert inside.all()
 
 
@@ -116,9 +127,13 @@ def test_rebinning_sums_counts_and_exposure():
 
 # ------------------------------------------------------------------------------- real results
 
+
 def test_gsn069_is_flagged_in_every_camera(per_curve):
-    for cam, f in (("PN", "J011908-341133_lc_100_src.lc.gz"), ("M1", "J011908-341131_lc_100_src.lc.gz"),
-                   ("M2", "J011908-341128_lc_100_src.lc.gz")):
+    for cam, f in (
+        ("PN", "J011908-341133_lc_100_src.lc.gz"),
+        ("M1", "J011908-341131_lc_100_src.lc.gz"),
+        ("M2", "J011908-341128_lc_100_src.lc.gz"),
+    ):
         r = _row(per_curve, f)
         assert r["CAMERA"] == cam and r["OBS_ID"] == "0831790701" and r["XT_STATUS"] == "ok"
         assert r["XT_VAR_FLAG"] is True
@@ -160,9 +175,25 @@ def test_per_curve_table_columns_and_units(tmp_path):
     assert code == 0
     info = tables.inspect_table(str(out))
     names = info.schema.names
-    for c in ("FILE", "OBS_ID", "CAMERA", "SRC_NUM", "RA", "DEC", "XT_NBINS", "XT_EXPOSURE", "XT_CHI2PROB",
-              "XT_VARPROB", "XT_VARTEST", "XT_VAR_FLAG", "XT_FVAR", "XT_FVARERR", "XT_NXS", "XT_NXSERR",
-              "XT_STATUS"):
+    for c in (
+        "FILE",
+        "OBS_ID",
+        "CAMERA",
+        "SRC_NUM",
+        "RA",
+        "DEC",
+        "XT_NBINS",
+        "XT_EXPOSURE",
+        "XT_CHI2PROB",
+        "XT_VARPROB",
+        "XT_VARTEST",
+        "XT_VAR_FLAG",
+        "XT_FVAR",
+        "XT_FVARERR",
+        "XT_NXS",
+        "XT_NXSERR",
+        "XT_STATUS",
+    ):
         assert c in names
     assert tables.unit_of(info.schema.field("XT_EXPOSURE")) == "s"
     t = tables.read_table(str(out))
@@ -171,6 +202,7 @@ def test_per_curve_table_columns_and_units(tmp_path):
 
 
 # ------------------------------------------------------------------------------- catalogue mode
+
 
 def _catalogue(tmp_path, extra=None):
     cols = {
@@ -221,21 +253,26 @@ def test_catalogue_mode_matches_by_src_num(tmp_path):
 
 # ------------------------------------------------------------------------------- bad input
 
+
 def _write_lc(path, cols, header=None):
-    hdu = fits.BinTableHDU.from_columns([fits.Column(k, "D", array=np.asarray(v, float)) for k, v in cols.items()],
-                                        name="RATE")
+    hdu = fits.BinTableHDU.from_columns(
+        [fits.Column(k, "D", array=np.asarray(v, float)) for k, v in cols.items()], name="RATE"
+    )
     for k, v in (header or {"TIMEDEL": 10.0}).items():
         hdu.header[k] = v
     fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(path)
     return str(path)
 
 
-@pytest.mark.parametrize("cols,msg", [
-    ({"TIME": [1.0, 2.0], "FOO": [1.0, 2.0]}, "no light-curve table"),
-    ({"TIME": [10.0, 20.0, 30.0], "RATE": [np.nan] * 3}, "no usable bins"),
-    ({"TIME": [10.0, 20.0, 30.0], "RATE": [1.0] * 3, "FRACEXP": [0.0] * 3}, "no usable bins"),
-    ({"TIME": [30.0, 10.0, 20.0], "RATE": [1.0] * 3}, "not strictly increasing"),
-])
+@pytest.mark.parametrize(
+    "cols,msg",
+    [
+        ({"TIME": [1.0, 2.0], "FOO": [1.0, 2.0]}, "no light-curve table"),
+        ({"TIME": [10.0, 20.0, 30.0], "RATE": [np.nan] * 3}, "no usable bins"),
+        ({"TIME": [10.0, 20.0, 30.0], "RATE": [1.0] * 3, "FRACEXP": [0.0] * 3}, "no usable bins"),
+        ({"TIME": [30.0, 10.0, 20.0], "RATE": [1.0] * 3}, "not strictly increasing"),
+    ],
+)
 def test_bad_light_curves_give_one_line_errors(tmp_path, capsys, cols, msg):
     path = _write_lc(tmp_path / "x_src.lc", cols)
     with pytest.raises(DataError, match=msg) as e:
@@ -249,11 +286,14 @@ def test_bad_light_curves_give_one_line_errors(tmp_path, capsys, cols, msg):
     assert msg in row["XT_STATUS"] and row["XT_VAR_FLAG"] is None
 
 
-@pytest.mark.parametrize("args,msg", [
-    (["--lightcurves", "/nonexistent/dir", "-o", "x.csv"], "not a folder"),
-    (["--lightcurves", str(VAR / "events")], "needs -o"),
-    (["--lightcurves", str(VAR / "events"), "-o", "OUT"], "no source light curves found"),
-])
+@pytest.mark.parametrize(
+    "args,msg",
+    [
+        (["--lightcurves", "/nonexistent/dir", "-o", "x.csv"], "not a folder"),
+        (["--lightcurves", str(VAR / "events")], "needs -o"),
+        (["--lightcurves", str(VAR / "events"), "-o", "OUT"], "no source light curves found"),
+    ],
+)
 def test_command_errors_are_one_line(tmp_path, capsys, args, msg):
     args = [str(tmp_path / "o.csv") if a == "OUT" else a for a in args]
     code, out, err = run_main(["variability", "short", *args], capsys)
@@ -269,16 +309,27 @@ def test_catalogue_without_src_num_or_position_is_an_error(tmp_path, capsys):
 
 def test_catalogue_refuses_to_overwrite_its_own_xt_columns(tmp_path, capsys):
     cat = _catalogue(tmp_path, {"XT_VAR_FLAG": [True, False, False, False]})
-    code, _, err = run_main(["variability", "short", cat, "--lightcurves", GSN, "-o", tmp_path / "o.parquet"],
-                            capsys)
+    code, _, err = run_main(["variability", "short", cat, "--lightcurves", GSN, "-o", tmp_path / "o.parquet"], capsys)
     assert code == 1 and "XT_VAR_FLAG" in err and "refusing" in err
 
 
 # ------------------------------------------------------------------------------- figures
 
+
 def test_plot_writes_figures(tmp_path, capsys):
-    code, _, err = run_main(["variability", "short", "--lightcurves", GSN / "lcurve_100_PN_1", "-o",
-                             tmp_path / "o.csv", "--plot", tmp_path / "figs"], capsys)
+    code, _, err = run_main(
+        [
+            "variability",
+            "short",
+            "--lightcurves",
+            GSN / "lcurve_100_PN_1",
+            "-o",
+            tmp_path / "o.csv",
+            "--plot",
+            tmp_path / "figs",
+        ],
+        capsys,
+    )
     assert code == 0 and "wrote 1 figures" in err
     (png,) = (tmp_path / "figs").glob("*.png")
     assert png.name == "0831790701_PN_J011908-341133_lc_100_src.png" and png.stat().st_size > 20000
@@ -288,14 +339,27 @@ def test_plot_without_matplotlib_is_skipped_with_a_message(tmp_path, capsys, mon
     import sys
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    code, _, err = run_main(["variability", "short", "--lightcurves", GSN / "lcurve_100_PN_1", "-o",
-                             tmp_path / "o.csv", "--plot", tmp_path / "figs"], capsys)
+    code, _, err = run_main(
+        [
+            "variability",
+            "short",
+            "--lightcurves",
+            GSN / "lcurve_100_PN_1",
+            "-o",
+            tmp_path / "o.csv",
+            "--plot",
+            tmp_path / "figs",
+        ],
+        capsys,
+    )
     assert code == 0 and "matplotlib is not installed" in err
     assert (tmp_path / "o.csv").exists()
 
 
 def test_statistics_do_not_depend_on_file_reading():
-    lc = L.read_lightcurve(str(GSN / "lcurve_100_M1_1" / "J011908-341131_lc_100_src.lc.gz"),
-                           bkg_path=str(GSN / "lcurve_100_M1_1" / "J011908-341131_lc_100_bgd.lc.gz"))
+    lc = L.read_lightcurve(
+        str(GSN / "lcurve_100_M1_1" / "J011908-341131_lc_100_src.lc.gz"),
+        bkg_path=str(GSN / "lcurve_100_M1_1" / "J011908-341131_lc_100_bgd.lc.gz"),
+    )
     r = single(lightcurve_statistics(lc.counts, lc.exposure, lc.bkg_counts, lc.bkg_scale))
     assert r["VAR_FLAG"] and r["COUNTS"] == 2410

@@ -70,10 +70,10 @@ class Header:
         return self._first.keys()
 
     @property
-    def comments(self) -> "_Comments":
+    def comments(self) -> _Comments:
         return _Comments(self._first)
 
-    def copy(self) -> "Header":
+    def copy(self) -> Header:
         return self
 
 
@@ -88,6 +88,7 @@ class _Comments:
 # ------------------------------------------------------------------------------------------
 # reading
 # ------------------------------------------------------------------------------------------
+
 
 def parse_card(image: str) -> Card:
     """One 80-character card image (CONTINUE cards are joined by :func:`parse_cards`)."""
@@ -109,12 +110,12 @@ def _split_value(field: str) -> tuple[Any, str]:
             if j < 0:
                 raise Unsupported("unterminated string")
             out.append(s[i:j])
-            if s[j + 1:j + 2] == "'":  # '' is a quote inside the string
+            if s[j + 1 : j + 2] == "'":  # '' is a quote inside the string
                 out.append("'")
                 i = j + 2
                 continue
             break
-        rest = s[j + 1:]
+        rest = s[j + 1 :]
         value: Any = "".join(out).rstrip()
     else:
         k = s.find("/")
@@ -140,7 +141,7 @@ def parse_cards(block: str) -> tuple[list[Card], bool]:
     """Cards of a header text (a multiple of 80 characters) and whether END was seen."""
     cards: list[Card] = []
     for k in range(0, len(block), CARD):
-        image = block[k:k + CARD]
+        image = block[k : k + CARD]
         if image[:8] == "END     ":
             return cards, True
         if image[:8] == "CONTINUE":
@@ -216,7 +217,8 @@ def find_bintable(path: str, ext: str | None) -> tuple[Header, int, int]:
             xt = str(h.get("XTENSION", "")).strip().upper()
             name = str(h.get("EXTNAME", "")).strip().upper()
             hit = (ext is None and xt == "BINTABLE") or (
-                ext is not None and ((ext.isdigit() and int(ext) == i) or name == ext.upper()))
+                ext is not None and ((ext.isdigit() and int(ext) == i) or name == ext.upper())
+            )
             if hit:
                 if xt != "BINTABLE":
                     raise Unsupported("not a binary table")
@@ -228,6 +230,7 @@ def find_bintable(path: str, ext: str | None) -> tuple[Header, int, int]:
 # ------------------------------------------------------------------------------------------
 # writing
 # ------------------------------------------------------------------------------------------
+
 
 def format_float(value: float) -> str:
     """``str()`` with an upper-case exponent (as astropy writes floats); a value that needs
@@ -270,7 +273,7 @@ def format_card(key: str, value: Any = None, comment: str = "") -> str:
         if isinstance(v, str) and not (v.isascii() and v.isprintable()):
             raise ValueError(f"{key}: FITS header text must be printable ASCII")
     if text is not None:
-        parts = [text[i:i + 72] for i in range(0, len(text), 72)] or [""]
+        parts = [text[i : i + 72] for i in range(0, len(text), 72)] or [""]
         return "".join(f"{key:8}{p:72}" for p in parts)
     image = f"{key:8}= {format_value(value)}"
     if comment:
@@ -329,5 +332,11 @@ def format_header(cards: Iterable[tuple[str, Any, str]]) -> bytes:
 
 def primary_header() -> bytes:
     """The empty primary HDU in front of a binary table (as astropy writes it)."""
-    return format_header([("SIMPLE", True, "conforms to FITS standard"), ("BITPIX", 8, "array data type"),
-                          ("NAXIS", 0, "number of array dimensions"), ("EXTEND", True, "")])
+    return format_header(
+        [
+            ("SIMPLE", True, "conforms to FITS standard"),
+            ("BITPIX", 8, "array data type"),
+            ("NAXIS", 0, "number of array dimensions"),
+            ("EXTEND", True, ""),
+        ]
+    )

@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -31,8 +31,17 @@ from xmmtools.tables.schema import check_read_names, missing_column
 FITS_CHUNK_BYTES = 64 * 2**20
 
 _TFORM = re.compile(r"^\s*(\d*)([LXBIJKAEDCMPQ])(.*)$")
-_NUMPY_CODE = {"B": "u1", "I": ">i2", "J": ">i4", "K": ">i8", "E": ">f4", "D": ">f8",
-               "C": ">c8", "M": ">c16", "L": "u1"}
+_NUMPY_CODE = {
+    "B": "u1",
+    "I": ">i2",
+    "J": ">i4",
+    "K": ">i8",
+    "E": ">f4",
+    "D": ">f8",
+    "C": ">c8",
+    "M": ">c16",
+    "L": "u1",
+}
 
 
 @dataclass
@@ -64,7 +73,7 @@ class FitsTable:
         self.cols = self._columns()
 
     @classmethod
-    def open(cls, path: str) -> "FitsTable":
+    def open(cls, path: str) -> FitsTable:
         import warnings
 
         # astropy's header-validation warnings would print multi-line text on stderr; what
@@ -74,7 +83,7 @@ class FitsTable:
             return cls._open(path)
 
     @classmethod
-    def _open(cls, path: str) -> "FitsTable":
+    def _open(cls, path: str) -> FitsTable:
         real, ext = strip_hdu(path)
         if not is_gzip(real):  # well-formed files: our own header parser (no astropy import)
             try:
@@ -107,7 +116,9 @@ class FitsTable:
                 hdus.append(h)
                 xt = str(h.header.get("XTENSION", "")).strip().upper()
                 if ext is not None:
-                    if (ext.isdigit() and int(ext) == i) or str(h.header.get("EXTNAME", "")).strip().upper() == ext.upper():
+                    if (ext.isdigit() and int(ext) == i) or str(
+                        h.header.get("EXTNAME", "")
+                    ).strip().upper() == ext.upper():
                         chosen = (i, h)
                         break
                 elif xt == "BINTABLE" and chosen is None:
@@ -124,8 +135,7 @@ class FitsTable:
                 else:
                     size = os.path.getsize(real)
                 if size > end:
-                    raise DataError(f"{real}: truncated or damaged FITS file (an incomplete HDU "
-                                    f"starts at byte {end})")
+                    raise DataError(f"{real}: truncated or damaged FITS file (an incomplete HDU starts at byte {end})")
             if chosen is None:
                 if ext is not None:
                     raise DataError(f"{real}: no HDU named or numbered {ext!r}")
@@ -150,9 +160,7 @@ class FitsTable:
         size = os.path.getsize(self.path)
         need = self.data_offset + self.nrows * self.rowlen
         if size < need:
-            raise DataError(
-                f"{self.path}: truncated FITS file ({size} bytes; the table header promises {need})"
-            )
+            raise DataError(f"{self.path}: truncated FITS file ({size} bytes; the table header promises {need})")
 
     def _columns(self) -> list[FitsCol]:
         h = self.header
@@ -177,15 +185,21 @@ class FitsTable:
                 nbytes = repeat * np.dtype(_NUMPY_CODE[code]).itemsize
             desc = h.get(f"TCOMM{k}") or h.comments[f"TTYPE{k}"] if f"TTYPE{k}" in h else ""
             tnull = h.get(f"TNULL{k}")
-            cols.append(FitsCol(
-                name=name, code=code, repeat=repeat, offset=off, nbytes=nbytes,
-                unit=str(h.get(f"TUNIT{k}", "") or "").strip(),
-                description=str(desc or "").strip(),
-                tnull=int(tnull) if isinstance(tnull, (int, np.integer)) and not isinstance(tnull, bool) else None,
-                tscal=float(h.get(f"TSCAL{k}", 1.0)),
-                tzero=float(h.get(f"TZERO{k}", 0.0)),
-                tdim=str(h.get(f"TDIM{k}")) if f"TDIM{k}" in h else None,
-            ))
+            cols.append(
+                FitsCol(
+                    name=name,
+                    code=code,
+                    repeat=repeat,
+                    offset=off,
+                    nbytes=nbytes,
+                    unit=str(h.get(f"TUNIT{k}", "") or "").strip(),
+                    description=str(desc or "").strip(),
+                    tnull=int(tnull) if isinstance(tnull, (int, np.integer)) and not isinstance(tnull, bool) else None,
+                    tscal=float(h.get(f"TSCAL{k}", 1.0)),
+                    tzero=float(h.get(f"TZERO{k}", 0.0)),
+                    tdim=str(h.get(f"TDIM{k}")) if f"TDIM{k}" in h else None,
+                )
+            )
             off += nbytes
         if off != self.rowlen:
             raise DataError(f"{self.path}: FITS column widths add up to {off} bytes, NAXIS1 says {self.rowlen}")
@@ -259,12 +273,14 @@ class FitsTable:
         if self.nrows == 0:
             yield schema.empty_table()
             return
-        dtype = np.dtype({
-            "names": [f"f{i}" for i in range(len(cols))],
-            "formats": [self._raw_dtype(c) for c in cols],
-            "offsets": [c.offset for c in cols],
-            "itemsize": self.rowlen,
-        })
+        dtype = np.dtype(
+            {
+                "names": [f"f{i}" for i in range(len(cols))],
+                "formats": [self._raw_dtype(c) for c in cols],
+                "offsets": [c.offset for c in cols],
+                "itemsize": self.rowlen,
+            }
+        )
         opener = gzip.open if is_gzip(self.path) else open
         with opener(self.path, "rb") as f:
             try:
@@ -326,8 +342,9 @@ class FitsTable:
                 mask = None
         target = self._value_dtype(c)
         if target.kind == "u" and vals.dtype.kind == "i":
-            vals = (vals.view(vals.dtype.str.replace("i", "u")) ^ np.array(1 << (8 * vals.itemsize - 1),
-                    dtype=vals.dtype.str.replace("i", "u")))
+            vals = vals.view(vals.dtype.str.replace("i", "u")) ^ np.array(
+                1 << (8 * vals.itemsize - 1), dtype=vals.dtype.str.replace("i", "u")
+            )
         elif target == np.dtype("i1") and vals.dtype == np.dtype("u1"):
             vals = (vals.astype(np.int16) - 128).astype(np.int8)
         elif target == np.dtype("f8") and (c.tscal != 1.0 or c.tzero != 0.0):

@@ -30,8 +30,9 @@ from xmmtools.tables.provenance import provenance_of
 class FitsWriter:
     """A FITS file with one binary table (gzip-compressed for ``.gz``/``.ftz``)."""
 
-    def __init__(self, path: str, schema: pa.Schema, tmp: TempFile | None, stdout: BinaryIO | None,
-                 row_group_rows: int) -> None:
+    def __init__(
+        self, path: str, schema: pa.Schema, tmp: TempFile | None, stdout: BinaryIO | None, row_group_rows: int
+    ) -> None:
         assert tmp is not None
         self.path = path
         self.schema = schema
@@ -42,9 +43,11 @@ class FitsWriter:
             try:
                 fh.single_card("TTYPE999", f.name)
             except ValueError:
-                raise OutputError(f"{path}: column name {f.name!r} cannot be written to FITS (one "
-                                  "80-character card: at most 68 printable ASCII characters); rename it "
-                                  "or write .parquet") from None
+                raise OutputError(
+                    f"{path}: column name {f.name!r} cannot be written to FITS (one "
+                    "80-character card: at most 68 printable ASCII characters); rename it "
+                    "or write .parquet"
+                ) from None
         self._widths: dict[str, Any] = {}
         self._held: pa.Table | None = None
         self._spool: TempFile | None = None
@@ -123,12 +126,13 @@ def update_widths(widths: dict[str, Any], t: pa.Table) -> None:
                 if len(col) and mm["min"] is not None and (mm["min"] <= lo_v + 7 or mm["max"] >= hi_v - 7):
                     v = _valid_values(col, typ)
                     hit = np.isin(np.asarray(cands, dtype=v.dtype), v)
-                    for c, h in zip(cands, hit):
+                    for c, h in zip(cands, hit, strict=True):
                         used[c] = used[c] or bool(h)
             stats[f.name] = (old[0] + nulls, lo, hi, used)
             continue
-        if pa.types.is_dictionary(f.type) and (pa.types.is_string(f.type.value_type)
-                                               or pa.types.is_large_string(f.type.value_type)):
+        if pa.types.is_dictionary(f.type) and (
+            pa.types.is_string(f.type.value_type) or pa.types.is_large_string(f.type.value_type)
+        ):
             col = t.column(f.name)  # dictionary-encoded strings: the width of the decoded values
             col = pc.cast(col, f.type.value_type) if len(col) else col
             w = (pc.max(pc.binary_length(col)).as_py() or 0) if len(col) else 0
@@ -142,7 +146,6 @@ def update_widths(widths: dict[str, Any], t: pa.Table) -> None:
                 lens = pc.binary_length(col)
                 w = pc.max(lens).as_py() or 0
             widths[f.name] = max(widths.get(f.name, 1), w, 1)
-
 
 
 def _valid_values(col: pa.ChunkedArray | pa.Array, typ: pa.DataType) -> np.ndarray:
@@ -165,8 +168,9 @@ class _OutCol:
     tdim: str | None = None
 
 
-def fits_out_col(f: pa.Field, width: int | None, where: str,
-                 stats: dict[str, tuple[int, int | None, int | None, Any]] | None = None) -> _OutCol:
+def fits_out_col(
+    f: pa.Field, width: int | None, where: str, stats: dict[str, tuple[int, int | None, int | None, Any]] | None = None
+) -> _OutCol:
     t = f.type
     if pa.types.is_dictionary(t):
         t = t.value_type
@@ -181,8 +185,10 @@ def fits_out_col(f: pa.Field, width: int | None, where: str,
         if repeat == 1 and not tdim:
             tdim = "(1)"  # otherwise a length-1 vector would read back as a scalar
     elif pa.types.is_list(t) or pa.types.is_large_list(t):
-        raise OutputError(f"{where}: column {f.name} has variable-length lists, which FITS tables here "
-                          "cannot hold; use .parquet or .arrow")
+        raise OutputError(
+            f"{where}: column {f.name} has variable-length lists, which FITS tables here "
+            "cannot hold; use .parquet or .arrow"
+        )
 
     def values(a: pa.Array) -> pa.Array:
         if pa.types.is_dictionary(a.type):
@@ -202,6 +208,7 @@ def fits_out_col(f: pa.Field, width: int | None, where: str,
             # FITS strings are bytes: UTF-8 text is stored as its bytes and decoded on reading
             a = pc.fill_null(a.cast(pa.binary()), b"")
             return np.array(a.to_pylist(), dtype=dt) if len(a) else np.zeros(0, dt)
+
         return _OutCol(f.name, f"{w}A", dt, conv_text, unit, desc)
     if pa.types.is_boolean(base):
         dt = np.dtype("u1") if not is_list else np.dtype(("u1", (repeat,)))
@@ -212,6 +219,7 @@ def fits_out_col(f: pa.Field, width: int | None, where: str,
             if a.null_count:
                 out[null_mask(a)] = 0
             return out.reshape(-1, repeat) if is_list else out
+
         return _OutCol(f.name, f"{repeat}L" if is_list else "L", dt, conv_bool, unit, desc, tdim=tdim)
     if pa.types.is_floating(base):
         code, npt = ("D", ">f8") if pa.types.is_float64(base) else ("E", ">f4")
@@ -223,6 +231,7 @@ def fits_out_col(f: pa.Field, width: int | None, where: str,
             if a.null_count:
                 v[null_mask(a)] = np.nan
             return v.reshape(-1, repeat) if is_list else v
+
         return _OutCol(f.name, f"{repeat if is_list else ''}{code}", dt, conv_float, unit, desc, tdim=tdim)
     if pa.types.is_integer(base):
         bw = base.bit_width
@@ -254,8 +263,10 @@ def fits_out_col(f: pa.Field, width: int | None, where: str,
             elif free is not None:
                 null_v = free
             else:
-                raise OutputError(f"{where}: integer column {f.name} uses every value from {lo_v} to "
-                                  f"{hi_v} and has nulls; FITS has no free TNULL value for it")
+                raise OutputError(
+                    f"{where}: integer column {f.name} uses every value from {lo_v} to "
+                    f"{hi_v} and has nulls; FITS has no free TNULL value for it"
+                )
             if bw == 8 and signed:
                 tnull_raw = null_v + 128
             elif bw > 8 and not signed:
@@ -265,8 +276,9 @@ def fits_out_col(f: pa.Field, width: int | None, where: str,
             tnull = tnull_raw
         dt = np.dtype(npt) if not is_list else np.dtype((npt, (repeat,)))
 
-        def conv_int(a: pa.Array, npt: str = npt, bw: int = bw, signed: bool = signed,
-                     tnull_raw: int | None = tnull_raw) -> np.ndarray:
+        def conv_int(
+            a: pa.Array, npt: str = npt, bw: int = bw, signed: bool = signed, tnull_raw: int | None = tnull_raw
+        ) -> np.ndarray:
             a = values(a)
             mask = null_mask(a) if a.null_count else None
             v = raw_values(a)  # values under nulls are arbitrary: TNULL replaces them below
@@ -282,13 +294,16 @@ def fits_out_col(f: pa.Field, width: int | None, where: str,
                     raise AssertionError("nulls found in a column planned without TNULL")  # pragma: no cover
                 raw[mask] = tnull_raw
             return raw.reshape(-1, repeat) if is_list else raw
-        return _OutCol(f.name, f"{repeat if is_list else ''}{code}", dt, conv_int, unit, desc,
-                       tnull=tnull, tzero=tzero, tdim=tdim)
+
+        return _OutCol(
+            f.name, f"{repeat if is_list else ''}{code}", dt, conv_int, unit, desc, tnull=tnull, tzero=tzero, tdim=tdim
+        )
     if pa.types.is_null(base):
-        return _OutCol(f.name, "D", np.dtype(">f8"),
-                       lambda a: np.full(len(a), np.nan, dtype=">f8"), unit, desc)
-    raise OutputError(f"{where}: column {f.name} has type {t}, which FITS cannot hold; "
-                      "convert it (e.g. dates to MJD) or write .parquet")
+        return _OutCol(f.name, "D", np.dtype(">f8"), lambda a: np.full(len(a), np.nan, dtype=">f8"), unit, desc)
+    raise OutputError(
+        f"{where}: column {f.name} has type {t}, which FITS cannot hold; "
+        "convert it (e.g. dates to MJD) or write .parquet"
+    )
 
 
 def _fill_list_nulls(a: pa.FixedSizeListArray, repeat: int) -> pa.Array:
@@ -308,11 +323,15 @@ def _fill_list_nulls(a: pa.FixedSizeListArray, repeat: int) -> pa.Array:
 def _fits_headers(schema: pa.Schema, outcols: list[_OutCol], nrows: int, where: str) -> tuple[bytes, bytes]:
     """The empty primary header and the binary-table header (FITS 4.0 sect. 7.3), as bytes."""
     cards: list[tuple[str, Any, str]] = [
-        ("XTENSION", "BINTABLE", "binary table extension"), ("BITPIX", 8, "array data type"),
+        ("XTENSION", "BINTABLE", "binary table extension"),
+        ("BITPIX", 8, "array data type"),
         ("NAXIS", 2, "number of array dimensions"),
         ("NAXIS1", sum(c.np_dtype.itemsize for c in outcols), "length of dimension 1"),
-        ("NAXIS2", nrows, "length of dimension 2"), ("PCOUNT", 0, "number of group parameters"),
-        ("GCOUNT", 1, "number of groups"), ("TFIELDS", len(outcols), "number of table fields")]
+        ("NAXIS2", nrows, "length of dimension 2"),
+        ("PCOUNT", 0, "number of group parameters"),
+        ("GCOUNT", 1, "number of groups"),
+        ("TFIELDS", len(outcols), "number of table fields"),
+    ]
     for k, c in enumerate(outcols, start=1):
         cards += [(f"TTYPE{k}", c.name, ""), (f"TFORM{k}", c.tform, "")]
         cards += [(f"TUNIT{k}", c.unit, "")] if c.unit else []
@@ -325,8 +344,10 @@ def _fits_headers(schema: pa.Schema, outcols: list[_OutCol], nrows: int, where: 
             images.append(fh.single_card(key, val, comment))
         except ValueError:
             what = "column name" if key.startswith("TTYPE") else key.rstrip("0123456789")
-            raise OutputError(f"{where}: {what} {val!r} cannot be written to FITS (one 80-character card: "
-                              "at most 68 printable ASCII characters); rename it or write .parquet") from None
+            raise OutputError(
+                f"{where}: {what} {val!r} cannot be written to FITS (one 80-character card: "
+                "at most 68 printable ASCII characters); rename it or write .parquet"
+            ) from None
     descriptions = [(f"TCOMM{k}", c.description, "") for k, c in enumerate(outcols, start=1) if c.description]
     images += [im for im in (_card_or_none(*c) for c in descriptions) if im is not None]
     cards += descriptions
@@ -340,8 +361,11 @@ def _fits_headers(schema: pa.Schema, outcols: list[_OutCol], nrows: int, where: 
     ours = {"XMMTVER", "XMMTSTG"} if prov else set()  # rewritten below for this step
     for key, val, comment in kept:  # the input's other keywords; ones FITS cannot hold are dropped
         key = str(key).upper()
-        if fh.STRUCTURAL.match(key) or key in ours or \
-                (key not in ("HISTORY", "COMMENT") and (key in seen or val is None)):
+        if (
+            fh.STRUCTURAL.match(key)
+            or key in ours
+            or (key not in ("HISTORY", "COMMENT") and (key in seen or val is None))
+        ):
             continue
         image = _card_or_none(key, val, str(comment or ""))
         if image is not None:
@@ -349,9 +373,11 @@ def _fits_headers(schema: pa.Schema, outcols: list[_OutCol], nrows: int, where: 
             seen.add(key)
     if prov:
         last = prov[-1]
-        extra = [("XMMTPROV", json.dumps(prov, separators=(",", ":")), "xmmtools provenance (JSON)"),
-                 ("XMMTVER", str(last.get("xmmtools", "")), "xmmtools version of the last step"),
-                 ("XMMTSTG", str(last.get("stage", "")), "xmmtools stage of the last step")]
+        extra = [
+            ("XMMTPROV", json.dumps(prov, separators=(",", ":")), "xmmtools provenance (JSON)"),
+            ("XMMTVER", str(last.get("xmmtools", "")), "xmmtools version of the last step"),
+            ("XMMTSTG", str(last.get("stage", "")), "xmmtools stage of the last step"),
+        ]
         hist = [f"xmmtools {last.get('xmmtools')} {last.get('stage')} {last.get('date')}"]
         for i in last.get("inputs", []):
             hist.append(f"input {i['name']}")
@@ -377,14 +403,14 @@ def _card_or_none(key: str, value: Any, comment: str) -> str | None:
         return None
 
 
-def write_fits(batches: Iterable[pa.RecordBatch], dest: TempFile, schema: pa.Schema,
-               widths: dict[str, Any], gz: bool, nrows: int) -> None:
+def write_fits(
+    batches: Iterable[pa.RecordBatch], dest: TempFile, schema: pa.Schema, widths: dict[str, Any], gz: bool, nrows: int
+) -> None:
     # a spool is read with plain reads, not a memory map: mapped pages of a multi-GB spool
     # would all count as resident
     outcols = [fits_out_col(f, widths.get(f.name), dest.final, widths.get("\0int")) for f in schema]
     primary, header = _fits_headers(schema, outcols, nrows, dest.final)
-    rec_dtype = np.dtype({"names": [f"f{i}" for i in range(len(outcols))],
-                          "formats": [c.np_dtype for c in outcols]})
+    rec_dtype = np.dtype({"names": [f"f{i}" for i in range(len(outcols))], "formats": [c.np_dtype for c in outcols]})
     raw = dest.open("wb")
     out = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) if gz else raw
     with raw, out:

@@ -11,29 +11,77 @@ from xmmtools.cli import common_options, pass_settings
 @click.command("events")
 @click.argument("event_files", nargs=-1, required=True, metavar="EVENTS...")
 @click.option("-o", "--output", required=True, help="Candidate table (one row per transient candidate).")
-@click.option("--gti", "gti_file", default=None, metavar="FILE",
-              help="GTI file (flare-filtered); it also fixes the window grid. Default: the event files' own.")
-@click.option("--method", type=click.Choice(["exod", "exod2"]), default="exod", show_default=True,
-              help="exod: pixel variability boxes (Pastor-Marazuela+2020); exod2: 20\" sky cells and "
-                   "burst/eclipse Bayes factors (Khan+2025).")
-@click.option("--time-bin", "time_window", type=click.FloatRange(min=0.0, min_open=True), default=None,
-              help="Time window TW / frame (s). Default 100 (exod), 50 (exod2).")
-@click.option("--detection-level", type=click.FloatRange(min=0.0, min_open=True), default=None,
-              help="DL (default by TW: 3 s->5, 10 s->6, 30 s->7, 100 s->8, Pastor-Marazuela+2020).")
+@click.option(
+    "--gti",
+    "gti_file",
+    default=None,
+    metavar="FILE",
+    help="GTI file (flare-filtered); it also fixes the window grid. Default: the event files' own.",
+)
+@click.option(
+    "--method",
+    type=click.Choice(["exod", "exod2"]),
+    default="exod",
+    show_default=True,
+    help='exod: pixel variability boxes (Pastor-Marazuela+2020); exod2: 20" sky cells and '
+    "burst/eclipse Bayes factors (Khan+2025).",
+)
+@click.option(
+    "--time-bin",
+    "time_window",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=None,
+    help="Time window TW / frame (s). Default 100 (exod), 50 (exod2).",
+)
+@click.option(
+    "--detection-level",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=None,
+    help="DL (default by TW: 3 s->5, 10 s->6, 30 s->7, 100 s->8, Pastor-Marazuela+2020).",
+)
 @click.option("--box", type=click.IntRange(min=1), default=None, help="Box size in raw pixels (default 3 pn, 13 MOS).")
-@click.option("--gtr", type=click.FloatRange(0.0, 1.0, min_open=True), default=1.0, show_default=True,
-              help="Windows with a smaller good-time fraction are dropped; others are scaled.")
+@click.option(
+    "--gtr",
+    type=click.FloatRange(0.0, 1.0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Windows with a smaller good-time fraction are dropped; others are scaled.",
+)
 @click.option("--pi-min", type=float, default=500.0, show_default=True, help="Lowest PI (eV).")
 @click.option("--pi-max", type=float, default=12000.0, show_default=True, help="Highest PI (eV).")
-@click.option("--merge-radius", type=click.FloatRange(min=0.0), default=10.0, show_default=True,
-              help="Candidates of different cameras closer than this (arcsec) are one row.")
-@click.option("--hot-pixels", "hot_files", multiple=True, metavar="CAM=CSV",
-              help="4XMM-DR14 hot-pixel list per camera, e.g. M1=4xmmdr14_hotpixels_M1.csv (flags candidates).")
+@click.option(
+    "--merge-radius",
+    type=click.FloatRange(min=0.0),
+    default=10.0,
+    show_default=True,
+    help="Candidates of different cameras closer than this (arcsec) are one row.",
+)
+@click.option(
+    "--hot-pixels",
+    "hot_files",
+    multiple=True,
+    metavar="CAM=CSV",
+    help="4XMM-DR14 hot-pixel list per camera, e.g. M1=4xmmdr14_hotpixels_M1.csv (flags candidates).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @common_options
 @pass_settings
-def events(s, event_files, output, method, gti_file, time_window, detection_level, box, gtr, pi_min, pi_max,
-           merge_radius, hot_files, overwrite):
+def events(
+    s,
+    event_files,
+    output,
+    method,
+    gti_file,
+    time_window,
+    detection_level,
+    box,
+    gtr,
+    pi_min,
+    pi_max,
+    merge_radius,
+    hot_files,
+    overwrite,
+):
     """EXOD-style transient search in EPIC event lists (Pastor-Marazuela et al. 2020; Khan et al. 2025).
 
     --method exod (default): per raw pixel, counts in TW-second windows (3x3 neighbourhood)
@@ -52,8 +100,8 @@ def events(s, event_files, output, method, gti_file, time_window, detection_leve
     """
     from xmmtools import tables
     from xmmtools.errors import DataError
-    from xmmtools.variability.events.search import search_events
     from xmmtools.variability.events.exod import ExodConfig
+    from xmmtools.variability.events.search import search_events
     from xmmtools.variability.gti import read_gti
 
     hot = {}
@@ -80,7 +128,12 @@ def events(s, event_files, output, method, gti_file, time_window, detection_leve
         cfg = ExodConfig(time_window=time_window or 100.0, detection_level=detection_level, box=box, gtr=gtr)
         table = search_events(list(event_files), cfg, **common)
         params.update(time_bin=cfg.time_window, detection_level=cfg.dl(), box=box, gtr=gtr)
-    tables.write_table(table, output, provenance=tables.Provenance("variability-events", params, inputs),
-                       overwrite=overwrite, inputs=inputs)
+    tables.write_table(
+        table,
+        output,
+        provenance=tables.Provenance("variability-events", params, inputs),
+        overwrite=overwrite,
+        inputs=inputs,
+    )
     if output != "-" and not s.quiet:
         click.echo(f"searched {len(event_files)} event lists; wrote {table.num_rows} candidates to {output}", err=True)

@@ -15,8 +15,9 @@ from xmmtools.variability.short.lightcurves import CAMERA
 EVENT_COLUMNS = ("TIME", "RAWX", "RAWY", "CCDNR", "X", "Y", "PI", "PATTERN")
 
 
-def read_events(path: str, *, gti: np.ndarray | None = None, pi_range=(500.0, 12000.0),
-                max_pattern: int | None = None) -> tuple[dict, dict]:
+def read_events(
+    path: str, *, gti: np.ndarray | None = None, pi_range=(500.0, 12000.0), max_pattern: int | None = None
+) -> tuple[dict, dict]:
     """Events (arrays, time-sorted, inside the GTIs and the PI range) and metadata.
 
     GTIs: ``gti`` if given (e.g. a flare-filtered GTI file; it also sets the window grid, as
@@ -55,10 +56,16 @@ def read_events(path: str, *, gti: np.ndarray | None = None, pi_range=(500.0, 12
         keep &= d["PATTERN"] <= (max_pattern if max_pattern is not None else (4 if camera == "PN" else 12))
     order = np.argsort(t[keep], kind="stable")
     ev = {c: v[keep][order] for c, v in d.items()}
-    meta = {"CAMERA": camera, "OBS_ID": str(hdr.get("OBS_ID", "")).strip(), "GTI": g, "FILE_GTI": own,
-            "REVOLUT": int(hdr["REVOLUT"]) if str(hdr.get("REVOLUT", "")).strip().isdigit() else None,
-            "WCS": {k: hdr[k] for k in ("REFXCRPX", "REFXCRVL", "REFXCDLT", "REFYCRPX", "REFYCRVL", "REFYCDLT")
-                    if k in hdr}}
+    meta = {
+        "CAMERA": camera,
+        "OBS_ID": str(hdr.get("OBS_ID", "")).strip(),
+        "GTI": g,
+        "FILE_GTI": own,
+        "REVOLUT": int(hdr["REVOLUT"]) if str(hdr.get("REVOLUT", "")).strip().isdigit() else None,
+        "WCS": {
+            k: hdr[k] for k in ("REFXCRPX", "REFXCRVL", "REFXCDLT", "REFYCRPX", "REFYCRVL", "REFYCDLT") if k in hdr
+        },
+    }
     if len(meta["WCS"]) < 6:
         raise DataError(f"{path}: no sky WCS keywords (REFXCRVL ...) to give RA/DEC")
     return ev, meta

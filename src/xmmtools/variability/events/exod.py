@@ -21,8 +21,8 @@ The functions take arrays and return arrays / dicts; file reading is in
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -39,9 +39,9 @@ SKY_ARCSEC = 0.05  # arcsec per sky (X, Y) unit
 class ExodConfig:
     time_window: float = 100.0
     detection_level: float | None = None  # default from DEFAULT_DL (nearest TW)
-    box: int | None = None                # default from DEFAULT_BOX
-    gtr: float = 1.0                      # minimum good-time fraction of a window
-    v_floor: float = 0.75                 # floor of the median variability
+    box: int | None = None  # default from DEFAULT_BOX
+    gtr: float = 1.0  # minimum good-time fraction of a window
+    v_floor: float = 0.75  # floor of the median variability
 
     def dl(self) -> float:
         if self.detection_level is not None:
@@ -89,7 +89,11 @@ def variability_map(ccd, rawx, rawy, window, good, shape, n_ccd):
         j = np.clip(first + pos - zeros, 0, pid.size - 1)
         return np.where(pos < zeros, 0.0, scaled[j])
 
-    med = at(np.full(k.size, nw // 2)) if nw % 2 else 0.5 * (at(np.full(k.size, nw // 2 - 1)) + at(np.full(k.size, nw // 2)))
+    med = (
+        at(np.full(k.size, nw // 2))
+        if nw % 2
+        else 0.5 * (at(np.full(k.size, nw // 2 - 1)) + at(np.full(k.size, nw // 2)))
+    )
     cmax = scaled[first + k - 1]
     cmin = np.where(zeros > 0, 0.0, scaled[first])
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -178,13 +182,24 @@ def exod_candidates(ev: dict, gti: np.ndarray, camera: str, cfg: ExodConfig) -> 
         x, y = (X[pos].mean(), Y[pos].mean()) if pos.any() else (math.nan, math.nan)
         err = math.sqrt((X[pos].var() + Y[pos].var()) / 2.0 / n) * SKY_ARCSEC if n > 1 else math.nan
         c, i, j = np.unravel_index(np.argmax(np.where(labels == lab, V, -1.0)), V.shape)
-        out.append({
-            "X": x, "Y": y, "POSERR": err, "CCDNR": int(c) + 1, "RAWX": int(i) + 1, "RAWY": int(j) + 1,
-            "VMAX": float(V[c, i, j]), "SIGNIF": float(best[lab - 1] / thr),
-            "TSTART": float(kept_starts[peak]), "TSTOP": float(kept_starts[peak] + cfg.time_window),
-            "COUNTS_PEAK": int(per_win[peak]), "COUNTS_MEDIAN": float(np.median(per_win)),
-            "COUNTS": int(sel.sum()), "NPIX": int((labels == lab).sum()),
-        })
+        out.append(
+            {
+                "X": x,
+                "Y": y,
+                "POSERR": err,
+                "CCDNR": int(c) + 1,
+                "RAWX": int(i) + 1,
+                "RAWY": int(j) + 1,
+                "VMAX": float(V[c, i, j]),
+                "SIGNIF": float(best[lab - 1] / thr),
+                "TSTART": float(kept_starts[peak]),
+                "TSTOP": float(kept_starts[peak] + cfg.time_window),
+                "COUNTS_PEAK": int(per_win[peak]),
+                "COUNTS_MEDIAN": float(np.median(per_win)),
+                "COUNTS": int(sel.sum()),
+                "NPIX": int((labels == lab).sum()),
+            }
+        )
     return out
 
 
@@ -203,7 +218,10 @@ def merge_cameras(cands: Sequence[dict], radius_arcsec: float) -> list[list[int]
 
     for a in range(len(cands)):
         for b in range(a + 1, len(cands)):
-            if pair_separation_arcsec(cands[a]["RA"], cands[a]["DEC"], cands[b]["RA"], cands[b]["DEC"]) <= radius_arcsec:
+            if (
+                pair_separation_arcsec(cands[a]["RA"], cands[a]["DEC"], cands[b]["RA"], cands[b]["DEC"])
+                <= radius_arcsec
+            ):
                 parent[root(b)] = root(a)
     groups: dict[int, list[int]] = {}
     for a in range(len(cands)):
@@ -220,6 +238,8 @@ def hot_pixel_flags(cands: Sequence[dict], camera: str, revolution: int | None, 
     rev_ok = np.ones(ccd.size, bool) if revolution is None else (r1 <= revolution) & (revolution <= r2)
     out = []
     for c in cands:
-        near = rev_ok & (ccd == c["CCDNR"]) & (np.abs(x - c["RAWX"]) <= 1) & (c["RAWY"] >= y1 - 1) & (c["RAWY"] <= y2 + 1)
+        near = (
+            rev_ok & (ccd == c["CCDNR"]) & (np.abs(x - c["RAWX"]) <= 1) & (c["RAWY"] >= y1 - 1) & (c["RAWY"] <= y2 + 1)
+        )
         out.append(bool(near.any()))
     return out

@@ -42,24 +42,25 @@ from xmmtools.variability.events.exod2 import THRESHOLDS, log10_bayes_burst, log
 
 @dataclass(frozen=True)
 class Exod2Config:
-    time_bin: float = 50.0   # frame length [s] (EXOD2 uses 5, 50 and 200 s)
-    cell: float = 20.0       # sky cell [arcsec] (EXOD2: 20")
-    source_p: float = 1e-3   # a cell is masked as a source when P(>= N | field background) < this
+    time_bin: float = 50.0  # frame length [s] (EXOD2 uses 5, 50 and 200 s)
+    cell: float = 20.0  # sky cell [arcsec] (EXOD2: 20")
+    source_p: float = 1e-3  # a cell is masked as a source when P(>= N | field background) < this
 
 
 @dataclass
 class Cells:
     """Sparse cell x frame counts of one camera and their expectations."""
-    cell: np.ndarray      # per event: cell id (ix * ncy + iy)
-    frame: np.ndarray     # per event: frame index
-    shape: tuple          # (ncx, ncy, nf)
-    origin: tuple         # sky (x0, y0) of cell (0, 0)
-    starts: np.ndarray    # frame start times
-    bkg: np.ndarray       # b_c per cell
-    src: np.ndarray       # N_c - b_c per cell
-    w: np.ndarray         # background light curve (sum 1)
-    s: np.ndarray         # exposure shape (sum 1)
-    masked: np.ndarray    # per cell: source mask
+
+    cell: np.ndarray  # per event: cell id (ix * ncy + iy)
+    frame: np.ndarray  # per event: frame index
+    shape: tuple  # (ncx, ncy, nf)
+    origin: tuple  # sky (x0, y0) of cell (0, 0)
+    starts: np.ndarray  # frame start times
+    bkg: np.ndarray  # b_c per cell
+    src: np.ndarray  # N_c - b_c per cell
+    w: np.ndarray  # background light curve (sum 1)
+    s: np.ndarray  # exposure shape (sum 1)
+    masked: np.ndarray  # per cell: source mask
 
     def mu(self, cell, frame):
         """Expected counts mu(c, f) = b_c w_f + (N_c - b_c) s_f (step 4 of the module doc)."""
@@ -176,11 +177,20 @@ def exod2_candidates(ev: dict, gti: np.ndarray, cfg: Exod2Config) -> list[dict]:
             gk = keys[sel]
             cells, frames = np.unique(gk // nf), gk % nf
             evs = np.isin(ev_key, gk) if kind == "burst" else np.isin(c.cell, cells)
-            out.append({"TYPE": kind, **_position(x[evs], y[evs], raw[evs], cfg.cell),
-                        "TSTART": float(c.starts[frames.min()]), "TSTOP": float(c.starts[frames.max()] + cfg.time_bin),
-                        "SIGMA": 5 if lb[sel].max() > t5 else 3, "LOG10_B": float(lb[sel].max()),
-                        "COUNTS": int(n[sel].sum()), "MU": float(mu[sel].sum()),
-                        "N_CELLS": int(cells.size), "N_FRAMES": int(np.unique(frames).size)})
+            out.append(
+                {
+                    "TYPE": kind,
+                    **_position(x[evs], y[evs], raw[evs], cfg.cell),
+                    "TSTART": float(c.starts[frames.min()]),
+                    "TSTOP": float(c.starts[frames.max()] + cfg.time_bin),
+                    "SIGMA": 5 if lb[sel].max() > t5 else 3,
+                    "LOG10_B": float(lb[sel].max()),
+                    "COUNTS": int(n[sel].sum()),
+                    "MU": float(mu[sel].sum()),
+                    "N_CELLS": int(cells.size),
+                    "N_FRAMES": int(np.unique(frames).size),
+                }
+            )
     return out
 
 
@@ -192,13 +202,22 @@ def _position(x, y, raw, cell_arcsec):
         ccd, rx, ry = (int(v) for v in u[np.argmax(cnt)])
     else:
         ccd = rx = ry = 0
-    return {"X": float(x.mean()) if n else math.nan, "Y": float(y.mean()) if n else math.nan, "POSERR": err,
-            "CCDNR": ccd, "RAWX": rx, "RAWY": ry}
+    return {
+        "X": float(x.mean()) if n else math.nan,
+        "Y": float(y.mean()) if n else math.nan,
+        "POSERR": err,
+        "CCDNR": ccd,
+        "RAWX": rx,
+        "RAWY": ry,
+    }
 
 
 EXOD2_COLUMNS = {
-    "RA": ("deg", "candidate position: mean of its events (burst: in the flagged cells and frames; eclipse: "
-                  "of its cells over the observation), inverse-variance weighted over cameras"),
+    "RA": (
+        "deg",
+        "candidate position: mean of its events (burst: in the flagged cells and frames; eclipse: "
+        "of its cells over the observation), inverse-variance weighted over cameras",
+    ),
     "DEC": ("deg", "candidate position"),
     "POSERR": ("arcsec", "1-sigma statistical position error (standard error of the event positions)"),
     "TYPE": ("", "burst (more counts than expected) or eclipse (fewer)"),
@@ -220,14 +239,15 @@ EXOD2_COLUMNS = {
 }
 
 
-def search_exod2(paths, cfg: Exod2Config, *, gti=None, pi_range=(500.0, 12000.0), merge_radius: float = 10.0,
-                 hot_pixel_files=None):
+def search_exod2(
+    paths, cfg: Exod2Config, *, gti=None, pi_range=(500.0, 12000.0), merge_radius: float = 10.0, hot_pixel_files=None
+):
     """EXOD2 search of each event list; candidates of the same TYPE from different cameras within
     ``merge_radius`` arcsec whose time windows overlap are one row."""
     import pyarrow as pa
 
-    from xmmtools.variability.events.search import candidate_table, per_file_candidates
     from xmmtools.variability.events.exod import merge_cameras
+    from xmmtools.variability.events.search import candidate_table, per_file_candidates
     from xmmtools.variability.gti import intersect_gti
 
     def find(ev, meta):
@@ -242,9 +262,12 @@ def search_exod2(paths, cfg: Exod2Config, *, gti=None, pi_range=(500.0, 12000.0)
             for part in _split_in_time([same[i] for i in group]):
                 rows.append(_merge(part))
     rows.sort(key=lambda r: (-r["SIGMA"], -r["LOG10_B"]))
-    return candidate_table(rows, EXOD2_COLUMNS, {"TYPE": pa.string(), "CAMERAS": pa.string(),
-                                                 "OBS_ID": pa.string(), "HOT_PIXEL": pa.bool_()},
-                           ("N_CAMERAS", "SIGMA", "COUNTS", "N_CELLS", "N_FRAMES", "CCDNR", "RAWX", "RAWY"))
+    return candidate_table(
+        rows,
+        EXOD2_COLUMNS,
+        {"TYPE": pa.string(), "CAMERAS": pa.string(), "OBS_ID": pa.string(), "HOT_PIXEL": pa.bool_()},
+        ("N_CAMERAS", "SIGMA", "COUNTS", "N_CELLS", "N_FRAMES", "CCDNR", "RAWX", "RAWY"),
+    )
 
 
 def _split_in_time(group: list[dict]) -> list[list[dict]]:
@@ -263,10 +286,20 @@ def _merge(group: list[dict]) -> dict:
     from xmmtools.variability.events.search import merged_position
 
     first = max(group, key=lambda c: c["LOG10_B"])
-    return {**merged_position(group), "TYPE": first["TYPE"], "OBS_ID": first["OBS_ID"],
-            "SIGMA": max(c["SIGMA"] for c in group), "LOG10_B": first["LOG10_B"],
-            "TSTART": min(c["TSTART"] for c in group), "TSTOP": max(c["TSTOP"] for c in group),
-            "COUNTS": sum(c["COUNTS"] for c in group), "MU": sum(c["MU"] for c in group),
-            "N_CELLS": max(c["N_CELLS"] for c in group), "N_FRAMES": max(c["N_FRAMES"] for c in group),
-            "CCDNR": first["CCDNR"], "RAWX": first["RAWX"], "RAWY": first["RAWY"],
-            "HOT_PIXEL": any(c["HOT_PIXEL"] for c in group)}
+    return {
+        **merged_position(group),
+        "TYPE": first["TYPE"],
+        "OBS_ID": first["OBS_ID"],
+        "SIGMA": max(c["SIGMA"] for c in group),
+        "LOG10_B": first["LOG10_B"],
+        "TSTART": min(c["TSTART"] for c in group),
+        "TSTOP": max(c["TSTOP"] for c in group),
+        "COUNTS": sum(c["COUNTS"] for c in group),
+        "MU": sum(c["MU"] for c in group),
+        "N_CELLS": max(c["N_CELLS"] for c in group),
+        "N_FRAMES": max(c["N_FRAMES"] for c in group),
+        "CCDNR": first["CCDNR"],
+        "RAWX": first["RAWX"],
+        "RAWY": first["RAWY"],
+        "HOT_PIXEL": any(c["HOT_PIXEL"] for c in group),
+    }

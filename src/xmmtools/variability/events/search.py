@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -33,20 +33,41 @@ CANDIDATE_COLUMNS = {
 }
 
 
-def search_events(paths: Sequence[str], cfg: ExodConfig, *, gti=None, pi_range=(500.0, 12000.0),
-                  merge_radius: float = 10.0, hot_pixel_files: Mapping[str, str] | None = None) -> pa.Table:
+def search_events(
+    paths: Sequence[str],
+    cfg: ExodConfig,
+    *,
+    gti=None,
+    pi_range=(500.0, 12000.0),
+    merge_radius: float = 10.0,
+    hot_pixel_files: Mapping[str, str] | None = None,
+) -> pa.Table:
     """Search each event list, convert positions to RA/DEC, flag hot pixels, merge cameras."""
-    cands = per_file_candidates(paths, lambda ev, meta: exod_candidates(ev, meta["GTI"], meta["CAMERA"], cfg),
-                                gti=gti, pi_range=pi_range, hot_pixel_files=hot_pixel_files)
+    cands = per_file_candidates(
+        paths,
+        lambda ev, meta: exod_candidates(ev, meta["GTI"], meta["CAMERA"], cfg),
+        gti=gti,
+        pi_range=pi_range,
+        hot_pixel_files=hot_pixel_files,
+    )
     rows = [_merge([cands[i] for i in g]) for g in merge_cameras(cands, merge_radius)]
     rows.sort(key=lambda r: -r["SIGNIF"])
-    return candidate_table(rows, CANDIDATE_COLUMNS, {"CAMERAS": pa.string(), "OBS_ID": pa.string(),
-                                                     "HOT_PIXEL": pa.bool_()},
-                           ("N_CAMERAS", "CCDNR", "RAWX", "RAWY", "COUNTS_PEAK", "COUNTS"))
+    return candidate_table(
+        rows,
+        CANDIDATE_COLUMNS,
+        {"CAMERAS": pa.string(), "OBS_ID": pa.string(), "HOT_PIXEL": pa.bool_()},
+        ("N_CAMERAS", "CCDNR", "RAWX", "RAWY", "COUNTS_PEAK", "COUNTS"),
+    )
 
 
-def per_file_candidates(paths: Sequence[str], find: Callable[[dict, dict], list], *, gti=None,
-                        pi_range=(500.0, 12000.0), hot_pixel_files: Mapping[str, str] | None = None) -> list[dict]:
+def per_file_candidates(
+    paths: Sequence[str],
+    find: Callable[[dict, dict], list],
+    *,
+    gti=None,
+    pi_range=(500.0, 12000.0),
+    hot_pixel_files: Mapping[str, str] | None = None,
+) -> list[dict]:
     """Read each event list (:func:`read_events`), run ``find(events, metadata)`` (a list of dicts
     with sky X/Y and CCDNR/RAWX/RAWY of the pixel to check), and add RA/DEC, CAMERA, OBS_ID,
     FILE and HOT_PIXEL (4XMM-DR14 lists, :func:`hot_pixel_flags`)."""
@@ -56,22 +77,29 @@ def per_file_candidates(paths: Sequence[str], find: Callable[[dict, dict], list]
         ev, meta = read_events(path, gti=gti, pi_range=pi_range)
         found = find(ev, meta)
         flags = hot_pixel_flags(found, meta["CAMERA"], meta["REVOLUT"], hot.get(meta["CAMERA"]))
-        for c, f in zip(found, flags):
+        for c, f in zip(found, flags, strict=True):
             ra, dec = sky_to_radec(c["X"], c["Y"], meta["WCS"])
-            c.update(RA=float(ra), DEC=float(dec), CAMERA=meta["CAMERA"], OBS_ID=meta["OBS_ID"], HOT_PIXEL=f,
-                     FILE=os.path.basename(path))
+            c.update(
+                RA=float(ra),
+                DEC=float(dec),
+                CAMERA=meta["CAMERA"],
+                OBS_ID=meta["OBS_ID"],
+                HOT_PIXEL=f,
+                FILE=os.path.basename(path),
+            )
             cands.append(c)
     return cands
 
 
-def candidate_table(rows: Sequence[dict], columns: Mapping[str, tuple], types: Mapping[str, pa.DataType],
-                    int_columns: Sequence[str]) -> pa.Table:
+def candidate_table(
+    rows: Sequence[dict], columns: Mapping[str, tuple], types: Mapping[str, pa.DataType], int_columns: Sequence[str]
+) -> pa.Table:
     """Arrow table of the candidate rows with units and descriptions (float64 unless typed)."""
     cols = []
     for k, (unit, desc) in columns.items():
         typ = types.get(k, pa.int32() if k in int_columns else pa.float64())
         cols.append(NewColumn(k, pa.array([r[k] for r in rows], typ), unit, desc))
-    fields, arrays = zip(*(c.to_field_array(len(rows)) for c in cols))
+    fields, arrays = zip(*(c.to_field_array(len(rows)) for c in cols), strict=True)
     return pa.Table.from_arrays(list(arrays), schema=pa.schema(list(fields)))
 
 
@@ -79,12 +107,19 @@ def _merge(group: Sequence[dict]) -> dict:
     """One row from the same transient seen by several cameras."""
     first = group[0]
     return {
-        **merged_position(group), "OBS_ID": first["OBS_ID"],
-        "SIGNIF": max(c["SIGNIF"] for c in group), "VMAX": max(c["VMAX"] for c in group),
-        "TSTART": min(c["TSTART"] for c in group), "TSTOP": max(c["TSTOP"] for c in group),
-        "COUNTS_PEAK": sum(c["COUNTS_PEAK"] for c in group), "COUNTS_MEDIAN": sum(c["COUNTS_MEDIAN"] for c in group),
-        "COUNTS": sum(c["COUNTS"] for c in group), "CCDNR": first["CCDNR"], "RAWX": first["RAWX"],
-        "RAWY": first["RAWY"], "HOT_PIXEL": any(c["HOT_PIXEL"] for c in group),
+        **merged_position(group),
+        "OBS_ID": first["OBS_ID"],
+        "SIGNIF": max(c["SIGNIF"] for c in group),
+        "VMAX": max(c["VMAX"] for c in group),
+        "TSTART": min(c["TSTART"] for c in group),
+        "TSTOP": max(c["TSTOP"] for c in group),
+        "COUNTS_PEAK": sum(c["COUNTS_PEAK"] for c in group),
+        "COUNTS_MEDIAN": sum(c["COUNTS_MEDIAN"] for c in group),
+        "COUNTS": sum(c["COUNTS"] for c in group),
+        "CCDNR": first["CCDNR"],
+        "RAWX": first["RAWX"],
+        "RAWY": first["RAWY"],
+        "HOT_PIXEL": any(c["HOT_PIXEL"] for c in group),
     }
 
 
@@ -94,7 +129,8 @@ def merged_position(group: Sequence[dict]) -> dict:
     ra = np.array([c["RA"] for c in group])
     dec = np.array([c["DEC"] for c in group])
     return {
-        "RA": float(np.sum(w * ra) / w.sum()), "DEC": float(np.sum(w * dec) / w.sum()),
+        "RA": float(np.sum(w * ra) / w.sum()),
+        "DEC": float(np.sum(w * dec) / w.sum()),
         "POSERR": float(1.0 / np.sqrt(w.sum())) if len(group) > 1 else group[0]["POSERR"],
         "CAMERAS": "+".join(sorted({c["CAMERA"] for c in group}, key=["PN", "M1", "M2"].index)),
         "N_CAMERAS": len({c["CAMERA"] for c in group}),

@@ -8,8 +8,8 @@ JSON-ready alert records (:func:`alert_records`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -17,8 +17,7 @@ import pyarrow as pa
 from xmmtools.columns import resolve
 from xmmtools.tables.model import field_meta, to_numpy
 from xmmtools.variability.long.epochs import Epochs, Sources
-from xmmtools.variability.long.statistics import (FLAG_AMBIGUOUS, FLAG_NO_ERROR, group_extreme, long_term_stats,
-                                                  take)
+from xmmtools.variability.long.statistics import FLAG_AMBIGUOUS, FLAG_NO_ERROR, group_extreme, long_term_stats, take
 
 ALERT_TYPES = ("First Detection", "High Flux State", "Low Flux State", "Past Variability")
 
@@ -27,18 +26,19 @@ ALERT_TYPES = ("First Detection", "High Flux State", "Low Flux State", "Past Var
 # 3. Alerts
 # =========================================================================================
 
+
 @dataclass
 class Alerts:
     """One entry per source with a new detection (``new`` >= 0); ``type`` '' when no alert."""
 
-    new: np.ndarray            # epoch index of the new detection per source, -1 if none
-    type: np.ndarray           # alert type per source ('' = no alert)
-    ratio: np.ndarray          # pessimistic ratio over history + new detection
+    new: np.ndarray  # epoch index of the new detection per source, -1 if none
+    type: np.ndarray  # alert type per source ('' = no alert)
+    ratio: np.ndarray  # pessimistic ratio over history + new detection
     hist_n_det: np.ndarray
     hist_n_ul: np.ndarray
     hist_flux_max: np.ndarray  # max flux of the historical detections
     hist_flux_min: np.ndarray  # min flux of the historical detections
-    hist_ul_min: np.ndarray    # lowest historical upper limit
+    hist_ul_min: np.ndarray  # lowest historical upper limit
     hist_mjd_first: np.ndarray
 
 
@@ -85,20 +85,25 @@ def stonks_alerts(source, flux, err, is_ul, mjd, new, n_sources: int, threshold:
     with np.errstate(invalid="ignore"):
         first_det = (n_hd == 0) & (n_hu > 0) & (u_min < (f_new - e_new) / threshold)
         high = (n_hd > 0) & (f_new - e_new > h_max)
-        low = (f_new + e_new < np.fmin(h_min, u_min))
+        low = f_new + e_new < np.fmin(h_min, u_min)
     kind = np.select([first_det, high, low], list(ALERT_TYPES[:3]), default=ALERT_TYPES[3])
     kind = np.where(alert, kind, "")
-    return Alerts(new, kind.astype(object), np.where(has_new, s.ratio, np.nan), n_hd, n_hu, h_max, h_min,
-                  u_min, first)
+    return Alerts(new, kind.astype(object), np.where(has_new, s.ratio, np.nan), n_hd, n_hu, h_max, h_min, u_min, first)
 
 
-def alerts_table(table: pa.Table, ep: Epochs, sources: Sources, a: Alerts, flags: np.ndarray,
-                 user_map: Mapping[str, str] | None = None) -> pa.Table:
+def alerts_table(
+    table: pa.Table,
+    ep: Epochs,
+    sources: Sources,
+    a: Alerts,
+    flags: np.ndarray,
+    user_map: Mapping[str, str] | None = None,
+) -> pa.Table:
     """One row per alert with the fields of a STONKS alert (Quintin+2024 Sect. 2.5, Fig. 4)."""
     idx = np.flatnonzero(a.type != "")
     new = a.new[idx]
     warnings = []
-    for i, j in zip(idx, new):
+    for i, j in zip(idx, new, strict=True):
         w = []
         if ep.spectral_warning[j]:
             w.append(f"spectral shape: HR={ep.hr[j]:.2f} outside the Gamma 0.5-2.5 range")
@@ -161,8 +166,9 @@ ALERT_FIELDS = {
 CATALOGUE_VARIABILITY = ("VAR_PROB", "FRATIO", "FLUXVAR")
 
 
-def catalogue_variability(table: pa.Table, sources: Sources,
-                          user_map: Mapping[str, str] | None = None) -> dict[str, np.ndarray]:
+def catalogue_variability(
+    table: pa.Table, sources: Sources, user_map: Mapping[str, str] | None = None
+) -> dict[str, np.ndarray]:
     """The input catalogue's own inter-observation variability per source (5XMM-DR15 VAR_PROB,
     FRATIO, FLUXVAR, filled only in each source's summary row): the finite value of the source's
     rows, NaN where none.  Returned as ``CAT_<name>`` arrays of length n_sources."""
@@ -175,8 +181,9 @@ def catalogue_variability(table: pa.Table, sources: Sources,
     return out
 
 
-def short_term_history(table: pa.Table, ep: Epochs, sources: Sources, *, new_rows, idx,
-                       user_map: Mapping[str, str] | None = None) -> np.ndarray | None:
+def short_term_history(
+    table: pa.Table, ep: Epochs, sources: Sources, *, new_rows, idx, user_map: Mapping[str, str] | None = None
+) -> np.ndarray | None:
     """Per alert: whether an earlier detection of the source in ``table`` has VAR_FLAG true
     (4XMM short-term variability, chi^2 probability < 1e-5); None without a VAR_FLAG column."""
     m = resolve(table.schema.names, ["VAR_FLAG"], user_map)
@@ -198,17 +205,24 @@ def alert_records(alerts: pa.Table, ep: Epochs, sources: Sources) -> list[dict]:
     """Each alert as a JSON-ready dict: the alert fields plus the source's light curve."""
     key = sources.key_name
     pos = {k: i for i, k in enumerate(sources.key.tolist())}
-    order = np.lexsort((ep.mjd, ep.source))          # epochs by source, then time
+    order = np.lexsort((ep.mjd, ep.source))  # epochs by source, then time
     bounds = np.searchsorted(ep.source[order], np.arange(len(sources) + 1))
     out = []
     for rec in alerts.to_pylist():
         s = pos[rec[key]]
-        sel = order[bounds[s]:bounds[s + 1]]
+        sel = order[bounds[s] : bounds[s + 1]]
         rec = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in rec.items()}
         rec["light_curve"] = [
-            {"mjd": _num(ep.mjd[j]), "catalogue": str(ep.catalogue[j]), "flux": _num(ep.flux[j]),
-             "flux_err": _num(ep.err[j]), "upper_limit": bool(ep.is_ul[j]), "hr": _num(ep.hr[j])}
-            for j in sel]
+            {
+                "mjd": _num(ep.mjd[j]),
+                "catalogue": str(ep.catalogue[j]),
+                "flux": _num(ep.flux[j]),
+                "flux_err": _num(ep.err[j]),
+                "upper_limit": bool(ep.is_ul[j]),
+                "hr": _num(ep.hr[j]),
+            }
+            for j in sel
+        ]
         out.append(rec)
     return out
 

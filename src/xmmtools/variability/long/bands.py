@@ -23,10 +23,10 @@ are absorbed-flux ratios.
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -56,24 +56,27 @@ DEFAULT_MODEL = PowerLaw()
 # to 12 keV (at N_H ~ 1e20-1e22 the absorption there is < 1e-3).  One transcription in circulation
 # gives c2 = -0.75 for 4.038-7.111 keV; the paper's value is +0.75; the difference moves the
 # factors by < 1e-5 at N_H = 3e20 (tested).
-_MM83_EDGES = np.array([0.030, 0.100, 0.284, 0.400, 0.532, 0.707, 0.867, 1.303, 1.840, 2.471,
-                        3.210, 4.038, 7.111, 8.331, 10.00])
-_MM83_COEFF = np.array([
-    [17.3, 608.1, -2150.0],
-    [34.6, 267.9, -476.1],
-    [78.1, 18.8, 4.3],
-    [71.4, 66.8, -51.4],
-    [95.5, 145.8, -61.1],
-    [308.9, -380.6, 294.0],
-    [120.6, 169.3, -47.7],
-    [141.3, 146.8, -31.5],
-    [202.7, 104.7, -17.0],
-    [342.7, 18.7, 0.0],
-    [352.2, 18.7, 0.0],
-    [433.9, -2.4, 0.75],
-    [629.0, 30.9, 0.0],
-    [701.2, 25.2, 0.0],
-])
+_MM83_EDGES = np.array(
+    [0.030, 0.100, 0.284, 0.400, 0.532, 0.707, 0.867, 1.303, 1.840, 2.471, 3.210, 4.038, 7.111, 8.331, 10.00]
+)
+_MM83_COEFF = np.array(
+    [
+        [17.3, 608.1, -2150.0],
+        [34.6, 267.9, -476.1],
+        [78.1, 18.8, 4.3],
+        [71.4, 66.8, -51.4],
+        [95.5, 145.8, -61.1],
+        [308.9, -380.6, 294.0],
+        [120.6, 169.3, -47.7],
+        [141.3, 146.8, -31.5],
+        [202.7, 104.7, -17.0],
+        [342.7, 18.7, 0.0],
+        [352.2, 18.7, 0.0],
+        [433.9, -2.4, 0.75],
+        [629.0, 30.9, 0.0],
+        [701.2, 25.2, 0.0],
+    ]
+)
 
 
 def cross_section(energy_kev, coefficients: np.ndarray | None = None) -> np.ndarray:
@@ -84,8 +87,9 @@ def cross_section(energy_kev, coefficients: np.ndarray | None = None) -> np.ndar
     return (c[i, 0] + c[i, 1] * e + c[i, 2] * e * e) / e**3 * 1e-24
 
 
-def band_energy_flux(lo: float, hi: float, model: PowerLaw = DEFAULT_MODEL, *, n: int = 20001,
-                     coefficients: np.ndarray | None = None) -> float:
+def band_energy_flux(
+    lo: float, hi: float, model: PowerLaw = DEFAULT_MODEL, *, n: int = 20001, coefficients: np.ndarray | None = None
+) -> float:
     """Observed energy flux of the absorbed power law in lo-hi keV (arbitrary normalisation).
 
     int_lo^hi E N(E) exp(-N_H sigma(E)) dE with N(E) = E^-Gamma, integrated by the trapezoid
@@ -99,14 +103,16 @@ def band_energy_flux(lo: float, hi: float, model: PowerLaw = DEFAULT_MODEL, *, n
     return float(np.trapezoid(y, np.log(e)))
 
 
-def band_factor(lo: float, hi: float, model: PowerLaw = DEFAULT_MODEL, *,
-                common: tuple[float, float] = COMMON_BAND, n: int = 20001) -> float:
+def band_factor(
+    lo: float, hi: float, model: PowerLaw = DEFAULT_MODEL, *, common: tuple[float, float] = COMMON_BAND, n: int = 20001
+) -> float:
     """f = F_lo-hi / F_common for the absorbed power law (STONKS conversion, Quintin+2024 Sect. 2.2)."""
     return band_energy_flux(lo, hi, model, n=n) / band_energy_flux(*common, model, n=n)
 
 
-def flux_hardness(soft: tuple[float, float], hard: tuple[float, float], model: PowerLaw,
-                  weights: tuple[float, float] = (1.0, 1.0)) -> float:
+def flux_hardness(
+    soft: tuple[float, float], hard: tuple[float, float], model: PowerLaw, weights: tuple[float, float] = (1.0, 1.0)
+) -> float:
     """Model hardness ratio (H - S)/(H + S) of band fluxes S, H (times optional weights, e.g.
     ECFs to turn fluxes into count rates)."""
     s = band_energy_flux(*soft, model) * weights[0]
@@ -114,9 +120,13 @@ def flux_hardness(soft: tuple[float, float], hard: tuple[float, float], model: P
     return (h - s) / (h + s)
 
 
-def hardness_range(soft: tuple[float, float], hard: tuple[float, float], nh: float,
-                   gammas: tuple[float, float] = (0.5, 2.5),
-                   weights: tuple[float, float] = (1.0, 1.0)) -> tuple[float, float]:
+def hardness_range(
+    soft: tuple[float, float],
+    hard: tuple[float, float],
+    nh: float,
+    gammas: tuple[float, float] = (0.5, 2.5),
+    weights: tuple[float, float] = (1.0, 1.0),
+) -> tuple[float, float]:
     """Range of (H-S)/(H+S) spanned by absorbed power laws with Gamma in ``gammas`` (STONKS
     spectral-shape check).  HR decreases monotonically with Gamma, but a grid of 21 indices is
     evaluated so the bounds hold for any band pair."""
@@ -128,6 +138,7 @@ def hardness_range(soft: tuple[float, float], hard: tuple[float, float], nh: flo
 # ------------------------------------------------------------------------------------------
 # The catalogue table
 # ------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class CatalogueBand:
@@ -149,12 +160,21 @@ def catalogue_bands() -> dict[str, CatalogueBand]:
     rows = csv.DictReader(ln for ln in text.splitlines() if ln and not ln.startswith("#"))
     out: dict[str, CatalogueBand] = {}
     for r in rows:
+
         def pair(a, b):
             return (float(r[a]), float(r[b])) if r[a] and r[b] else None
 
-        cb = CatalogueBand(r["catalogue"], tuple(a for a in r["aliases"].split(";") if a), r["mission"],
-                           r["is_xmm"] == "1", pair("band_lo", "band_hi"), float(r["factor"]),
-                           pair("soft_lo", "soft_hi"), pair("hard_lo", "hard_hi"), r["reference"])
+        cb = CatalogueBand(
+            r["catalogue"],
+            tuple(a for a in r["aliases"].split(";") if a),
+            r["mission"],
+            r["is_xmm"] == "1",
+            pair("band_lo", "band_hi"),
+            float(r["factor"]),
+            pair("soft_lo", "soft_hi"),
+            pair("hard_lo", "hard_hi"),
+            r["reference"],
+        )
         for key in (cb.catalogue, *cb.aliases):
             out[key.upper()] = cb
     return out
@@ -165,8 +185,7 @@ def lookup_catalogue(name: str) -> CatalogueBand | None:
     return catalogue_bands().get(str(name).strip().upper())
 
 
-def factor_for(catalogue: str | None = None, band: str | int | None = None,
-               model: PowerLaw = DEFAULT_MODEL) -> float:
+def factor_for(catalogue: str | None = None, band: str | int | None = None, model: PowerLaw = DEFAULT_MODEL) -> float:
     """Conversion factor f (F_common = F / f) for a catalogue and/or a band.
 
     ``band`` (a 4XMM band number or 'lo-hi' keV) wins over the catalogue's own band.  With the
@@ -179,8 +198,10 @@ def factor_for(catalogue: str | None = None, band: str | int | None = None,
     elif cb is not None:
         lo_hi = cb.band
     else:
-        raise DataError(f"catalogue {catalogue!r} is not in the band-factor table and no BAND is given "
-                        f"(known: {', '.join(sorted({c.catalogue for c in catalogue_bands().values()}))})")
+        raise DataError(
+            f"catalogue {catalogue!r} is not in the band-factor table and no BAND is given "
+            f"(known: {', '.join(sorted({c.catalogue for c in catalogue_bands().values()}))})"
+        )
     if model.is_default:
         if cb is not None and _same_band(cb.band, lo_hi):
             return cb.factor

@@ -24,34 +24,102 @@ def _archive(ctx, param, values):
 @click.command("long")
 @click.argument("input")
 @click.option("-o", "--output", default=None, help="Output table (default: INPUT_variability-long.EXT); '-' = stdout.")
-@click.option("--archive", "archives", multiple=True, callback=_archive, metavar="NAME=FILE",
-              help="Another catalogue's rows (RA/DEC or SRCID, MJD, FLUX[_ERR] or EP_8_FLUX, optional BAND, "
-                   "CATALOGUE); NAME selects its band factor (4XMM, CSC2, 2SXPS, eRASS1, 2RXS, XMMSL2).")
-@click.option("--upper-limits", "upper_limits", default=None, metavar="FILE",
-              help="Upper limits: SRCID or RA/DEC, MJD, FLUX_UL (erg/cm2/s), BAND, optional CATALOGUE/INSTRUMENT.")
+@click.option(
+    "--archive",
+    "archives",
+    multiple=True,
+    callback=_archive,
+    metavar="NAME=FILE",
+    help="Another catalogue's rows (RA/DEC or SRCID, MJD, FLUX[_ERR] or EP_8_FLUX, optional BAND, "
+    "CATALOGUE); NAME selects its band factor (4XMM, CSC2, 2SXPS, eRASS1, 2RXS, XMMSL2).",
+)
+@click.option(
+    "--upper-limits",
+    "upper_limits",
+    default=None,
+    metavar="FILE",
+    help="Upper limits: SRCID or RA/DEC, MJD, FLUX_UL (erg/cm2/s), BAND, optional CATALOGUE/INSTRUMENT.",
+)
 @click.option("--alerts", "alerts_out", default=None, metavar="FILE", help="Also write one row per STONKS alert.")
-@click.option("--alerts-json", "alerts_json", default=None, metavar="DIR",
-              help="Also write one JSON per alert (fields + light curve) into DIR.")
-@click.option("--plot", "plot_dir", default=None, metavar="DIR",
-              help="Also draw each alert source's multi-mission light curve as DIR/alert_<key>.png.")
-@click.option("--epochs", "epochs_out", default=None, metavar="FILE",
-              help="Also write the long-term light curves (one row per epoch).")
-@click.option("--threshold", type=click.FloatRange(min=1.0), default=5.0, show_default=True,
-              help="LT_VARIABLE / alert when the pessimistic ratio exceeds this.")
+@click.option(
+    "--alerts-json",
+    "alerts_json",
+    default=None,
+    metavar="DIR",
+    help="Also write one JSON per alert (fields + light curve) into DIR.",
+)
+@click.option(
+    "--plot",
+    "plot_dir",
+    default=None,
+    metavar="DIR",
+    help="Also draw each alert source's multi-mission light curve as DIR/alert_<key>.png.",
+)
+@click.option(
+    "--epochs",
+    "epochs_out",
+    default=None,
+    metavar="FILE",
+    help="Also write the long-term light curves (one row per epoch).",
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(min=1.0),
+    default=5.0,
+    show_default=True,
+    help="LT_VARIABLE / alert when the pessimistic ratio exceeds this.",
+)
 @click.option("--gamma", type=float, default=1.7, show_default=True, help="Photon index of the band conversion.")
-@click.option("--nh", type=click.FloatRange(min=0.0), default=3e20, show_default=True,
-              help="Absorbing column (cm^-2) of the band conversion.")
-@click.option("--catalogue", default="4XMM", show_default=True,
-              help="Catalogue of INPUT (its band factor, when it has no CATALOGUE column).")
-@click.option("--new-since", type=float, default=None, metavar="MJD",
-              help="Alerts only for new detections at or after this MJD (default: each source's latest).")
-@click.option("--radius", type=click.FloatRange(min=0.0, min_open=True), default=20.0, show_default=True,
-              help="Archive matching search radius (arcsec).")
+@click.option(
+    "--nh",
+    type=click.FloatRange(min=0.0),
+    default=3e20,
+    show_default=True,
+    help="Absorbing column (cm^-2) of the band conversion.",
+)
+@click.option(
+    "--catalogue",
+    default="4XMM",
+    show_default=True,
+    help="Catalogue of INPUT (its band factor, when it has no CATALOGUE column).",
+)
+@click.option(
+    "--new-since",
+    type=float,
+    default=None,
+    metavar="MJD",
+    help="Alerts only for new detections at or after this MJD (default: each source's latest).",
+)
+@click.option(
+    "--radius",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=20.0,
+    show_default=True,
+    help="Archive matching search radius (arcsec).",
+)
 @output_options
 @common_options
 @pass_settings
-def long(s, input, output, archives, upper_limits, alerts_out, alerts_json, plot_dir, epochs_out, threshold, gamma, nh,
-         catalogue, new_since, radius, overwrite, column_map, chunk_size):
+def long(
+    s,
+    input,
+    output,
+    archives,
+    upper_limits,
+    alerts_out,
+    alerts_json,
+    plot_dir,
+    epochs_out,
+    threshold,
+    gamma,
+    nh,
+    catalogue,
+    new_since,
+    radius,
+    overwrite,
+    column_map,
+    chunk_size,
+):
     """Long-term variability between epochs and missions with upper limits (STONKS, Quintin+2024).
 
     Groups the detections of each SRCID with archival catalogue rows and upper limits, converts
@@ -66,11 +134,11 @@ def long(s, input, output, archives, upper_limits, alerts_out, alerts_json, plot
     from xmmtools import tables
     from xmmtools.columns import parse_column_map
     from xmmtools.stage_io import default_output
-    from xmmtools.variability.long.bands import PowerLaw
-    from xmmtools.variability.long.spec import SPEC
     from xmmtools.variability.long.alerts import alert_records
+    from xmmtools.variability.long.bands import PowerLaw
     from xmmtools.variability.long.epochs import LongTermConfig, epochs_table
     from xmmtools.variability.long.run import long_term_variability
+    from xmmtools.variability.long.spec import SPEC
 
     user_map = parse_column_map(column_map)
     output = output or default_output(input, SPEC.name)
@@ -83,20 +151,40 @@ def long(s, input, output, archives, upper_limits, alerts_out, alerts_json, plot
     arch = [(name, tables.read_table(path)) for name, path in archives]
     ul = tables.read_table(upper_limits) if upper_limits else None
     config = LongTermConfig(threshold=threshold, model=PowerLaw(gamma, nh), radius=radius)
-    res = long_term_variability(table, archives=arch, upper_limits=ul, config=config, catalogue=catalogue,
-                                user_map=user_map, new_since=new_since)
-    params = {"threshold": threshold, "gamma": gamma, "nh": nh, "catalogue": catalogue, "radius": radius,
-              "archives": [n for n, _ in archives], "new_since": new_since, "columns": user_map or None}
-    chunks = (tables.iter_table(input, None, chunk_rows=chunk_size, progress=s.progress) if streamed
-              else [table])
-    _write_with_columns(chunks, res.columns, output, tables.Provenance(SPEC.name, params, [input, *extra]),
-                        overwrite, [input, *extra])
+    res = long_term_variability(
+        table,
+        archives=arch,
+        upper_limits=ul,
+        config=config,
+        catalogue=catalogue,
+        user_map=user_map,
+        new_since=new_since,
+    )
+    params = {
+        "threshold": threshold,
+        "gamma": gamma,
+        "nh": nh,
+        "catalogue": catalogue,
+        "radius": radius,
+        "archives": [n for n, _ in archives],
+        "new_since": new_since,
+        "columns": user_map or None,
+    }
+    chunks = tables.iter_table(input, None, chunk_rows=chunk_size, progress=s.progress) if streamed else [table]
+    _write_with_columns(
+        chunks, res.columns, output, tables.Provenance(SPEC.name, params, [input, *extra]), overwrite, [input, *extra]
+    )
     prov = tables.Provenance(SPEC.name, params, [input, *extra])
     if alerts_out:
         tables.write_table(res.alerts, alerts_out, provenance=prov, overwrite=overwrite, inputs=[input, *extra])
     if epochs_out:
-        tables.write_table(epochs_table(res.epochs, res.sources), epochs_out, provenance=prov,
-                           overwrite=overwrite, inputs=[input, *extra])
+        tables.write_table(
+            epochs_table(res.epochs, res.sources),
+            epochs_out,
+            provenance=prov,
+            overwrite=overwrite,
+            inputs=[input, *extra],
+        )
     if alerts_json:
         _write_json(alerts_json, alert_records(res.alerts, res.epochs, res.sources), res.sources.key_name, overwrite)
     if plot_dir:
@@ -104,16 +192,24 @@ def long(s, input, output, archives, upper_limits, alerts_out, alerts_json, plot
     if not s.quiet:
         n_var = int(res.stats.variable.sum())
         lost = ", ".join(f"{k}: {v} rows matched no source" for k, v in res.unmatched.items() if v)
-        click.echo(f"{len(res.sources)} sources, {len(res.epochs)} epochs, {n_var} with LT_VAR_RATIO > {threshold:g}, "
-                   f"{res.alerts.num_rows} alerts" + (f" ({lost})" if lost else "")
-                   + ("" if output == "-" else f"; wrote {output}"), err=True)
+        click.echo(
+            f"{len(res.sources)} sources, {len(res.epochs)} epochs, {n_var} with LT_VAR_RATIO > {threshold:g}, "
+            f"{res.alerts.num_rows} alerts"
+            + (f" ({lost})" if lost else "")
+            + ("" if output == "-" else f"; wrote {output}"),
+            err=True,
+        )
 
 
 def _write_json(folder: str, records: list[dict], key: str, overwrite: bool) -> None:
     """One ``alert_<key>.json`` per alert (fields + light curve)."""
     for rec in records:
-        _atomic(folder, f"alert_{rec[key]}.json", overwrite,
-                lambda f, rec=rec: f.write(json.dumps(rec, indent=2, default=str).encode()))
+        _atomic(
+            folder,
+            f"alert_{rec[key]}.json",
+            overwrite,
+            lambda f, rec=rec: f.write(json.dumps(rec, indent=2, default=str).encode()),
+        )
 
 
 def _write_plots(folder: str, res, overwrite: bool) -> None:
@@ -126,8 +222,12 @@ def _write_plots(folder: str, res, overwrite: bool) -> None:
     key = res.sources.key_name
     for rec in res.alerts.select([key, "ALERT_TYPE", "LT_VAR_RATIO"]).to_pylist():
         i = pos[rec[key]]
-        fig = light_curve_figure(res.epochs, i, f"{key} {rec[key]}: {rec['ALERT_TYPE']}, "
-                                 f"ratio {rec['LT_VAR_RATIO']:.1f}", int(res.alerts_new[i]))
+        fig = light_curve_figure(
+            res.epochs,
+            i,
+            f"{key} {rec[key]}: {rec['ALERT_TYPE']}, ratio {rec['LT_VAR_RATIO']:.1f}",
+            int(res.alerts_new[i]),
+        )
         _atomic(folder, f"alert_{rec[key]}.png", overwrite, lambda f, fig=fig: fig.savefig(f, format="png", dpi=100))
         plt.close(fig)
 

@@ -11,8 +11,8 @@ them (:func:`archive_epochs`, :mod:`xmmtools.variability.long.match`) and upper 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -21,52 +21,53 @@ from xmmtools.columns import detect_kind, ecf, resolve, summary_rows
 from xmmtools.errors import ColumnError, DataError
 from xmmtools.sky import unit_vectors
 from xmmtools.tables.model import field_meta, to_numpy
-from xmmtools.variability.long.bands import (DEFAULT_MODEL, PowerLaw, factors_for, hardness_range,
-                                             lookup_catalogue)
+from xmmtools.variability.long.bands import DEFAULT_MODEL, PowerLaw, factors_for, hardness_range, lookup_catalogue
 from xmmtools.variability.long.match import nearest_within, stonks_match
 from xmmtools.variability.long.statistics import group_extreme, take
+
 
 @dataclass(frozen=True)
 class LongTermConfig:
     """Parameters of the method (defaults: STONKS)."""
 
-    threshold: float = 5.0                     # pessimistic ratio above which a source is variable
-    model: PowerLaw = DEFAULT_MODEL            # spectrum of the band conversion
-    gamma_range: tuple[float, float] = (0.5, 2.5)   # spectral-shape warning range
-    radius: float = 20.0                       # arcsec, matching search radius
-    score_ratio: float = 5.0                   # best/next positional score for an unambiguous match
+    threshold: float = 5.0  # pessimistic ratio above which a source is variable
+    model: PowerLaw = DEFAULT_MODEL  # spectrum of the band conversion
+    gamma_range: tuple[float, float] = (0.5, 2.5)  # spectral-shape warning range
+    radius: float = 20.0  # arcsec, matching search radius
+    score_ratio: float = 5.0  # best/next positional score for an unambiguous match
 
 
 # =========================================================================================
 # 1. Epochs
 # =========================================================================================
 
+
 @dataclass
 class Epochs:
     """Long-format light curves: one row per flux measurement or upper limit."""
 
-    source: np.ndarray       # source index (into the catalogue's sources)
-    mjd: np.ndarray          # d
-    flux: np.ndarray         # erg/cm^2/s, 0.1-12 keV (upper limit: its value)
-    err: np.ndarray          # erg/cm^2/s, 1 sigma, 0.1-12 keV (NaN: unknown)
+    source: np.ndarray  # source index (into the catalogue's sources)
+    mjd: np.ndarray  # d
+    flux: np.ndarray  # erg/cm^2/s, 0.1-12 keV (upper limit: its value)
+    err: np.ndarray  # erg/cm^2/s, 1 sigma, 0.1-12 keV (NaN: unknown)
     is_ul: np.ndarray
-    catalogue: np.ndarray    # object array of catalogue names
-    origin: np.ndarray       # object array: 'catalogue' | 'archive' | 'upper-limit'
-    factor: np.ndarray       # band factor used (F_common = F_native / factor)
-    hr: np.ndarray           # hardness ratio (NaN if unknown)
+    catalogue: np.ndarray  # object array of catalogue names
+    origin: np.ndarray  # object array: 'catalogue' | 'archive' | 'upper-limit'
+    factor: np.ndarray  # band factor used (F_common = F_native / factor)
+    hr: np.ndarray  # hardness ratio (NaN if unknown)
     spectral_warning: np.ndarray
-    row: np.ndarray          # row in the input catalogue (-1 for archive / upper-limit rows)
-    ambiguous: np.ndarray    # came from an ambiguous archival match
+    row: np.ndarray  # row in the input catalogue (-1 for archive / upper-limit rows)
+    ambiguous: np.ndarray  # came from an ambiguous archival match
 
     def __len__(self) -> int:
         return len(self.flux)
 
     @staticmethod
-    def concat(parts: Sequence["Epochs"]) -> "Epochs":
+    def concat(parts: Sequence[Epochs]) -> Epochs:
         names = [f for f in Epochs.__dataclass_fields__]
         return Epochs(**{n: np.concatenate([getattr(p, n) for p in parts]) for n in names})
 
-    def select(self, mask) -> "Epochs":
+    def select(self, mask) -> Epochs:
         return Epochs(**{n: getattr(self, n)[mask] for n in Epochs.__dataclass_fields__})
 
 
@@ -78,7 +79,7 @@ class Sources:
     ra: np.ndarray
     dec: np.ndarray
     poserr: np.ndarray
-    of_row: np.ndarray            # source index of every catalogue row
+    of_row: np.ndarray  # source index of every catalogue row
     key_name: str = "SRCID"
 
     def __len__(self) -> int:
@@ -94,11 +95,35 @@ LABEL_NAMES = ("CATALOGUE", "CATALOG", "INSTRUMENT", "MISSION")
 SOFT_BANDS, HARD_BANDS = (1, 2, 3), (4, 5)
 #: every canonical column the stage may read from its input (the CLI reads only these, then
 #: streams the full table to append the new columns)
-INPUT_COLUMNS = (*KEY_NAMES, "RA", "DEC", "POSERR", "SC_RA", "SC_DEC", "SC_POSERR", *FLUX_NAMES,
-                 *(f + "_ERR" for f in FLUX_NAMES), "BAND", *LABEL_NAMES, *TIME_NAMES, "HR",
-                 *(f"EP_{b}_FLUX" for b in (*SOFT_BANDS, *HARD_BANDS)), "EP_HR3", "N_OBS", "N_CONTRIB",
-                 "VAR_FLAG", "DETID", "OBS_ID", "SRC_NUM", "EP_8_DET_ML", "PPS_SRCNUM", "N_EXP", "VAR_PROB",
-                 "FRATIO", "FLUXVAR")
+INPUT_COLUMNS = (
+    *KEY_NAMES,
+    "RA",
+    "DEC",
+    "POSERR",
+    "SC_RA",
+    "SC_DEC",
+    "SC_POSERR",
+    *FLUX_NAMES,
+    *(f + "_ERR" for f in FLUX_NAMES),
+    "BAND",
+    *LABEL_NAMES,
+    *TIME_NAMES,
+    "HR",
+    *(f"EP_{b}_FLUX" for b in (*SOFT_BANDS, *HARD_BANDS)),
+    "EP_HR3",
+    "N_OBS",
+    "N_CONTRIB",
+    "VAR_FLAG",
+    "DETID",
+    "OBS_ID",
+    "SRC_NUM",
+    "EP_8_DET_ML",
+    "PPS_SRCNUM",
+    "N_EXP",
+    "VAR_PROB",
+    "FRATIO",
+    "FLUXVAR",
+)
 
 
 def sources_of(table: pa.Table, user_map: Mapping[str, str] | None = None) -> Sources:
@@ -122,8 +147,7 @@ def sources_of(table: pa.Table, user_map: Mapping[str, str] | None = None) -> So
             raw[bad] = [f"(row {i})" for i in np.flatnonzero(bad)]
         keys, of_row = np.unique(raw, return_inverse=True)
     ns = len(keys)
-    rcol, dcol, ecol = (("SC_RA", "SC_DEC", "SC_POSERR") if {"SC_RA", "SC_DEC"} <= set(m)
-                        else ("RA", "DEC", "POSERR"))
+    rcol, dcol, ecol = ("SC_RA", "SC_DEC", "SC_POSERR") if {"SC_RA", "SC_DEC"} <= set(m) else ("RA", "DEC", "POSERR")
     if rcol not in m or dcol not in m:
         nan = np.full(ns, np.nan)
         return Sources(keys, nan, nan.copy(), nan.copy(), of_row, keyname or "ROW")
@@ -144,9 +168,14 @@ def sources_of(table: pa.Table, user_map: Mapping[str, str] | None = None) -> So
     return Sources(keys, sra, sdec, serr, of_row, keyname)
 
 
-def catalogue_epochs(table: pa.Table, sources: Sources, *, catalogue: str = "4XMM",
-                     config: LongTermConfig = LongTermConfig(),
-                     user_map: Mapping[str, str] | None = None) -> Epochs:
+def catalogue_epochs(
+    table: pa.Table,
+    sources: Sources,
+    *,
+    catalogue: str = "4XMM",
+    config: LongTermConfig = LongTermConfig(),
+    user_map: Mapping[str, str] | None = None,
+) -> Epochs:
     """Epochs from the input catalogue itself: every detection row (the per-source summary rows
     of stacked 4XMM-DRNs / 5XMM tables are left out: they are not epochs)."""
     kind = detect_kind(table.schema.names)
@@ -164,8 +193,9 @@ def catalogue_epochs(table: pa.Table, sources: Sources, *, catalogue: str = "4XM
     return ep
 
 
-def archive_epochs(table: pa.Table, name: str, sources: Sources, *, config: LongTermConfig = LongTermConfig(),
-                   where: str = "archive") -> tuple[Epochs, int]:
+def archive_epochs(
+    table: pa.Table, name: str, sources: Sources, *, config: LongTermConfig = LongTermConfig(), where: str = "archive"
+) -> tuple[Epochs, int]:
     """Epochs from another catalogue (``--archive NAME=FILE``), matched to the input's sources.
 
     With RA/DEC the archive's rows are grouped into archival sources (by SRCID/IAUNAME/NAME, else
@@ -179,7 +209,7 @@ def archive_epochs(table: pa.Table, name: str, sources: Sources, *, config: Long
     if np.all(np.isnan(arch.ra)):
         if arch.key_name != "SRCID":
             raise ColumnError(f"{where} has neither RA/DEC nor SRCID; cannot attach its rows to sources")
-        pos = _lookup(sources.key, arch.key)             # archive source -> input source
+        pos = _lookup(sources.key, arch.key)  # archive source -> input source
         src_of_row = pos[arch.of_row]
         ok = src_of_row >= 0
         out = ep.select(ok)
@@ -187,8 +217,17 @@ def archive_epochs(table: pa.Table, name: str, sources: Sources, *, config: Long
         return _tag(out, "archive"), int((~ok).sum())
     arch_xmm = np.zeros(len(arch), bool)
     np.logical_or.at(arch_xmm, arch.of_row, _is_xmm(ep.catalogue))
-    m = stonks_match(sources.ra, sources.dec, sources.poserr, arch.ra, arch.dec, arch.poserr, arch_xmm,
-                     radius=config.radius, score_ratio=config.score_ratio)
+    m = stonks_match(
+        sources.ra,
+        sources.dec,
+        sources.poserr,
+        arch.ra,
+        arch.dec,
+        arch.poserr,
+        arch_xmm,
+        radius=config.radius,
+        score_ratio=config.score_ratio,
+    )
     # every (input source, archive row) pair whose archival source the input source matched
     matched_src = np.flatnonzero(m.index >= 0)
     arch_of_src = m.index[matched_src]
@@ -207,8 +246,9 @@ def archive_epochs(table: pa.Table, name: str, sources: Sources, *, config: Long
     return _tag(out, "archive"), int((~used).sum())
 
 
-def upper_limit_epochs(table: pa.Table, sources: Sources, *, config: LongTermConfig = LongTermConfig(),
-                       where: str = "upper-limit table") -> tuple[Epochs, int]:
+def upper_limit_epochs(
+    table: pa.Table, sources: Sources, *, config: LongTermConfig = LongTermConfig(), where: str = "upper-limit table"
+) -> tuple[Epochs, int]:
     """Upper limits: SRCID (or RA/DEC), MJD, FLUX_UL (erg/cm^2/s), BAND (4XMM band number or
     'lo-hi' keV; default band 8 / the catalogue's band), optional CATALOGUE/INSTRUMENT (default
     4XMM) -- the table the sensitivity stage writes for non-detections.  Returns the epochs and
@@ -217,8 +257,9 @@ def upper_limit_epochs(table: pa.Table, sources: Sources, *, config: LongTermCon
     m = resolve(names, [*UL_NAMES, "BAND", *LABEL_NAMES, *TIME_NAMES, "SRCID", "RA", "DEC"])
     ulcol = next((c for c in UL_NAMES if c in m), None)
     if ulcol is None:
-        raise ColumnError(f"{where} needs an upper-limit column FLUX_UL (erg/cm2/s); it has none of "
-                          f"{', '.join(UL_NAMES)}")
+        raise ColumnError(
+            f"{where} needs an upper-limit column FLUX_UL (erg/cm2/s); it has none of {', '.join(UL_NAMES)}"
+        )
     n = table.num_rows
     label = _labels(table, m, "4XMM")
     bands = to_numpy(table.column(m["BAND"]), None) if "BAND" in m else None
@@ -231,7 +272,7 @@ def upper_limit_epochs(table: pa.Table, sources: Sources, *, config: LongTermCon
         raise ColumnError(f"{where} needs SRCID or RA/DEC to attach upper limits to sources")
     src = np.full(n, -1, dtype=np.int64)
     amb = np.zeros(n, bool)
-    if "SRCID" in m:   # exact join; rows with a null or unknown SRCID fall back to their position
+    if "SRCID" in m:  # exact join; rows with a null or unknown SRCID fall back to their position
         key = to_numpy(table.column(m["SRCID"]), None)
         null = _is_null(key)
         if sources.key.dtype.kind in "iu":
@@ -243,38 +284,75 @@ def upper_limit_epochs(table: pa.Table, sources: Sources, *, config: LongTermCon
         dec = to_numpy(table.column(m["DEC"]), float)[rest]
         src[rest], amb[rest] = nearest_within(ra, dec, sources.ra, sources.dec, sources.poserr, radius=config.radius)
     ok = (src >= 0) & np.isfinite(value)
-    ep = Epochs(source=src, mjd=mjd, flux=value / factor, err=np.zeros(n), is_ul=np.ones(n, bool),
-                catalogue=label, origin=np.full(n, "upper-limit", dtype=object), factor=factor,
-                hr=np.full(n, np.nan), spectral_warning=np.zeros(n, bool), row=np.full(n, -1),
-                ambiguous=amb)
+    ep = Epochs(
+        source=src,
+        mjd=mjd,
+        flux=value / factor,
+        err=np.zeros(n),
+        is_ul=np.ones(n, bool),
+        catalogue=label,
+        origin=np.full(n, "upper-limit", dtype=object),
+        factor=factor,
+        hr=np.full(n, np.nan),
+        spectral_warning=np.zeros(n, bool),
+        row=np.full(n, -1),
+        ambiguous=amb,
+    )
     return ep.select(ok), int((~ok).sum())
 
 
-def measurements(table: pa.Table, *, catalogue: str, config: LongTermConfig, source: str,
-                 user_map: Mapping[str, str] | None = None) -> Epochs:
+def measurements(
+    table: pa.Table, *, catalogue: str, config: LongTermConfig, source: str, user_map: Mapping[str, str] | None = None
+) -> Epochs:
     """Fluxes of every row converted to 0.1-12 keV, with time, label, hardness ratio and the
     spectral-shape warning (source index not yet assigned)."""
     names = table.schema.names
-    m = resolve(names, [*FLUX_NAMES, *(f + "_ERR" for f in FLUX_NAMES), "BAND", *LABEL_NAMES, *TIME_NAMES,
-                        "HR", *(f"EP_{b}_FLUX" for b in (*SOFT_BANDS, *HARD_BANDS)), "EP_HR3"], user_map)
+    m = resolve(
+        names,
+        [
+            *FLUX_NAMES,
+            *(f + "_ERR" for f in FLUX_NAMES),
+            "BAND",
+            *LABEL_NAMES,
+            *TIME_NAMES,
+            "HR",
+            *(f"EP_{b}_FLUX" for b in (*SOFT_BANDS, *HARD_BANDS)),
+            "EP_HR3",
+        ],
+        user_map,
+    )
     fcol = next((c for c in FLUX_NAMES if c in m), None)
     if fcol is None:
-        raise ColumnError(f"{source} needs a flux column (one of {', '.join(FLUX_NAMES)}, erg/cm2/s); "
-                          "map yours with --columns FLUX=NAME")
+        raise ColumnError(
+            f"{source} needs a flux column (one of {', '.join(FLUX_NAMES)}, erg/cm2/s); "
+            "map yours with --columns FLUX=NAME"
+        )
     n = table.num_rows
     native = to_numpy(table.column(m[fcol]), float)
-    err = (to_numpy(table.column(m[fcol + "_ERR"]), float) if fcol + "_ERR" in m else np.full(n, np.nan))
+    err = to_numpy(table.column(m[fcol + "_ERR"]), float) if fcol + "_ERR" in m else np.full(n, np.nan)
     label = _labels(table, m, catalogue)
     bands = to_numpy(table.column(m["BAND"]), None) if "BAND" in m else None
     factor = _factors(label, bands, config.model)
     hr, warn = spectral_shape(table, m, label, config)
-    return Epochs(source=np.full(n, -1), mjd=_mjd(table, m, source), flux=native / factor, err=err / factor,
-                  is_ul=np.zeros(n, bool), catalogue=label, origin=np.full(n, "", dtype=object),
-                  factor=factor, hr=hr, spectral_warning=warn, row=np.full(n, -1), ambiguous=np.zeros(n, bool))
+    return Epochs(
+        source=np.full(n, -1),
+        mjd=_mjd(table, m, source),
+        flux=native / factor,
+        err=err / factor,
+        is_ul=np.zeros(n, bool),
+        catalogue=label,
+        origin=np.full(n, "", dtype=object),
+        factor=factor,
+        hr=hr,
+        spectral_warning=warn,
+        row=np.full(n, -1),
+        ambiguous=np.zeros(n, bool),
+    )
 
 
-def spectral_shape(table: pa.Table, m: Mapping[str, str], label: np.ndarray,
-                   config: LongTermConfig) -> tuple[np.ndarray, np.ndarray]:
+def spectral_shape(
+    table: pa.Table, m: Mapping[str, str], label: np.ndarray, config: LongTermConfig
+) -> tuple[np.ndarray, np.ndarray]:
     """Hardness ratio per row and the STONKS spectral-shape warning.
 
     HR = (H - S)/(H + S) from band fluxes: 4XMM S = EP_1+EP_2+EP_3 (0.2-2 keV), H = EP_4+EP_5
@@ -304,8 +382,9 @@ def spectral_shape(table: pa.Table, m: Mapping[str, str], label: np.ndarray,
                 lo[sel], hi[sel] = hardness_range(cb.soft, cb.hard, config.model.nh, config.gamma_range)
     elif "EP_HR3" in m:
         hr = to_numpy(table.column(m["EP_HR3"]), float)
-        lo[:], hi[:] = hardness_range((1.0, 2.0), (2.0, 4.5), config.model.nh, config.gamma_range,
-                                      weights=(ecf("PN", 3), ecf("PN", 4)))
+        lo[:], hi[:] = hardness_range(
+            (1.0, 2.0), (2.0, 4.5), config.model.nh, config.gamma_range, weights=(ecf("PN", 3), ecf("PN", 4))
+        )
     else:
         return np.full(n, np.nan), np.zeros(n, bool)
     with np.errstate(invalid="ignore"):
@@ -316,6 +395,7 @@ def spectral_shape(table: pa.Table, m: Mapping[str, str], label: np.ndarray,
 # ------------------------------------------------------------------------------------------
 # helpers
 # ------------------------------------------------------------------------------------------
+
 
 def _labels(table: pa.Table, m: Mapping[str, str], default: str) -> np.ndarray:
     """Catalogue name per row: the CATALOGUE (CATALOG, MISSION) column; else an INSTRUMENT
@@ -343,8 +423,9 @@ def _factors(label: np.ndarray, bands, model: PowerLaw) -> np.ndarray:
     out = np.empty(len(label))
     for name in np.unique(label.astype(str)):
         sel = label == name
-        out[sel] = factors_for(name, None if bands is None else np.asarray(bands, dtype=object)[sel],
-                               model, int(sel.sum()))
+        out[sel] = factors_for(
+            name, None if bands is None else np.asarray(bands, dtype=object)[sel], model, int(sel.sum())
+        )
     return out
 
 
@@ -423,5 +504,6 @@ def epochs_table(ep: Epochs, sources: Sources) -> pa.Table:
         ("SPEC_WARN", pa.array(e.spectral_warning), "", "hardness ratio outside the Gamma range"),
         ("AMBIGUOUS_MATCH", pa.array(e.ambiguous), "", "came from an ambiguous archival match"),
     ]
-    return pa.Table.from_arrays([c[1] for c in cols], schema=pa.schema(
-        [pa.field(n, a.type, metadata=field_meta(u, d)) for n, a, u, d in cols]))
+    return pa.Table.from_arrays(
+        [c[1] for c in cols], schema=pa.schema([pa.field(n, a.type, metadata=field_meta(u, d)) for n, a, u, d in cols])
+    )

@@ -26,7 +26,6 @@ import numpy as np
 from xmmtools.sky import ARCSEC, chord_to_arcsec, unit_vectors
 
 
-
 @dataclass(frozen=True)
 class Match:
     """Per new detection: archival index (-1: none), candidates kept by rule 1, ambiguity,
@@ -39,8 +38,19 @@ class Match:
     score_ratio: np.ndarray
 
 
-def stonks_match(new_ra, new_dec, new_err, arch_ra, arch_dec, arch_err, arch_is_xmm=None, *,
-                 radius: float = 20.0, score_ratio: float = 5.0, max_candidates: int = 16) -> Match:
+def stonks_match(
+    new_ra,
+    new_dec,
+    new_err,
+    arch_ra,
+    arch_dec,
+    arch_err,
+    arch_is_xmm=None,
+    *,
+    radius: float = 20.0,
+    score_ratio: float = 5.0,
+    max_candidates: int = 16,
+) -> Match:
     """Match each new detection to at most one archival source with the STONKS rules above.
 
     Positions in degrees, errors in arcsec (NaN errors count as 0, i.e. the 1" floor applies).
@@ -51,9 +61,14 @@ def stonks_match(new_ra, new_dec, new_err, arch_ra, arch_dec, arch_err, arch_is_
     n_new = len(new_err)
     xmm = np.zeros(len(arch_err), bool) if arch_is_xmm is None else np.asarray(arch_is_xmm, bool)
     idx, sep = _candidates(new_ra, new_dec, arch_ra, arch_dec, radius, max_candidates)
-    out = Match(np.full(n_new, -1, dtype=np.int64), np.zeros(n_new, dtype=np.int64), np.zeros(n_new, bool),
-                np.full(n_new, np.nan), np.full(n_new, np.nan))
-    near = np.flatnonzero(idx[:, 0] >= 0)          # only rows with a neighbour within the radius
+    out = Match(
+        np.full(n_new, -1, dtype=np.int64),
+        np.zeros(n_new, dtype=np.int64),
+        np.zeros(n_new, bool),
+        np.full(n_new, np.nan),
+        np.full(n_new, np.nan),
+    )
+    near = np.flatnonzero(idx[:, 0] >= 0)  # only rows with a neighbour within the radius
     if near.size == 0:
         return out
     kmax = int((idx[near] >= 0).sum(axis=1).max())
@@ -69,7 +84,7 @@ def stonks_match(new_ra, new_dec, new_err, arch_ra, arch_dec, arch_err, arch_is_
     # rule 3: positional score, best must beat the next by score_ratio
     s2 = e_new**2 + arch_err[j] ** 2
     s2 = np.where(s2 > 0, s2, 1.0)
-    logscore = np.where(ok, -sep**2 / (2 * s2) - np.log(s2), -np.inf)
+    logscore = np.where(ok, -(sep**2) / (2 * s2) - np.log(s2), -np.inf)
     order = np.argsort(-logscore, axis=1)
     rows = np.arange(len(near))
     best = order[:, 0]

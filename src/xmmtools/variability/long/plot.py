@@ -29,11 +29,19 @@ def light_curve_figure(ep: Epochs, source: int, title: str = "", new_epoch: int 
         color = f"C{k % 10}"
         m = MARKERS[k % len(MARKERS)]
         if det.size:
-            ax.errorbar(ep.mjd[det], ep.flux[det], yerr=np.nan_to_num(ep.err[det]), fmt=m, color=color,
-                        capsize=2, label=cat)
+            ax.errorbar(
+                ep.mjd[det], ep.flux[det], yerr=np.nan_to_num(ep.err[det]), fmt=m, color=color, capsize=2, label=cat
+            )
         if ul.size:
-            ax.errorbar(ep.mjd[ul], ep.flux[ul], yerr=0.3 * ep.flux[ul], uplims=True, fmt="_", color=color,
-                        label=f"{cat} upper limit")
+            ax.errorbar(
+                ep.mjd[ul],
+                ep.flux[ul],
+                yerr=0.3 * ep.flux[ul],
+                uplims=True,
+                fmt="_",
+                color=color,
+                label=f"{cat} upper limit",
+            )
     if new_epoch is not None and new_epoch >= 0:
         ax.plot(ep.mjd[new_epoch], ep.flux[new_epoch], "o", ms=12, mfc="none", mec="k", label="new detection")
     ax.set_yscale("log")

@@ -17,21 +17,23 @@ if TYPE_CHECKING:
     from xmmtools.variability.long.epochs import Epochs
 
 #: LT_FLAG bits (documented in docs/variability_long.md)
-FLAG_NO_ERROR = 1        # an epoch had no flux error: used with sigma = 0 (optimistic)
-FLAG_NONPOSITIVE = 2     # a detection with flux <= 0 or NaN: never the maximum; F + sigma > 0 only in the minimum
-FLAG_AMBIGUOUS = 4       # an archival match was ambiguous (STONKS 5x score rule failed)
-FLAG_SPECTRAL = 8        # an epoch's hardness ratio is outside the Gamma range of its instrument
-FLAG_ONE_EPOCH = 16      # fewer than two usable epochs: no ratio
+FLAG_NO_ERROR = 1  # an epoch had no flux error: used with sigma = 0 (optimistic)
+FLAG_NONPOSITIVE = 2  # a detection with flux <= 0 or NaN: never the maximum; F + sigma > 0 only in the minimum
+FLAG_AMBIGUOUS = 4  # an archival match was ambiguous (STONKS 5x score rule failed)
+FLAG_SPECTRAL = 8  # an epoch's hardness ratio is outside the Gamma range of its instrument
+FLAG_ONE_EPOCH = 16  # fewer than two usable epochs: no ratio
 
 
 def source_flags(ep: Epochs, stats: SourceStats, n_sources: int) -> np.ndarray:
     """LT_FLAG bits per source from its epochs (see the FLAG_* constants)."""
     det = ~ep.is_ul
     with np.errstate(invalid="ignore"):
-        bits = (np.where(det & ~np.isfinite(ep.err), FLAG_NO_ERROR, 0)
-                | np.where(det & ~(ep.flux > 0), FLAG_NONPOSITIVE, 0)
-                | np.where(ep.ambiguous, FLAG_AMBIGUOUS, 0)
-                | np.where(ep.spectral_warning, FLAG_SPECTRAL, 0))
+        bits = (
+            np.where(det & ~np.isfinite(ep.err), FLAG_NO_ERROR, 0)
+            | np.where(det & ~(ep.flux > 0), FLAG_NONPOSITIVE, 0)
+            | np.where(ep.ambiguous, FLAG_AMBIGUOUS, 0)
+            | np.where(ep.spectral_warning, FLAG_SPECTRAL, 0)
+        )
     flags = np.zeros(n_sources, np.int64)
     np.bitwise_or.at(flags, ep.source, bits.astype(np.int64))
     flags |= np.where(np.isnan(stats.ratio), FLAG_ONE_EPOCH, 0)
@@ -41,6 +43,7 @@ def source_flags(ep: Epochs, stats: SourceStats, n_sources: int) -> np.ndarray:
 # =========================================================================================
 # 2. Ratios
 # =========================================================================================
+
 
 @dataclass
 class SourceStats:
@@ -53,8 +56,8 @@ class SourceStats:
     amplitude: np.ndarray
     significance: np.ndarray
     baseline: np.ndarray
-    i_max: np.ndarray      # epoch index of max(F - sigma), -1 if none
-    i_min: np.ndarray      # epoch index of min(F + sigma) (detection or upper limit), -1 if none
+    i_max: np.ndarray  # epoch index of max(F - sigma), -1 if none
+    i_min: np.ndarray  # epoch index of min(F + sigma) (detection or upper limit), -1 if none
     variable: np.ndarray
 
     @property
@@ -110,8 +113,7 @@ def long_term_stats(source, flux, err, is_ul, mjd, n_sources: int, threshold: fl
     t_lo = take(t, group_extreme(src, t_ok, n_sources, largest=False))
     baseline = t_hi - t_lo
     variable = np.nan_to_num(ratio, nan=0.0) > threshold
-    return SourceStats(n_det, n_ul, ratio, ratio_opt, amplitude, significance, baseline, i_max, i_min,
-                       variable)
+    return SourceStats(n_det, n_ul, ratio, ratio_opt, amplitude, significance, baseline, i_max, i_min, variable)
 
 
 def group_extreme(group, values, n_groups: int, *, largest: bool) -> np.ndarray:

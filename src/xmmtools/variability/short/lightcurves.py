@@ -21,8 +21,8 @@ import math
 import os
 import re
 import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -34,8 +34,7 @@ BKG_RE = re.compile(r"(FBKTSR|BKGTSR|_(bgd|bkg|back)(?=[._]|$))", re.I)
 JNAME_RE = re.compile(r"J(\d{2})(\d{2})(\d{2}(?:\.\d+)?)([+-])(\d{2})(\d{2})(\d{2}(?:\.\d+)?)")
 LC_EXT = (".lc", ".lc.gz")
 FITS_EXT = (".fits", ".fits.gz", ".fit", ".fit.gz", ".ftz")
-CAMERA = {"EPN": "PN", "EMOS1": "M1", "EMOS2": "M2", "PN": "PN", "M1": "M1", "M2": "M2",
-          "MOS1": "M1", "MOS2": "M2"}
+CAMERA = {"EPN": "PN", "EMOS1": "M1", "EMOS2": "M2", "PN": "PN", "M1": "M1", "M2": "M2", "MOS1": "M1", "MOS2": "M2"}
 KIND_RANK = {"pps": 0, "lccorr": 1, "evselect": 2}
 
 
@@ -105,7 +104,7 @@ def _paired_background(name: str, names: set[str], root: str) -> str | None:
     if not m:
         return None
     for tok in ("_bgd", "_bkg", "_back"):
-        cand = name[: m.start()] + tok + name[m.end():]
+        cand = name[: m.start()] + tok + name[m.end() :]
         if cand in names:
             return os.path.join(root, cand)
     return None
@@ -139,8 +138,11 @@ def read_lightcurve(
                 kind = "pps" if kind == "pps" else "lccorr"
             with warnings.catch_warnings():  # NaN in float32 columns of gzip'ed files
                 warnings.simplefilter("ignore", RuntimeWarning)
-                data = {c: np.asarray(hdu.data[c], dtype=float) for c in ("TIME", "RATE", "ERROR", "COUNTS",
-                                                                           "FRACEXP", "BACKV", "BACKE") if c in cols}
+                data = {
+                    c: np.asarray(hdu.data[c], dtype=float)
+                    for c in ("TIME", "RATE", "ERROR", "COUNTS", "FRACEXP", "BACKV", "BACKE")
+                    if c in cols
+                }
             hdr = {**dict(hdul[0].header), **dict(hdu.header)}
             own_gti = file_gti(hdul)
             region_area, region_xy = _region(hdul)
@@ -167,6 +169,7 @@ def read_lightcurve(
 
 
 # -----------------------------------------------------------------------------------------
+
 
 def _rate_hdu(hdul, path):
     cands = [h for h in hdul[1:] if getattr(h, "columns", None) is not None]
@@ -210,8 +213,9 @@ def _counts_from_columns(path, kind, d, hdr, own_gti, min_fracexp) -> LightCurve
         raise DataError(f"{path}: no usable bins (RATE all NaN, zero exposure, or FRACEXP < {min_fracexp})")
     if np.any(counts[keep] < -1e-6):
         raise DataError(f"{path}: negative counts reconstructed from RATE (not a gross or epiclccorr curve?)")
-    lc = LightCurve(path=path, kind=kind, time=tc, counts=np.clip(counts, 0, None), exposure=frac * dt,
-                    timedel=dt, rate_scale=k)
+    lc = LightCurve(
+        path=path, kind=kind, time=tc, counts=np.clip(counts, 0, None), exposure=frac * dt, timedel=dt, rate_scale=k
+    )
     if "BACKV" in d:
         with np.errstate(invalid="ignore", divide="ignore"):
             M = np.where(backe > 0, (backv / backe) ** 2, 0.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def plot_curves(results: Sequence, folder: str) -> tuple[int, str]:
@@ -32,8 +32,8 @@ def figure(lc, stats, plt):
     (when computed) and the GTIs as shaded spans; times in ks from the first bin."""
     import numpy as np
 
-    from xmmtools.variability.short.table import curve_products
     from xmmtools.variability.short.statistics import bayesian_block_segments
+    from xmmtools.variability.short.table import curve_products
 
     p = curve_products(lc)
     t0 = lc.time[0]
@@ -46,13 +46,16 @@ def figure(lc, stats, plt):
         ax.step(tk, p["bkg_rate"], where="mid", color="tab:orange", lw=0.8, label="background (model)")
     if np.isfinite(stats.get("BB_NBLOCKS", np.nan)):
         starts, stops, rates = bayesian_block_segments(lc.counts, lc.exposure, p["bkg_model"])
-        for a, b, r in zip(starts, stops, rates):
+        for a, b, r in zip(starts, stops, rates, strict=True):
             ax.hlines(r, tk[a], tk[b - 1], color="tab:blue", lw=2)
     ax.set_xlabel(f"time - {t0:.0f} s (ks)")
     ax.set_ylabel("net rate (counts/s)")
-    ax.set_title(f"{lc.obs_id} {lc.camera} {lc.name or os.path.basename(lc.path)}  "
-                 f"p={stats.get('VARPROB', np.nan):.2g} ({stats.get('VARTEST', '')})  "
-                 f"Fvar={stats.get('FVAR', np.nan):.2g}", fontsize=9)
+    ax.set_title(
+        f"{lc.obs_id} {lc.camera} {lc.name or os.path.basename(lc.path)}  "
+        f"p={stats.get('VARPROB', np.nan):.2g} ({stats.get('VARTEST', '')})  "
+        f"Fvar={stats.get('FVAR', np.nan):.2g}",
+        fontsize=9,
+    )
     ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     return fig

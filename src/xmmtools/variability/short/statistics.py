@@ -29,7 +29,7 @@ Poisson curves at a few counts per bin 'variable' most of the time.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 from scipy import special
@@ -101,8 +101,14 @@ def lightcurve_statistics(
         "COUNTS": N0.sum(axis=1),
         "BKG_COUNTS": B0.sum(axis=1),
         "RATE": np.where(ok, mu, np.nan),
-        "CHI2": chi2, "DOF": dof, "CHI2PROB": p_chi2, "CHI2PROB_CAL": p_cal,
-        "NXS": nxs, "NXSERR": nxs_err, "FVAR": fvar, "FVARERR": fvar_err,
+        "CHI2": chi2,
+        "DOF": dof,
+        "CHI2PROB": p_chi2,
+        "CHI2PROB_CAL": p_cal,
+        "NXS": nxs,
+        "NXSERR": nxs_err,
+        "FVAR": fvar,
+        "FVARERR": fvar_err,
         "MAXSIG": np.nanmax(np.where(use, np.abs(resid), np.nan), axis=1, initial=-np.inf),
         "SPARSE": sparse & ok,
     }
@@ -115,8 +121,19 @@ def lightcurve_statistics(
         varprob = np.where(sparse, p_sparse, p_cal)
     else:
         varprob = p_cal
-    for k in ("CHI2", "CHI2PROB", "CHI2PROB_CAL", "NXS", "NXSERR", "FVAR", "FVARERR", "MAXSIG",
-              "POISPROB", "KSPROB", "REBINPROB"):
+    for k in (
+        "CHI2",
+        "CHI2PROB",
+        "CHI2PROB_CAL",
+        "NXS",
+        "NXSERR",
+        "FVAR",
+        "FVARERR",
+        "MAXSIG",
+        "POISPROB",
+        "KSPROB",
+        "REBINPROB",
+    ):
         if k in out:
             out[k] = np.where(ok, out[k], np.nan)
     out["MAXSIG"][~np.isfinite(out["MAXSIG"])] = np.nan
@@ -146,7 +163,7 @@ def chi2_fvar_uniform(counts, exposure, *, threshold: float = DEFAULT_THRESHOLD)
     tot = N.sum(axis=1, dtype=float)
     N2 = np.square(N, dtype=float)
     s_n2e, s_n2e2 = N2 @ inv_e, N2 @ inv_e2  # sum N^2/e, sum x^2
-    s_x, s_ne2 = N @ inv_e, N @ inv_e2        # sum x, sum N/e^2
+    s_x, s_ne2 = N @ inv_e, N @ inv_e2  # sum x, sum N/e^2
     with np.errstate(invalid="ignore", divide="ignore"):
         mu = tot / e.sum()
         chi2 = s_n2e / mu - tot
@@ -159,9 +176,17 @@ def chi2_fvar_uniform(counts, exposure, *, threshold: float = DEFAULT_THRESHOLD)
     nxs, nxs_err, fvar, fvar_err = _vaughan(float(nb), xbar, s2, err2)
     ok = tot > 0
     nan = lambda a: np.where(ok, a, np.nan)  # noqa: E731
-    return {"CHI2": nan(chi2), "DOF": dof, "CHI2PROB": nan(prob), "CHI2PROB_CAL": nan(prob_cal),
-            "VAR_FLAG": ok & (prob_cal < threshold), "NXS": nan(nxs), "NXSERR": nan(nxs_err),
-            "FVAR": nan(fvar), "FVARERR": nan(fvar_err)}
+    return {
+        "CHI2": nan(chi2),
+        "DOF": dof,
+        "CHI2PROB": nan(prob),
+        "CHI2PROB_CAL": nan(prob_cal),
+        "VAR_FLAG": ok & (prob_cal < threshold),
+        "NXS": nan(nxs),
+        "NXSERR": nan(nxs_err),
+        "FVAR": nan(fvar),
+        "FVARERR": nan(fvar_err),
+    }
 
 
 def pearson_chi2(D, model, V, use, n):
@@ -232,8 +257,12 @@ def excess_variance(rate, rate_var):
         err2 = np.where(use, rate_var, 0.0).sum(axis=1) / n
     nxs, nxs_err, fvar, fvar_err = _vaughan(n, xbar, s2, err2)
     bad = (n < 2) | ~(xbar > 0)
-    return (np.where(bad, np.nan, nxs), np.where(bad, np.nan, nxs_err),
-            np.where(bad, np.nan, fvar), np.where(bad, np.nan, fvar_err))
+    return (
+        np.where(bad, np.nan, nxs),
+        np.where(bad, np.nan, nxs_err),
+        np.where(bad, np.nan, fvar),
+        np.where(bad, np.nan, fvar_err),
+    )
 
 
 def _vaughan(n, xbar, s2, err2):
@@ -290,8 +319,9 @@ def poisson_maxbin_prob(counts, expected, use):
     conservative too.
     """
     with np.errstate(invalid="ignore", divide="ignore"):
-        p = np.where(use & (counts > 0), special.gammainc(np.where(counts > 0, counts, 1.0),
-                                                          np.where(use, expected, 1.0)), 1.0)
+        p = np.where(
+            use & (counts > 0), special.gammainc(np.where(counts > 0, counts, 1.0), np.where(use, expected, 1.0)), 1.0
+        )
     pmin = p.min(axis=1)
     n = use.sum(axis=1)
     return -np.expm1(n * np.log1p(-np.minimum(pmin, 1.0 - 1e-16)))
@@ -347,6 +377,7 @@ def background_model(bkg_counts, exposure, bkg_scale, *, smooth: int = 5, p_cons
 # light-curve shape features (one curve at a time: these feed classification, not the flag)
 # -----------------------------------------------------------------------------------------
 
+
 def shape_features(time, rate, rate_err, resid, *, lomb_scargle: bool = True) -> dict[str, float]:
     """Shape features of one light curve (1-D arrays over the used bins).
 
@@ -363,8 +394,16 @@ def shape_features(time, rate, rate_err, resid, *, lomb_scargle: bool = True) ->
     """
     t, x, s, z = (np.asarray(a, float) for a in (time, rate, rate_err, resid))
     n = x.size
-    out = dict(VN_RATIO=np.nan, STETSON_J=np.nan, SKEW=np.nan, KURT=np.nan, FRAC3SIG=np.nan,
-               LS_PERIOD=np.nan, LS_POWER=np.nan, LS_FAP=np.nan)
+    out = dict(
+        VN_RATIO=np.nan,
+        STETSON_J=np.nan,
+        SKEW=np.nan,
+        KURT=np.nan,
+        FRAC3SIG=np.nan,
+        LS_PERIOD=np.nan,
+        LS_POWER=np.nan,
+        LS_FAP=np.nan,
+    )
     if n < 3:
         return out
     s2 = x.var(ddof=1)
@@ -399,8 +438,7 @@ def lomb_scargle_peak(t, x, dy=None) -> dict[str, float]:
     ls = LombScargle(t, x, dy)
     power = ls.power(freq)
     k = int(np.nanargmax(power))
-    fap = ls.false_alarm_probability(power[k], minimum_frequency=fmin, maximum_frequency=fmax,
-                                     method="baluev")
+    fap = ls.false_alarm_probability(power[k], minimum_frequency=fmin, maximum_frequency=fmax, method="baluev")
     return {"LS_PERIOD": float(1.0 / freq[k]), "LS_POWER": float(power[k]), "LS_FAP": float(fap)}
 
 
@@ -423,9 +461,13 @@ def bayesian_block_features(time, counts, exposure, bkg_expected=None, *, p0: fl
         return out
     starts, stops, r = seg
     k = int(np.argmax(r))
-    out.update(BB_NBLOCKS=float(len(starts)), BB_RMAX=float(r.max()), BB_RMIN=float(r.min()),
-               BB_RATIO=float(r.max() / r.min()) if r.min() > 0 else np.nan,
-               BB_TPEAK=float(0.5 * (t[starts[k]] + t[stops[k] - 1])))
+    out.update(
+        BB_NBLOCKS=float(len(starts)),
+        BB_RMAX=float(r.max()),
+        BB_RMIN=float(r.min()),
+        BB_RATIO=float(r.max() / r.min()) if r.min() > 0 else np.nan,
+        BB_TPEAK=float(0.5 * (t[starts[k]] + t[stops[k] - 1])),
+    )
     return out
 
 
@@ -450,6 +492,7 @@ def bayesian_block_segments(counts, exposure, bkg_expected=None, *, p0: float = 
 # helpers
 # -----------------------------------------------------------------------------------------
 
+
 def _running_sum(a, width: int):
     """Centred running sum over ``width`` bins along axis 1 (truncated at the ends)."""
     w = max(1, int(width))
@@ -462,9 +505,14 @@ def _running_sum(a, width: int):
 def _as_batch(counts, exposure, bkg_counts, bkg_scale, bkg_model):
     N = np.atleast_2d(np.asarray(counts, float))
     e = np.broadcast_to(np.atleast_2d(np.asarray(exposure, float)), N.shape)
-    M = np.zeros_like(N) if bkg_counts is None else np.broadcast_to(np.atleast_2d(np.asarray(bkg_counts, float)), N.shape)
-    alpha = np.broadcast_to(np.asarray(bkg_scale, float).ravel() if np.ndim(bkg_scale) else
-                            np.asarray(bkg_scale, float), (N.shape[0],)).astype(float)
+    M = (
+        np.zeros_like(N)
+        if bkg_counts is None
+        else np.broadcast_to(np.atleast_2d(np.asarray(bkg_counts, float)), N.shape)
+    )
+    alpha = np.broadcast_to(
+        np.asarray(bkg_scale, float).ravel() if np.ndim(bkg_scale) else np.asarray(bkg_scale, float), (N.shape[0],)
+    ).astype(float)
     if bkg_model is None:
         B = np.zeros_like(N) if bkg_counts is None else background_model(M, e, alpha)
     else:

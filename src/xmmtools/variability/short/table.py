@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -37,7 +37,10 @@ STAT_COLUMNS: dict[str, tuple[str, str]] = {
     "KSPROB": ("", "Kolmogorov-Smirnov probability of the cumulative counts under a constant rate"),
     "REBINPROB": ("", "exact Poisson probability of the brightest group of bins expecting ~min-counts counts"),
     "VARPROB": ("", "probability of constancy used for the flag (see XT_VARTEST)"),
-    "VARTEST": ("", "test behind XT_VARPROB: chi2 (calibrated), or poisson+ks+rebin (sparse: < min-counts per bin; Bonferroni)"),
+    "VARTEST": (
+        "",
+        "test behind XT_VARPROB: chi2 (calibrated), or poisson+ks+rebin (sparse: < min-counts per bin; Bonferroni)",
+    ),
     "VAR_FLAG": ("", "XT_VARPROB below the threshold (default 1e-5, as 4XMM VAR_FLAG)"),
     "FVAR": ("", "fractional rms variability amplitude (Vaughan et al. 2003 eq. 10); null if no excess"),
     "FVARERR": ("", "1-sigma error on XT_FVAR (Vaughan et al. 2003 eq. B2)"),
@@ -85,8 +88,11 @@ class CurveResult:
 
 def analyse(lc: LightCurve, cfg: ShortConfig) -> dict:
     """All statistics and features of one curve as a flat dict (keys of STAT/FEATURE_COLUMNS)."""
-    res = st.single(st.lightcurve_statistics(lc.counts, lc.exposure, lc.bkg_counts, lc.bkg_scale,
-                                             min_counts=cfg.min_counts, threshold=cfg.threshold))
+    res = st.single(
+        st.lightcurve_statistics(
+            lc.counts, lc.exposure, lc.bkg_counts, lc.bkg_scale, min_counts=cfg.min_counts, threshold=cfg.threshold
+        )
+    )
     res["VARTEST"] = (st.TEST_SPARSE if res["SPARSE"] else st.TEST_CHI2) if res["USABLE"] else ""
     if math.isfinite(res["RATE"]):
         res["RATE"] *= lc.rate_scale
@@ -95,8 +101,7 @@ def analyse(lc: LightCurve, cfg: ShortConfig) -> dict:
         p = curve_products(lc)
         feats.update(st.shape_features(lc.time, p["rate"], p["rate_err"], p["resid"]))
         if res["VARPROB"] < cfg.blocks_pmax:
-            feats.update(st.bayesian_block_features(lc.time, lc.counts, lc.exposure, p["bkg_model"],
-                                                    p0=cfg.blocks_p0))
+            feats.update(st.bayesian_block_features(lc.time, lc.counts, lc.exposure, p["bkg_model"], p0=cfg.blocks_p0))
     res.update(feats)
     return res
 
@@ -111,16 +116,24 @@ def curve_products(lc: LightCurve) -> dict[str, np.ndarray]:
     V = mu * lc.exposure + B * (1 + lc.bkg_scale)
     with np.errstate(invalid="ignore", divide="ignore"):
         resid = np.where(V > 0, (D - mu * lc.exposure) / np.sqrt(V), 0.0)
-    return {"rate": D / lc.exposure, "rate_err": np.sqrt(V) / lc.exposure, "resid": resid,
-            "bkg_model": B, "bkg_rate": B / lc.exposure, "mu": mu}
+    return {
+        "rate": D / lc.exposure,
+        "rate_err": np.sqrt(V) / lc.exposure,
+        "resid": resid,
+        "bkg_model": B,
+        "bkg_rate": B / lc.exposure,
+        "mu": mu,
+    }
 
 
 # -----------------------------------------------------------------------------------------
 # one row per light curve
 # -----------------------------------------------------------------------------------------
 
+
 def per_curve_table(results: Sequence[CurveResult], root: str) -> pa.Table:
     """The table written without a catalogue: identification columns + XT_* statistics."""
+
     def ident(get, default):
         return [get(r.lc) if r.lc is not None else default(i) for i, r in enumerate(results)]
 
@@ -128,30 +141,54 @@ def per_curve_table(results: Sequence[CurveResult], root: str) -> pa.Table:
     guess = [_guess_ident(r.path) for r in results]
     cols = [
         NewColumn("FILE", rel, "", "light-curve file, relative to the --lightcurves folder"),
-        NewColumn("OBS_ID", ident(lambda lc: lc.obs_id, lambda i: guess[i][0]), "",
-                  "XMM-Newton observation id"),
-        NewColumn("CAMERA", ident(lambda lc: lc.camera, lambda i: guess[i][1]), "",
-                  "EPIC camera: PN, M1 or M2"),
-        NewColumn("SRC_NUM", pa.array(ident(lambda lc: lc.src_num, lambda i: None), pa.int32()), "",
-                  "pipeline source number (from the PPS file name or header), null if unknown"),
+        NewColumn("OBS_ID", ident(lambda lc: lc.obs_id, lambda i: guess[i][0]), "", "XMM-Newton observation id"),
+        NewColumn("CAMERA", ident(lambda lc: lc.camera, lambda i: guess[i][1]), "", "EPIC camera: PN, M1 or M2"),
+        NewColumn(
+            "SRC_NUM",
+            pa.array(ident(lambda lc: lc.src_num, lambda i: None), pa.int32()),
+            "",
+            "pipeline source number (from the PPS file name or header), null if unknown",
+        ),
         NewColumn("EXPID", ident(lambda lc: lc.exp_id, lambda i: ""), "", "exposure id (S001, U002...) when known"),
         NewColumn("SRC_NAME", ident(lambda lc: lc.name, lambda i: ""), "", "source name from the file name"),
-        NewColumn("RA", ident(lambda lc: lc.ra, lambda i: math.nan), "deg",
-                  "source position (header, region + WCS, or IAU name)"),
+        NewColumn(
+            "RA",
+            ident(lambda lc: lc.ra, lambda i: math.nan),
+            "deg",
+            "source position (header, region + WCS, or IAU name)",
+        ),
         NewColumn("DEC", ident(lambda lc: lc.dec, lambda i: math.nan), "deg", "source position"),
         NewColumn("XT_LC_KIND", ident(lambda lc: lc.kind, lambda i: ""), "", "pps, lccorr or evselect"),
-        NewColumn("XT_BKG", ident(lambda lc: lc.bkg_source, lambda i: ""), "",
-                  "background used: curve (paired file), backv (BACKV/BACKE columns) or none"),
-        NewColumn("XT_BKG_SCALE", ident(lambda lc: lc.bkg_scale, lambda i: math.nan), "",
-                  "source/background region area ratio"),
+        NewColumn(
+            "XT_BKG",
+            ident(lambda lc: lc.bkg_source, lambda i: ""),
+            "",
+            "background used: curve (paired file), backv (BACKV/BACKE columns) or none",
+        ),
+        NewColumn(
+            "XT_BKG_SCALE",
+            ident(lambda lc: lc.bkg_scale, lambda i: math.nan),
+            "",
+            "source/background region area ratio",
+        ),
         NewColumn("XT_TIMEDEL", ident(lambda lc: lc.timedel, lambda i: math.nan), "s", "bin width"),
-        NewColumn("XT_NDROPPED", pa.array(ident(lambda lc: lc.dropped, lambda i: None), pa.int32()), "",
-                  "bins dropped (NaN, FRACEXP below the limit, outside the GTIs)"),
+        NewColumn(
+            "XT_NDROPPED",
+            pa.array(ident(lambda lc: lc.dropped, lambda i: None), pa.int32()),
+            "",
+            "bins dropped (NaN, FRACEXP below the limit, outside the GTIs)",
+        ),
     ]
     cols += stat_columns([r.stats for r in results], "XT_", list(STAT_COLUMNS) + list(FEATURE_COLUMNS))
-    cols.append(NewColumn("XT_STATUS", ["ok" if not r.error else r.error for r in results], "",
-                          "ok, or why the file could not be analysed"))
-    fields, arrays = zip(*(c.to_field_array(len(results)) for c in cols))
+    cols.append(
+        NewColumn(
+            "XT_STATUS",
+            ["ok" if not r.error else r.error for r in results],
+            "",
+            "ok, or why the file could not be analysed",
+        )
+    )
+    fields, arrays = zip(*(c.to_field_array(len(results)) for c in cols), strict=True)
     return pa.Table.from_arrays(list(arrays), schema=pa.schema(list(fields)))
 
 
@@ -164,8 +201,10 @@ def stat_columns(stats: Sequence[Mapping], prefix: str, keys: Sequence[str], not
         desc = desc.replace("XT_", prefix) + note
         vals = [s.get(k) if s else None for s in stats]
         if k == "VAR_FLAG":
-            arr = pa.array([None if v is None or not s.get("USABLE") else bool(v) for v, s in zip(vals, stats)],
-                           pa.bool_())
+            arr = pa.array(
+                [None if v is None or not s.get("USABLE") else bool(v) for v, s in zip(vals, stats, strict=True)],
+                pa.bool_(),
+            )
         elif k == "VARTEST":
             arr = pa.array(["" if v is None else v for v in vals], pa.string())
         elif k in ("NBINS",):
@@ -186,6 +225,7 @@ def _guess_ident(path: str) -> tuple[str, str]:
 # catalogue mode
 # -----------------------------------------------------------------------------------------
 
+
 def normalise_obsid(v) -> str:
     """'XMM 0831790701', 831790701, b'0831790701' -> '0831790701'."""
     if v is None:
@@ -198,8 +238,9 @@ def normalise_obsid(v) -> str:
     return m.group(0).zfill(10) if m else str(v).strip()
 
 
-def match_curves(obs_id: Sequence[str], src_num, ra, dec, results: Sequence[CurveResult],
-                 radius_arcsec: float) -> dict[str, list[int | None]]:
+def match_curves(
+    obs_id: Sequence[str], src_num, ra, dec, results: Sequence[CurveResult], radius_arcsec: float
+) -> dict[str, list[int | None]]:
     """For each catalogue row and camera, the index of its light curve in ``results`` (or None).
 
     A curve matches a row of the same OBS_ID and camera when both know SRC_NUM and they are
@@ -226,8 +267,16 @@ def match_curves(obs_id: Sequence[str], src_num, ra, dec, results: Sequence[Curv
                 elif not sep <= radius_arcsec:
                     continue
                 p = results[i].stats.get("VARPROB", math.nan)
-                cands.append((0.0 if math.isnan(sep) else sep, KIND_RANK.get(lc.kind, 9), -lc.timedel,
-                              2.0 if math.isnan(p) else p, lc.path, i))
+                cands.append(
+                    (
+                        0.0 if math.isnan(sep) else sep,
+                        KIND_RANK.get(lc.kind, 9),
+                        -lc.timedel,
+                        2.0 if math.isnan(p) else p,
+                        lc.path,
+                        i,
+                    )
+                )
             if cands:
                 nearest = min(c[0] for c in cands)
                 same_source = [c[1:] for c in cands if c[0] <= nearest + SAME_SOURCE_ARCSEC]
@@ -235,8 +284,9 @@ def match_curves(obs_id: Sequence[str], src_num, ra, dec, results: Sequence[Curv
     return out
 
 
-def catalogue_columns(matches: Mapping[str, list[int | None]], results: Sequence[CurveResult], nrows: int,
-                      root: str) -> list[NewColumn]:
+def catalogue_columns(
+    matches: Mapping[str, list[int | None]], results: Sequence[CurveResult], nrows: int, root: str
+) -> list[NewColumn]:
     """Per-camera XT_<CAM>_* columns, the combination over cameras, and the features of the
     camera with the smallest XT_<CAM>_VARPROB."""
     cols: list[NewColumn] = []
@@ -245,9 +295,14 @@ def catalogue_columns(matches: Mapping[str, list[int | None]], results: Sequence
         stats = [results[i].stats if i is not None else None for i in matches[cam]]
         per_cam[cam] = stats
         cols += stat_columns(stats, f"XT_{cam}_", PER_CAMERA, f" [{cam} light curve]")
-        cols.append(NewColumn(f"XT_{cam}_LCFILE",
-                              ["" if i is None else os.path.relpath(results[i].path, root) for i in matches[cam]],
-                              "", f"{cam} light curve used, relative to the --lightcurves folder"))
+        cols.append(
+            NewColumn(
+                f"XT_{cam}_LCFILE",
+                ["" if i is None else os.path.relpath(results[i].path, root) for i in matches[cam]],
+                "",
+                f"{cam} light curve used, relative to the --lightcurves folder",
+            )
+        )
     best, chi2min, pmin, flag, ncurves = [], [], [], [], []
     for row in range(nrows):
         have = {cam: per_cam[cam][row] for cam in CAMERAS if per_cam[cam][row] is not None}
@@ -257,20 +312,30 @@ def catalogue_columns(matches: Mapping[str, list[int | None]], results: Sequence
             continue
         cam = min(have, key=lambda c: (np.nan_to_num(have[c]["VARPROB"], nan=2.0), c))
         best.append(cam)
-        chi2min.append(np.nanmin([h["CHI2PROB"] for h in have.values()]) if any(
-            np.isfinite(h["CHI2PROB"]) for h in have.values()) else math.nan)
+        chi2min.append(
+            np.nanmin([h["CHI2PROB"] for h in have.values()])
+            if any(np.isfinite(h["CHI2PROB"]) for h in have.values())
+            else math.nan
+        )
         pmin.append(have[cam]["VARPROB"])
         flag.append(any(bool(h["VAR_FLAG"]) for h in have.values()))
     cols += [
         NewColumn("XT_N_LC", pa.array(ncurves, pa.int16()), "", "number of cameras with a usable light curve"),
         NewColumn("XT_EP_CHI2PROB", chi2min, "", "minimum of XT_PN/M1/M2_CHI2PROB (as 4XMM EP_CHI2PROB)"),
         NewColumn("XT_VARPROB", pmin, "", "minimum of XT_PN/M1/M2_VARPROB"),
-        NewColumn("XT_VAR_INST", ["" if b is None else b for b in best], "",
-                  "camera with the smallest XT_*_VARPROB (its features are given below)"),
-        NewColumn("XT_VAR_FLAG", pa.array(flag, pa.bool_()), "",
-                  "any camera's XT_*_VARPROB below the threshold; null without light curves (as 4XMM VAR_FLAG)"),
+        NewColumn(
+            "XT_VAR_INST",
+            ["" if b is None else b for b in best],
+            "",
+            "camera with the smallest XT_*_VARPROB (its features are given below)",
+        ),
+        NewColumn(
+            "XT_VAR_FLAG",
+            pa.array(flag, pa.bool_()),
+            "",
+            "any camera's XT_*_VARPROB below the threshold; null without light curves (as 4XMM VAR_FLAG)",
+        ),
     ]
     feats = [per_cam[b][row] if b is not None else None for row, b in enumerate(best)]
     cols += stat_columns(feats, "XT_", list(FEATURE_COLUMNS), " [camera XT_VAR_INST]")
     return cols
-
