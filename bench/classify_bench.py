@@ -157,7 +157,7 @@ def main():
             m = make()
             if name == "sklearn_gaussiannb":
                 mf = np.nanmedian(Xl[tr], axis=0)
-                fill = lambda X: np.where(np.isfinite(X), X, mf)  # noqa: E731
+                fill = lambda X, mf=mf: np.where(np.isfinite(X), X, mf)  # noqa: E731
                 p[te] = m.fit(fill(Xl[tr]), y[tr]).predict_proba(fill(Xl[te]))
             else:
                 p[te] = m.fit(Xl[tr], y[tr]).predict_proba(Xl[te])

@@ -249,7 +249,7 @@ def nested_oob_cv(cols, z, grid, seed, n_jobs, folds=5):
             m = train_model(
                 f"fold{k}",
                 aset,
-                lambda c: cols[c][train],
+                lambda c, train=train: cols[c][train],
                 z[train],
                 grid,
                 ForestParams(S82X_NRANDOM, 25, natt, min_leaf),
@@ -261,7 +261,7 @@ def nested_oob_cv(cols, z, grid, seed, n_jobs, folds=5):
                 best = (score, i, m, aset)
         _, i, m, aset = best
         chosen.append((i, m.mode_smooth))
-        X, _ = aset.values(lambda c: cols[c][test])
+        X, _ = aset.values(lambda c, test=test: cols[c][test])
         p, e = m.estimate(X, n_jobs=n_jobs)
         pdfs[test] = p
         for key, v in e.items():

@@ -125,7 +125,9 @@ def reference_positions(ra, dec, products, radius=30.0, annulus=(60.0, 120.0)):
             disc = sep <= radius
             ann = (sep >= annulus[0]) & (sep <= annulus[1]) & (e > 0)
             bkg = c[ann].sum() / e[ann].sum() * e[disc].sum()
-            n_thr = optimize.brentq(lambda nn: gammainc(nn, bkg) - np.exp(-10.0), 1e-9, bkg + 200 + 20 * np.sqrt(bkg))
+            n_thr = optimize.brentq(
+                lambda nn, bkg=bkg: gammainc(nn, bkg) - np.exp(-10.0), 1e-9, bkg + 200 + 20 * np.sqrt(bkg)
+            )
             eef = psf.eef(
                 p.instrument, np.sqrt(disc.sum() / np.pi) * 4.35, psf.band_energy(*p.band), pos.separation(pnt).arcmin
             )

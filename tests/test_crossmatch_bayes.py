@@ -157,13 +157,13 @@ def test_unrelated_association_correction_three_catalogues():
     # primary with no counterpart nearby; R and O sources coincide 6" away from it
     P = Catalog("X", np.array([10.0]), np.array([0.0]), PosErrors.circular(1.0, 1), 1.0)
     R = Catalog("R", np.array([10.0 + 6 / 3600]), np.array([0.0]), PosErrors.circular(0.5, 1), 1.0)
-    O = Catalog("O", np.array([10.0 + 6.1 / 3600]), np.array([0.0]), PosErrors.circular(0.1, 1), 1.0)
-    r = bayes.match(P, [R, O], 10.0, completeness=0.9)
-    r0 = bayes.match(P, [R, O], 10.0, completeness=0.9, unrelated=False)
+    Oc = Catalog("O", np.array([10.0 + 6.1 / 3600]), np.array([0.0]), PosErrors.circular(0.1, 1), 1.0)
+    r = bayes.match(P, [R, Oc], 10.0, completeness=0.9)
+    r0 = bayes.match(P, [R, Oc], 10.0, completeness=0.9, unrelated=False)
     none_row = int(np.flatnonzero(r.comb.ncat == 1)[0])
     s2 = (0.25 + 0.01) * ARCSEC**2
     lb_ro = np.log10(2 / s2 * np.exp(-((0.1 * ARCSEC) ** 2) / (2 * s2)))
-    log_prior = np.log10(R.density()) - np.log10(R.density(plus=True)) - np.log10(O.density(plus=True))
+    log_prior = np.log10(R.density()) - np.log10(R.density(plus=True)) - np.log10(Oc.density(plus=True))
     corr = max(0.0, lb_ro + log_prior)
     assert corr > 0
     assert r.log_bf[none_row] - r0.log_bf[none_row] == pytest.approx(corr, abs=1e-6)

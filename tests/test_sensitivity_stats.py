@@ -91,7 +91,7 @@ def test_kbn_matches_quadrature_of_posterior(n, b):
 
     norm = integrate.quad(post, 0, np.inf)[0]
     for cl in SIGMA_CL.values():
-        s_up = optimize.brentq(lambda x: integrate.quad(post, 0, x)[0] / norm - cl, 0, 500)
+        s_up = optimize.brentq(lambda x, cl=cl: integrate.quad(post, 0, x)[0] / norm - cl, 0, 500)
         assert kbn_upper_limit(n, b, cl) == pytest.approx(s_up, rel=1e-6)
 
 

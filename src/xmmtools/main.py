@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except BrokenPipeError:
         # the reader of our stdout went away (e.g. `| head`): not an error of ours
         with contextlib.suppress(Exception):
-            sys.stdout = open(os.devnull, "w")
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (kept open until the process exits)
         sys.exit(1)
     except KeyboardInterrupt:
         click.echo("error: interrupted; no output was written", err=True)

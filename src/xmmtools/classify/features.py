@@ -1,8 +1,9 @@
 """Features for the naive Bayes classifier, declared in a TOML feature set (configuration, not code).
 
 A feature set is a list of ``[[feature]]`` tables; each feature has a ``name``, a ``category``
-(location / spectrum / multiwavelength / variability, as in Tranin et al. 2022, A&A 657, A138), a ``kind`` saying how it is computed from catalogue columns, a ``transform`` and what
-to do when the table lacks its columns (``when_absent``).  Kinds and their column keys:
+(location / spectrum / multiwavelength / variability, as in Tranin et al. 2022, A&A 657, A138), a
+``kind`` saying how it is computed from catalogue columns, a ``transform`` and what to do when
+the table lacks its columns (``when_absent``).  Kinds and their column keys:
 
 ============================  ==================================================================
 ``column``                    ``columns = [A, B, ...]``: the first finite value of A, B, ...

@@ -4,10 +4,12 @@
 definition and band zero points), density settings, category weights, outlier quantile and
 threshold (and, when the quantile was chosen by leave-class-out for a target false-flag rate,
 ``outlier.selection``: that rate, the quantile, the false-flag rate and recall it achieved, per
-left-out class recall and AUROC; older files without it load unchanged), the training file's name, row count and SHA-256, the k-fold metrics, and the name
-and SHA-256 of the NPZ beside it.  ``model.npz`` (loaded with ``allow_pickle=False``) holds the
-tabulated densities and presence terms, the feature and class names, and the out-of-fold feature log-likelihoods of the training rows (the outlier reference).  Loading checks the format, the version, the NPZ checksum and that the NPZ's
-feature and class lists equal the JSON's; any mismatch is a one-line DataError.
+left-out class recall and AUROC; older files without it load unchanged), the training file's
+name, row count and SHA-256, the k-fold metrics, and the name and SHA-256 of the NPZ beside it.
+``model.npz`` (loaded with ``allow_pickle=False``) holds the tabulated densities and presence
+terms, the feature and class names, and the out-of-fold feature log-likelihoods of the training
+rows (the outlier reference).  Loading checks the format, the version, the NPZ checksum and that
+the NPZ's feature and class lists equal the JSON's; any mismatch is a one-line DataError.
 """
 
 from __future__ import annotations

@@ -110,10 +110,7 @@ def train_model(
     train_frac = np.bincount(y, minlength=C) / len(y)
     oof_ll = _out_of_fold_feature_ll(X, y, C, settings, options)
     oof = category_log_likelihoods(oof_ll, cat, K)
-    if options.fit_weights and C > 1:
-        weights = fit_weights(oof, y, train_frac, options)
-    else:
-        weights = np.ones(K)
+    weights = fit_weights(oof, y, train_frac, options) if options.fit_weights and C > 1 else np.ones(K)
     dens = fit_densities(X, y, C, settings)
     selection = {}
     if outlier_false_flag_rate is not None:

@@ -501,10 +501,7 @@ def _run_bayes(req: Request, pt, P: LoadedCatalog, secs, completeness, tick):
                 f"note: --mag {label} auto: {h.n_secure} secure counterparts, {h.n_field} field sources, "
                 f"{len(h.selected)} bins"
             )
-    if req.all_rows:
-        out = _all_rows_table(req, pt, secs, res)
-    else:
-        out = _best_table(req, pt, secs, res)
+    out = _all_rows_table(req, pt, secs, res) if req.all_rows else _best_table(req, pt, secs, res)
     return out, extra, notes
 
 

@@ -104,7 +104,7 @@ def photoz_columns(
         rows = np.flatnonzero(which == k)
         if not len(rows):
             continue
-        X, _ = aset.values(lambda c: np.asarray(get(c))[rows])
+        X, _ = aset.values(lambda c, rows=rows: np.asarray(get(c))[rows])
         p, e = model.estimate(X, n_jobs=n_jobs)
         for key in est:
             est[key][rows] = e[key]

@@ -559,7 +559,8 @@ def read_mlz_config(path: str) -> dict:
 
     out = {}
     try:
-        lines = open(path).read().splitlines()
+        with open(path) as f:
+            lines = f.read().splitlines()
     except OSError as e:
         raise DataError(f"{path}: cannot read config ({e.strerror})") from None
     for i, line in enumerate(lines, 1):

@@ -51,6 +51,7 @@ class Recipe:
     def command(self) -> str:
         cols = ",".join(f"{k}={v}" for k, v in self.columns.items())
         p, g = self.params, self.grid
+        smooth = self.mode_smooth if isinstance(self.mode_smooth, str) else f"{self.mode_smooth:g}"
         return (
             f"xmmtools photoz train tests/data/photoz/{self.table} --z-column {self.z_column} "
             f"--attributes {','.join(self.attributes)}"
@@ -58,7 +59,7 @@ class Recipe:
             + "".join(f" --missing {m:g}" for m in self.missing)
             + f" --zmin {g.zmin:g} --zmax {g.zmax:g} --nzbins {g.nzbins} --nrandom {p.n_random}"
             f" --ntrees {p.n_trees} --natt {p.natt} --minleaf {p.min_leaf} --seed {p.seed}"
-            f" --mode-smooth {self.mode_smooth if isinstance(self.mode_smooth, str) else f'{self.mode_smooth:g}'}"
+            f" --mode-smooth {smooth}"
             + (f" --bands {','.join(f'{a}={b}' for a, b in self.bands)}" if self.bands else "")
             + f" --name {self.name} -o {self.name}.json"
         )

@@ -461,7 +461,7 @@ def cross_validate(
         m = train_model(
             f"fold{k}",
             attrs,
-            lambda c: np.asarray(get(c))[train],
+            lambda c, train=train: np.asarray(get(c))[train],
             z[train],
             grid,
             params,

@@ -387,10 +387,8 @@ def products_for(
     else:
         ids, ra_pnt, dec_pnt = pointings(table, source, need_pointing=False)
         src = source
-    if ra_pnt is None:
-        chosen = ids  # a catalogue without pointings: its rows are detections in these observations
-    else:
-        chosen = select_observations(ra, dec, ids, ra_pnt, dec_pnt, radius_arcmin)
+    # a catalogue without pointings: its rows are detections in these observations
+    chosen = ids if ra_pnt is None else select_observations(ra, dec, ids, ra_pnt, dec_pnt, radius_arcmin)
     if not chosen:
         raise DataError(
             f"no observation of {src} ({len(ids)}) has its pointing within {radius_arcmin:g}' "

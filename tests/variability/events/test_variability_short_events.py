@@ -152,7 +152,8 @@ def test_exod2_bayes_factor_limits_match_the_published_table():
 
     from xmmtools.variability.events.exod2 import bayes_factor_limits, log10_bayes_burst
 
-    rows = list(csv.DictReader(open(DATA / "variability" / "exod2_bayesfactorlimits_every50.csv")))
+    with open(DATA / "variability" / "exod2_bayesfactorlimits_every50.csv") as f:
+        rows = list(csv.DictReader(f))
     mu = np.array([float(r["MU"]) for r in rows])
     sel = mu <= 1000
     for s in (3, 5):

@@ -217,10 +217,7 @@ class FitsTable:
         if c.code == "X":
             base = pa.bool_()
             return pa.list_(base, c.repeat)
-        if c.code == "L":
-            base = pa.bool_()
-        else:
-            base = pa.from_numpy_dtype(self._value_dtype(c))
+        base = pa.bool_() if c.code == "L" else pa.from_numpy_dtype(self._value_dtype(c))
         return pa.list_(base, c.repeat) if _is_vector(c) else base
 
     def _value_dtype(self, c: FitsCol) -> np.dtype:

@@ -161,7 +161,7 @@ def catalogue_bands() -> dict[str, CatalogueBand]:
     out: dict[str, CatalogueBand] = {}
     for r in rows:
 
-        def pair(a, b):
+        def pair(a, b, r=r):
             return (float(r[a]), float(r[b])) if r[a] and r[b] else None
 
         cb = CatalogueBand(

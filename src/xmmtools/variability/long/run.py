@@ -17,8 +17,8 @@ The story, top-down:
 This module puts the three together (:func:`long_term_variability`) into the stage's
 per-row columns (:func:`row_columns`): epochs in :mod:`~xmmtools.variability.long.epochs`,
 ratios in :mod:`~xmmtools.variability.long.statistics`, alerts in
-:mod:`~xmmtools.variability.long.alerts`.  Functions here take numpy arrays (or an Arrow table plus its resolved column names) and return
-arrays; they never open files, print or exit.
+:mod:`~xmmtools.variability.long.alerts`.  Functions here take numpy arrays (or an Arrow table
+plus its resolved column names) and return arrays; they never open files, print or exit.
 """
 
 from __future__ import annotations
