@@ -55,7 +55,18 @@ def info(file, as_json, column_map):
                     "kind_reason": kind.reason,
                     "columns": cols,
                     "provenance": ti.provenance,
-                    "stages": {k: {"ready": not v, "missing": v} for k, v in stages.items()},
+                    "stages": {
+                        k: {
+                            "ready": not v,
+                            "missing": v,
+                            **(
+                                {"inputs": {n: f.to_json() for n, f in fd.items()}}
+                                if (fd := registered()[k].feeds(ti.schema.names, user_map))
+                                else {}
+                            ),
+                        }
+                        for k, v in stages.items()
+                    },
                 },
                 indent=2,
             )
@@ -76,6 +87,13 @@ def info(file, as_json, column_map):
             f"  {i}. {rec.get('date', '?')}  xmmtools {rec.get('xmmtools', '?')}  "
             f"{rec.get('stage', '?')}  inputs: {ins or '-'}  parameters: {params}"
         )
+        fed = (rec.get(rec.get("stage")) or {}).get("inputs") if isinstance(rec.get(rec.get("stage")), dict) else None
+        if fed:  # which column fed each model input (classify, photoz: canonical bands)
+            flat = {
+                **{k: v for k, v in fed.items() if "column" in v},
+                **{f"{m}.{k}": v for m, d in fed.items() if "column" not in d for k, v in d.items()},
+            }
+            click.echo("     columns used: " + ", ".join(f"{k}={v['column']}" for k, v in flat.items()))
     if ti.format == "hats":
         click.echo("stages:   crossmatch counterpart catalogue (--catalog NAME=hats:DIR, read through LSDB)")
     if stages:
@@ -83,6 +101,9 @@ def info(file, as_json, column_map):
         sw = max(len(n) for n in stages)
         for name, miss in stages.items():
             click.echo(f"  {name:<{sw}}  " + ("ready" if not miss else "missing " + ", ".join(miss)))
+            feeds = registered()[name].feeds(ti.schema.names, user_map)  # which column feeds each input
+            if feeds:
+                click.echo(f"  {'':<{sw}}  inputs: " + "; ".join(f.describe() for f in feeds.values()))
     click.echo("column list:")
     w = max([len(c["name"]) for c in cols] + [4])
     for c in cols:

@@ -88,7 +88,10 @@ def run_rowwise(
     chunks = tables.iter_table(input, None, chunk_rows=chunk_rows, progress=progress)
     first = next(chunks)
     mapping = spec.check(first.schema.names, source=input, user_map=user_map, types=tables.schema_kinds(first.schema))
-    step = Provenance(spec.name, parameters, [input, *extra_inputs], extra_provenance or {})
+    # the same dict object: a compute function may add to it on the first chunk
+    step = Provenance(
+        spec.name, parameters, [input, *extra_inputs], extra_provenance if extra_provenance is not None else {}
+    )
 
     def outputs():
         for chunk in _chain(first, chunks):

@@ -21,6 +21,24 @@ class StageSpec:
     needs: Sequence[Need] = ()
     #: groups of alternatives: at least one column of each group must be present
     any_of: Sequence[Sequence[Need]] = field(default_factory=tuple)
+    #: inputs declared as canonical counterpart bands (xmmtools.bands.Input), resolved by
+    #: --columns, the recorded map, their own name, the canonical name, then known aliases
+    inputs: Sequence = field(default_factory=tuple)
+    #: the model's recorded map (input -> training column)
+    recorded: Mapping[str, str] = field(default_factory=dict)
+
+    def feeds(self, available: Iterable[str], user_map: Mapping[str, str] | None = None) -> dict:
+        """input name -> :class:`xmmtools.bands.Feed` (the column feeding each declared input)."""
+        if not self.inputs:
+            return {}
+        from xmmtools.bands import resolve_inputs
+
+        return resolve_inputs(available, self.inputs, user_map=user_map, recorded=self.recorded, what=self.name)
+
+    def input_map(self, available: Iterable[str], user_map: Mapping[str, str] | None = None) -> dict[str, str]:
+        """``user_map`` plus the columns found for the declared inputs."""
+        avail = list(available)
+        return {**{k: f.column for k, f in self.feeds(avail, user_map).items()}, **(user_map or {})}
 
     def check(
         self,
@@ -32,6 +50,7 @@ class StageSpec:
     ) -> dict[str, str]:
         """Resolve the stage's columns or raise a one-line ColumnError."""
         avail = list(available)
+        user_map = self.input_map(avail, user_map)
         found = require(avail, self.needs, stage=self.name, source=source, user_map=user_map, types=types)
         for group in self.any_of:
             hit = resolve(avail, [n.name for n in group], user_map)
@@ -44,6 +63,7 @@ class StageSpec:
     def missing(self, available: Iterable[str], user_map: Mapping[str, str] | None = None) -> list[str]:
         """Names (or 'A|B' alternatives) the table lacks for this stage; empty when it can run."""
         avail = list(available)
+        user_map = self.input_map(avail, user_map)
         found = resolve(avail, [n.name for n in self.needs], user_map)
         out = [n.name for n in self.needs if not n.optional and n.name not in found]
         for group in self.any_of:

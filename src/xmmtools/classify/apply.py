@@ -122,7 +122,7 @@ def stage_spec(fs: FeatureSet) -> StageSpec:
                 groups.append([Need(a, f"for feature {what}") for a in alts])
             for a in alts:
                 needs.setdefault(a, Need(a, f"for feature {what}", optional=True))
-    return StageSpec("classify", SUMMARY, needs=tuple(needs.values()), any_of=tuple(groups))
+    return StageSpec("classify", SUMMARY, needs=tuple(needs.values()), any_of=tuple(groups), inputs=fs.inputs)
 
 
 def table_features(table, fs: FeatureSet, *, source: str, user_map=None):
@@ -130,18 +130,23 @@ def table_features(table, fs: FeatureSet, *, source: str, user_map=None):
     resolved like the apply command's (one-line ColumnError for a required one that is absent)."""
     from xmmtools import tables
 
-    mapping = stage_spec(fs).check(
-        table.schema.names, source=source, user_map=user_map, types=tables.schema_kinds(table.schema)
-    )
-    return compute_features(fs, _getter(table, mapping), table.num_rows)
+    spec = stage_spec(fs)
+    mapping = spec.check(table.schema.names, source=source, user_map=user_map, types=tables.schema_kinds(table.schema))
+    offsets = {k: f.offset for k, f in spec.feeds(table.schema.names, user_map).items() if f.offset}
+    return compute_features(fs, _getter(table, mapping, offsets), table.num_rows)
 
 
-def _getter(table, mapping):
+def _getter(table, mapping, offsets=None):
+    """``get(name)``: the column feeding ``name`` as floats (None if absent), shifted by
+    ``offsets[name]`` (magnitude-system conversion of a canonical band, see xmmtools.bands)."""
     from xmmtools import tables
+
+    offsets = offsets or {}
 
     def get(name: str):
         if name not in mapping:
             return None
-        return tables.to_numpy(table.column(mapping[name]), float)
+        v = tables.to_numpy(table.column(mapping[name]), float)
+        return v + offsets[name] if offsets.get(name) else v
 
     return get

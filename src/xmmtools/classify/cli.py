@@ -106,9 +106,19 @@ def apply_cmd(s, input, output, model_path, priors, outlier_quantile, prefix, ov
     user_map = parse_column_map(column_map)
     spec = stage_spec(model.feature_set)
 
+    extra: dict = {}  # filled on the first chunk, before the output (and its provenance) is opened
+    state: dict = {}
+
     def compute(cols):
+        if not state:  # which column feeds each declared input (canonical bands, aliases, conversions)
+            state["feeds"] = spec.feeds(cols.table.schema.names, user_map)
+            if state["feeds"]:
+                extra["classify"] = {"inputs": {k: f.to_json() for k, f in state["feeds"].items()}}
+                if s.verbose:
+                    click.echo("inputs: " + "; ".join(f.describe() for f in state["feeds"].values()), err=True)
+        offsets = {k: f.offset for k, f in state["feeds"].items() if f.offset}
         new = classify_arrays(
-            model, _getter(cols.table, cols.mapping), len(cols), priors=pri, outlier_quantile=outlier_quantile
+            model, _getter(cols.table, cols.mapping, offsets), len(cols), priors=pri, outlier_quantile=outlier_quantile
         )
         for c in new:
             c.name = prefix + c.name
@@ -139,6 +149,7 @@ def apply_cmd(s, input, output, model_path, priors, outlier_quantile, prefix, ov
         chunk_rows=chunk_size,
         progress=s.progress,
         extra_inputs=[path],
+        extra_provenance=extra,
     )
     if out != "-" and not s.quiet:
         click.echo(

@@ -130,6 +130,9 @@ class FeatureSet:
     categories: tuple[str, ...]
     source: str = ""
     sha256: str = ""
+    #: columns declared as canonical counterpart bands (``[inputs]``: ``G = {band = "GAIA_G",
+    #: system = "Vega"}``), so crossmatch's GAIA_G feeds G (see xmmtools.bands)
+    inputs: tuple = ()
 
     @property
     def names(self) -> list[str]:
@@ -140,22 +143,28 @@ class FeatureSet:
         return np.array([self.categories.index(f.category) for f in self.features], dtype=int)
 
     def to_json(self) -> dict:
-        return {
+        d = {
             "name": self.name,
             "categories": list(self.categories),
             "features": [f.to_json() for f in self.features],
             "source": self.source,
             "sha256": self.sha256,
         }
+        if self.inputs:
+            d["inputs"] = {i.name: i.to_json() for i in self.inputs}
+        return d
 
     @staticmethod
     def from_json(d: Mapping[str, Any]) -> FeatureSet:
+        from xmmtools.bands import inputs_from_mapping
+
         return FeatureSet(
             d["name"],
             tuple(Feature.from_json(f) for f in d["features"]),
             tuple(d["categories"]),
             d.get("source", ""),
             d.get("sha256", ""),
+            inputs_from_mapping(d.get("inputs"), f"feature set {d['name']}"),
         )
 
 
@@ -228,7 +237,16 @@ def parse_feature_set(doc: Mapping[str, Any], *, where: str = "feature set", sha
             band = bands[bname]
         feats.append(Feature(name, cat, kind, cols, tr, wa, band, str(d.get("description", ""))))
     used = [c for c in CATEGORIES if any(f.category == c for f in feats)]
-    return FeatureSet(str(meta.get("name", Path(where).stem)), tuple(feats), tuple(used), where, sha256)
+    from xmmtools.bands import inputs_from_mapping
+
+    return FeatureSet(
+        str(meta.get("name", Path(where).stem)),
+        tuple(feats),
+        tuple(used),
+        where,
+        sha256,
+        inputs_from_mapping(doc.get("inputs"), where),
+    )
 
 
 # ----------------------------------------------------------------------------------------

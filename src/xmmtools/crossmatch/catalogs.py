@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from xmmtools import tables
+from xmmtools.catalogs import Profile
 from xmmtools.columns import resolve
 from xmmtools.crossmatch.bayes import Catalog
 from xmmtools.crossmatch.poserr import RADIAL_NAMES, PosErrors, fourxmm_sigma, radial_to_sigma, unit_scale
@@ -53,6 +54,8 @@ class LoadedCatalog:
     notes: list = field(default_factory=list)
     #: file row of each catalogue row when only the sources near the primaries were kept
     rows: np.ndarray | None = None
+    #: the known catalogue (xmmtools/data/catalogs) whose canonical bands are written
+    profile: Profile | None = None
 
     def file_rows(self, members: np.ndarray) -> np.ndarray:
         """File rows of catalogue rows ``members`` (-1 stays -1)."""
@@ -62,9 +65,16 @@ class LoadedCatalog:
         return np.where(members >= 0, self.rows[np.maximum(members, 0)], -1)
 
 
-def coordinate_columns(names: Sequence[str], user_map: Mapping[str, str] | None, where: str) -> tuple[str, str]:
-    """Actual RA and DEC column names (4XMM names, VizieR/HEASARC aliases, ra/dec, --columns)."""
+def coordinate_columns(
+    names: Sequence[str], user_map: Mapping[str, str] | None, where: str, profile: Profile | None = None
+) -> tuple[str, str]:
+    """Actual RA and DEC column names (--columns, a known catalogue's spellings, 4XMM names,
+    VizieR/HEASARC aliases, ra/dec)."""
     um = {k: v for k, v in (user_map or {}).items() if v in names or v.upper() in {n.upper() for n in names}}
+    if profile is not None:
+        for role, col in zip(("RA", "DEC"), profile.coordinates(names), strict=True):
+            if col is not None:
+                um.setdefault(role, col)
     found = resolve(names, ["RA", "DEC"], um)
     for role in ("RA", "DEC"):
         if role not in found:
@@ -147,12 +157,17 @@ def _values(t: pa.Table, col: str, scale: float = 1.0) -> np.ndarray:
     return v * scale if scale != 1.0 else v  # no copy of 10^7 coordinates for nothing
 
 
-def build_errors(t: pa.Table, kind: str, cols: list[str], where: str) -> tuple[PosErrors, str]:
-    """PosErrors (1 sigma per axis, arcsec) and a one-line note of the conversion."""
+def build_errors(
+    t: pa.Table, kind: str, cols: list[str], where: str, scale: float | None = None
+) -> tuple[PosErrors, str]:
+    """PosErrors (1 sigma per axis, arcsec) and a one-line note of the conversion.
+
+    ``scale``: factor to arcsec of columns whose file gives no unit (a known catalogue's
+    convention); by default arcsec, or mas for Gaia's ra_error/e_RA_ICRS."""
     n = t.num_rows
 
     def unit(c, default):
-        return unit_scale(tables.unit_of(t.schema.field(c)), default, f"{where} column {c}")
+        return unit_scale(tables.unit_of(t.schema.field(c)), default if scale is None else scale, f"{where} column {c}")
 
     if kind == "fixed":
         return PosErrors.circular(float(cols[0]), n), f"fixed {cols[0]} arcsec (1 sigma per axis)"
@@ -170,7 +185,8 @@ def build_errors(t: pa.Table, kind: str, cols: list[str], where: str) -> tuple[P
         sx = _values(t, cols[0], unit(cols[0], 1e-3 if gaia else 1.0))
         sy = _values(t, cols[1], unit(cols[1], 1e-3 if gaia else 1.0))
         rho = _values(t, cols[2]) if len(cols) > 2 else np.zeros(n)
-        u = "mas" if gaia and not tables.unit_of(t.schema.field(cols[0])) else "their unit"
+        mas = scale == 1e-3 or (gaia and scale is None)
+        u = "mas" if mas and not tables.unit_of(t.schema.field(cols[0])) else "their unit"
         return PosErrors(sx, sy, rho), f"{':'.join(cols)} (1 sigma in RA cos Dec and Dec, {u})"
     if kind in ("ellipse", "ellipse_pa"):
         a = _values(t, cols[0], unit(cols[0], 1.0))
@@ -287,21 +303,23 @@ def make_catalog(
     attributes: Sequence[tuple[str, str, object]] = (),
     total_rows: int | None = None,
     footprint_sample: tuple[np.ndarray, np.ndarray] | None = None,
+    profile: Profile | None = None,
 ) -> LoadedCatalog:
     """Catalog from a table holding at least the coordinate, error and attribute columns.
 
     ``attributes``: (label, column, Histogram or None) for the attribute priors.
     ``total_rows``/``footprint_sample``: when ``t`` holds only the rows of a streamed file near
-    the primaries (:func:`read_near`), the file's row count and position sample."""
+    the primaries (:func:`read_near`), the file's row count and position sample.
+    ``profile``: a known catalogue (coordinates, error convention and default error)."""
     where = f"catalogue {name} ({source})"
     names = t.schema.names
-    ra_c, dec_c = coordinate_columns(names, user_map, where)
+    ra_c, dec_c = coordinate_columns(names, user_map, where, profile)
     ra, dec = _values(t, ra_c), _values(t, dec_c)
     check_coordinates(ra, dec, where)
     if t.num_rows == 0 and not total_rows:
         raise DataError(f"{where} has no rows")
     cols = {"RA": ra_c, "DEC": dec_c}
-    found = error_columns(names, pos_err, where)
+    found, scale, why = _errors_of(names, pos_err, where, profile)
     note = ""
     if found is None:
         if need_errors:
@@ -312,7 +330,8 @@ def make_catalog(
         errors = PosErrors.circular(np.nan, t.num_rows)
     else:
         kind, ecols = found
-        errors, note = build_errors(t, kind, ecols, where)
+        errors, note = build_errors(t, kind, ecols, where, scale)
+        note += why
         if need_errors:
             errors.validate(where)
         if kind != "fixed":
@@ -331,13 +350,33 @@ def make_catalog(
     return LoadedCatalog(cat, source, t, cols, note, area_note)
 
 
+def _errors_of(names: Sequence[str], pos_err: str | None, where: str, profile: Profile | None):
+    """(kind, columns) or None, the unit scale of the columns, and a note: --pos-err first, then a
+    known catalogue's error columns, its default error, else the automatic detection."""
+    if pos_err is not None or profile is None:
+        return error_columns(names, pos_err, where), None, ""
+    hit = profile.errors(names)
+    if hit is not None:
+        spec, cols = hit
+        return (spec.kind, cols), spec.scale, f" [{profile.name} profile]"
+    if profile.pos_err_default is not None:
+        return ("fixed", [f"{profile.pos_err_default:g}"]), None, f" [{profile.name} profile default]"
+    return error_columns(names, None, where), None, ""
+
+
 def needed_columns(
-    names: Sequence[str], *, user_map, pos_err: str | None, mags: Sequence[str], where: str
+    names: Sequence[str],
+    *,
+    user_map,
+    pos_err: str | None,
+    mags: Sequence[str],
+    where: str,
+    profile: Profile | None = None,
 ) -> list[str]:
     """The columns of a counterpart file the matcher reads (coordinates, errors, attributes)."""
-    ra_c, dec_c = coordinate_columns(names, user_map, where)
+    ra_c, dec_c = coordinate_columns(names, user_map, where, profile)
     want = [ra_c, dec_c]
-    found = error_columns(names, pos_err, where)
+    found, _, _ = _errors_of(names, pos_err, where, profile)
     if found and found[0] != "fixed":
         want += found[1]
     for m in mags:
@@ -345,6 +384,8 @@ def needed_columns(
         if c is None:
             raise ColumnError(f"--mag: {where} has no column {m!r}")
         want.append(c)
+    if profile is not None:  # the canonical bands' columns (HATS reads only what is asked for)
+        want += [c for _, v, e in profile.band_columns(names) for c in (v, e) if c]
     return list(dict.fromkeys(want))
 
 

@@ -17,6 +17,7 @@ Examples:
   xmmtools crossmatch cat.fits --catalog gaia=vizier:I/355/gaiadr3 --radius 10
   xmmtools crossmatch cat.fits --catalog gaia=hats:/data/gaia_dr3 --radius 5
   xmmtools crossmatch cat.fits --catalog opt=opt.fits --method nearest --radius 5
+  xmmtools crossmatch cat.fits --catalog sdss=sdss_dr16.fits -o cat_sdss.fits   # then: xmmtools photoz cat_sdss.fits
 """
 
 
@@ -27,9 +28,12 @@ Examples:
     "catalogs",
     multiple=True,
     required=True,
-    metavar="NAME=FILE",
+    metavar="NAME=FILE[:KNOWN]",
     help="Counterpart catalogue (repeat for several). FILE may be vizier:TABLE or xmatch:TABLE "
-    "(remote, cached), or hats:DIR (a HATS catalogue, read through LSDB).",
+    "(remote, cached), or hats:DIR (a HATS catalogue, read through LSDB). A known NAME "
+    "(gaia, gaiadist, allwise, catwise, tmass, sdss, ps1, ls; or FILE:KNOWN for another "
+    "label) sets coordinates, errors and writes the best counterpart's bands under canonical "
+    "names (SDSS_U, GAIA_G, WISE_W1, ...); NAME=vizier: fetches its VizieR table.",
 )
 @click.option("-o", "--output", default=None, help="Output file (format from extension) or '-'.")
 @click.option(

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
-from xmmtools import tables
+from xmmtools import bands, tables
+from xmmtools.catalogs import Profile
 from xmmtools.errors import DataError
 from xmmtools.tables.model import NewColumn
 
@@ -28,15 +29,7 @@ def _take(t: pa.Table, idx: np.ndarray) -> pa.Table:
 def counterpart_columns(name: str, gathered: pa.Table, rows: np.ndarray, members: np.ndarray) -> list[NewColumn]:
     """Columns ``NAME_<COL>`` of the secondary rows ``members`` (-1: null); ``gathered`` holds the
     sorted unique secondary ``rows``."""
-    members = np.asarray(members)
-    valid = np.flatnonzero(members >= 0)
-    mv = members[valid]
-    o = np.argsort(mv)  # sorted look-ups stay in cache: faster than random ones even with the sort
-    pv = np.empty(len(mv), dtype=np.int64)
-    pv[o] = np.searchsorted(rows, mv[o])
-    pos = np.full(len(members), -1, dtype=np.int64)
-    pos[valid] = pv
-    sub = _take(gathered, pos)
+    sub = _take(gathered, _positions(rows, members))
     out = []
     for f, col in zip(sub.schema, sub.columns, strict=True):
         arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
@@ -52,6 +45,56 @@ def counterpart_columns(name: str, gathered: pa.Table, rows: np.ndarray, members
             )
         )
     return out
+
+
+def _positions(rows: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """Index into the sorted unique ``rows`` of each of ``members`` (-1 stays -1)."""
+    members = np.asarray(members)
+    valid = np.flatnonzero(members >= 0)
+    mv = members[valid]
+    o = np.argsort(mv)  # sorted look-ups stay in cache: faster than random ones even with the sort
+    pv = np.empty(len(mv), dtype=np.int64)
+    pv[o] = np.searchsorted(rows, mv[o])
+    pos = np.full(len(members), -1, dtype=np.int64)
+    pos[valid] = pv
+    return pos
+
+
+def band_columns(
+    profile: Profile, name: str, gathered: pa.Table, rows: np.ndarray, members: np.ndarray
+) -> list[NewColumn]:
+    """Canonical band columns (``SDSS_U``, ``SDSS_U_ERR``, ...) of the counterparts ``members``
+    of a known catalogue, in each band's canonical system (xmmtools/data/bands.toml): a profile
+    in another system is converted with the band's documented AB - Vega offset."""
+    found = profile.band_columns(gathered.schema.names)
+    if not found:
+        return []
+    pos = _positions(rows, members)
+    out = []
+    for canon, vcol, ecol in found:
+        b = bands.band(canon)
+        shift = bands.offset(
+            canon, profile.system if b.system else None, b.system, what=f"catalogue {name} ({profile.name} profile)"
+        )
+        conv = f", {shift:+g} mag from {profile.system}" if shift else ""
+        system = f" ({b.system})" if b.system else ""
+        for col, suffix, what in ((vcol, "", b.description + system), (ecol, "_ERR", f"1-sigma error of {canon}")):
+            if col is None:
+                continue
+            v = tables.to_numpy(gathered.column(col), float)
+            v = np.where(np.isfinite(v), v + (shift if suffix == "" else 0.0), np.nan)
+            taken = np.where(pos >= 0, v[np.maximum(pos, 0)] if len(v) else np.nan, np.nan)
+            out.append(
+                NewColumn(canon + suffix, taken, b.unit, f"{what} of the {name} counterpart (column {col}{conv})")
+            )
+    return out
+
+
+def without_replaced(raw: Sequence[NewColumn], canonical: Sequence[NewColumn]) -> list[NewColumn]:
+    """Raw prefixed columns minus those a canonical column of the same name replaces (a file
+    column ``u`` of catalogue ``sdss`` is both SDSS_U raw and canonical: the values are equal)."""
+    names = {c.name for c in canonical}
+    return [c for c in raw if c.name not in names]
 
 
 def assemble(base: pa.Table, new: Sequence[NewColumn]) -> pa.Table:

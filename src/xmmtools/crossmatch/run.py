@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
+from xmmtools import catalogs as known
 from xmmtools import stage_io, tables
 from xmmtools.columns import parse_column_map
 from xmmtools.crossmatch import SPEC, bayes, hats_source, priors, remote
@@ -26,7 +27,7 @@ from xmmtools.crossmatch.catalogs import (
     parse_pairs,
     read_near,
 )
-from xmmtools.crossmatch.output import _take, assemble, counterpart_columns, sep_column
+from xmmtools.crossmatch.output import _take, assemble, band_columns, counterpart_columns, sep_column, without_replaced
 from xmmtools.crossmatch.positional import CellMask, n_stripes, nearest, search_around
 from xmmtools.errors import DataError
 from xmmtools.tables import NewColumn, Provenance
@@ -120,6 +121,9 @@ def run(req: Request, progress: bool = False) -> list[str]:
     notes: list[str] = []
     user_map = parse_column_map(req.column_map)
     cats = parse_pairs(req.catalogs, "--catalog", "gaia=gaia.parquet")
+    profiles = {}
+    for name, value in list(cats.items()):
+        cats[name], profiles[name] = split_profile(name, value)
     pname = req.primary_name.upper()
     if pname in cats:
         raise DataError(f"--catalog name {pname} is the primary's name; choose another")
@@ -203,11 +207,17 @@ def run(req: Request, progress: bool = False) -> list[str]:
             need_errors=method == "bayes",
             area=areas.get(name),
             attributes=attrs,
+            profile=profiles[name],
         )
 
         def need(names, name=name, attrs=attrs, where=where):
             return needed_columns(
-                names, user_map=user_map, pos_err=pos.get(name), mags=[c for _, c, _ in attrs], where=where
+                names,
+                user_map=user_map,
+                pos_err=pos.get(name),
+                mags=[c for _, c, _ in attrs],
+                where=where,
+                profile=profiles[name],
             )
 
         if remote.is_remote(src):
@@ -240,7 +250,7 @@ def run(req: Request, progress: bool = False) -> list[str]:
             header = info.header or header_from_schema(info.schema)
             if info.num_rows is not None and info.num_rows > req.stream_rows:
                 near = near or _near_mask(req, P)
-                ra_c, dec_c = coordinate_columns(info.schema.names, user_map, where)
+                ra_c, dec_c = coordinate_columns(info.schema.names, user_map, where, profiles[name])
                 t, file_rows, total, sample = read_near(src, cols, ra_c, dec_c, near, where=where, progress=progress)
                 if not len(file_rows):
                     raise _no_overlap(name, src, req.radius, req.primary)
@@ -262,6 +272,7 @@ def run(req: Request, progress: bool = False) -> list[str]:
                 f"catalogue {name} ({src}) has no positional-error column; give --pos-err {name}=COLUMN "
                 f"or --pos-err {name}=ARCSEC (NWAY-style fixed error)"
             )
+        lc.profile = profiles[name]
         secs.append(lc)
 
     bar, tick = _progress_bar(progress, P.catalog.n, len(secs), req.chunk_size)
@@ -288,6 +299,17 @@ def run(req: Request, progress: bool = False) -> list[str]:
         for lc in [P, *secs]
     }
     extra.update({"catalogues": cat_prov, "remote": remote_prov})
+    canon = {
+        lc.catalog.name: {
+            "profile": lc.profile.name,
+            "file": lc.profile.path.rsplit("/", 1)[-1],
+            "bands": {b: v for b, v, _ in lc.profile.band_columns(_names_of(lc))},
+        }
+        for lc in secs
+        if lc.profile is not None
+    }
+    if canon:
+        extra["known_catalogues"] = canon
     params = {
         "catalogs": cats,
         "method": method,
@@ -379,6 +401,41 @@ def _gathered(lc: LoadedCatalog, members: np.ndarray, chunk: int | None):
     return gather_rows(lc.source, rows, chunk), rows, members
 
 
+def split_profile(name: str, value: str) -> tuple[str, known.Profile | None]:
+    """``--catalog NAME=FILE[:PROFILE]`` -> (FILE, profile): an explicit known-catalogue label,
+    else the profile called NAME, else None.  ``NAME=vizier:`` (or ``xmatch:``) with a known
+    catalogue fetches the profile's VizieR table."""
+    src, prof = value, None
+    if ":" in value:
+        head, tail = value.rsplit(":", 1)
+        if head and tail and known.profile(tail) is not None:
+            src, prof = head, known.profile(tail)
+    prof = prof or known.profile(name)
+    if src.lower().rstrip(":") in remote.SERVICES and prof is not None:  # else remote.parse says what is wrong
+        if not prof.vizier:
+            raise DataError(
+                f"--catalog {name}={value}: known catalogue {prof.name} has no VizieR table; "
+                f"give a file or {src.rstrip(':')}:TABLE"
+            )
+        src = f"{src.rstrip(':').lower()}:{prof.vizier}"
+    return src, prof
+
+
+def _names_of(lc: LoadedCatalog) -> list[str]:
+    """Columns read from a counterpart catalogue (they include its canonical bands' columns)."""
+    return lc.table.schema.names if lc.table is not None else []
+
+
+def _counterpart(lc: LoadedCatalog, g: pa.Table, rows: np.ndarray, members: np.ndarray, more: list) -> list:
+    """A counterpart's prefixed raw columns, ``more`` (separation, probability), then its
+    canonical band columns when the catalogue is a known one."""
+    raw = counterpart_columns(lc.catalog.name, g, rows, members)
+    if lc.profile is None:
+        return raw + more
+    canon = band_columns(lc.profile, lc.catalog.name, g, rows, members)
+    return without_replaced(raw, canon) + more + canon
+
+
 def _run_positional(req: Request, method: str, pt, P: LoadedCatalog, secs, tick):
     notes = []
     if method == "all":
@@ -392,7 +449,7 @@ def _run_positional(req: Request, method: str, pt, P: LoadedCatalog, secs, tick)
             raise _no_overlap(lc.catalog.name, lc.source, req.radius, req.primary)
         g, rows, m = _gathered(lc, pairs.idx2, req.chunk_size)
         base = _take(pt, pairs.idx1)
-        new = counterpart_columns(lc.catalog.name, g, rows, m) + [sep_column(lc.catalog.name, pairs.sep)]
+        new = _counterpart(lc, g, rows, m, [sep_column(lc.catalog.name, pairs.sep)])
         notes.append(
             f"note: {len(pairs)} pairs within {req.radius:g} arcsec "
             f"({len(np.unique(pairs.idx1))} of {P.catalog.n} primaries have one)"
@@ -406,7 +463,7 @@ def _run_positional(req: Request, method: str, pt, P: LoadedCatalog, secs, tick)
         if not (idx >= 0).any():
             raise _no_overlap(lc.catalog.name, lc.source, req.radius, req.primary)
         g, rows, m = _gathered(lc, idx, req.chunk_size)
-        new += counterpart_columns(lc.catalog.name, g, rows, m) + [sep_column(lc.catalog.name, sep)]
+        new += _counterpart(lc, g, rows, m, [sep_column(lc.catalog.name, sep)])
         notes.append(
             f"note: {lc.catalog.name}: {int((idx >= 0).sum())} of {P.catalog.n} primaries have a "
             f"neighbour within {req.radius:g} arcsec"
@@ -457,7 +514,7 @@ def _all_rows_table(req, pt, secs, res):
     new: list[NewColumn] = []
     for k, lc in enumerate(secs):
         g, rows, m = _gathered(lc, comb.members[keep, k], req.chunk_size)
-        new += counterpart_columns(lc.catalog.name, g, rows, m) + [sep_column(lc.catalog.name, comb.sep[keep, k])]
+        new += _counterpart(lc, g, rows, m, [sep_column(lc.catalog.name, comb.sep[keep, k])])
     new += [
         NewColumn(
             "NCAT", comb.ncat[keep].astype(np.int16), "", "number of catalogues in this combination (primary included)"
@@ -500,15 +557,21 @@ def _best_table(req, pt, secs, res):
             marg = np.bincount(inv, weights=res.p_i, minlength=len(uniq))[inv]
         m = m_all[best]
         g, rows, m_file = _gathered(lc, m, req.chunk_size)
-        new += counterpart_columns(name, g, rows, m_file) + [sep_column(name, comb.sep[best, k])]
-        new.append(
-            NewColumn(
-                f"{name}_P_I",
-                np.where(m >= 0, marg[best], 0.0),
-                "",
-                f"probability that this {name} source is the counterpart, given there is one "
-                "(summed over combinations with it)",
-            )
+        new += _counterpart(
+            lc,
+            g,
+            rows,
+            m_file,
+            [
+                sep_column(name, comb.sep[best, k]),
+                NewColumn(
+                    f"{name}_P_I",
+                    np.where(m >= 0, marg[best], 0.0),
+                    "",
+                    f"probability that this {name} source is the counterpart, given there is one "
+                    "(summed over combinations with it)",
+                ),
+            ],
         )
     new += [
         NewColumn("P_ANY", res.p_any, "", "probability that the primary source has any counterpart"),

@@ -26,12 +26,15 @@ READINESS_MODEL = "galaxy"
 
 
 @cache
-def model_attributes(name: str = READINESS_MODEL) -> tuple[str, ...]:
-    """Attribute names recorded in a shipped model's JSON (read without loading its arrays)."""
+def _model_doc(name: str) -> dict:
     from importlib import resources
 
-    doc = json.loads((resources.files("xmmtools") / "data" / "models" / "photoz" / f"{name}.json").read_text())
-    return tuple(doc["attributes"])
+    return json.loads((resources.files("xmmtools") / "data" / "models" / "photoz" / f"{name}.json").read_text())
+
+
+def model_attributes(name: str = READINESS_MODEL) -> tuple[str, ...]:
+    """Attribute names recorded in a shipped model's JSON (read without loading its arrays)."""
+    return tuple(_model_doc(name)["attributes"])
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,22 @@ class PhotozSpec(StageSpec):
         from xmmtools.photoz.attributes import missing_attributes
 
         avail = list(available)
-        return super().missing(avail, user_map) + missing_attributes(model_attributes(self.model), avail, user_map)
+        um = {**{k: f.column for k, f in self.feeds(avail, user_map).items()}, **(user_map or {})}
+        return super().missing(avail, user_map) + missing_attributes(model_attributes(self.model), avail, um)
+
+    def feeds(self, available: Iterable[str], user_map: Mapping[str, str] | None = None) -> dict:
+        """The column feeding each magnitude of the readiness model (canonical bands, the
+        recorded training map, ...: see xmmtools.bands)."""
+        from xmmtools.bands import inputs_from_mapping, resolve_inputs
+
+        doc = _model_doc(self.model)
+        return resolve_inputs(
+            list(available),
+            inputs_from_mapping(doc.get("bands"), f"photoz model {self.model}"),
+            user_map=user_map,
+            recorded=doc.get("training", {}).get("columns") or {},
+            what=f"photoz model {self.model}",
+        )
 
 
 SPEC = register(

@@ -127,6 +127,27 @@ def photoz_columns(
     return cols
 
 
+def model_feeds(model: Model, available: Sequence[str], user_map: Mapping[str, str] | None = None) -> dict:
+    """The column feeding each magnitude of ``model`` (name -> :class:`xmmtools.bands.Feed`).
+
+    The model declares its magnitudes as canonical bands (``bands`` in its JSON, e.g.
+    ``u -> SDSS_U`` in AB) and records its training columns (``training.columns``, e.g.
+    ``u -> u_mag``).  Order: --columns, the recorded map, the magnitude's own name, the canonical
+    name (``SDSS_U``, as crossmatch writes it), a known alias (see xmmtools.bands)."""
+    from xmmtools.bands import Feed, inputs_from_mapping, resolve_inputs
+
+    inputs = inputs_from_mapping(model.info.get("bands"), f"photoz model {model.name}")
+    recorded = {k: v for k, v in (model.info.get("training", {}).get("columns") or {}).items() if v}
+    feeds = resolve_inputs(available, inputs, user_map=user_map, recorded=recorded, what=f"photoz model {model.name}")
+    # magnitudes without a declared band still use the recorded training column when present
+    upper = {a.upper(): a for a in available}
+    user = {k.upper() for k in (user_map or {})}
+    for name, col in recorded.items():
+        if name not in feeds and name.upper() not in user and col.upper() in upper:
+            feeds[name] = Feed(name, upper[col.upper()], "model")
+    return feeds
+
+
 def oob_columns(model: Model) -> list[NewColumn]:
     """Out-of-bag Z_* columns (and Z_PDF) of a freshly trained model's training rows."""
     p, est = model.oob

@@ -99,7 +99,7 @@ def apply(s, input, output, model_name, all_rows, pdf_format, smooth, cut, jobs,
     from xmmtools.columns import parse_column_map
     from xmmtools.errors import DataError
     from xmmtools.photoz import SPEC
-    from xmmtools.photoz.apply import Applier, provenance_extra, route
+    from xmmtools.photoz.apply import Applier, model_feeds, provenance_extra, route
     from xmmtools.photoz.attributes import resolve_attributes
     from xmmtools.photoz.model import load_model, model_path
     from xmmtools.tables import to_numpy
@@ -128,14 +128,23 @@ def apply(s, input, output, model_name, all_rows, pdf_format, smooth, cut, jobs,
             if cut is not None:
                 m.cut = cut
         available = cols.table.schema.names
+        # which column feeds each magnitude: --columns, the model's recorded map, its own name,
+        # the canonical band (SDSS_U from crossmatch), a known alias; AB/Vega offsets applied
+        feeds = {m.name: model_feeds(m, available, user_map) for m in models}
         attrs = [
             resolve_attributes(
-                m.attributes, available, source=input, user_map=user_map, missing=m.missing, stored_errors={}
+                m.attributes,
+                available,
+                source=input,
+                user_map={**{k: f.column for k, f in feeds[m.name].items()}, **user_map},
+                missing=m.missing,
+                stored_errors={},
             )
             for m in models
         ]
+        offsets = {f.column: f.offset for fs in feeds.values() for f in fs.values() if f.offset}
         app = Applier(models, attrs, pdf_format, n_jobs)
-        state.update(app=app, names=names, has_class=has_class)
+        state.update(app=app, names=names, has_class=has_class, offsets=offsets)
         extra["photoz"].update(
             provenance_extra(
                 models,
@@ -144,6 +153,12 @@ def apply(s, input, output, model_name, all_rows, pdf_format, smooth, cut, jobs,
                 app.edges,
             )["photoz"]
         )
+        used = {n: {k: f.to_json() for k, f in fs.items()} for n, fs in feeds.items() if fs}
+        if used:
+            extra["photoz"]["inputs"] = used
+        if s.verbose:
+            for n, fs in feeds.items():
+                click.echo(f"{n} inputs: " + "; ".join(f.describe() for f in fs.values()), err=True)
 
     def compute(cols):
         if not state:
@@ -154,7 +169,8 @@ def apply(s, input, output, model_name, all_rows, pdf_format, smooth, cut, jobs,
             which = route(classes, ["one"], all_rows=all_rows)
         else:
             which = route(classes, state["names"], all_rows=all_rows)
-        return app.columns(lambda c: to_numpy(cols.table.column(c), float), len(cols), which)
+        offsets = state["offsets"]
+        return app.columns(lambda c: to_numpy(cols.table.column(c), float) + offsets.get(c, 0.0), len(cols), which)
 
     # filled in by setup() on the first chunk, before the output (and its provenance) is opened
     extra: dict = {"photoz": {}}
@@ -269,6 +285,14 @@ def apply(s, input, output, model_name, all_rows, pdf_format, smooth, cut, jobs,
     help="Also write the training columns used, with out-of-bag Z_* columns and Z_PDF, to FILE.",
 )
 @click.option("--name", default=None, help="Model name recorded in the file [file stem].")
+@click.option(
+    "--bands",
+    "band_map",
+    default=None,
+    metavar="A=BAND[:SYSTEM],...",
+    help="Declare magnitudes as canonical counterpart bands (e.g. u=SDSS_U,W1=WISE_W1:AB; system "
+    "default: the band's own), so crossmatch's SDSS_U... feed the model without --columns.",
+)
 @click.option("--jobs", type=click.IntRange(min=1), default=None, help="Threads (default: all cores).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing model file.")
 @click.option(
@@ -306,6 +330,7 @@ def train(
     no_importance,
     oob_table,
     name,
+    band_map,
     jobs,
     overwrite,
     column_map,
@@ -338,6 +363,7 @@ def train(
         tables.check_output(oob_table, inputs=[specz], overwrite=overwrite)
     if not os.path.isdir(os.path.dirname(os.path.abspath(output))):
         raise OutputError(f"{output}: folder {os.path.dirname(os.path.abspath(output))} does not exist")
+    declared = parse_band_map(band_map)
     attr_list = parse_attributes(attributes or cfg.get("attributes", ""))
     if not attr_list:
         raise DataError("photoz train: give --attributes (or Attributes in --config)")
@@ -395,6 +421,8 @@ def train(
             "dropped_rows": int((~keep).sum()) if keep is not None else 0,
         },
     )
+    if declared:
+        model.info["bands"] = declared
     model.save(output)
     if oob_table:
         from xmmtools.photoz.apply import oob_columns
@@ -464,6 +492,7 @@ def evaluate(specz, model_name, z_column, report, smooth, cut, jobs, column_map,
     from xmmtools import tables
     from xmmtools.columns import parse_column_map
     from xmmtools.photoz import metrics
+    from xmmtools.photoz.apply import model_feeds
     from xmmtools.photoz.attributes import resolve_attributes
     from xmmtools.photoz.model import load_model, model_path
 
@@ -475,12 +504,19 @@ def evaluate(specz, model_name, z_column, report, smooth, cut, jobs, column_map,
         model.cut = cut
     info = tables.inspect_table(specz)
     zcol = _find_column(z_column, info.schema.names, specz)
+    feeds = model_feeds(model, info.schema.names, user_map)
     aset = resolve_attributes(
-        model.attributes, info.schema.names, source=specz, user_map=user_map, missing=model.missing, stored_errors={}
+        model.attributes,
+        info.schema.names,
+        source=specz,
+        user_map={**{k: f.column for k, f in feeds.items()}, **user_map},
+        missing=model.missing,
+        stored_errors={},
     )
+    offsets = {f.column: f.offset for f in feeds.values() if f.offset}
     t = tables.read_table(specz, list(dict.fromkeys([zcol, *aset.columns_needed()])))
     z = tables.to_numpy(t.column(zcol), float)
-    X, _ = aset.values(lambda c: tables.to_numpy(t.column(c), float))
+    X, _ = aset.values(lambda c: tables.to_numpy(t.column(c), float) + offsets.get(c, 0.0))
     ok = np.isfinite(z)
     p, est = model.estimate(X[ok], n_jobs=jobs or os.cpu_count() or 1)
     res = metrics.all_metrics(p, model.grid.edges, z[ok], est)
@@ -544,6 +580,23 @@ def read_mlz_config(path: str) -> dict:
                 out[key] = float(v)
             except ValueError:
                 raise DataError(f"{path}:{i}: {k} must be a number, got {v!r}") from None
+    return out
+
+
+def parse_band_map(text: str | None) -> dict:
+    """``u=SDSS_U,W1=WISE_W1:AB`` -> {"u": {"band": "SDSS_U", "system": "AB"}, ...} (checked)."""
+    from xmmtools.bands import Input
+    from xmmtools.errors import DataError
+
+    out = {}
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        if "=" not in part:
+            raise DataError(f"--bands {part.strip()!r} is not NAME=BAND[:SYSTEM] (e.g. u=SDSS_U)")
+        k, v = (x.strip() for x in part.split("=", 1))
+        b, _, system = v.partition(":")
+        out[k] = Input.parse(k, {"band": b, **({"system": system} if system else {})}, "--bands").to_json()
     return out
 
 

@@ -30,6 +30,8 @@ ROOT = Path(__file__).resolve().parents[3]
 DATA = ROOT / "tests" / "data" / "photoz"
 OUT = Path(__file__).resolve().parents[1] / "data" / "models" / "photoz"
 COLOURS = ["u-g", "g-r", "r-i", "i-z"]
+#: both shipped models use SDSS ugriz (AB): crossmatch --catalog sdss=... writes them as SDSS_U...
+SDSS_BANDS = (("u", "SDSS_U"), ("g", "SDSS_G"), ("r", "SDSS_R"), ("i", "SDSS_I"), ("z", "SDSS_Z"))
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class Recipe:
     params: ForestParams
     mode_smooth: float | str = "auto"
     missing: tuple[float, ...] = ()
+    #: magnitudes as canonical counterpart bands (xmmtools/data/bands.toml), recorded in the model
+    bands: tuple[tuple[str, str], ...] = SDSS_BANDS
 
     def command(self) -> str:
         cols = ",".join(f"{k}={v}" for k, v in self.columns.items())
@@ -55,7 +59,9 @@ class Recipe:
             + "".join(f" --missing {m:g}" for m in self.missing)
             + f" --zmin {g.zmin:g} --zmax {g.zmax:g} --nzbins {g.nzbins} --nrandom {p.n_random}"
             f" --ntrees {p.n_trees} --natt {p.natt} --minleaf {p.min_leaf} --seed {p.seed}"
-            f" --mode-smooth {smooth} --name {self.name} -o {self.name}.json"
+            f" --mode-smooth {smooth}"
+            + (f" --bands {','.join(f'{a}={b}' for a, b in self.bands)}" if self.bands else "")
+            + f" --name {self.name} -o {self.name}.json"
         )
 
 
@@ -106,6 +112,7 @@ def build(name: str, *, n_jobs: int = 2, cv: bool = False) -> Model:
         source=r.table,
         info={"file": r.table, "file_sha256": file_sha256(path), "z_column": r.z_column, "columns": r.columns},
     )
+    model.info["bands"] = {a: {"band": b, "system": "AB"} for a, b in r.bands}
     model.info["command"] = r.command()
     model.info["trained_on"] = {
         "galaxy": "SDSS Main Galaxy Sample (MLZ 1.2 test data): r < 17.8 galaxies, 0.003 < z < 0.28, "
