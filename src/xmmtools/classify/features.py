@@ -243,7 +243,7 @@ def parse_feature_set(doc: Mapping[str, Any], *, where: str = "feature set", sha
         str(meta.get("name", Path(where).stem)),
         tuple(feats),
         tuple(used),
-        where,
+        Path(where).name,  # the file's name (its SHA-256 identifies it), not a machine's path
         sha256,
         inputs_from_mapping(doc.get("inputs"), where),
     )
