@@ -5,7 +5,7 @@
 1. End to end (read, features, posteriors, write) with the shipped model on a 4XMM-like
    catalogue from bench/make_4xmm_like.py reduced to the model's 13 input columns (a slim
    catalogue), in a subprocess: wall time and peak memory.  ``--full`` also runs the 336-column
-   detection table, next to `xmmtools convert` of the same file (the I/O floor of tables.py).
+   detection table, next to `xmmtools convert` of the same file (the I/O floor of xmmtools.tables).
 2. In-process scoring speed on the same 10^6-row feature matrix: xmmtools naive Bayes vs
    scikit-learn GaussianNB (NaN imputed by training medians) and HistGradientBoosting
    (native missing values), all trained on the shipped 4XMM-DR13 labelled table.

@@ -6,7 +6,7 @@ MUWCLASS leave-one-out probabilities shipped in the same file (columns P_<class>
 
     .venv/bin/python bench/classify_cscv2.py [/work/shared/data/classify/yang2022_cscv2_TD.csv]
 
-The CSV has two columns that differ only in case (b_rgeo, B_rgeo), which tables.py refuses
+The CSV has two columns that differ only in case (b_rgeo, B_rgeo), which xmmtools.tables refuses
 (FITS names are case-insensitive); this script renames them in a temporary Parquet copy.
 """
 

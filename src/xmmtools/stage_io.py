@@ -1,4 +1,4 @@
-"""How a stage command reads its input and writes its output (through tables.py).
+"""How a stage command reads its input and writes its output (through xmmtools.tables).
 
 Two patterns cover every stage:
 

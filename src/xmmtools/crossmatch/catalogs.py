@@ -1,7 +1,7 @@
 """From tables to :class:`~xmmtools.crossmatch.bayes.Catalog`: find coordinates, positional
 errors (converted to 1 sigma per axis, see poserr.py), sky areas and attribute columns.
 
-Reads only through tables.py.  Every problem a user can cause is a one-line DataError naming
+Reads only through xmmtools.tables.  Every problem a user can cause is a one-line DataError naming
 the catalogue, file and column.
 """
 
@@ -270,7 +270,7 @@ def header_of(path: str) -> dict:
 
 
 def header_from_schema(schema: pa.Schema) -> dict:
-    """Header cards that tables.py keeps in the schema metadata (FITS files passed through
+    """Header cards that xmmtools.tables keeps in the schema metadata (FITS files passed through
     Parquet/Arrow/stdin keep their SKYAREA this way)."""
     import json
 

@@ -1,4 +1,4 @@
-"""The crossmatch stage end to end: parse the request, read the tables (tables.py), run the
+"""The crossmatch stage end to end: parse the request, read the tables (xmmtools.tables), run the
 positional or Bayesian matcher, assemble and write the output with provenance.
 
 ``run`` returns notes for stderr; it never prints.  Python users can call the science

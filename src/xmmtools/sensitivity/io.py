@@ -1,5 +1,5 @@
 """Reading the sensitivity stage's non-table inputs: FITS images with WCS, a folder of XMM
-observation products, and FLIX-style text position lists.  (Tables go through tables.py.)"""
+observation products, and FLIX-style text position lists.  (Tables go through xmmtools.tables.)"""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """``xmmtools variability events``: parse options, call the event-list search, hand the
-candidates to tables.py."""
+candidates to xmmtools.tables."""
 
 from __future__ import annotations
 

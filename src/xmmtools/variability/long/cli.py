@@ -1,4 +1,4 @@
-"""``xmmtools variability long``: parse options, call long_term, hand results to tables.py."""
+"""``xmmtools variability long``: parse options, call long_term, hand results to xmmtools.tables."""
 
 from __future__ import annotations
 

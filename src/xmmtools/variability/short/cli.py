@@ -1,4 +1,4 @@
-"""``xmmtools variability short``: parse options, call the library, hand results to tables.py."""
+"""``xmmtools variability short``: parse options, call the library, hand results to xmmtools.tables."""
 
 from __future__ import annotations
 
