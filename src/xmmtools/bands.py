@@ -124,7 +124,7 @@ class Feed:
     offset: float = 0.0  # added to the column's values (magnitude-system conversion)
 
     def to_json(self) -> dict:
-        d = {"column": self.column, "from": self.how}
+        d: dict[str, str | float] = {"column": self.column, "from": self.how}
         if self.offset:
             d["offset_mag"] = round(self.offset, 6)
         return d
@@ -176,11 +176,11 @@ def resolve_inputs(
             if c is not None:
                 out[inp.name] = Feed(inp.name, c, "--columns", inp.band)
             continue  # a mapping to a missing column is the stage's error to report
-        if col(rec.get(inp.name)) is not None:
-            out[inp.name] = Feed(inp.name, col(rec[inp.name]), "model", inp.band)
+        if (c := col(rec.get(inp.name))) is not None:
+            out[inp.name] = Feed(inp.name, c, "model", inp.band)
             continue
-        if col(inp.name) is not None:
-            out[inp.name] = Feed(inp.name, col(inp.name), "name", inp.band)
+        if (c := col(inp.name)) is not None:
+            out[inp.name] = Feed(inp.name, c, "name", inp.band)
             continue
         b = band(inp.band)
         c, how = col(inp.band), "canonical"

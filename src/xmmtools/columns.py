@@ -15,8 +15,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib import resources
+from typing import TYPE_CHECKING
 
 from xmmtools.errors import ColumnError, DataError
+
+if TYPE_CHECKING:  # numpy is imported lazily at run time
+    import numpy as np
+    from numpy.typing import ArrayLike, NDArray
 
 # ----------------------------------------------------------------------------------------
 # Bands and cameras
@@ -398,7 +403,7 @@ def canonical_names(available: Iterable[str], user_map: Mapping[str, str] | None
     return out
 
 
-def summary_rows(n_obs, n_contrib=None):
+def summary_rows(n_obs: ArrayLike, n_contrib: ArrayLike | None = None) -> NDArray[np.bool_]:
     """Stacked 4XMM-DRNs / 5XMM: True for the per-source summary rows.
 
     The catalogues fill N_OBS and N_CONTRIB only in the summary row of each source and leave
@@ -408,7 +413,7 @@ def summary_rows(n_obs, n_contrib=None):
     import numpy as np
 
     n = np.asarray(n_obs, dtype=float)
-    sel = np.isfinite(n) & (n > 0)
+    sel: NDArray[np.bool_] = np.isfinite(n) & (n > 0)
     if n_contrib is not None:
         c = np.asarray(n_contrib, dtype=float)
         sel &= np.isfinite(c)
@@ -452,10 +457,10 @@ def require(
     (optional needs that are absent are left out).
     """
     avail = list(available)
-    needs = [Need(n) if isinstance(n, str) else n for n in needs]
-    found = resolve(avail, [n.name for n in needs], user_map)
+    resolved = [Need(n) if isinstance(n, str) else n for n in needs]
+    found = resolve(avail, [n.name for n in resolved], user_map)
     user = {k.upper(): v for k, v in (user_map or {}).items()}
-    for need in needs:
+    for need in resolved:
         if need.name not in found:
             if need.optional:
                 continue

@@ -87,7 +87,9 @@ def info(file, as_json, column_map):
             f"  {i}. {rec.get('date', '?')}  xmmtools {rec.get('xmmtools', '?')}  "
             f"{rec.get('stage', '?')}  inputs: {ins or '-'}  parameters: {params}"
         )
-        fed = (rec.get(rec.get("stage")) or {}).get("inputs") if isinstance(rec.get(rec.get("stage")), dict) else None
+        stage = rec.get("stage")
+        stage_rec = rec.get(stage) if isinstance(stage, str) else None  # JSON keys are strings
+        fed = stage_rec.get("inputs") if isinstance(stage_rec, dict) else None
         if fed:  # which column fed each model input (classify, photoz: canonical bands)
             flat = {
                 **{k: v for k, v in fed.items() if "column" in v},

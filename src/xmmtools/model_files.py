@@ -24,7 +24,8 @@ from xmmtools.errors import DataError, OutputError
 def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
     """Compressed NPZ of plain (non-object) arrays, in memory."""
     buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
+    # numpy's stub: a **mapping could hold the key "allow_pickle" (bool); ours are array names
+    np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
     return buf.getvalue()
 
 

@@ -72,6 +72,8 @@ def load_recipe(path: str) -> list[Stage]:
         if not isinstance(args, list) or not all(isinstance(a, (str, int, float)) for a in args):
             raise DataError(f"{path}: stage {i} 'args' must be a list of strings")
         inp = str(base / str(st["input"])) if "input" in st else current
+        if inp is None:  # not reached: checked above for the first stage, later ones chain
+            raise DataError(f"{path}: the recipe names no input (top-level 'input = ...')")
         outp = str(workdir / str(st["output"]))
         if outp in seen_outputs:
             raise DataError(f"{path}: stage {i} writes {st['output']}, which an earlier stage writes too")

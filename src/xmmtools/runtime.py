@@ -43,7 +43,7 @@ def tune_for_large_arrays(threshold: int = 1 << 30) -> bool:
     try:
         from numpy._core import multiarray  # numpy >= 2
 
-        multiarray._set_madvise_hugepage(False)
+        multiarray._set_madvise_hugepage(False)  # type: ignore[attr-defined]  # private: not in numpy's stubs
     except (ImportError, AttributeError):  # pragma: no cover - other numpy layouts
         pass
     _DONE, _OK = True, ok

@@ -15,7 +15,7 @@ they never see a file name.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,7 +64,7 @@ class Columns:
         return tables.to_numpy(self.table.column(self.mapping[name]), None)
 
     def __len__(self) -> int:
-        return self.table.num_rows
+        return int(self.table.num_rows)
 
 
 def run_rowwise(
@@ -93,13 +93,13 @@ def run_rowwise(
         spec.name, parameters, [input, *extra_inputs], extra_provenance if extra_provenance is not None else {}
     )
 
-    def outputs():
+    def outputs() -> Iterator[pa.Table]:
         for chunk in _chain(first, chunks):
             if chunk.num_rows == 0:
                 continue  # compute functions never see an empty chunk
             yield tables.add_columns(chunk, compute(Columns(chunk, mapping)), replace=replace)
 
-    def counted():
+    def counted() -> Iterator[pa.Table]:
         n = 0
         for out in outputs():
             n += out.num_rows
@@ -111,7 +111,7 @@ def run_rowwise(
     return output, writer.rows
 
 
-def _chain(first: pa.Table, rest: Iterable[pa.Table]):
+def _chain(first: pa.Table, rest: Iterable[pa.Table]) -> Iterator[pa.Table]:
     yield first
     yield from rest
 

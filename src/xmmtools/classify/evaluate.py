@@ -135,13 +135,14 @@ def fold_spread(y_true: np.ndarray, proba: np.ndarray, fold: np.ndarray, classes
     C = len(classes)
     y_true = np.asarray(y_true, int)
     pred = np.asarray(proba).argmax(axis=1)
-    macro, per = [], []
+    macro: list[float] = []
+    per_fold: list[np.ndarray] = []
     for f in np.unique(fold):
         sel = fold == f
         cm = confusion_matrix(y_true[sel], pred[sel], C)
         macro.append(macro_f1(y_true[sel], pred[sel], C))
-        per.append(f1(precision(cm), recall(cm)))
-    per = np.array(per)
+        per_fold.append(f1(precision(cm), recall(cm)))
+    per = np.array(per_fold)
     return {
         "fold_macro_f1": _r(np.array(macro)),
         "fold_macro_f1_mean": round(float(np.mean(macro)), 6),

@@ -143,7 +143,7 @@ class FeatureSet:
         return np.array([self.categories.index(f.category) for f in self.features], dtype=int)
 
     def to_json(self) -> dict:
-        d = {
+        d: dict[str, Any] = {
             "name": self.name,
             "categories": list(self.categories),
             "features": [f.to_json() for f in self.features],
@@ -294,6 +294,8 @@ def _raw_feature(f: Feature, a: Mapping[str, np.ndarray]) -> np.ndarray:
         if f.kind == "galactic_latitude":
             return np.abs(galactic_latitude(a["ra"], a["dec"]))
         if f.kind == "flux_ratio":
+            if f.band is None:  # the feature-set parser requires one; a hand-made Feature may not
+                raise DataError(f"feature {f.name} (kind flux_ratio) has no band")
             return xray_to_band_flux_ratio(a["flux"], a["mag"], f.band.f0)
         if f.kind == "luminosity":
             return xray_luminosity(a["flux"], a["distance"])

@@ -27,8 +27,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # this module stays free of xmmtools imports at run time
+    from xmmtools.classify.features import FeatureSet
 
 LN10 = np.log(10.0)
 
@@ -241,7 +245,7 @@ class Model:
     """A trained classifier: feature set, classes, densities, category weights, priors,
     the training distribution of outlier scores, and provenance/metrics for the model file."""
 
-    feature_set: object  # features.FeatureSet
+    feature_set: FeatureSet
     classes: tuple[str, ...]
     densities: Densities
     weights: np.ndarray  # (K,) exponents of feature_set.categories

@@ -165,7 +165,7 @@ def write_outlier_report(
         json.dump(list(summaries), f, indent=1)
     written = ["outliers.json"]
     y = np.asarray(y, int)
-    rows = {
+    rows: dict[str, list] = {
         "LEFT_OUT": [],
         "TRUE_CLASS": [],
         "IS_LEFT_OUT": [],

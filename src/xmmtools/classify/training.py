@@ -16,8 +16,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,6 +34,9 @@ from xmmtools.classify.naive_bayes import (
     outlier_score,
 )
 
+if TYPE_CHECKING:
+    from xmmtools.classify.features import FeatureSet
+
 
 @dataclass(frozen=True)
 class FitOptions:
@@ -45,7 +49,7 @@ class FitOptions:
 
 
 def prepare_labels(
-    labels: Sequence, merge: Mapping[str, Sequence[str]] | None = None, min_count: int = 2
+    labels: Iterable, merge: Mapping[str, Sequence[str]] | None = None, min_count: int = 2
 ) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:
     """Labels -> (class index per kept row, class names, kept-row mask).
 
@@ -88,7 +92,7 @@ def train_model(
     X: np.ndarray,
     y: np.ndarray,
     classes: Sequence[str],
-    feature_set,
+    feature_set: FeatureSet,
     settings: Settings = Settings(),
     options: FitOptions = FitOptions(),
     priors: np.ndarray | None = None,
@@ -112,7 +116,7 @@ def train_model(
     oof = category_log_likelihoods(oof_ll, cat, K)
     weights = fit_weights(oof, y, train_frac, options) if options.fit_weights and C > 1 else np.ones(K)
     dens = fit_densities(X, y, C, settings)
-    selection = {}
+    selection: dict = {}
     if outlier_false_flag_rate is not None:
         outlier_quantile, selection = select_outlier_quantile(
             X, y, classes, feature_set, outlier_false_flag_rate, settings, options
@@ -165,7 +169,7 @@ def cross_validate(
     X: np.ndarray,
     y: np.ndarray,
     classes: Sequence[str],
-    feature_set,
+    feature_set: FeatureSet,
     settings: Settings = Settings(),
     options: FitOptions = FitOptions(),
 ) -> dict:
@@ -201,7 +205,7 @@ def leave_class_out(
     X: np.ndarray,
     y: np.ndarray,
     classes: Sequence[str],
-    feature_set,
+    feature_set: FeatureSet,
     left_out: Sequence[int],
     settings: Settings = Settings(),
     options: FitOptions = FitOptions(),
@@ -268,7 +272,7 @@ def select_outlier_quantile(
     X: np.ndarray,
     y: np.ndarray,
     classes: Sequence[str],
-    feature_set,
+    feature_set: FeatureSet,
     false_flag_rate: float,
     settings: Settings = Settings(),
     options: FitOptions = FitOptions(),

@@ -11,12 +11,13 @@ dropped by ``classify train``.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from xmmtools.tables.model import NewColumn
 
 
 def consensus(
-    source: np.ndarray, user: np.ndarray, label: np.ndarray, success: np.ndarray | None = None, min_votes: int = 20
+    source: ArrayLike, user: ArrayLike, label: ArrayLike, success: np.ndarray | None = None, min_votes: int = 20
 ) -> tuple[np.ndarray, list[NewColumn]]:
     """Returns (unique source ids, [LABEL, AGREEMENT, N_VOTES] columns, one row per source).
 

@@ -263,7 +263,11 @@ def build_combinations(
     return Combinations(prim, members, seps, start)
 
 
-def _geometry(primary: Catalog, secondaries: Sequence[Catalog], comb: Combinations):
+#: x, y, w11, w12, w22, sx, sy, present: each (n, K+1)
+Geometry = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _geometry(primary: Catalog, secondaries: Sequence[Catalog], comb: Combinations) -> Geometry:
     """(n, K+1) offsets from the primary (arcsec), precisions, sigmas and presence."""
     n, K = comb.members.shape
     shape = (n, K + 1)

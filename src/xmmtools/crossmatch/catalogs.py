@@ -47,7 +47,7 @@ def parse_pairs(items: Sequence[str], option: str, example: str) -> dict[str, st
 class LoadedCatalog:
     catalog: Catalog
     source: str  # file name (or remote query description)
-    table: pa.Table | None  # the columns read (whole table for the primary)
+    table: pa.Table  # the columns read (whole table for the primary)
     columns: dict[str, str]  # role -> actual column (RA, DEC, error columns)
     error_note: str = ""
     area_note: str = ""

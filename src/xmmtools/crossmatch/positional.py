@@ -187,7 +187,9 @@ class ZoneIndex:
         wrap_hi = ~full & (ra1 + alpha > 360)
         b_lo = np.where(wrap_lo, ra1 - alpha + 360.0, np.where(wrap_hi, 0.0, 1.0))
         b_hi = np.where(wrap_lo, 360.0, np.where(wrap_hi, ra1 + alpha - 360.0, 0.0))  # empty if lo > hi
-        rows, los, his = [], [], []
+        row_parts: list[np.ndarray] = []
+        lo_parts: list[np.ndarray] = []
+        hi_parts: list[np.ndarray] = []
         for dz in range(int((zhi - zlo).max(initial=0)) + 1):
             z = zlo + dz
             ok = z <= zhi
@@ -198,10 +200,10 @@ class ZoneIndex:
                 i0 = np.searchsorted(self.key, b | self._ra_q(np.clip(lo[sel], 0, 360)), side="left")
                 i1 = np.searchsorted(self.key, b | self._ra_q(np.clip(hi[sel], 0, 360)), side="right")
                 m = i1 > i0
-                rows.append(sel[m])
-                los.append(i0[m])
-                his.append(i1[m])
-        rows, los, his = np.concatenate(rows), np.concatenate(los), np.concatenate(his)
+                row_parts.append(sel[m])
+                lo_parts.append(i0[m])
+                hi_parts.append(i1[m])
+        rows, los, his = np.concatenate(row_parts), np.concatenate(lo_parts), np.concatenate(hi_parts)
         counts = his - los
         total = int(counts.sum())
         rep = np.repeat(rows, counts)
@@ -237,7 +239,7 @@ class CellMask:
         pad = self.r * (1 + 1e-9) + 1e-10
         zlo, zhi = self._zone(dec1 - pad), self._zone(dec1 + pad)
         alpha = ra_half_width(dec1, self.r)
-        marks = []
+        mark_parts: list[np.ndarray] = []
         for dz in range(int((zhi - zlo).max(initial=0)) + 1):
             sel = np.flatnonzero(zlo + dz <= zhi)
             z = zlo[sel] + dz
@@ -250,8 +252,8 @@ class CellMask:
             k = np.arange(len(row)) - np.repeat(np.cumsum(cnt) - cnt, cnt)
             b = np.mod(b0[row] + k, nb[row])
             off = self.offset[z][row]
-            marks += [off + b, off[b == nb[row] - 1] + nb[row][b == nb[row] - 1]]  # (+ the spare id)
-        marks = np.concatenate(marks) if marks else np.zeros(0, dtype=np.int64)
+            mark_parts += [off + b, off[b == nb[row] - 1] + nb[row][b == nb[row] - 1]]  # (+ the spare id)
+        marks = np.concatenate(mark_parts) if mark_parts else np.zeros(0, dtype=np.int64)
         # a table >= 8x the marks keeps collisions (false passes) near 1/8 of the marked fraction
         self.bits = int(min(max(int(8 * len(marks)).bit_length(), 16), 28))
         self.table = np.zeros(1 << self.bits, dtype=np.uint8)

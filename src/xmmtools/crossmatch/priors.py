@@ -269,7 +269,8 @@ def _moc_ascii(path: str) -> tuple[np.ndarray, np.ndarray]:
     import re
 
     token = re.compile(r"(?:(\d+)/)?(?:(\d+)(?:-(\d+))?)?")
-    orders, ipix = [], []
+    orders: list[int] = []
+    ipix: list[int] = []
     order = None
     try:
         with open(path, encoding="ascii") as f:

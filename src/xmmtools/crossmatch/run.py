@@ -8,6 +8,7 @@ modules directly (positional.search_around / nearest, bayes.match).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import numpy as np
 import pyarrow as pa
@@ -31,6 +32,17 @@ from xmmtools.crossmatch.output import _take, assemble, band_columns, counterpar
 from xmmtools.crossmatch.positional import CellMask, n_stripes, nearest, search_around
 from xmmtools.errors import DataError
 from xmmtools.tables import NewColumn, Provenance
+
+
+class _CatalogOptions(TypedDict):
+    """The keyword arguments of :func:`make_catalog` shared by every counterpart source."""
+
+    user_map: dict[str, str]
+    pos_err: str | None
+    need_errors: bool
+    area: float | None
+    attributes: list[tuple[str, str, priors.Histogram | None]]
+    profile: known.Profile | None
 
 
 @dataclass
@@ -102,9 +114,9 @@ def read_histogram_file(path: str, label: str) -> priors.Histogram:
     return priors.histogram_from_rows(rows, f"--mag {label}: {path}")
 
 
-def parse_mags(items, cats: dict) -> dict[str, list]:
+def parse_mags(items, cats: dict) -> dict[str, list[tuple[str, str, priors.Histogram | None]]]:
     """--mag NAME:COLUMN auto|FILE -> {NAME: [(label, column, Histogram or None)]}."""
-    out: dict[str, list] = {}
+    out: dict[str, list[tuple[str, str, priors.Histogram | None]]] = {}
     for target, spec in items:
         if ":" not in target:
             raise DataError(f"--mag {target!r}: expected NAME:COLUMN (e.g. opt:MAG)")
@@ -201,7 +213,7 @@ def run(req: Request, progress: bool = False) -> list[str]:
     for name, src in cats.items():
         attrs = mags.get(name, [])
         where = f"catalogue {name} ({src})"
-        opts = dict(
+        opts = _CatalogOptions(
             user_map=user_map,
             pos_err=pos.get(name),
             need_errors=method == "bayes",

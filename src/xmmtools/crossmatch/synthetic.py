@@ -66,7 +66,13 @@ def counterparts(
     )
 
 
-def sky(n: int, *, ra_range=(0.0, 360.0), dec_range=(-90.0, 90.0), seed: int = 0):
+def sky(
+    n: int,
+    *,
+    ra_range: tuple[float, float] = (0.0, 360.0),
+    dec_range: tuple[float, float] = (-90.0, 90.0),
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
     """n positions uniform on the sphere inside an RA/Dec box."""
     rng = np.random.default_rng(seed)
     ra = rng.uniform(*ra_range, n)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from xmmtools.photoz.attributes import AttributeSet
+from xmmtools.photoz.attributes import AttributeSet, taking_rows
 from xmmtools.photoz.model import FLAG_NOT_EXTRAGALACTIC, Model
 from xmmtools.photoz.pdf import QUANTILE_LEVELS, quantiles, rebin_matrix, union_edges
 from xmmtools.tables.model import NewColumn
@@ -104,12 +105,14 @@ def photoz_columns(
         rows = np.flatnonzero(which == k)
         if not len(rows):
             continue
-        X, _ = aset.values(lambda c, rows=rows: np.asarray(get(c))[rows])
+        X, _ = aset.values(taking_rows(get, rows))
         p, e = model.estimate(X, n_jobs=n_jobs)
         for key in est:
             est[key][rows] = e[key]
         flag[rows] = e["Z_FLAG"]
-        if pdf_format == "grid":
+        if pdf_out is None:  # no PDF column
+            pass
+        elif pdf_format == "grid":
             same = len(edges) == len(model.grid.edges) and np.allclose(edges, model.grid.edges)
             pdf_out[rows] = p if same else p @ rebin_matrix(model.grid.edges, edges)
         elif pdf_format == "quantiles":
@@ -150,6 +153,8 @@ def model_feeds(model: Model, available: Sequence[str], user_map: Mapping[str, s
 
 def oob_columns(model: Model) -> list[NewColumn]:
     """Out-of-bag Z_* columns (and Z_PDF) of a freshly trained model's training rows."""
+    if model.oob is None:
+        raise ValueError(f"photoz model {model.name} holds no out-of-bag estimates (trained with oob=False?)")
     p, est = model.oob
     cols = [
         NewColumn(k, np.asarray(v, np.float32), "", "out-of-bag " + _DESCRIPTIONS[k])
@@ -171,7 +176,7 @@ def pdf_description(edges: np.ndarray) -> str:
 
 
 def provenance_extra(models: Sequence[Model], paths: Mapping[str, str], pdf_format: str, edges: np.ndarray) -> dict:
-    info = {
+    info: dict[str, Any] = {
         "models": {
             m.name: {
                 "file": paths.get(m.name),

@@ -191,9 +191,14 @@ def missing_attributes(
     return out
 
 
+def taking_rows(get: Callable[[str], np.ndarray], rows: np.ndarray) -> Callable[[str], np.ndarray]:
+    """A column getter for :meth:`AttributeSet.values` that keeps only ``rows``."""
+    return lambda c: np.asarray(get(c))[rows]
+
+
 def _finder(available: Sequence[str], user_map: Mapping[str, str] | None):
     avail = list(available)
-    upper = {}
+    upper: dict[str, str] = {}
     for a in avail:
         upper.setdefault(a.upper(), a)
     user = {k.upper(): v for k, v in (user_map or {}).items()}

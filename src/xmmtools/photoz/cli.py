@@ -557,7 +557,7 @@ def read_mlz_config(path: str) -> dict:
     """MLZ input file: ``Key : value`` lines, '#' comments; unknown MLZ keys are ignored."""
     from xmmtools.errors import DataError
 
-    out = {}
+    out: dict[str, str | float] = {}
     try:
         with open(path) as f:
             lines = f.read().splitlines()

@@ -24,7 +24,7 @@ def evaluation_figures(folder: str, z_spec: np.ndarray, est: dict, pdfs: np.ndar
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.hist2d(z_spec[ok], zp[ok], bins=[edges, edges], cmap="Greys", cmin=1)
     lim = [edges[0], edges[-1]]
-    x = np.linspace(*lim, 50)
+    x = np.linspace(edges[0], edges[-1], 50)
     ax.plot(lim, lim, "r-", lw=0.8)
     for sign in (1, -1):
         ax.plot(x, x + sign * 0.15 * (1 + x), "r--", lw=0.6)
@@ -38,8 +38,8 @@ def evaluation_figures(folder: str, z_spec: np.ndarray, est: dict, pdfs: np.ndar
     out.append(_save(fig, folder, "pit_histogram.png"))
     fig, ax = plt.subplots(figsize=(5, 3.5))
     w = np.diff(edges)
-    ax.hist(z_spec, bins=edges, histtype="step", color="k", label="z_spec")
-    ax.hist(zp[ok], bins=edges, histtype="step", color="b", label="Z_PHOT")
+    ax.hist(z_spec, bins=edges.tolist(), histtype="step", color="k", label="z_spec")  # same float64 edges
+    ax.hist(zp[ok], bins=edges.tolist(), histtype="step", color="b", label="Z_PHOT")
     ax.step(edges[:-1], np.nansum(pdfs, axis=0), where="post", color="r", label="sum of PDFs")
     ax.set(xlabel="z", ylabel=f"objects per bin ({w[0]:.3g})")
     ax.legend()

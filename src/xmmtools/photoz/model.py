@@ -19,7 +19,7 @@ import numpy as np
 from xmmtools import model_files
 from xmmtools.errors import DataError
 from xmmtools.photoz import metrics as _metrics
-from xmmtools.photoz.attributes import AttributeSet
+from xmmtools.photoz.attributes import AttributeSet, taking_rows
 from xmmtools.photoz.pdf import normalise, postprocess, summarise
 from xmmtools.photoz.tpz import (
     MIN_PATTERN_ROWS,
@@ -310,19 +310,17 @@ def train_model(
             **dict(info or {}),
         },
     }
-    p_oob = n_oob = None
-    if auto or oob:
-        p_oob, n_oob = _oob_pdfs(model, X, inbag)
-    if auto:
-        model.mode_smooth, scores = select_mode_smooth(p_oob, model.grid.edges, z, model.rms_factor)
+    oob_pdfs = _oob_pdfs(model, X, inbag) if auto or oob else None
+    if auto and oob_pdfs is not None:
+        model.mode_smooth, scores = select_mode_smooth(oob_pdfs[0], model.grid.edges, z, model.rms_factor)
         model.info["mode_smooth_selection"] = {
             "method": "minimum out-of-bag sigma_NMAD of Z_PHOT on the training set (ties: smaller width)",
             "candidates_bins": list(MODE_SMOOTH_CANDIDATES),
             "oob_sigma_nmad": scores,
             "chosen_bins": model.mode_smooth,
         }
-    if oob:
-        model.info["oob_metrics"], p, est = oob_estimates(model, X, z, inbag, (p_oob, n_oob))
+    if oob and oob_pdfs is not None:
+        model.info["oob_metrics"], p, est = oob_estimates(model, X, z, inbag, oob_pdfs)
         est["Z_FLAG"] = model.flags(X)
         model.oob = (p, est)
     if oob and importance:
@@ -461,7 +459,7 @@ def cross_validate(
         m = train_model(
             f"fold{k}",
             attrs,
-            lambda c, train=train: np.asarray(get(c))[train],
+            taking_rows(get, train),
             z[train],
             grid,
             params,

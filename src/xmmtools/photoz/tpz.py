@@ -331,7 +331,10 @@ def train_forest(
         from joblib import Parallel, delayed
 
         out = Parallel(n_jobs=n_jobs, prefer="threads")(delayed(grow)(*j) for j in jobs)
-    forest = Forest(grid, params, p, *[list(col) for col in zip(*[o[:7] for o in out], strict=True)])
+    left, right, feature, threshold, nan_left, leaf_ptr, leaf_bins = (
+        list(col) for col in zip(*[o[:7] for o in out], strict=True)
+    )
+    forest = Forest(grid, params, p, left, right, feature, threshold, nan_left, leaf_ptr, leaf_bins)
     inbag = np.stack([o[7] for o in out])
     return forest, inbag
 

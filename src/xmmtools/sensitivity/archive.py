@@ -110,7 +110,10 @@ def read_obslist(path: str) -> tuple[list[str], np.ndarray, np.ndarray]:
     """OBS_ID, RA_PNT, DEC_PNT of an obslist file (any table format read_table knows)."""
     from xmmtools import tables
 
-    return pointings(tables.read_table(path), path, need_pointing=True)
+    ids, ra, dec = pointings(tables.read_table(path), path, need_pointing=True)
+    if ra is None or dec is None:  # not reached: need_pointing=True raises first
+        raise DataError(f"{path}: --download needs OBS_ID, RA_PNT and DEC_PNT columns")
+    return ids, ra, dec
 
 
 def select_observations(ra, dec, obs_ids, ra_pnt, dec_pnt, radius_arcmin: float = FIELD_RADIUS_ARCMIN) -> list[str]:
@@ -186,6 +189,7 @@ def _request(client, obs_id: str, ptype: str, staging: str, retries: int, backof
     import requests
     from astroquery.exceptions import LoginError
 
+    last: Exception
     for attempt in range(1, retries + 1):
         try:
             with contextlib.chdir(staging):  # astroquery writes into the working folder
@@ -222,6 +226,8 @@ def _request(client, obs_id: str, ptype: str, staging: str, retries: int, backof
 def _local_name(pps_name: str, header) -> str | None:
     """Name under which io.discover_products recognises a PPS file (None: band unknown)."""
     m = PPS_NAME.match(pps_name)
+    if m is None:  # e.g. a single FTZ whose header gives an EXPIDSTR unlike [SUX]nnn
+        return None
     stem, ext = os.path.splitext(pps_name)
     if m[5].upper() == "DETMSK":
         stem += "_mask"
@@ -265,7 +271,9 @@ def _unpack(staging: str, obs_id: str, ptype: str, dest: str) -> list[str]:
                     base = os.path.basename(member.name)
                     m = PPS_NAME.match(base)
                     if member.isfile() and m and m[1] == obs_id and m[5].upper() == ptype:
-                        _keep(dest, base, tar.extractfile(member).read(), kept)
+                        data = tar.extractfile(member)  # None only for non-regular members
+                        if data is not None:
+                            _keep(dest, base, data.read(), kept)
         elif got.upper().endswith(".FTZ"):
             # a single matching file comes under our name: rebuild a PPS-like one from its header
             hdr = fits.getheader(path, 0)
@@ -381,6 +389,8 @@ def products_for(
 ) -> tuple[list[str], dict]:
     """``--download`` in one call: the product folders of the observations covering the
     positions, and the provenance record (service, observations, query date)."""
+    ra_pnt: np.ndarray | None
+    dec_pnt: np.ndarray | None
     if obslist:
         ids, ra_pnt, dec_pnt = read_obslist(obslist)
         src = obslist

@@ -92,7 +92,7 @@ def catalogue_thresholds(
 
 
 def _raw_bands(bands) -> list[int]:
-    raw = set()
+    raw: set[int] = set()
     for b in bands:
         raw.update(range(1, 6) if int(b) == 8 else [int(b)])
         if int(b) not in (1, 2, 3, 4, 5, 8):

@@ -6,10 +6,14 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from xmmtools.errors import DataError
+
+if TYPE_CHECKING:  # astropy is imported lazily at run time
+    from astropy.wcs import WCS
 
 #: file roles recognised from the name (SAS/XGA ``*expmap*``, PPS ``*EXPMAP*`` ...)
 _ROLES = (
@@ -37,7 +41,7 @@ class Image:
     """A 2-D image (counts, exposure or background) with its celestial WCS and header."""
 
     data: np.ndarray
-    wcs: object  # astropy.wcs.WCS
+    wcs: WCS
     header: dict
     path: str
 
@@ -246,8 +250,8 @@ def parse_positions(lines, source: str = "positions") -> tuple[np.ndarray, np.nd
                 raise DataError(f"{source} line {where[k]}: bad sexagesimal position {ras[k]!r} {decs[k]!r}") from None
     bad = ~((ra >= 0) & (ra < 360) & (np.abs(dec) <= 90))
     if bad.any():
-        k = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{source} line {where[k]}: position out of range (RA {ra[k]:g}, Dec {dec[k]:g})")
+        j = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{source} line {where[j]}: position out of range (RA {ra[j]:g}, Dec {dec[j]:g})")
     return ra, dec, names
 
 

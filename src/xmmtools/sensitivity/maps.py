@@ -143,7 +143,7 @@ def plot_map(cells: np.ndarray, values: np.ndarray, order: int, path: str, title
     idx = np.clip(idx, 0, max(cells.size - 1, 0))
     img = np.where(cells[idx] == pix, values[idx], np.nan) if cells.size else np.full(pix.shape, np.nan)
     fig, ax = plt.subplots(figsize=(6, 5))
-    ext = [size_deg / 2 * 60, -size_deg / 2 * 60, -size_deg / 2 * 60, size_deg / 2 * 60]
+    ext = (size_deg / 2 * 60, -size_deg / 2 * 60, -size_deg / 2 * 60, size_deg / 2 * 60)
     lg = np.log10(img)
     lo, hi = np.nanpercentile(lg, [1, 99]) if np.isfinite(lg).any() else (0, 1)
     im = ax.imshow(lg, origin="lower", extent=ext, cmap="viridis_r", vmin=lo, vmax=hi)

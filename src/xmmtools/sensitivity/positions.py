@@ -129,8 +129,8 @@ def evaluate_positions(
         _label(part, obs_group[obs], bands.index(band), 1)
         total[band].improve(part)
         parts.append(part)
-    for bi, band in enumerate(bands or [None]):
-        part = _stack_rows(total.get(band) or _Stack(npos), settings, combined_threshold=False)
+    for bi in range(max(len(bands), 1)):  # one 'ALL' row per position and band (one even without maps)
+        part = _stack_rows(total[bands[bi]] if bands else _Stack(npos), settings, combined_threshold=False)
         _label(part, all_group, bi, 2)
         parts.append(part)
     key = np.concatenate(

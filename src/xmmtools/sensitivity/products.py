@@ -20,11 +20,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from xmmtools.errors import DataError
 from xmmtools.sensitivity.io import Image, Product
+
+if TYPE_CHECKING:  # astropy is imported lazily at run time
+    from astropy.wcs import WCS
 
 #: Detection cell radius and masking radius (arcsec) and the cell likelihood for masking.
 SOURCE_CELL_ARCSEC = 10.0
@@ -35,7 +39,7 @@ SOURCE_MASK_LIKELIHOOD = 10.0
 @dataclass
 class ProductMaps:
     product: Product
-    wcs: object
+    wcs: WCS
     shape: tuple[int, int]
     pixel_arcsec: float
     radius_arcsec: float  # effective radius of the pixelised aperture (same area)

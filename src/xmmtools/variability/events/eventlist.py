@@ -56,17 +56,16 @@ def read_events(
         keep &= d["PATTERN"] <= (max_pattern if max_pattern is not None else (4 if camera == "PN" else 12))
     order = np.argsort(t[keep], kind="stable")
     ev = {c: v[keep][order] for c, v in d.items()}
+    wcs = {k: hdr[k] for k in ("REFXCRPX", "REFXCRVL", "REFXCDLT", "REFYCRPX", "REFYCRVL", "REFYCDLT") if k in hdr}
     meta = {
         "CAMERA": camera,
         "OBS_ID": str(hdr.get("OBS_ID", "")).strip(),
         "GTI": g,
         "FILE_GTI": own,
         "REVOLUT": int(hdr["REVOLUT"]) if str(hdr.get("REVOLUT", "")).strip().isdigit() else None,
-        "WCS": {
-            k: hdr[k] for k in ("REFXCRPX", "REFXCRVL", "REFXCDLT", "REFYCRPX", "REFYCRVL", "REFYCDLT") if k in hdr
-        },
+        "WCS": wcs,
     }
-    if len(meta["WCS"]) < 6:
+    if len(wcs) < 6:
         raise DataError(f"{path}: no sky WCS keywords (REFXCRVL ...) to give RA/DEC")
     return ev, meta
 

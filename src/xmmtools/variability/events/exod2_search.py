@@ -135,7 +135,7 @@ def group_cells(keys: np.ndarray, shape: tuple) -> np.ndarray:
     if not keys.size:
         return np.zeros(0, np.int64)
     ix, iy, f = keys // nf // ncy, keys // nf % ncy, keys % nf
-    a, b = [np.arange(keys.size)], [np.arange(keys.size)]
+    a_parts, b_parts = [np.arange(keys.size)], [np.arange(keys.size)]
     for dx, dy, df in [(dx, dy, df) for dx in (-1, 0, 1) for dy in (-1, 0, 1) for df in (-1, 0, 1)]:
         if (dx, dy, df) <= (0, 0, 0):
             continue  # one direction of each pair is enough for an undirected graph
@@ -144,9 +144,9 @@ def group_cells(keys: np.ndarray, shape: tuple) -> np.ndarray:
         nk = (jx * ncy + jy) * nf + jf
         pos = np.clip(np.searchsorted(keys, nk), 0, keys.size - 1)
         hit = inside & (keys[pos] == nk)
-        a.append(np.flatnonzero(hit))
-        b.append(pos[hit])
-    a, b = np.concatenate(a), np.concatenate(b)
+        a_parts.append(np.flatnonzero(hit))
+        b_parts.append(pos[hit])
+    a, b = np.concatenate(a_parts), np.concatenate(b_parts)
     g = coo_matrix((np.ones(a.size, np.int8), (a, b)), shape=(keys.size, keys.size))
     return connected_components(g, directed=False)[1]
 

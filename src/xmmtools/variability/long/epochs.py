@@ -165,7 +165,7 @@ def sources_of(table: pa.Table, user_map: Mapping[str, str] | None = None) -> So
         serr = np.where(sw > 0, 1.0 / np.sqrt(sw), np.nan)
     if ecol == "SC_POSERR" or ecol not in m:
         serr = take(err, group_extreme(of_row, np.where(np.isfinite(err), err, np.nan), ns, largest=True))
-    return Sources(keys, sra, sdec, serr, of_row, keyname)
+    return Sources(keys, sra, sdec, serr, of_row, keyname or "ROW")
 
 
 def catalogue_epochs(
@@ -368,8 +368,9 @@ def spectral_shape(
     hard = [f"EP_{b}_FLUX" for b in HARD_BANDS]
     lo, hi = np.full(n, np.nan), np.full(n, np.nan)
     if all(c in m for c in soft + hard):
-        s = sum(to_numpy(table.column(m[c]), float) for c in soft)
-        h = sum(to_numpy(table.column(m[c]), float) for c in hard)
+        # sum() is typed "array | 0" (empty input); the band lists are not empty
+        s = np.asarray(sum(to_numpy(table.column(m[c]), float) for c in soft), dtype=float)
+        h = np.asarray(sum(to_numpy(table.column(m[c]), float) for c in hard), dtype=float)
         with np.errstate(invalid="ignore", divide="ignore"):
             hr = (h - s) / (h + s)
         lo[:], hi[:] = hardness_range((0.2, 2.0), (2.0, 12.0), config.model.nh, config.gamma_range)

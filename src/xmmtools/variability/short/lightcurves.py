@@ -361,6 +361,8 @@ def refine_positions(curves: Sequence[LightCurve]) -> None:
 def jname_position(name: str) -> tuple[float, float]:
     """RA, Dec [deg] from an IAU 'JHHMMSS(.s)+DDMMSS(.s)' name (truncated: accurate to the last digit)."""
     m = JNAME_RE.search(name)
+    if m is None:
+        raise ValueError(f"{name!r} is not an IAU 'JHHMMSS+DDMMSS' name")
     h, mi, s, sg, d, dm, ds = m.groups()
     ra = 15.0 * (int(h) + int(mi) / 60 + float(s) / 3600)
     dec = (int(d) + int(dm) / 60 + float(ds) / 3600) * (-1 if sg == "-" else 1)

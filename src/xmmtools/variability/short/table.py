@@ -192,7 +192,7 @@ def per_curve_table(results: Sequence[CurveResult], root: str) -> pa.Table:
     return pa.Table.from_arrays(list(arrays), schema=pa.schema(list(fields)))
 
 
-def stat_columns(stats: Sequence[Mapping], prefix: str, keys: Sequence[str], note: str = "") -> list[NewColumn]:
+def stat_columns(stats: Sequence[Mapping | None], prefix: str, keys: Sequence[str], note: str = "") -> list[NewColumn]:
     """NewColumns ``prefix + key`` from a list of result dicts (missing -> null); ``note`` is
     appended to each description (e.g. the camera)."""
     out = []
@@ -202,7 +202,10 @@ def stat_columns(stats: Sequence[Mapping], prefix: str, keys: Sequence[str], not
         vals = [s.get(k) if s else None for s in stats]
         if k == "VAR_FLAG":
             arr = pa.array(
-                [None if v is None or not s.get("USABLE") else bool(v) for v, s in zip(vals, stats, strict=True)],
+                [
+                    None if v is None or not s or not s.get("USABLE") else bool(v)
+                    for v, s in zip(vals, stats, strict=True)
+                ],
                 pa.bool_(),
             )
         elif k == "VARTEST":
@@ -250,16 +253,15 @@ def match_curves(
     then the longest bins, then the smallest XT_VARPROB (several exposures of one camera: the
     4XMM convention of the smallest probability over exposures), then the file name.
     """
-    by_key: dict[tuple[str, str], list[int]] = {}
+    by_key: dict[tuple[str, str], list[tuple[int, LightCurve]]] = {}
     for i, r in enumerate(results):
         if r.lc is not None and r.stats.get("USABLE"):
-            by_key.setdefault((r.lc.obs_id, r.lc.camera), []).append(i)
-    out = {cam: [None] * len(obs_id) for cam in CAMERAS}
+            by_key.setdefault((r.lc.obs_id, r.lc.camera), []).append((i, r.lc))
+    out: dict[str, list[int | None]] = {cam: [None] * len(obs_id) for cam in CAMERAS}
     for row, ob in enumerate(obs_id):
         for cam in CAMERAS:
             cands = []
-            for i in by_key.get((ob, cam), []):
-                lc = results[i].lc
+            for i, lc in by_key.get((ob, cam), []):
                 sep = pair_separation_arcsec(ra[row], dec[row], lc.ra, lc.dec) if ra is not None else math.nan
                 if src_num is not None and lc.src_num is not None and np.isfinite(src_num[row]):
                     if int(src_num[row]) != lc.src_num:
@@ -290,7 +292,7 @@ def catalogue_columns(
     """Per-camera XT_<CAM>_* columns, the combination over cameras, and the features of the
     camera with the smallest XT_<CAM>_VARPROB."""
     cols: list[NewColumn] = []
-    per_cam = {}
+    per_cam: dict[str, list[dict | None]] = {}
     for cam in CAMERAS:
         stats = [results[i].stats if i is not None else None for i in matches[cam]]
         per_cam[cam] = stats
@@ -303,12 +305,19 @@ def catalogue_columns(
                 f"{cam} light curve used, relative to the --lightcurves folder",
             )
         )
-    best, chi2min, pmin, flag, ncurves = [], [], [], [], []
+    best: list[str | None] = []
+    chi2min: list[float] = []
+    pmin: list[float] = []
+    flag: list[bool | None] = []
+    ncurves: list[int] = []
     for row in range(nrows):
-        have = {cam: per_cam[cam][row] for cam in CAMERAS if per_cam[cam][row] is not None}
+        have = {cam: s for cam in CAMERAS if (s := per_cam[cam][row]) is not None}
         ncurves.append(len(have))
         if not have:
-            best.append(None), chi2min.append(math.nan), pmin.append(math.nan), flag.append(None)
+            best.append(None)
+            chi2min.append(math.nan)
+            pmin.append(math.nan)
+            flag.append(None)
             continue
         cam = min(have, key=lambda c: (np.nan_to_num(have[c]["VARPROB"], nan=2.0), c))
         best.append(cam)
