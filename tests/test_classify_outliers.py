@@ -6,17 +6,15 @@ Every test here runs in a few seconds (the nested leave-OTHER-out run ≈ 5 s)."
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_main
+from helpers import LIN, run_main
 
 from xmmtools import tables
 from xmmtools.classify import evaluate as ev
 from xmmtools.classify.model_io import default_model_path, load_model
 
-LIN = Path(__file__).parent / "data" / "classify" / "lin2024_4xmmdr13_xclass_train.csv"
 MERGE = ["--merge", "STAR=LM-STAR+HM-STAR", "--merge", "OTHER=CV+HMXB+LMXB+NS+NS_BIN"]
 
 

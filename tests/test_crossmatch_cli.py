@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import COSMOS, SAMPLE, run_cli, run_main
+from helpers import COSMOS, SAMPLE, run_cli, run_main
 
 from xmmtools import tables
 from xmmtools.crossmatch import bayes, remote

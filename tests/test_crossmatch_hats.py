@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import COSMOS, run_main
+from helpers import COSMOS, run_main
 
 from xmmtools import tables
 from xmmtools.crossmatch.synthetic import counterparts

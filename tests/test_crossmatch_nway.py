@@ -17,12 +17,12 @@ import sys
 import numpy as np
 import pytest
 from astropy.table import Table
-from conftest import ROOT, run_main
+from helpers import DATA, run_main
 
 from xmmtools import tables
 from xmmtools.crossmatch.synthetic import counterparts
 
-XDATA = ROOT / "tests" / "data" / "crossmatch"
+XDATA = DATA / "crossmatch"
 ELL = XDATA / "nway_elltest"
 NWAY = shutil.which("nway.py") or os.path.join(os.path.dirname(sys.executable), "nway.py")
 pytestmark = pytest.mark.skipif(not os.path.exists(NWAY), reason="nway (pip install nway) is not installed")

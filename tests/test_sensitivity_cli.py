@@ -6,15 +6,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DR9, run_main
+from helpers import DATA, DR9, run_main
 
 from xmmtools import tables
 from xmmtools.sensitivity.upper_limits import kbn_upper_limit
 
 pytestmark = pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")
 
-DATA = Path(__file__).parent / "data" / "sensitivity"
-OBS = DATA / "obs"
+SENS = DATA / "sensitivity"
+OBS = SENS / "obs"
 
 
 @pytest.fixture

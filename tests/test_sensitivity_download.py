@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 import pytest
 import requests
-from conftest import run_main
+from helpers import DATA, run_main
 
 from xmmtools import tables
 from xmmtools.errors import DataError
@@ -29,10 +29,10 @@ from xmmtools.sensitivity import archive
 
 pytestmark = pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")
 
-DATA = Path(__file__).parent / "data" / "sensitivity"
-OBS = DATA / "obs"
+SENS = DATA / "sensitivity"
+OBS = SENS / "obs"
 CENSUS = OBS / "census.csv"  # real XGA obslist: 0201903501, 0201901401, 0404910601
-LISTING = DATA / "xsa_listing.csv"
+LISTING = SENS / "xsa_listing.csv"
 
 
 class _Response:
@@ -85,7 +85,7 @@ class FakeXSA:
         self.requests.append(("GET", q["obsno"], q["name"]))
         with tarfile.open(local_filepath, "w") as tar:
             for r in rows:
-                data = _ftz(DATA / r["shipped_file"], int(r["pimin_ev"]), int(r["pimax_ev"]))
+                data = _ftz(SENS / r["shipped_file"], int(r["pimin_ev"]), int(r["pimax_ev"]))
                 info = tarfile.TarInfo(f"{q['obsno']}/pps/{r['archive_name']}")
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))

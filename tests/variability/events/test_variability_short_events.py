@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import DATA, run_main
+from helpers import DATA, run_main
 
 from xmmtools import tables
 from xmmtools.sky import pair_separation_arcsec

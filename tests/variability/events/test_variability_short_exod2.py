@@ -9,7 +9,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from conftest import DATA, run_main
+from helpers import DATA, run_main
 
 from xmmtools import tables
 from xmmtools.variability.events import exod2_search as X
