@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from helpers import DATA, DR9, run_main
@@ -15,13 +13,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")
 
 SENS = DATA / "sensitivity"
 OBS = SENS / "obs"
-
-
-@pytest.fixture
-def poslist(tmp_path) -> Path:
-    p = tmp_path / "pos.txt"
-    p.write_text("# FLIX-style list\n149.50 -11.00 gap\n09:58:21.6, -11:05:24 centre\n10.0 5.0 far\n")
-    return p
 
 
 def test_positions_list_to_parquet(poslist, tmp_path, capsys):

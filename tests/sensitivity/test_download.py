@@ -15,7 +15,6 @@ import io
 import json
 import math
 import tarfile
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
@@ -123,13 +122,6 @@ def xsa(monkeypatch):
     monkeypatch.setattr(archive.time, "sleep", sleeps.append)
     fake.sleeps = sleeps
     return fake
-
-
-@pytest.fixture
-def poslist(tmp_path) -> Path:
-    p = tmp_path / "pos.txt"
-    p.write_text("149.50 -11.00 gap\n09:58:21.6, -11:05:24 centre\n10.0 5.0 far\n")
-    return p
 
 
 def test_obslist_and_selection():
