@@ -42,6 +42,7 @@ def retrained(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_retraining_reproduces_the_shipped_model_and_its_metrics(retrained):
     shipped = json.loads(default_model_path().read_text())
     new = json.loads(retrained.read_text())
@@ -131,6 +132,7 @@ def test_tampered_model_is_a_one_line_cli_error(tmp_path, capsys):
     assert code == 1 and err.count("\n") == 1 and "model format version 0 is not supported" in err
 
 
+@pytest.mark.slow
 def test_saved_and_loaded_model_classify_identically(retrained):
     from xmmtools.classify.apply import classify_features
 

@@ -53,6 +53,7 @@ def test_leave_class_out_report_files_and_figure(leave_other_out):
     assert flag[~lo].mean() == pytest.approx(s["false_flag_rate"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_leave_each_class_out_in_turn(tmp_path, capsys):
     code, out, err = run_main(["classify", "evaluate", LIN, *MERGE, "--leave-each-out", "--report", tmp_path], capsys)
     assert code == 0, err

@@ -13,6 +13,8 @@ from helpers import COSMOS, run_main
 from xmmtools import tables
 
 lsdb = pytest.importorskip("lsdb")
+# every test reads the LSDB-built HATS catalogue of the module fixture (~5 s to build)
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

@@ -187,6 +187,7 @@ def test_shipped_galaxy_model_reproduces_its_recorded_metrics(capsys):
     assert Path(model_path("galaxy")).with_suffix(".npz").stat().st_size < 5e6
 
 
+@pytest.mark.slow
 def test_shipped_galaxy_model_is_rebuilt_bit_for_bit():
     from xmmtools.photoz.defaults import build
 

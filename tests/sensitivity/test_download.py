@@ -158,6 +158,7 @@ def test_pps_names_get_band_and_role_for_discovery():
     assert archive._local_name("P0201903501M2S002EXPMAP0000.FTZ", {}) is None  # no band: not kept
 
 
+@pytest.mark.slow
 def test_download_equals_obs_and_cache_is_reused(xsa, poslist, tmp_path, capsys):
     cache = tmp_path / "xsa"
     ref, dl, again = tmp_path / "ref.parquet", tmp_path / "dl.parquet", tmp_path / "again.parquet"
@@ -305,6 +306,7 @@ def test_catalogue_obs_ids_without_obslist(xsa, tmp_path, capsys):
     assert tables.inspect_table(str(out)).provenance[-1]["archive"]["observations"] == ["0201903501"]
 
 
+@pytest.mark.slow
 def test_sensitivity_map_download_equals_obs(xsa, tmp_path, capsys, monkeypatch):
     # the map of a downloaded observation is the map of the same products given with --obs
     cache = tmp_path / "xsa"
