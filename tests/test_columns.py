@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import COSMOS, DR9, SAMPLE, SLIM_CSV
+from helpers import COSMOS, DR9, SAMPLE, SLIM_CSV
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import DR9, SLIM_CSV
+from helpers import DR9, SLIM_CSV
 
 from xmmtools import tables as T
 from xmmtools.columns import Need

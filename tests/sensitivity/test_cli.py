@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-from conftest import DR9, run_main
+from helpers import DATA, DR9, run_main
 
 from xmmtools import tables
 from xmmtools.sensitivity.upper_limits import kbn_upper_limit
 
 pytestmark = pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")
 
-DATA = Path(__file__).parent / "data" / "sensitivity"
-OBS = DATA / "obs"
-
-
-@pytest.fixture
-def poslist(tmp_path) -> Path:
-    p = tmp_path / "pos.txt"
-    p.write_text("# FLIX-style list\n149.50 -11.00 gap\n09:58:21.6, -11:05:24 centre\n10.0 5.0 far\n")
-    return p
+SENS = DATA / "sensitivity"
+OBS = SENS / "obs"
 
 
 def test_positions_list_to_parquet(poslist, tmp_path, capsys):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import SAMPLE
+from helpers import SAMPLE
 
 from xmmtools import tables as T
 

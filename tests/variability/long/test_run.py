@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from astropy.io import fits
-from conftest import DATA, SAMPLE, run_main
+from helpers import DATA, SAMPLE, run_main
 
 from xmmtools import tables
 from xmmtools.columns import resolve

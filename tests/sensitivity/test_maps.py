@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pyarrow as pa
 import pytest
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.wcs import WCS
+from helpers import DATA
 
 from xmmtools.errors import DataError
 from xmmtools.sensitivity import maps as hmaps
@@ -21,7 +20,7 @@ from xmmtools.sensitivity.upper_limits import SIGMA_CL, kbn_upper_limit
 
 pytestmark = pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")
 
-OBS = Path(__file__).parent / "data" / "sensitivity" / "obs"
+OBS = DATA / "sensitivity" / "obs"
 GAP = (149.50, -11.00)  # 0201903501 MOS2 chip gap
 CENTRE = (149.59, -11.09)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import ROOT
+from helpers import DATA, DR9
 from scipy.stats import multivariate_normal
 
 from xmmtools import tables
@@ -16,7 +16,7 @@ from xmmtools.crossmatch.synthetic import counterparts
 from xmmtools.errors import DataError
 from xmmtools.sky import ARCSEC
 
-XDATA = ROOT / "tests" / "data" / "crossmatch"
+XDATA = DATA / "crossmatch"
 
 
 def _rows(*cols):
@@ -105,7 +105,7 @@ def test_4xmm_error_conversions():
     r = np.hypot(*rng.normal(0, sig, (2, 200000)))
     assert (r < 2.0).mean() == pytest.approx(1 - np.exp(-1), abs=0.005)
     # on the real DR9 sample: POSERR equals sqrt(RADEC_ERR^2 + SYSERRCC^2)
-    t = tables.read_table(ROOT / "tests" / "data" / "4xmm_dr9_sample100.fits", ["POSERR", "RADEC_ERR", "SYSERRCC"])
+    t = tables.read_table(DR9, ["POSERR", "RADEC_ERR", "SYSERRCC"])
     p, r_, s = (tables.to_numpy(t[c]) for c in ("POSERR", "RADEC_ERR", "SYSERRCC"))
     same = np.isclose(fourxmm_sigma(r_, s), radial_to_sigma(p), rtol=1e-3)
     assert same.sum() >= 98, same.sum()  # one DR9 row carries a different POSERR

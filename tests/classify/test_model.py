@@ -8,13 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, run_main
+from helpers import LIN, SAMPLE, run_main
 
 from xmmtools import tables
 from xmmtools.classify.model_io import default_model_path, load_model
 from xmmtools.errors import DataError
 
-LIN = ROOT / "tests" / "data" / "classify" / "lin2024_4xmmdr13_xclass_train.csv"
 #: the documented `make models` command (docs/classify.md), output path left out
 TRAIN_DEFAULT = [
     "classify",
@@ -43,6 +42,7 @@ def retrained(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_retraining_reproduces_the_shipped_model_and_its_metrics(retrained):
     shipped = json.loads(default_model_path().read_text())
     new = json.loads(retrained.read_text())
@@ -126,12 +126,13 @@ def test_tampered_model_is_a_one_line_cli_error(tmp_path, capsys):
     doc["format_version"] = 0
     p.write_text(json.dumps(doc))
     code, _, err = run_main(
-        ["classify", ROOT / "data" / "sample" / "4xmm_dr10_ngc5139.fits", "--model", p, "-o", tmp_path / "o.fits"],
+        ["classify", SAMPLE, "--model", p, "-o", tmp_path / "o.fits"],
         capsys,
     )
     assert code == 1 and err.count("\n") == 1 and "model format version 0 is not supported" in err
 
 
+@pytest.mark.slow
 def test_saved_and_loaded_model_classify_identically(retrained):
     from xmmtools.classify.apply import classify_features
 

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SAMPLE, SLIM_CSV, run_cli, run_main
+from helpers import LIN, SAMPLE, SLIM_CSV, run_cli, run_main
 
 from xmmtools import tables
 
-LIN = Path(__file__).parent / "data" / "classify" / "lin2024_4xmmdr13_xclass_train.csv"
 MERGE = ["--merge", "STAR=LM-STAR+HM-STAR", "--merge", "OTHER=CV+HMXB+LMXB+NS+NS_BIN"]
 FAST = ["--folds", "3", "--maxiter", "3", "--popsize", "5", "--grid-size", "128"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from conftest import DR9, run_main
+from helpers import DR9, run_main
 
 from xmmtools import tables as T
 

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from astropy.io import fits
-from conftest import DR9, SAMPLE
+from helpers import DATA, DR9, SAMPLE
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,8 +18,7 @@ from xmmtools import tables as T
 from xmmtools.errors import OutputError
 from xmmtools.tables.fits import header as FH
 
-HERE = os.path.dirname(__file__)
-FILES = sorted(glob.glob(os.path.join(HERE, "data", "**", "*.fits"), recursive=True)) + [str(SAMPLE)]
+FILES = sorted(glob.glob(str(DATA / "**" / "*.fits"), recursive=True)) + [str(SAMPLE)]
 
 
 def _astropy_cards(path, i):

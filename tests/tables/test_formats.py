@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 from astropy.io import fits
 from astropy.table import Table
-from conftest import DR9, SAMPLE
+from helpers import DR9, SAMPLE
 
 from xmmtools import tables as T
 

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from astropy.table import Table
-from conftest import COSMOS, DR9, SAMPLE, SLIM_CSV
+from helpers import COSMOS, DR9, SAMPLE, SLIM_CSV
 
 from xmmtools import tables as T
 from xmmtools.tables.fits import reader as fits_reader

@@ -10,15 +10,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import run_main
+from helpers import DATA, run_main
 
 from xmmtools import tables
 from xmmtools.photoz.model import FLAG_NOT_EXTRAGALACTIC, load_model, model_path
 
-DATA = Path(__file__).parent / "data" / "photoz"
-TRAIN = DATA / "sdss_mgs_train.parquet"
-TEST = DATA / "sdss_mgs_test.parquet"
-QSO = DATA / "sdss_dr3_quasars.parquet"
+PHOTOZ = DATA / "photoz"
+TRAIN = PHOTOZ / "sdss_mgs_train.parquet"
+TEST = PHOTOZ / "sdss_mgs_test.parquet"
+QSO = PHOTOZ / "sdss_dr3_quasars.parquet"
 ATTRS = "u,g,r,i,z,u-g,g-r,r-i,i-z"
 
 
@@ -187,6 +187,7 @@ def test_shipped_galaxy_model_reproduces_its_recorded_metrics(capsys):
     assert Path(model_path("galaxy")).with_suffix(".npz").stat().st_size < 5e6
 
 
+@pytest.mark.slow
 def test_shipped_galaxy_model_is_rebuilt_bit_for_bit():
     from xmmtools.photoz.defaults import build
 
@@ -401,7 +402,7 @@ def test_apply_default_output_name_and_column_mapping(tmp_path, cli_model, capsy
 
 
 def test_apply_reads_an_arrow_stream_on_stdin(tmp_path, cli_model):
-    from conftest import run_cli
+    from helpers import run_cli
 
     sink = pa.BufferOutputStream()
     t = pq.read_table(TEST).slice(0, 100)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import COSMOS, SAMPLE, run_cli, run_main
+from helpers import COSMOS, SAMPLE, run_cli, run_main
 
 from xmmtools import tables
 from xmmtools.crossmatch import bayes, remote
@@ -36,9 +36,8 @@ def write_secondary(path, syn, *, skyarea=True, err=None, extra=None):
 
 
 @pytest.fixture(scope="module")
-def opt(tmp_path_factory):
-    _, (ra, dec, pe) = _cosmos_head()
-    syn = counterparts(ra, dec, pe, density_deg2=40000.0, seed=21)
+def opt(tmp_path_factory, cosmos_counterparts):
+    syn = cosmos_counterparts
     folder = tmp_path_factory.mktemp("xm_cli")
     return write_secondary(folder / "opt.fits", syn), syn
 

@@ -15,13 +15,12 @@ import io
 import json
 import math
 import tarfile
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pytest
 import requests
-from conftest import run_main
+from helpers import DATA, run_main
 
 from xmmtools import tables
 from xmmtools.errors import DataError
@@ -29,10 +28,10 @@ from xmmtools.sensitivity import archive
 
 pytestmark = pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")
 
-DATA = Path(__file__).parent / "data" / "sensitivity"
-OBS = DATA / "obs"
+SENS = DATA / "sensitivity"
+OBS = SENS / "obs"
 CENSUS = OBS / "census.csv"  # real XGA obslist: 0201903501, 0201901401, 0404910601
-LISTING = DATA / "xsa_listing.csv"
+LISTING = SENS / "xsa_listing.csv"
 
 
 class _Response:
@@ -85,7 +84,7 @@ class FakeXSA:
         self.requests.append(("GET", q["obsno"], q["name"]))
         with tarfile.open(local_filepath, "w") as tar:
             for r in rows:
-                data = _ftz(DATA / r["shipped_file"], int(r["pimin_ev"]), int(r["pimax_ev"]))
+                data = _ftz(SENS / r["shipped_file"], int(r["pimin_ev"]), int(r["pimax_ev"]))
                 info = tarfile.TarInfo(f"{q['obsno']}/pps/{r['archive_name']}")
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
@@ -125,13 +124,6 @@ def xsa(monkeypatch):
     return fake
 
 
-@pytest.fixture
-def poslist(tmp_path) -> Path:
-    p = tmp_path / "pos.txt"
-    p.write_text("149.50 -11.00 gap\n09:58:21.6, -11:05:24 centre\n10.0 5.0 far\n")
-    return p
-
-
 def test_obslist_and_selection():
     ids, ra, dec = archive.read_obslist(str(CENSUS))
     assert ids == ["0201903501", "0201901401", "0404910601"]  # int64 column: leading zero restored
@@ -166,6 +158,7 @@ def test_pps_names_get_band_and_role_for_discovery():
     assert archive._local_name("P0201903501M2S002EXPMAP0000.FTZ", {}) is None  # no band: not kept
 
 
+@pytest.mark.slow
 def test_download_equals_obs_and_cache_is_reused(xsa, poslist, tmp_path, capsys):
     cache = tmp_path / "xsa"
     ref, dl, again = tmp_path / "ref.parquet", tmp_path / "dl.parquet", tmp_path / "again.parquet"
@@ -313,6 +306,7 @@ def test_catalogue_obs_ids_without_obslist(xsa, tmp_path, capsys):
     assert tables.inspect_table(str(out)).provenance[-1]["archive"]["observations"] == ["0201903501"]
 
 
+@pytest.mark.slow
 def test_sensitivity_map_download_equals_obs(xsa, tmp_path, capsys, monkeypatch):
     # the map of a downloaded observation is the map of the same products given with --obs
     cache = tmp_path / "xsa"

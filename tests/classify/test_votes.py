@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import run_main
+from helpers import run_main
 
 from xmmtools import tables
 from xmmtools.classify.votes import consensus

@@ -9,7 +9,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from conftest import DATA, run_main
+from helpers import DATA, run_main
 
 from xmmtools import tables
 from xmmtools.variability.events import exod2_search as X
@@ -21,11 +21,10 @@ SKY = 0.05  # arcsec per sky unit
 
 
 @pytest.fixture(scope="module")
-def m1():
-    from xmmtools.variability.events.eventlist import read_events
-    from xmmtools.variability.gti import intersect_gti, read_gti
+def m1(m1_events):
+    from xmmtools.variability.gti import intersect_gti
 
-    ev, meta = read_events(str(EV / "M1_clean.fits.gz"), gti=read_gti(str(EV / "M1_gti.fits")))
+    ev, meta = m1_events
     return ev, intersect_gti(meta["GTI"], meta["FILE_GTI"])
 
 

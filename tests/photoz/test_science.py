@@ -6,11 +6,10 @@ Small hand-built forests check the gather-and-sum and the summaries exactly.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from helpers import DATA
 
 from xmmtools.errors import ColumnError, DataError
 from xmmtools.photoz import metrics
@@ -30,15 +29,15 @@ from xmmtools.photoz.model import (
 from xmmtools.photoz.pdf import cdf, normalise, postprocess, quantiles, rebin_matrix, summarise
 from xmmtools.photoz.tpz import Forest, ForestParams, Grid, float32_floor, realisations, train_forest
 
-DATA = Path(__file__).parent / "data" / "photoz"
+PHOTOZ = DATA / "photoz"
 ATTRS = ["u", "g", "r", "i", "z", "u-g", "g-r", "r-i", "i-z"]
 GRID = Grid(0.001, 0.3, 80)
 
 
 @pytest.fixture(scope="module")
 def mgs():
-    tr = pq.read_table(DATA / "sdss_mgs_train.parquet")
-    te = pq.read_table(DATA / "sdss_mgs_test.parquet")
+    tr = pq.read_table(PHOTOZ / "sdss_mgs_train.parquet")
+    te = pq.read_table(PHOTOZ / "sdss_mgs_test.parquet")
     return tr, te
 
 

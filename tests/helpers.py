@@ -1,4 +1,10 @@
-"""Shared fixtures: real data shipped in the project (tests never read the team's shared data folder)."""
+"""Shared test helpers: paths to the real data shipped with the project, and the CLI runners.
+
+Tests never read the team's shared data folder: everything here lives in the repository
+(``data/sample/`` for the shipped default sample, ``tests/data/`` for the test files, each
+folder with its README and the script that made it). Import with ``from helpers import ...``
+(``tests/`` is on the path through ``pythonpath`` in ``pyproject.toml``).
+"""
 
 from __future__ import annotations
 
@@ -7,24 +13,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
 SAMPLE = ROOT / "data" / "sample" / "4xmm_dr10_ngc5139.fits"
 DR9 = DATA / "4xmm_dr9_sample100.fits"
 SLIM_CSV = DATA / "xmm_ml_slim_200.csv"
 COSMOS = DATA / "cosmos_xmm_head.fits"
-
-
-@pytest.fixture
-def sample_path() -> Path:
-    return SAMPLE
-
-
-@pytest.fixture
-def dr9_path() -> Path:
-    return DR9
+# Lin et al. (2024) 4XMM-DR13 training set: classify's shipped model is trained on it.
+LIN = DATA / "classify" / "lin2024_4xmmdr13_xclass_train.csv"
 
 
 def run_main(args, capsys=None):

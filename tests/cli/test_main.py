@@ -12,7 +12,7 @@ import textwrap
 import time
 
 import pytest
-from conftest import COSMOS, DR9, SAMPLE, SLIM_CSV, run_cli, run_main
+from helpers import COSMOS, DR9, SAMPLE, SLIM_CSV, run_cli, run_main
 
 from xmmtools import tables as T
 

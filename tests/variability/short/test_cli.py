@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from astropy.io import fits
-from conftest import DATA, run_main
+from helpers import DATA, run_main
 
 from xmmtools import tables
 from xmmtools.errors import DataError

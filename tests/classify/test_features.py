@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import LIN, SAMPLE
 
 from xmmtools import tables
 from xmmtools.classify.apply import stage_spec, table_features
@@ -19,9 +19,6 @@ from xmmtools.classify.features import (
     xray_to_band_flux_ratio,
 )
 from xmmtools.errors import ColumnError, DataError
-
-LIN = Path(__file__).parent / "data" / "classify" / "lin2024_4xmmdr13_xclass_train.csv"
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "4xmm_dr10_ngc5139.fits"
 
 
 def test_galactic_latitude_matches_astropy():

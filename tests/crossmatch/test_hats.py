@@ -8,19 +8,18 @@ import warnings
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import COSMOS, run_main
+from helpers import COSMOS, run_main
 
 from xmmtools import tables
-from xmmtools.crossmatch.synthetic import counterparts
 
 lsdb = pytest.importorskip("lsdb")
+# every test reads the LSDB-built HATS catalogue of the module fixture (~5 s to build)
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def opt_hats(tmp_path_factory):
-    t = tables.read_table(COSMOS)
-    ra, dec, pe = (tables.to_numpy(t[c]) for c in ("RA", "DEC", "pos_err"))
-    syn = counterparts(ra, dec, pe, density_deg2=40000.0, seed=21)
+def opt_hats(tmp_path_factory, cosmos_counterparts):
+    syn = cosmos_counterparts
     folder = tmp_path_factory.mktemp("hats")
     table = pa.table({"OID": np.arange(len(syn.ra)), "ra": syn.ra, "dec": syn.dec, "MAG": syn.mag})
     tables.write_table(table, folder / "opt.parquet")

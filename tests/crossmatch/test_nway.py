@@ -17,12 +17,12 @@ import sys
 import numpy as np
 import pytest
 from astropy.table import Table
-from conftest import ROOT, run_main
+from helpers import DATA, run_main
 
 from xmmtools import tables
 from xmmtools.crossmatch.synthetic import counterparts
 
-XDATA = ROOT / "tests" / "data" / "crossmatch"
+XDATA = DATA / "crossmatch"
 ELL = XDATA / "nway_elltest"
 NWAY = shutil.which("nway.py") or os.path.join(os.path.dirname(sys.executable), "nway.py")
 pytestmark = pytest.mark.skipif(not os.path.exists(NWAY), reason="nway (pip install nway) is not installed")
@@ -95,6 +95,7 @@ def _check(d_any, d_i, best_same):
     assert best_same >= 0.99
 
 
+@pytest.mark.slow
 def test_cosmos_two_way_agrees_with_nway(cosmos_files, capsys):
     tmp = cosmos_files
     nw = run_nway(tmp, ["xmm.fits", ":pos_err", "opt.fits", "0.1", "--radius", "15", "--prior-completeness", "0.9"])
@@ -120,6 +121,7 @@ def test_cosmos_two_way_agrees_with_nway(cosmos_files, capsys):
     assert np.max(d_any) < 1e-5 and np.max(d_i) < 1e-5  # measured: 1e-7 (NWAY writes float32)
 
 
+@pytest.mark.slow
 def test_cosmos_magnitude_prior_file_agrees_with_nway(cosmos_files, capsys):
     tmp = cosmos_files
     nw = run_nway(
@@ -161,6 +163,7 @@ def test_cosmos_magnitude_prior_file_agrees_with_nway(cosmos_files, capsys):
     )
 
 
+@pytest.mark.slow
 def test_elliptical_test_set_agrees_with_nway(tmp_path, capsys):
     for f in ("randomcatX.fits", "randomcatO.fits"):
         shutil.copy(ELL / f, tmp_path / f)
@@ -207,6 +210,7 @@ def test_elliptical_test_set_agrees_with_nway(tmp_path, capsys):
     assert np.mean(d_any_x > 0.01) > 0.2
 
 
+@pytest.mark.slow
 def test_three_way_agrees_with_nway(tmp_path, capsys):
     # 600 real COSMOS positions, synthetic optical (sigma 0.1") and IRAC-like (sigma 0.5") catalogues;
     # kept small because NWAY's correction for unrelated associations is a Python loop

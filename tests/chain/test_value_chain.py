@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import DATA, run_main
+from helpers import DATA, LIN, run_main
 
 from xmmtools import tables
 
@@ -17,7 +17,6 @@ CHAIN = DATA / "chain"
 S82X = CHAIN / "s82x_xray.fits"
 S82X_SDSS = CHAIN / "s82x_sdss_vizier.fits"
 S82X_PRE = CHAIN / "s82x_prematched.fits"
-LIN = DATA / "classify" / "lin2024_4xmmdr13_xclass_train.csv"
 QSO = DATA / "photoz" / "sdss_dr3_quasars.parquet"
 
 

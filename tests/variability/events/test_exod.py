@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import DATA, run_main
+from helpers import DATA, run_main
 
 from xmmtools import tables
 from xmmtools.sky import pair_separation_arcsec
@@ -61,21 +61,14 @@ def test_recovers_the_exodus_mos1_source(tmp_path):
     assert c["COUNTS_PEAK"] > c["COUNTS_MEDIAN"]
 
 
-def test_two_cameras_merge_into_one_candidate(tmp_path):
-    ev, meta = _m1()
+def test_two_cameras_merge_into_one_candidate(tmp_path, m1_events):
+    ev, meta = m1_events
     cands = E.exod_candidates(ev, meta["GTI"], "M1", E.ExodConfig(100, 4, 13, 1.0))
     a = dict(cands[0], RA=263.6771, DEC=-32.5818)
     b = dict(cands[0], RA=263.6773, DEC=-32.5815)  # 1.2" away
     c = dict(cands[0], RA=263.70, DEC=-32.5818)  # 69" away
     groups = sorted(E.merge_cameras([a, b, c], 10.0))
     assert groups == [[0, 1], [2]]
-
-
-def _m1():
-    from xmmtools.variability.events.eventlist import read_events
-    from xmmtools.variability.gti import read_gti
-
-    return read_events(str(EV / "M1_clean.fits.gz"), gti=read_gti(str(EV / "M1_gti.fits")))
 
 
 def test_variability_formula_on_a_controlled_pixel():

@@ -6,17 +6,15 @@ Every test here runs in a few seconds (the nested leave-OTHER-out run ≈ 5 s)."
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_main
+from helpers import LIN, run_main
 
 from xmmtools import tables
 from xmmtools.classify import evaluate as ev
 from xmmtools.classify.model_io import default_model_path, load_model
 
-LIN = Path(__file__).parent / "data" / "classify" / "lin2024_4xmmdr13_xclass_train.csv"
 MERGE = ["--merge", "STAR=LM-STAR+HM-STAR", "--merge", "OTHER=CV+HMXB+LMXB+NS+NS_BIN"]
 
 
@@ -55,6 +53,7 @@ def test_leave_class_out_report_files_and_figure(leave_other_out):
     assert flag[~lo].mean() == pytest.approx(s["false_flag_rate"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_leave_each_class_out_in_turn(tmp_path, capsys):
     code, out, err = run_main(["classify", "evaluate", LIN, *MERGE, "--leave-each-out", "--report", tmp_path], capsys)
     assert code == 0, err

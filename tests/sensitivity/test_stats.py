@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import DATA
 from scipy import integrate, optimize, stats
 from scipy.special import gammainc, gammaincc
 
@@ -184,12 +185,11 @@ def test_flux_conversion_on_real_xmmatlas_sources():
     (N - B) / (0.8 sum t ECF 1e11)), so this checks units and scale: our conversion of the
     same numbers agrees with their flux to ~15 % in the median, and a factor-10 slip in the
     ECF units would fail."""
-    from pathlib import Path
 
     from xmmtools import tables
     from xmmtools.sensitivity.flix import rate_to_flux
 
-    t = tables.read_table(str(Path(__file__).parent / "data" / "sensitivity" / "xmmatlas_full_band.fits"))
+    t = tables.read_table(str(DATA / "sensitivity" / "xmmatlas_full_band.fits"))
     col = {n: tables.to_numpy(t.column(n), float) for n in t.schema.names if n != "UXID"}
     n = col["CNT_TOTAL_FULL_80"]
     b = col["BKG_TOTAL_FULL_80"]
