@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from conftest import SAMPLE, run_main
+from helpers import SAMPLE, run_main
 
 from xmmtools import tables
 
