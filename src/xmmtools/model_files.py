@@ -80,7 +80,7 @@ def read_json(path: str, *, fmt: str, version: int, what: str) -> dict:
 #: largest array file a model may have, and largest single array in it (bytes): checked before
 #: anything is read, so a crafted file claiming terabytes fails at once
 MAX_NPZ_BYTES = 2 * 2**30
-MAX_ARRAY_BYTES = 4 * 2**30
+MAX_ARRAY_BYTES = 2 * 2**30
 
 
 def read_npz(npz_path: str, expected_sha256: str | None, *, json_path: str) -> dict[str, np.ndarray]:
