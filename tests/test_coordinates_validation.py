@@ -75,3 +75,11 @@ def test_check_coordinates_names_the_row():
 
     with pytest.raises(DataError, match=r"RA=400 at row 12 is outside \[0, 360\]"):
         check_coordinates(np.array([1.0, 400.0]), np.array([0.0, 0.0]), "cat", offset=11)
+
+
+def test_counterpart_file_with_nothing_near_the_primaries_is_a_data_error(tmp_path, capsys):
+    """Found by the fuzz run over stages: a zone index of zero kept rows raised IndexError."""
+    from conftest import SAMPLE
+
+    code, err, out = _crossmatch(tmp_path, capsys, SAMPLE)
+    assert code == 1 and "do not overlap" in err and "internal" not in err and not out.exists(), err

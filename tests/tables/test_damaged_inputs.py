@@ -60,6 +60,17 @@ def _arrow() -> bytes:
     return buf.getvalue()
 
 
+#: byte edits of randomcatX.fits found by the fuzz run (seed 5) that make astropy's HDU "corrupted"
+_CORRUPTED_HDU_FLIPS = {31: 111, 2976: 42, 3536: 13, 4610: 32, 6525: 104, 12315: 86, 14145: 253, 16168: 16}
+
+
+def _flips(src: Path, edits: dict[int, int]) -> bytes:
+    b = bytearray(src.read_bytes())
+    for pos, value in edits.items():
+        b[pos] = value
+    return bytes(b)
+
+
 def _flip(data: bytes, pos: int, value: int) -> bytes:
     b = bytearray(data)
     b[pos] = value
@@ -94,6 +105,8 @@ CASES = [
     ("tzero-text", ".fits", lambda: _tzero_text(), "TZERO"),
     ("continue-number", ".fits", lambda: _continue_after(XCAT, "TTYPE2", "12"), "TTYPE2"),
     ("continue-logical", ".fits", lambda: _continue_after(XCAT, "TTYPE2", "T"), "TTYPE2"),
+    ("primary-naxis1-missing", ".fits", lambda: _flips(XCAT, {248: ord("5")}), "header card NAXIS1 is missing"),
+    ("hdu-corrupted", ".fits", lambda: _flips(XCAT, _CORRUPTED_HDU_FLIPS), "HDU 0 is damaged"),
     ("truncated-fits", ".fits", lambda: SAMPLE.read_bytes()[:100_000], "truncated"),
     ("gzip-crc", ".fits.gz", lambda: _gzip_bad_crc(SAMPLE), "damaged gzip"),
     ("gzip-truncated", ".fits.gz", lambda: gzip.compress(SAMPLE.read_bytes(), mtime=0)[:-5000], "gzip"),

@@ -168,7 +168,7 @@ class ZoneIndex:
         packed |= np.minimum(buf, (1 << self.ra_bits) - 1, out=buf)
         packed <<= self.idx_bits
         buf.fill(1)  # 0, 1, ..., n-1 in the same pages
-        buf[0] = 0
+        buf[:1] = 0  # (no row at all: a counterpart file with nothing near the primaries)
         np.cumsum(buf, out=buf)
         packed |= buf
         sort_inplace(packed)

@@ -130,6 +130,8 @@ class FitsTable:
             hdul = fits.open(real, memmap=False, lazy_load_hdus=True)
         except zlib.error as e:
             raise DataError(f"{real}: damaged gzip-compressed FITS file ({short_error(e)})") from None
+        except KeyError as e:  # astropy sizes the first HDU while opening
+            raise DataError(f"{real}: header card {e.args[0] if e.args else '?'} is missing") from None
         except (OSError, ValueError, EOFError, TypeError, IndexError) as e:
             raise DataError(f"{real}: not a readable FITS file ({short_error(e)})") from None
         try:
@@ -145,6 +147,8 @@ class FitsTable:
                     if chosen is None and not hdus:
                         raise DataError(f"{real}: damaged FITS header ({short_error(e)})") from None
                     break
+                if not hasattr(h, "fileinfo"):  # astropy's _CorruptedHDU: size or header unusable
+                    raise DataError(f"{real}: HDU {i} is damaged (its header does not describe its data)")
                 hdus.append(h)
                 xt = str(h.header.get("XTENSION", "")).strip().upper()
                 if ext is not None:
