@@ -476,12 +476,8 @@ def require(
         if types is not None and need.kind != "any":
             got = types.get(actual)
             # booleans pass as numbers (0/1), but never as sky coordinates
-            coordinate = need.name in COORDINATE_NEEDS
-            if (
-                got is not None
-                and got != need.kind
-                and not (need.kind == "number" and got == "bool" and not coordinate)
-            ):
+            bool_ok = got == "bool" and not any(found.get(k) == actual for k in COORDINATE_NEEDS)
+            if got is not None and got != need.kind and not (need.kind == "number" and bool_ok):
                 shown = actual if actual == need.name else f"{actual} (used as {need.name})"
                 raise ColumnError(
                     f"{stage} needs column {shown} in {source} to hold a {need.kind}, but it holds {got} values"

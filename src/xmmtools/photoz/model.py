@@ -287,7 +287,7 @@ def check_forest_arrays(where: str, a: Mapping[str, np.ndarray], grid: Grid, n_f
     if (np.diff(a["node_offsets"]) < 1).any():
         raise DataError(f"{where}: model array node_offsets gives a tree without nodes")
     starts = a["node_offsets"][:-1].astype(np.int64)
-    sizes = np.diff(a["node_offsets"].astype(np.int64))
+    sizes: np.ndarray = np.diff(a["node_offsets"].astype(np.int64))
     tree = np.repeat(np.arange(n_trees), sizes)
     local = np.arange(nodes, dtype=np.int64) - starts[tree]
     step = a["right_step"].astype(np.int64)
