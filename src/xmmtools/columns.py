@@ -420,6 +420,10 @@ def summary_rows(n_obs: ArrayLike, n_contrib: ArrayLike | None = None) -> NDArra
     return sel
 
 
+#: needs holding sky coordinates in degrees: a boolean column is refused for them
+COORDINATE_NEEDS = frozenset({"RA", "DEC", "SC_RA", "SC_DEC"})
+
+
 @dataclass(frozen=True)
 class Need:
     """A column a stage needs: its canonical name, what it is, and whether it must be numeric."""
@@ -476,7 +480,9 @@ def require(
         actual = found[need.name]
         if types is not None and need.kind != "any":
             got = types.get(actual)
-            if got is not None and got != need.kind and not (need.kind == "number" and got == "bool"):
+            # booleans pass as numbers (0/1), but never as sky coordinates
+            bool_ok = got == "bool" and not any(found.get(k) == actual for k in COORDINATE_NEEDS)
+            if got is not None and got != need.kind and not (need.kind == "number" and bool_ok):
                 shown = actual if actual == need.name else f"{actual} (used as {need.name})"
                 raise ColumnError(
                     f"{stage} needs column {shown} in {source} to hold a {need.kind}, but it holds {got} values"

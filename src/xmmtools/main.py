@@ -18,10 +18,23 @@ import click
 
 from xmmtools import __version__
 from xmmtools.cli import COMMANDS, CONTEXT_SETTINGS, LazyGroup, Settings, root_options
-from xmmtools.errors import XmmtoolsError
+from xmmtools.errors import DataError, XmmtoolsError
 
 
-@click.group(cls=LazyGroup, lazy_commands=COMMANDS, context_settings=CONTEXT_SETTINGS)
+class _RootGroup(LazyGroup):
+    """The root group: an ``EOFError`` raised by a command (an empty or cut array file read by
+    numpy, a stream that ends early) is a data error.  Click would turn it into ``Abort``,
+    which is reserved for real interrupts (Ctrl-C, SIGTERM: exit 130)."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except EOFError as e:
+            detail = " ".join(str(e).split())[:200] or "end of file"
+            raise DataError(f"unexpected end of an input file ({detail}); no output was written") from e
+
+
+@click.group(cls=_RootGroup, lazy_commands=COMMANDS, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, "--version", prog_name="xmmtools")
 @root_options
 def cli() -> None:

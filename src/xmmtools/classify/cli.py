@@ -391,6 +391,7 @@ def train_cmd(s, labelled, output, priors, outlier_quantile, cv, overwrite, outl
         --label-column Class --merge STAR=LM-STAR+HM-STAR --merge OTHER=CV+HMXB+LMXB+NS+NS_BIN \\
         --features xclass --priors AGN=0.66,STAR=0.25,OTHER=0.09 -o model.json
     """
+    from xmmtools import tables
     from xmmtools.classify import evaluate as ev
     from xmmtools.classify.model_io import save_model
     from xmmtools.classify.training import cross_validate, train_model
@@ -398,8 +399,12 @@ def train_cmd(s, labelled, output, priors, outlier_quantile, cv, overwrite, outl
 
     if not output.endswith(".json"):
         raise OutputError(f"{output}: a model file name must end in .json (its arrays go to a .npz beside it)")
-    if os.path.exists(output) and not overwrite:
-        raise OutputError(f"{output} exists; use --overwrite to replace it")
+    tables.check_outputs(
+        {"-o": output, "its arrays": output[:-5] + ".npz"},
+        inputs=[labelled],
+        overwrite=overwrite,
+        plain=("-o", "its arrays"),
+    )
     fs = _feature_set(opts["features"])
     X, y, classes, info = _load_labelled(labelled, fs, opts)
     settings, options = _settings_and_options(opts, classes)

@@ -104,15 +104,8 @@ def load_model(path: str | os.PathLike) -> Model:
     if tuple(a.get("classes", [])) != classes:
         raise DataError(f"{path}: the class list in the JSON does not match {os.path.basename(npz_path)}")
     F, C = len(fs.names), len(classes)
+    _check_model(path, a, F, C, priors, train_frac, weights, quantile)
     dens = Densities(**{k: a[k] for k in _ARRAYS})
-    if (
-        a["reference_ll"].ndim != 3
-        or a["reference_ll"].shape[1:] != (F, C)
-        or dens.log_density.shape[:2] != (F, C)
-        or dens.log_present.shape != (F, C)
-        or weights.size != len(fs.categories)
-    ):
-        raise DataError(f"{path}: array shapes do not match {F} features x {C} classes")
     return Model(
         fs,
         classes,
@@ -127,3 +120,66 @@ def load_model(path: str | os.PathLike) -> Model:
         doc.get("metrics", {}),
         doc["outlier"].get("selection", {}),
     )
+
+
+def _check_model(
+    path: str,
+    a: dict[str, np.ndarray],
+    F: int,
+    C: int,
+    priors: np.ndarray,
+    train_frac: np.ndarray,
+    weights: np.ndarray,
+    quantile: float,
+) -> None:
+    """Structural checks before any row is classified: array kinds and shapes for F features
+    x C classes, finite densities and likelihood terms, priors finite and > 0, category
+    weights finite and >= 0 (0 switches a category off), outlier quantile in [0, 1]."""
+    model_files.check_arrays(
+        path,
+        a,
+        {
+            "lo": ("f", 1),
+            "hi": ("f", 1),
+            "log_density": ("f", 3),
+            "log_present": ("f", 2),
+            "log_missing": ("f", 2),
+            "log_neutral": ("f", 1),
+            "histogram": ("b", 2),
+            "reference_ll": ("f", 3),
+        },
+    )
+    shapes = {
+        "lo": (F,),
+        "hi": (F,),
+        "log_present": (F, C),
+        "log_missing": (F, C),
+        "log_neutral": (F,),
+        "histogram": (F, C),
+    }
+    for name, shape in shapes.items():
+        if a[name].shape != shape:
+            raise DataError(
+                f"{path}: model array {name} has shape {a[name].shape}, expected {shape} ({F} features x {C} classes)"
+            )
+    if a["log_density"].shape[:2] != (F, C) or a["log_density"].shape[2] < 2:
+        raise DataError(
+            f"{path}: model array log_density has shape {a['log_density'].shape}, expected ({F}, {C}, grid)"
+        )
+    if a["reference_ll"].shape[1:] != (F, C):
+        raise DataError(f"{path}: model array reference_ll has shape {a['reference_ll'].shape}, expected (N, {F}, {C})")
+    for name in ("lo", "hi", "log_density", "log_present", "log_missing", "log_neutral"):
+        if not np.isfinite(a[name]).all():
+            raise DataError(f"{path}: model array {name} has non-finite values")
+    if (a["lo"] > a["hi"]).any():
+        raise DataError(f"{path}: model arrays lo/hi: a feature's lower limit is above its upper limit")
+    if (a["log_present"] > 0).any() or (a["log_missing"] > 0).any():
+        raise DataError(f"{path}: model arrays log_present/log_missing hold probabilities above 1")
+    if not (np.isfinite(priors).all() and (priors > 0).all()):
+        raise DataError(f"{path}: class priors must be finite and positive (got {priors.tolist()})")
+    if not (np.isfinite(train_frac).all() and (train_frac >= 0).all()):
+        raise DataError(f"{path}: training fractions must be finite and >= 0 (got {train_frac.tolist()})")
+    if not (np.isfinite(weights).all() and (weights >= 0).all()):
+        raise DataError(f"{path}: category weights must be finite and >= 0 (got {weights.tolist()})")
+    if not 0.0 <= quantile <= 1.0:
+        raise DataError(f"{path}: outlier quantile {quantile!r} is not in [0, 1]")

@@ -152,6 +152,14 @@ def error_columns(names: Sequence[str], spec: str | None, where: str) -> tuple[s
     return None
 
 
+def _coordinate(t: pa.Table, col: str, where: str) -> np.ndarray:
+    """A coordinate column in degrees: numbers only (a boolean column would become 0/1 deg)."""
+    if tables.column_kind(t.schema.field(col).type) != "number":
+        kind = tables.column_kind(t.schema.field(col).type)
+        raise DataError(f"{where}: coordinate column {col} holds {kind} values, not degrees")
+    return _values(t, col)
+
+
 def _values(t: pa.Table, col: str, scale: float = 1.0) -> np.ndarray:
     v = tables.to_numpy(t.column(col), float)
     return v * scale if scale != 1.0 else v  # no copy of 10^7 coordinates for nothing
@@ -224,7 +232,7 @@ def read_near(
     total, empty = 0, None
     for chunk in tables.iter_table(src, columns, chunk_rows=chunk_rows, progress=progress):
         empty = chunk.slice(0, 0) if empty is None else empty
-        ra, dec = _values(chunk, ra_col), _values(chunk, dec_col)
+        ra, dec = _coordinate(chunk, ra_col, where), _coordinate(chunk, dec_col, where)
         check_coordinates(ra, dec, where, offset=total)
         keep = np.flatnonzero(near(ra, dec))
         if len(keep):
@@ -314,7 +322,7 @@ def make_catalog(
     where = f"catalogue {name} ({source})"
     names = t.schema.names
     ra_c, dec_c = coordinate_columns(names, user_map, where, profile)
-    ra, dec = _values(t, ra_c), _values(t, dec_c)
+    ra, dec = _coordinate(t, ra_c, where), _coordinate(t, dec_c, where)
     check_coordinates(ra, dec, where)
     if t.num_rows == 0 and not total_rows:
         raise DataError(f"{where} has no rows")

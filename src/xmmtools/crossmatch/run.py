@@ -159,10 +159,8 @@ def run(req: Request, progress: bool = False) -> list[str]:
     local = {k: v for k, v in cats.items() if not remote.is_remote(v)}
     output = req.output or stage_io.default_output(req.primary, "crossmatch")
     inputs = [req.primary, *local.values()]
-    tables.check_output(output, inputs=inputs, overwrite=req.overwrite)
-    if req.calibrate:
-        cal_out = req.calibrate_out or _calibration_name(output)
-        tables.check_output(cal_out, inputs=inputs, overwrite=req.overwrite)
+    cal_out = (req.calibrate_out or _calibration_name(output)) if req.calibrate else None
+    tables.check_outputs({"-o": output, "--calibrate-out": cal_out}, inputs=inputs, overwrite=req.overwrite)
 
     tables.prefetch_sha256(inputs)  # provenance checksums, hashed while we match
     # --- primary

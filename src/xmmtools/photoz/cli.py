@@ -356,11 +356,12 @@ def train(
     user_map = parse_column_map(column_map)
     if not output.endswith(".json"):
         raise OutputError(f"{output}: a model file name must end in .json")
-    for p in (output, output[:-5] + ".npz"):
-        if os.path.exists(p) and not overwrite:
-            raise OutputError(f"{p}: exists; use --overwrite to replace it")
-    if oob_table:
-        tables.check_output(oob_table, inputs=[specz], overwrite=overwrite)
+    tables.check_outputs(
+        {"-o": output, "its arrays": output[:-5] + ".npz", "--oob-table": oob_table},
+        inputs=[specz],
+        overwrite=overwrite,
+        plain=("-o", "its arrays"),
+    )
     if not os.path.isdir(os.path.dirname(os.path.abspath(output))):
         raise OutputError(f"{output}: folder {os.path.dirname(os.path.abspath(output))} does not exist")
     declared = parse_band_map(band_map)

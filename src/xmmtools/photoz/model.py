@@ -173,11 +173,18 @@ def load_model(path: str) -> Model:
     doc = model_files.read_json(path, fmt=FORMAT, version=FORMAT_VERSION, what="photoz model")
     npz = os.path.join(os.path.dirname(path), doc["arrays"])
     a = model_files.read_npz(npz, doc.get("arrays_sha256"), json_path=path)
-    g, prm = doc["grid"], doc["parameters"]
-    grid = Grid(float(g["zmin"]), float(g["zmax"]), int(g["nzbins"]))
-    params = ForestParams(
-        prm["NRandom"], prm["NTrees"], prm["Natt"], prm["MinLeaf"], prm["seed"], prm.get("leaf_weight", "counts")
-    )
+    try:
+        g, prm = doc["grid"], doc["parameters"]
+        grid = Grid(float(g["zmin"]), float(g["zmax"]), int(g["nzbins"]))
+        params = ForestParams(
+            prm["NRandom"], prm["NTrees"], prm["Natt"], prm["MinLeaf"], prm["seed"], prm.get("leaf_weight", "counts")
+        )
+        n_features = int(prm["n_features"])
+        attributes = [str(x) for x in doc["attributes"]]
+        dict(doc["error_columns"])
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise DataError(f"{path}: photoz model is incomplete or malformed ({type(e).__name__}: {e})") from None
+    check_forest_arrays(npz, a, grid, n_features)
 
     def split(name, offsets):
         o = a[offsets]
@@ -200,6 +207,7 @@ def load_model(path: str) -> Model:
         ptrs,
         split("leaf_bins", "member_offsets"),
     )
+    del attributes
     known = {
         "format",
         "format_version",
@@ -229,6 +237,84 @@ def load_model(path: str) -> Model:
         float(pp.get("mode_smooth", 0.0)),
         {k: v for k, v in doc.items() if k not in known},
     )
+
+
+def check_forest_arrays(where: str, a: Mapping[str, np.ndarray], grid: Grid, n_features: int) -> None:
+    """Structural checks of a forest's arrays before any row is processed (a crafted file
+    with a valid checksum must not index outside its arrays): kinds and dimensions, offsets
+    that start at 0, never decrease and end at their array's length, one offset per tree in
+    each table, children inside their tree (right_step >= 0; a node's children follow it),
+    split features in [0, n_features), finite split thresholds, a leaf count and a member
+    count per tree that match the leaf and member tables, leaf bins in [0, nzbins), a grid
+    with zmin < zmax and at least one bin."""
+    if not (np.isfinite(grid.zmin) and np.isfinite(grid.zmax) and grid.zmin < grid.zmax):
+        raise DataError(f"{where}: grid zmin {grid.zmin} must be below zmax {grid.zmax}")
+    if not 1 <= grid.nzbins <= 1_000_000:
+        raise DataError(f"{where}: grid nzbins {grid.nzbins} is not in [1, 10^6]")
+    if n_features < 1:
+        raise DataError(f"{where}: n_features {n_features} must be >= 1")
+    model_files.check_arrays(
+        where,
+        a,
+        {
+            "node_offsets": ("iu", 1),
+            "leaf_offsets": ("iu", 1),
+            "member_offsets": ("iu", 1),
+            "right_step": ("iu", 1),
+            "feature": ("iu", 1),
+            "threshold": ("f", 1),
+            "nan_left": ("b", 1),
+            "leaf_sizes": ("iu", 1),
+            "leaf_bins": ("iu", 1),
+            "ranges": ("f", 2),
+        },
+    )
+    nodes = len(a["right_step"])
+    for name in ("feature", "threshold", "nan_left"):
+        if len(a[name]) != nodes:
+            raise DataError(f"{where}: model array {name} has {len(a[name])} entries, right_step {nodes}")
+    for name, table in (
+        ("node_offsets", "right_step"),
+        ("leaf_offsets", "leaf_sizes"),
+        ("member_offsets", "leaf_bins"),
+    ):
+        o = a[name].astype(np.int64)
+        if len(o) < 2 or o[0] != 0 or (np.diff(o) < 0).any() or o[-1] != len(a[table]):
+            raise DataError(f"{where}: model array {name} is not a list of offsets from 0 to the length of {table}")
+    n_trees = len(a["node_offsets"]) - 1
+    if len(a["leaf_offsets"]) - 1 != n_trees or len(a["member_offsets"]) - 1 != n_trees:
+        raise DataError(f"{where}: model arrays node_offsets, leaf_offsets, member_offsets disagree on the tree count")
+    if (np.diff(a["node_offsets"]) < 1).any():
+        raise DataError(f"{where}: model array node_offsets gives a tree without nodes")
+    starts = a["node_offsets"][:-1].astype(np.int64)
+    sizes: np.ndarray = np.diff(a["node_offsets"].astype(np.int64))
+    tree = np.repeat(np.arange(n_trees), sizes)
+    local = np.arange(nodes, dtype=np.int64) - starts[tree]
+    step = a["right_step"].astype(np.int64)
+    inner = step > 0
+    if (step < 0).any() or (local[inner] + step[inner] >= sizes[tree[inner]]).any() or (step[inner] < 2).any():
+        raise DataError(f"{where}: model array right_step points a node's children outside its tree")
+    feat = a["feature"][inner].astype(np.int64)
+    if feat.size and (feat.min() < 0 or feat.max() >= n_features):
+        raise DataError(f"{where}: model array feature has split features outside [0, {n_features})")
+    if not np.isfinite(a["threshold"][inner]).all():
+        raise DataError(f"{where}: model array threshold has non-finite split thresholds")
+    leaves = np.bincount(tree[~inner], minlength=n_trees)
+    if not np.array_equal(leaves, np.diff(a["leaf_offsets"].astype(np.int64))):
+        raise DataError(f"{where}: model array leaf_offsets disagrees with the leaves of the trees")
+    sizes_l = a["leaf_sizes"].astype(np.int64)
+    if (sizes_l < 0).any():
+        raise DataError(f"{where}: model array leaf_sizes has negative sizes")
+    per_tree = np.add.reduceat(sizes_l, a["leaf_offsets"][:-1].astype(np.int64)) if len(sizes_l) else np.zeros(n_trees)
+    per_tree = np.where(np.diff(a["leaf_offsets"]) > 0, per_tree, 0)
+    if not np.array_equal(per_tree, np.diff(a["member_offsets"].astype(np.int64))):
+        raise DataError(f"{where}: model array member_offsets disagrees with leaf_sizes")
+    bins = a["leaf_bins"]
+    if bins.size and (bins.astype(np.int64).min() < 0 or bins.astype(np.int64).max() >= grid.nzbins):
+        raise DataError(f"{where}: model array leaf_bins has bins outside [0, {grid.nzbins})")
+    r = a["ranges"]
+    if r.shape != (n_features, 2) or not np.isfinite(r).all():
+        raise DataError(f"{where}: model array ranges must be {n_features} finite (min, max) pairs")
 
 
 def train_model(

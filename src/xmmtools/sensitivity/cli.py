@@ -295,9 +295,7 @@ def sensitivity_map(
         else ("xsa_" + ("_".join(ids) if len(ids) <= 3 else f"{len(ids)}obs"))
     )
     output = output or f"{name}_sensmap_o{order}.parquet"
-    for path in (output, moc_path):
-        if path:
-            tables.check_output(path, inputs=[], overwrite=overwrite)
+    tables.check_outputs({"-o": output, "--moc": moc_path, "--plot": plot_path}, overwrite=overwrite, plain=("--plot",))
     extra = {}
     if download:
         from xmmtools.sensitivity.archive import default_cache, fetch_products

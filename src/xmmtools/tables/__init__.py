@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from xmmtools.tables.atomic import leftover_files
 from xmmtools.tables.formats import (
     DEFAULT_CHUNK_ROWS,
     EXTENSIONS,
@@ -56,7 +57,7 @@ from xmmtools.tables.model import (
 )
 from xmmtools.tables.provenance import PROVENANCE_KEY, Provenance, provenance_of, with_provenance
 from xmmtools.tables.read import TableInfo, inspect_table, iter_table, read_table
-from xmmtools.tables.write import TableWriter, check_output, write_chunks, write_table
+from xmmtools.tables.write import TableWriter, check_output, check_outputs, write_chunks, write_table
 
 __all__ = [
     "CSV_FALSE",
@@ -75,12 +76,14 @@ __all__ = [
     "add_columns",
     "arrow_from_numpy",
     "check_output",
+    "check_outputs",
     "column_kind",
     "description_of",
     "detect_format",
     "field_meta",
     "file_sha256",
     "inspect_table",
+    "leftover_files",
     "iter_table",
     "prefetch_sha256",
     "provenance_of",

@@ -47,6 +47,35 @@ def _remove_stale_parts(folder: str, name: str) -> None:
                 os.unlink(os.path.join(folder, entry))
 
 
+#: hidden temporary files of xmmtools writes: ``.NAME.<pid>.<anything>.part`` (tables, figures)
+#: and ``.NAME.<pid>.tmp`` (model files)
+_LEFTOVER = re.compile(r"^\..+\.(\d+)\.(?:[^/]*\.part|tmp)$")
+
+
+def _process_gone(pid: int) -> bool:
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):
+        return False
+    return False
+
+
+def leftover_files(folder: str) -> list[str]:
+    """Hidden temporary files in ``folder`` left by xmmtools writes whose process no longer
+    exists (killed by SIGKILL or a power cut before it could remove them)."""
+    out = []
+    for entry in sorted(os.listdir(folder)):
+        m = _LEFTOVER.match(entry)
+        full = os.path.join(folder, entry)
+        if m and _process_gone(int(m.group(1))) and os.path.isfile(full) and not os.path.islink(full):
+            out.append(full)
+    return out
+
+
 def _anonymous_files_work(folder: str) -> bool:
     """Can this folder's file system create an O_TMPFILE and link it in?  (Probed once per
     device: some kernels and sandboxes refuse the link with EXDEV or EOPNOTSUPP.)"""

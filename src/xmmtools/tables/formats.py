@@ -146,6 +146,8 @@ def check_input(path: str) -> str:
         raise DataError(f"{p}: no such file")
     if os.path.isdir(p):
         raise DataError(f"{p}: is a folder, not a table file")
+    if not os.path.isfile(p):  # a FIFO or device would be read forever (or block)
+        raise DataError(f"{p}: not a regular file (a FIFO or device); use - to read a stream on standard input")
     if not os.access(p, os.R_OK):
         raise DataError(f"{p}: not readable (permission denied)")
     return p

@@ -12,7 +12,14 @@ import pyarrow as pa
 from xmmtools.errors import DataError
 from xmmtools.tables.atomic import TempFile, close_quietly
 from xmmtools.tables.formats import short_error
-from xmmtools.tables.schema import check_read_names, nan_nulls, normalise_schema, select_columns
+from xmmtools.tables.schema import (
+    check_metadata,
+    check_read_names,
+    nan_nulls,
+    normalise_schema,
+    schema_names,
+    select_columns,
+)
 
 # =========================================================================================
 # Reading
@@ -25,23 +32,38 @@ def iter_stream(stream: Any, columns: Sequence[str] | None) -> Iterator[pa.Table
         reader = pa.ipc.open_stream(stream)
     except (pa.ArrowInvalid, OSError) as e:
         raise DataError(f"-: standard input is not an Arrow IPC stream ({short_error(e)})") from None
+    schema_names(reader.schema, "-")
     try:
         yield from iter_batches(iter(reader), reader.schema, columns, "-")
-    except pa.ArrowInvalid as e:
+    except (pa.ArrowInvalid, OSError) as e:
         raise DataError(f"-: broken Arrow stream on standard input ({short_error(e)})") from None
 
 
 def open_ipc(p: str) -> Any:
     """An Arrow IPC file, memory-mapped (a ``pyarrow.ipc.RecordBatchFileReader``)."""
     try:
-        return pa.ipc.open_file(pa.memory_map(p, "r"))
+        rd = pa.ipc.open_file(pa.memory_map(p, "r"))
     except (pa.ArrowInvalid, OSError) as e:
         raise DataError(f"{p}: not an Arrow IPC/Feather file ({short_error(e)})") from None
+    schema_names(rd.schema, p)
+    return rd
 
 
 def iter_ipc(p: str, columns: Sequence[str] | None, chunk_rows: int | None) -> Iterator[pa.Table]:
     rd = open_ipc(p)
-    yield from iter_batches((rd.get_batch(i) for i in range(rd.num_record_batches)), rd.schema, columns, p)
+    try:
+        yield from iter_batches((rd.get_batch(i) for i in range(rd.num_record_batches)), rd.schema, columns, p)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise DataError(f"{p}: damaged Arrow IPC file ({short_error(e)})") from None
+
+
+def count_ipc_rows(p: str) -> int:
+    """Rows of an Arrow IPC file (from its record batch headers)."""
+    rd = open_ipc(p)
+    try:
+        return sum(rd.get_batch(i).num_rows for i in range(rd.num_record_batches))
+    except (pa.ArrowInvalid, OSError) as e:
+        raise DataError(f"{p}: damaged Arrow IPC file ({short_error(e)})") from None
 
 
 def iter_batches(
@@ -51,6 +73,7 @@ def iter_batches(
     one (possibly empty) table."""
     schema = normalise_schema(schema)
     check_read_names(schema.names, where)
+    check_metadata(schema, where)
     sel = select_columns(schema, columns, where)
     n = 0
     for b in batches:

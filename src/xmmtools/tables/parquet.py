@@ -11,7 +11,14 @@ from xmmtools.errors import DataError
 from xmmtools.tables.atomic import TempFile, close_quietly
 from xmmtools.tables.formats import DEFAULT_CHUNK_ROWS, short_error
 from xmmtools.tables.model import column_kind
-from xmmtools.tables.schema import check_read_names, nan_nulls, normalise_schema, select_columns
+from xmmtools.tables.schema import (
+    check_metadata,
+    check_read_names,
+    nan_nulls,
+    normalise_schema,
+    schema_names,
+    select_columns,
+)
 
 
 def open_parquet(p: str) -> Any:
@@ -20,7 +27,9 @@ def open_parquet(p: str) -> Any:
 
     try:
         # no pre-buffering: it holds whole column chunks and doubled peak memory on 336 columns
-        return pq.ParquetFile(p, pre_buffer=False)
+        pf = pq.ParquetFile(p, pre_buffer=False)
+        schema_names(pf.schema_arrow, p)
+        return pf
     except (pa.ArrowInvalid, OSError) as e:
         raise DataError(f"{p}: not a Parquet file ({short_error(e)})") from None
 
@@ -29,6 +38,7 @@ def iter_parquet(p: str, columns: Sequence[str] | None, chunk_rows: int | None) 
     pf = open_parquet(p)
     schema = normalise_schema(pf.schema_arrow)
     check_read_names(schema.names, p)
+    check_metadata(schema, p)
     sel = select_columns(schema, columns, p)
     names = [schema.names[i] for i in sel] if columns is not None else None
     out_schema = pa.schema([schema.field(i) for i in sel], metadata=schema.metadata) if columns is not None else schema

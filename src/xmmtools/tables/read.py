@@ -19,9 +19,9 @@ import pyarrow as pa
 from xmmtools.errors import DataError
 from xmmtools.tables.formats import STDIO, check_input, detect_format, reader_for
 from xmmtools.tables.hats import find_hats
-from xmmtools.tables.ipc import iter_stream, open_ipc
+from xmmtools.tables.ipc import count_ipc_rows, iter_stream, open_ipc
 from xmmtools.tables.provenance import provenance_of
-from xmmtools.tables.schema import duplicates, normalise_schema
+from xmmtools.tables.schema import check_metadata, duplicates, normalise_schema
 
 
 def read_table(
@@ -126,15 +126,13 @@ def inspect_table(path: str | os.PathLike[str], *, stdin: io.BufferedIOBase | No
         from xmmtools.tables.parquet import open_parquet
 
         pf = open_parquet(real)
-        return TableInfo(real, "parquet", pf.metadata.num_rows, normalise_schema(pf.schema_arrow))
+        schema = normalise_schema(pf.schema_arrow)
+        check_metadata(schema, real)
+        return TableInfo(real, "parquet", pf.metadata.num_rows, schema)
     if fmt == "arrow":
-        rd = open_ipc(real)
-        return TableInfo(
-            real,
-            "arrow",
-            sum(rd.get_batch(i).num_rows for i in range(rd.num_record_batches)),
-            normalise_schema(rd.schema),
-        )
+        schema = normalise_schema(open_ipc(real).schema)
+        check_metadata(schema, real)
+        return TableInfo(real, "arrow", count_ipc_rows(real), schema)
     # CSV has no metadata: count by streaming
     from xmmtools.tables.csv import iter_csv
 

@@ -48,6 +48,15 @@ def nan_nulls(t: pa.Table) -> pa.Table:
     return t
 
 
+def schema_names(schema: pa.Schema, where: str) -> list[str]:
+    """The column names of a schema read from a file: a DataError when they are not UTF-8
+    (pyarrow decodes them on access)."""
+    try:
+        return list(schema.names)
+    except UnicodeDecodeError as e:
+        raise DataError(f"{where}: a column name is not UTF-8 text (byte {e.start}); the file is damaged") from None
+
+
 def check_read_names(names: Sequence[str], where: str) -> None:
     dup = duplicates(names)
     if dup:
@@ -72,3 +81,63 @@ def missing_column(name: str, available: Sequence[str], where: str) -> ColumnErr
     near = closest(name, available)
     note = f" (closest: {', '.join(near)})" if near else ""
     return ColumnError(f"{where}: no column {name}{note}")
+
+
+#: field metadata keys xmmtools decodes as text (a reader refuses them when not UTF-8)
+TEXT_FIELD_KEYS = (b"unit", b"description", b"fits.tdim", b"ucd")
+
+
+def check_metadata(schema: pa.Schema, where: str) -> None:
+    """Refuse xmmtools metadata of the wrong shape in a file being read, naming it: the
+    provenance chain (a JSON list of objects), the kept FITS header cards (a JSON list of
+    ``[keyword, value, comment]``) and the text field metadata (UTF-8)."""
+    import json
+
+    from xmmtools.tables.model import HEADER_KEY
+    from xmmtools.tables.provenance import PROVENANCE_KEY
+
+    meta = schema.metadata or {}
+    raw = meta.get(PROVENANCE_KEY)
+    if raw:
+        try:
+            steps = json.loads(raw.decode("utf-8"))
+        except ValueError as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            raise DataError(f"{where}: metadata {PROVENANCE_KEY.decode()} is not JSON ({_short(e)})") from None
+        if not isinstance(steps, list) or not all(isinstance(s, dict) for s in steps):
+            raise DataError(
+                f"{where}: metadata {PROVENANCE_KEY.decode()} is not a list of processing steps "
+                f"(found {type(steps).__name__})"
+            )
+    raw = meta.get(HEADER_KEY)
+    if raw:
+        try:
+            cards = json.loads(raw.decode("utf-8"))
+        except ValueError as e:
+            raise DataError(f"{where}: metadata {HEADER_KEY.decode()} is not JSON ({_short(e)})") from None
+        ok = isinstance(cards, list) and all(
+            isinstance(c, list)
+            and len(c) == 3
+            and isinstance(c[0], str)
+            and (c[1] is None or isinstance(c[1], (bool, int, float, str)))
+            and isinstance(c[2], str)
+            for c in cards
+        )
+        if not ok:
+            raise DataError(
+                f"{where}: metadata {HEADER_KEY.decode()} is not a list of header cards [keyword, value, comment]"
+            )
+    for f in schema:
+        for key in TEXT_FIELD_KEYS:
+            v = (f.metadata or {}).get(key)
+            if v is None:
+                continue
+            try:
+                v.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(
+                    f"{where}: column {f.name}: metadata {key.decode()!r} is not UTF-8 text (byte {e.start})"
+                ) from None
+
+
+def _short(e: BaseException) -> str:
+    return " ".join(str(e).split())[:120]

@@ -7,9 +7,12 @@ registry in :mod:`xmmtools.tables.formats`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
-from collections.abc import Iterable, Sequence
+import stat
+import sys
+from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, BinaryIO, cast
 
@@ -28,6 +31,22 @@ def check_output(path: str, *, inputs: Sequence[str] = (), overwrite: bool = Fal
     fmt = detect_format(p) if p == STDIO else _output_format(p)
     if p == STDIO:
         return fmt
+    check_not_input(p, inputs)
+    parent = os.path.dirname(os.path.abspath(p))
+    if not os.path.isdir(parent):
+        raise OutputError(f"{p}: folder {parent} does not exist")
+    if os.path.isdir(p):
+        raise OutputError(f"{p}: is a folder")
+    check_replaceable(p)
+    if os.path.exists(p) and not overwrite:
+        raise OutputError(f"{p}: exists; use --overwrite to replace it")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"{p}: folder {parent} is not writable")
+    return fmt
+
+
+def check_not_input(p: str, inputs: Sequence[str]) -> None:
+    """Refuse an output path that is one of the inputs (same name, link or hard link)."""
     out_real = os.path.realpath(p)
     for i in inputs:
         i = str(i)
@@ -39,17 +58,58 @@ def check_output(path: str, *, inputs: Sequence[str] = (), overwrite: bool = Fal
             with contextlib.suppress(OSError):
                 same = os.path.samefile(ireal, p)
         if same:
-            raise OutputError(f"{p}: output is the input file; refusing to write over it")
-    parent = os.path.dirname(os.path.abspath(p))
-    if not os.path.isdir(parent):
-        raise OutputError(f"{p}: folder {parent} does not exist")
-    if os.path.isdir(p):
-        raise OutputError(f"{p}: is a folder")
-    if os.path.exists(p) and not overwrite:
-        raise OutputError(f"{p}: exists; use --overwrite to replace it")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"{p}: folder {parent} is not writable")
-    return fmt
+            raise OutputError(f"{p}: output is the input file {i}; refusing to write over it")
+
+
+def check_replaceable(p: str) -> None:
+    """An existing output must be a regular file: a device node, FIFO or socket named like a
+    table is never replaced (not even with --overwrite), nor written into."""
+    try:
+        st = os.stat(p)
+    except OSError:
+        return
+    if not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
+        kind = (
+            "a FIFO"
+            if stat.S_ISFIFO(st.st_mode)
+            else "a device"
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+            else "not a regular file"
+        )
+        raise OutputError(f"{p}: is {kind}, not a regular file; refusing to write to it (use - for standard output)")
+
+
+def check_outputs(
+    outputs: Mapping[str, str | None],
+    *,
+    inputs: Sequence[str] = (),
+    overwrite: bool = False,
+    plain: Sequence[str] = (),
+) -> None:
+    """Check all the outputs of one command before anything is written: each against every
+    input, against the others (two options naming one file would leave only the last write),
+    and, for table outputs, as :func:`check_output` does.
+
+    ``outputs``: option label (``"-o"``, ``"--alerts"``) -> path or None (not asked for);
+    ``plain``: labels of outputs that are not tables (JSON, a folder of figures): checked for
+    collisions, inputs, devices and existing files only."""
+    seen: dict[str, str] = {}
+    for label, path in outputs.items():
+        if not path:
+            continue
+        p = str(path)
+        key = STDIO if p == STDIO else os.path.realpath(strip_hdu(p)[0])
+        if key in seen:
+            raise OutputError(f"{p}: given as both {seen[key]} and {label}; each output needs its own file")
+        seen[key] = label
+        if label not in plain:
+            check_output(p, inputs=inputs, overwrite=overwrite)
+        elif p != STDIO:
+            check_not_input(p, inputs)
+            if not os.path.isdir(p):
+                check_replaceable(p)
+                if os.path.exists(p) and not overwrite:
+                    raise OutputError(f"{p}: exists; use --overwrite to replace it")
 
 
 def _output_format(p: str) -> str:
@@ -140,10 +200,22 @@ class TableWriter:
     def __enter__(self) -> TableWriter:
         try:
             self._open()
+        except OSError as e:
+            self.abort()
+            raise self._write_error(e) from None
         except BaseException:
             self.abort()  # e.g. a column FITS cannot hold: leave no temporary file behind
             raise
         return self
+
+    def _write_error(self, e: OSError) -> BaseException:
+        """An OSError while writing as a one-line OutputError (a full disk, a closed or full
+        standard output); a reader of stdout that went away stays a BrokenPipeError."""
+        if isinstance(e, BrokenPipeError) or e.errno == errno.EPIPE:
+            return e
+        where = "standard output" if self.format == "stream" else "the output"
+        reason = e.strerror or " ".join(str(e).split())[:200] or type(e).__name__
+        return OutputError(f"{self.path}: cannot write {where} ({reason}); no output was written")
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -156,6 +228,8 @@ class TableWriter:
     def _open(self) -> None:
         if self.format != "stream":
             self._tmp = TempFile(self.path)
+        elif self._stdout is None and (sys.stdout is None or not _fd_open(1)):
+            raise OutputError("-: standard output is closed; nothing can be written to it")
         # the format's writer checks first what it cannot hold (FITS: types and names)
         self._out = writer_for(self.format)(
             self.path, self.schema, self._tmp, cast("BinaryIO | None", self._stdout), self._rg
@@ -171,7 +245,11 @@ class TableWriter:
         chunk = chunk.cast(self.schema) if not chunk.schema.equals(self.schema) else chunk
         chunk = chunk.replace_schema_metadata(self.schema.metadata)
         assert self._out is not None
-        self._out.write(chunk)
+        try:
+            self._out.write(chunk)
+        except OSError as e:
+            self.abort()
+            raise self._write_error(e) from None
         self.rows += chunk.num_rows
 
     def close(self) -> None:
@@ -191,6 +269,9 @@ class TableWriter:
             self._tmp.commit()
             self._tmp = None
             self._closed = True
+        except OSError as e:
+            self.abort()
+            raise self._write_error(e) from None
         except BaseException:
             self.abort()
             raise
@@ -203,3 +284,11 @@ class TableWriter:
         if self._tmp is not None:
             self._tmp.discard()
         self._tmp = None
+
+
+def _fd_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True

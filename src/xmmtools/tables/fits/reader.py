@@ -7,11 +7,13 @@ memory (:data:`FITS_CHUNK_BYTES`).
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
 import os
 import re
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +27,7 @@ from xmmtools.tables.fits import header as fits_header
 from xmmtools.tables.formats import is_gzip, short_error, strip_hdu
 from xmmtools.tables.model import HEADER_KEY, arrow_from_numpy, field_meta
 from xmmtools.tables.provenance import PROVENANCE_KEY
-from xmmtools.tables.schema import check_read_names, missing_column
+from xmmtools.tables.schema import check_metadata, check_read_names, missing_column
 
 #: bytes of raw FITS rows read at once when scanning a table
 FITS_CHUNK_BYTES = 64 * 2**20
@@ -68,9 +70,37 @@ class FitsTable:
         self.data_offset = data_offset
         self.extname = extname
         self.hdu_index = hdu_index
-        self.nrows = int(header["NAXIS2"])
-        self.rowlen = int(header["NAXIS1"])
-        self.cols = self._columns()
+        with _damaged_header(path):
+            self.nrows = self._count("NAXIS2")
+            self.rowlen = self._count("NAXIS1")
+            self.cols = self._columns()
+
+    # ---- header values, checked: a damaged card is a DataError naming it ----------------
+    def _card(self, key: str, default: Any = None) -> Any:
+        try:
+            return self.header.get(key, default)
+        except Exception as e:  # astropy parses cards lazily and raises VerifyError & co.
+            raise DataError(f"{self.path}: header card {key} is unparsable ({short_error(e)})") from None
+
+    def _count(self, key: str, default: int | None = None) -> int:
+        v = self._card(key, default)
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 0:
+            raise DataError(f"{self.path}: header card {key} = {_shown(v)} is not a count (an integer >= 0)")
+        return int(v)
+
+    def _number(self, key: str, default: float) -> float:
+        v = self._card(key, default)
+        if not isinstance(v, (int, float, np.integer, np.floating)) or isinstance(v, bool) or not np.isfinite(v):
+            raise DataError(f"{self.path}: header card {key} = {_shown(v)} is not a finite number")
+        return float(v)
+
+    def _text(self, key: str, default: str = "") -> str:
+        v = self._card(key, default)
+        if v is None:
+            return default
+        if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+            raise DataError(f"{self.path}: header card {key} = {_shown(v)} is not text")
+        return str(v)
 
     @classmethod
     def open(cls, path: str) -> FitsTable:
@@ -78,7 +108,7 @@ class FitsTable:
 
         # astropy's header-validation warnings would print multi-line text on stderr; what
         # matters to the user is reported as one DataError line instead
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _damaged_header(strip_hdu(path)[0]):
             warnings.simplefilter("ignore")
             return cls._open(path)
 
@@ -98,6 +128,10 @@ class FitsTable:
 
         try:
             hdul = fits.open(real, memmap=False, lazy_load_hdus=True)
+        except zlib.error as e:
+            raise DataError(f"{real}: damaged gzip-compressed FITS file ({short_error(e)})") from None
+        except KeyError as e:  # astropy sizes the first HDU while opening
+            raise DataError(f"{real}: header card {e.args[0] if e.args else '?'} is missing") from None
         except (OSError, ValueError, EOFError, TypeError, IndexError) as e:
             raise DataError(f"{real}: not a readable FITS file ({short_error(e)})") from None
         try:
@@ -113,6 +147,8 @@ class FitsTable:
                     if chosen is None and not hdus:
                         raise DataError(f"{real}: damaged FITS header ({short_error(e)})") from None
                     break
+                if not hasattr(h, "fileinfo"):  # astropy's _CorruptedHDU: size or header unusable
+                    raise DataError(f"{real}: HDU {i} is damaged (its header does not describe its data)")
                 hdus.append(h)
                 xt = str(h.header.get("XTENSION", "")).strip().upper()
                 if ext is not None:
@@ -164,15 +200,21 @@ class FitsTable:
 
     def _columns(self) -> list[FitsCol]:
         h = self.header
-        n = int(h.get("TFIELDS", 0))
+        n = self._count("TFIELDS", 0)
+        if n > 999:  # FITS 4.0 sect. 7.3.1: 0 <= TFIELDS <= 999
+            raise DataError(f"{self.path}: header card TFIELDS = {n} is more than the 999 columns FITS allows")
         cols = []
         off = 0
         for k in range(1, n + 1):
-            name = str(h.get(f"TTYPE{k}", f"COL{k}")).strip()
-            tform = str(h.get(f"TFORM{k}", "")).strip().upper()
-            m = _TFORM.match(tform)
+            ttype = self._card(f"TTYPE{k}", f"COL{k}")
+            if not isinstance(ttype, str):
+                raise DataError(f"{self.path}: header card TTYPE{k} = {_shown(ttype)} is not a column name")
+            name = ttype.strip()
+            tform = self._card(f"TFORM{k}", "")
+            m = _TFORM.match(tform.strip().upper()) if isinstance(tform, str) else None
             if not m:
-                raise DataError(f"{self.path}: column {name} has an unknown TFORM {tform!r}")
+                raise DataError(f"{self.path}: header card TFORM{k} = {_shown(tform)} of column {name} is unparsable")
+            tform = tform.strip().upper()
             repeat = int(m.group(1)) if m.group(1) else 1
             code = m.group(2)
             if code in "PQ":
@@ -183,8 +225,16 @@ class FitsTable:
                 nbytes = repeat
             else:
                 nbytes = repeat * np.dtype(_NUMPY_CODE[code]).itemsize
-            desc = h.get(f"TCOMM{k}") or h.comments[f"TTYPE{k}"] if f"TTYPE{k}" in h else ""
-            tnull = h.get(f"TNULL{k}")
+            desc = self._text(f"TCOMM{k}") or (h.comments[f"TTYPE{k}"] if f"TTYPE{k}" in h else "")
+            tnull = self._card(f"TNULL{k}")
+            if (
+                tnull is not None
+                and code in "BIJK"
+                and (not isinstance(tnull, (int, np.integer)) or isinstance(tnull, bool))
+            ):
+                raise DataError(
+                    f"{self.path}: header card TNULL{k} = {_shown(tnull)} of column {name} is not an integer"
+                )
             cols.append(
                 FitsCol(
                     name=name,
@@ -192,12 +242,12 @@ class FitsTable:
                     repeat=repeat,
                     offset=off,
                     nbytes=nbytes,
-                    unit=str(h.get(f"TUNIT{k}", "") or "").strip(),
+                    unit=self._text(f"TUNIT{k}").strip(),
                     description=str(desc or "").strip(),
                     tnull=int(tnull) if isinstance(tnull, (int, np.integer)) and not isinstance(tnull, bool) else None,
-                    tscal=float(h.get(f"TSCAL{k}", 1.0)),
-                    tzero=float(h.get(f"TZERO{k}", 0.0)),
-                    tdim=str(h.get(f"TDIM{k}")) if f"TDIM{k}" in h else None,
+                    tscal=self._number(f"TSCAL{k}", 1.0),
+                    tzero=self._number(f"TZERO{k}", 0.0),
+                    tdim=self._text(f"TDIM{k}") if f"TDIM{k}" in h else None,
                 )
             )
             off += nbytes
@@ -243,11 +293,14 @@ class FitsTable:
 
     def arrow_schema(self, columns: Sequence[str] | None) -> pa.Schema:
         cols = self.select(columns)
-        meta = {HEADER_KEY: json.dumps(_header_cards(self.header)).encode()}
-        prov = self.header.get("XMMTPROV")
+        with _damaged_header(self.path):
+            meta = {HEADER_KEY: json.dumps(_header_cards(self.header)).encode()}
+            prov = self._card("XMMTPROV")
         if prov:
             meta[PROVENANCE_KEY] = str(prov).encode()
-        return pa.schema([self.arrow_field(c) for c in cols], metadata=meta)
+        schema = pa.schema([self.arrow_field(c) for c in cols], metadata=meta)
+        check_metadata(schema, self.path)
+        return schema
 
     def select(self, columns: Sequence[str] | None) -> list[FitsCol]:
         if columns is None:
@@ -292,13 +345,15 @@ class FitsTable:
                 n = min(per, self.nrows - start)
                 try:
                     got_bytes = _readinto_exact(f, memoryview(buf)[: n * self.rowlen])
-                except (OSError, EOFError, gzip.BadGzipFile) as e:
+                except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as e:
                     raise DataError(f"{self.path}: truncated or corrupt FITS file ({short_error(e)})") from None
                 if got_bytes < n * self.rowlen:
                     got = start + got_bytes // self.rowlen
                     raise DataError(f"{self.path}: truncated FITS file ({got} of {self.nrows} rows present)")
                 rec = np.frombuffer(buf, dtype=dtype, count=n)
                 arrays = [self._convert(rec[f"f{i}"], c) for i, c in enumerate(cols)]
+                if start + n >= self.nrows and is_gzip(self.path):
+                    _drain_gzip(f, self.path)  # before the last chunk is handed out
                 yield pa.Table.from_arrays(arrays, schema=schema)
                 start += n
 
@@ -352,6 +407,41 @@ class FitsTable:
         return pa.FixedSizeListArray.from_arrays(arr, c.repeat) if _is_vector(c) else arr
 
 
+@contextlib.contextmanager
+def _damaged_header(path: str) -> Iterator[None]:
+    """Errors astropy raises on damaged header cards (``VerifyError: Unparsable card
+    (TFORM53)``, ``CONTINUE cards must have string values``) as one-line DataErrors."""
+    try:
+        yield
+    except DataError:
+        raise
+    except zlib.error as e:  # astropy reading the header of a damaged .fits.gz
+        raise DataError(f"{path}: damaged gzip-compressed FITS file ({short_error(e)})") from None
+    except Exception as e:
+        if not type(e).__module__.startswith("astropy"):
+            raise
+        msg = short_error(e)
+        m = re.search(r"card \(?'?([A-Z0-9_-]{1,8})'?\)?", msg)
+        if m:
+            raise DataError(f"{path}: header card {m.group(1)} is unparsable ({msg})") from None
+        raise DataError(f"{path}: damaged FITS header ({msg})") from None
+
+
+def _shown(v: Any) -> str:
+    return "(no value)" if v is None or v == "" else repr(v)[:40]
+
+
+def _drain_gzip(f: Any, path: str) -> None:
+    """Read a gzip stream to its end, so its CRC-32 and length are checked: the rows of a
+    table stop before the end of the stream, and a damaged stream would otherwise be taken
+    for valid data (RFC 1952 sect. 2.3.1)."""
+    try:
+        while f.read(8 * 2**20):
+            pass
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise DataError(f"{path}: damaged gzip-compressed FITS file ({short_error(e)})") from None
+
+
 def _gzip_size(p: str) -> int | None:
     """Decompressed size of a gzip file, or None when the stream is truncated or corrupt."""
     n = 0
@@ -362,7 +452,7 @@ def _gzip_size(p: str) -> int | None:
                 if not b:
                     return n
                 n += len(b)
-    except (OSError, EOFError, gzip.BadGzipFile):
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error):
         return None
 
 

@@ -143,10 +143,18 @@ def long(
     user_map = parse_column_map(column_map)
     output = output or default_output(input, SPEC.name)
     extra = [p for _, p in archives] + ([upper_limits] if upper_limits else [])
-    tables.check_output(output, inputs=[input, *extra], overwrite=overwrite)
-    for side in (alerts_out, epochs_out):
-        if side:
-            tables.check_output(side, inputs=[input, *extra, output], overwrite=overwrite)
+    tables.check_outputs(
+        {
+            "-o": output,
+            "--alerts": alerts_out,
+            "--epochs": epochs_out,
+            "--alerts-json": alerts_json,
+            "--plot": plot_dir,
+        },
+        inputs=[input, *extra],
+        overwrite=overwrite,
+        plain=("--alerts-json", "--plot"),
+    )
     table, streamed = _read_needed(input, SPEC, user_map, s.progress)
     arch = [(name, tables.read_table(path)) for name, path in archives]
     ul = tables.read_table(upper_limits) if upper_limits else None
@@ -240,7 +248,7 @@ def _atomic(folder: str, name: str, overwrite: bool, write) -> None:
     path = os.path.join(folder, name.replace(" ", "_").replace("/", "_"))
     if os.path.exists(path) and not overwrite:
         raise OutputError(f"{path} exists; use --overwrite to replace it")
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.{os.getpid()}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
