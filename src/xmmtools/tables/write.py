@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import sys
 from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any, BinaryIO, cast
@@ -27,6 +28,11 @@ def check_output(path: str, *, inputs: Sequence[str] = (), overwrite: bool = Fal
     p = str(path)
     fmt = detect_format(p) if p == STDIO else _output_format(p)
     if p == STDIO:
+        if _stdout_is_terminal():
+            raise OutputError(
+                "-: standard output is a terminal; an Arrow stream is binary: pipe it into another "
+                "command (| xmmtools convert - -o out.parquet) or save it (> out.arrows)"
+            )
         return fmt
     out_real = os.path.realpath(p)
     for i in inputs:
@@ -50,6 +56,13 @@ def check_output(path: str, *, inputs: Sequence[str] = (), overwrite: bool = Fal
     if not os.access(parent, os.W_OK):
         raise OutputError(f"{p}: folder {parent} is not writable")
     return fmt
+
+
+def _stdout_is_terminal() -> bool:
+    try:
+        return os.isatty(sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):  # replaced by a capture without a descriptor
+        return False
 
 
 def _output_format(p: str) -> str:
