@@ -4,6 +4,7 @@ a seeded random subsample (the caption says so); histograms of one column use ev
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -174,10 +175,8 @@ def pdfs(t: pa.Table, labels: str | None) -> Figure | None:
     zmax = 6.0
     desc = tables.description_of(t.schema.field("Z_PDF")) or ""
     if "to " in desc:
-        try:
+        with contextlib.suppress(ValueError, IndexError):
             zmax = float(desc.rsplit("to ", 1)[1].split()[0])
-        except (ValueError, IndexError):
-            pass
     grid = (np.arange(nb) + 0.5) * zmax / nb
     rows = np.linspace(0, t.num_rows - 1, min(5, t.num_rows)).astype(int)
     plt = _plt()
