@@ -97,6 +97,8 @@ class Recipe:
     base: Path
     workdir: Path
     stages: list[Stage]
+    #: files the recipe reads that no stage of it makes (its inputs)
+    sources: list[str] = field(default_factory=list)
 
     @property
     def stem(self) -> str:
@@ -154,6 +156,7 @@ def load_recipe(path: str, workdir: str | None = None) -> Recipe:
         return cand if v and os.path.exists(cand) else None
 
     current = os.path.normpath(base / str(doc["input"])) if "input" in doc else None
+    sources = [current] if current is not None else []
     out: list[Stage] = []
     for i, st in enumerate(stages, 1):
         if not isinstance(st, dict) or "command" not in st or "output" not in st:
@@ -174,6 +177,8 @@ def load_recipe(path: str, workdir: str | None = None) -> Recipe:
         elif "input" in st:
             v = str(st["input"])
             inp = resolve(v) or os.path.normpath(base / v)
+            if v not in produced:
+                sources.append(inp)
         else:
             inp = current
         if inp is not None:
@@ -184,6 +189,8 @@ def load_recipe(path: str, workdir: str | None = None) -> Recipe:
             r = resolve(val) if val and not val.startswith("-") else None
             if r is not None:
                 reads.append(r)
+                if val not in produced:
+                    sources.append(r)
                 resolved.append(f"{name}{eq}{r}")
             else:
                 resolved.append(a)
@@ -199,7 +206,7 @@ def load_recipe(path: str, workdir: str | None = None) -> Recipe:
             produced[name] = o
         out.append(stage)
         current = outp
-    recipe = Recipe(str(path), base, work, out)
+    recipe = Recipe(str(path), base, work, out, sources)
     _check_outputs(recipe)
     return recipe
 
@@ -215,8 +222,7 @@ def _same(a: str, b: str) -> bool:
 def _check_outputs(recipe: Recipe) -> None:
     """No output may be an input of the recipe (files it reads but does not make) or the
     recipe itself; outputs must not collide with each other."""
-    made = [o for st in recipe.stages for o in st.outputs]
-    sources = [recipe.path] + [r for st in recipe.stages for r in st.reads if r not in made]
+    sources = [recipe.path, *recipe.sources]
     seen: list[str] = []
     for st in recipe.stages:
         for o in st.outputs:
