@@ -341,10 +341,11 @@ def test_a_three_stage_shell_pipe_gives_the_recipe_table(tmp_path, capsys):
     xm_args = ["--catalog", f"dr8={DR8}", "--pos-err", "DR8=POSERR", "--radius", "10"]
     lt_args = ["--archive", f"3XMM={DR8}"]
     py = shlex.quote(sys.executable)
+    out = shlex.quote(str(tmp_path / "pipe.parquet"))
     pipe = (
         f"{py} -m xmmtools -q crossmatch {shlex.quote(str(SAMPLE))} {shlex.join(xm_args)} -o - "
         f"| {py} -m xmmtools -q classify - -o - "
-        f"| {py} -m xmmtools -q variability long - {shlex.join(lt_args)} -o {shlex.quote(str(tmp_path / 'pipe.parquet'))}"
+        f"| {py} -m xmmtools -q variability long - {shlex.join(lt_args)} -o {out}"
     )
     p = subprocess.run(["bash", "-o", "pipefail", "-c", pipe], capture_output=True, timeout=300)
     assert p.returncode == 0, p.stderr
