@@ -60,10 +60,20 @@ def _find(t: pa.Table, *names: str) -> str | None:
     return None
 
 
+def class_prefix(t: pa.Table) -> str | None:
+    """The prefix of classify's columns (``""`` for CLASS, ``"NB_"`` for NB_CLASS), found by
+    the CLASS / CLASS_MARGIN pair classify writes; None without them."""
+    for n in t.column_names:
+        if n.endswith("CLASS") and n[: -len("CLASS")] + "CLASS_MARGIN" in t.column_names:
+            return n[: -len("CLASS")]
+    return "" if "CLASS" in t.column_names else None
+
+
 def class_fractions(t: pa.Table, labels: str | None) -> Figure | None:
-    col = _find(t, "CLASS")
-    if col is None:
+    prefix = class_prefix(t)
+    if prefix is None:
         return None
+    col = prefix + "CLASS"
     vals = [v if v is not None else "(none)" for v in t[col].to_pylist()]
     names, counts = np.unique(np.asarray(vals, dtype=str), return_counts=True)
     plt = _plt()
@@ -79,7 +89,8 @@ def class_fractions(t: pa.Table, labels: str | None) -> Figure | None:
 
 
 def outlier_scores(t: pa.Table, labels: str | None) -> Figure | None:
-    col = _find(t, "OUTLIER_SCORE")
+    prefix = class_prefix(t)
+    col = _find(t, (prefix or "") + "OUTLIER_SCORE")
     if col is None:
         return None
     v = _num(t, col)
@@ -89,16 +100,17 @@ def outlier_scores(t: pa.Table, labels: str | None) -> Figure | None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.hist(v, bins=min(50, max(5, v.size // 3)), color="#dd8452")
-    ax.set_xlabel("OUTLIER_SCORE = -log10 max_c posterior")
+    ax.set_xlabel(f"{col} = -log10 max_c posterior")
     ax.set_ylabel("rows")
     return Figure("Outlier scores", f"{v.size:,} finite scores.", _png(fig))
 
 
 def confusion(t: pa.Table, labels: str | None) -> Figure | None:
-    if labels is None or labels not in t.column_names or "CLASS" not in t.column_names:
+    prefix = class_prefix(t)
+    if labels is None or labels not in t.column_names or prefix is None:
         return None
     true = np.asarray([str(x) for x in t[labels].to_pylist()])
-    pred = np.asarray([str(x) for x in t["CLASS"].to_pylist()])
+    pred = np.asarray([str(x) for x in t[prefix + "CLASS"].to_pylist()])
     classes = sorted(set(pred) | set(true))
     m = np.zeros((len(classes), len(classes)), int)
     pos = {c: i for i, c in enumerate(classes)}
@@ -112,22 +124,24 @@ def confusion(t: pa.Table, labels: str | None) -> Figure | None:
             ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=8)
     ax.set_xticks(range(len(classes)), classes, rotation=45)
     ax.set_yticks(range(len(classes)), classes)
-    ax.set_xlabel("CLASS (predicted)")
+    ax.set_xlabel(f"{prefix}CLASS (predicted)")
     ax.set_ylabel(f"{labels} (label)")
-    return Figure("Confusion matrix", f"Rows: the labels of {labels}; columns: CLASS.", _png(fig))
+    return Figure("Confusion matrix", f"Rows: the labels of {labels}; columns: {prefix}CLASS.", _png(fig))
 
 
 def reliability(t: pa.Table, labels: str | None) -> Figure | None:
-    if labels is None or labels not in t.column_names:
+    prefix = class_prefix(t)
+    if labels is None or labels not in t.column_names or prefix is None:
         return None
-    probs = [n for n in t.column_names if n.startswith("P_") and n[2:] and n not in ("P_ANY", "P_I")]
+    start = prefix + "P_"
+    probs = [n for n in t.column_names if n.startswith(start) and n[len(start) :] and n not in ("P_ANY", "P_I")]
     true = np.asarray([str(x) for x in t[labels].to_pylist()])
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4.5, 4))
     ax.plot([0, 1], [0, 1], "k:", lw=1)
     drawn = 0
     for p in probs:
-        cls = p[2:]
+        cls = p[len(start) :]
         if not (true == cls).any():
             continue
         v = _num(t, p)
