@@ -290,17 +290,34 @@ def test_dry_run_creates_nothing_and_prints_shell_quoted_commands(tmp_path, caps
     assert sorted(os.listdir(folder)) == before  # no work folder, no lock, no log
     cmd = [ln for ln in out.splitlines() if not ln.startswith("#")][0]
     words = shlex.split(cmd)
-    assert words[:2] == ["(cd", str(folder)]
-    tail = words[words.index("&&") + 1 :]
-    assert tail[:4] == ["xmmtools", "variability", "long", "in put.fits"]
-    assert "build dir/o u t.parquet)" in tail or "build dir/o u t.parquet" in " ".join(tail)
-    # the printed command really works in a shell
+    work = str(folder / "build dir")
+    assert words[:6] == ["(mkdir", "-p", work, "&&", "cd", work]
+    tail = words[words.index("&&", 4) + 1 :]
+    assert tail[:4] == ["xmmtools", "variability", "long", "../in put.fits"]
+    assert tail[-3:] == ["-o", "o u t.parquet", "--overwrite)"]
+    # the printed command really runs in a shell and makes what the recipe would
     r2 = subprocess.run(
         ["bash", "-c", cmd.replace("xmmtools ", f"{shlex.quote(sys.executable)} -m xmmtools ", 1)],
         capture_output=True,
         timeout=120,
     )
-    assert r2.returncode == 1 and b"build dir" in r2.stderr  # its folder does not exist (dry run made none)
+    assert r2.returncode == 0, r2.stderr
+    assert T.read_table(folder / "build dir" / "o u t.parquet").num_rows == 100
+    assert (folder / "build dir" / "a.csv").exists()
+
+
+def test_unresolved_relative_outputs_of_a_stage_land_in_the_work_folder(tmp_path, capsys, monkeypatch):
+    r = _write(
+        tmp_path,
+        f'input = "{SAMPLE}"\nworkdir = "w"\n[[stage]]\ncommand = "variability long"\n'
+        f'args = ["--archive", "3XMM={DR8}", "--epochs", "ep.csv"]\noutput = "lt.parquet"\n',
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert run_main(["run", r, "-q"], capsys)[0] == 0
+    assert (tmp_path / "w" / "ep.csv").exists() and os.listdir(elsewhere) == []
+    assert os.getcwd() == str(elsewhere)
 
 
 def test_nested_commands_typos_and_file_paths_from_anywhere(tmp_path, capsys, monkeypatch):

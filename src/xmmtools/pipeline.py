@@ -22,11 +22,13 @@ A recipe (TOML)::
     args = ["--obs", "obs/"]
     output = "sensmap.parquet"
 
-Before anything runs the whole recipe is checked: every command exists (a typo is an error,
-also with ``--dry-run``), no output or side product is an input of the recipe or the recipe
-itself, every output stays inside the work folder, and no stage's arguments make it write
-nothing (``--help``).  Stages run in order and the run stops at the first failure naming the
-stage; finished outputs stay intact (every write is atomic).
+Stages run in the work folder, so a file an argument names that the recipe did not resolve
+(e.g. ``--plot figs``) is written there too.  Before anything runs the whole recipe is
+checked: every command exists (a typo is an error, also with ``--dry-run``), no output or side
+product is an input of the recipe or the recipe itself, every output stays inside the work
+folder, and no stage's arguments make it write nothing (``--help``).  Stages run in order and
+the run stops at the first failure naming the stage; finished outputs stay intact (every write
+is atomic).
 
 A stage is up to date when its outputs exist, the run log (``<recipe>.runlog.jsonl`` beside
 the outputs) records a successful run with the same fingerprint (command, arguments, the
@@ -427,7 +429,8 @@ def _peak_mb() -> float | None:
 
 
 def _shown(st: Stage, base: Path) -> str:
-    """The stage as a shell command, paths relative to the recipe's folder, shell-quoted."""
+    """The stage as a shell command run in ``base`` (the work folder), paths relative to it,
+    shell-quoted."""
 
     def rel(a: str) -> str:
         name, eq, val = a.rpartition("=") if "=" in a else ("", "", a)
@@ -471,7 +474,8 @@ def run(settings: Settings, recipe: str, force: bool, dry_run: bool, workdir: st
                 continue
             rebuilt.update(st.outputs)
             click.echo(f"# {st.label}: runs ({why})")
-            click.echo(f"(cd {shlex.quote(str(rc.base))} && {_shown(st, rc.base)})")
+            wd = shlex.quote(str(rc.workdir))
+            click.echo(f"(mkdir -p {wd} && cd {wd} && {_shown(st, rc.workdir)})")
         return
     os.makedirs(rc.workdir, exist_ok=True)
     with recipe_lock(rc, quiet):
@@ -488,7 +492,7 @@ def _run_stages(rc: Recipe, commands: dict[int, Any], settings: Settings, force:
             "run": run_id,
             "stage": st.index,
             "name": st.name,
-            "command": _shown(st, rc.base),
+            "command": _shown(st, rc.workdir),
             "output": os.path.relpath(st.output, rc.base),
         }
         if why is None:
@@ -506,7 +510,9 @@ def _run_stages(rc: Recipe, commands: dict[int, Any], settings: Settings, force:
         stage = Settings(quiet=quiet, verbose=settings.verbose)  # a stage's own -q/-v stay its own
         start, t0 = _now(), time.monotonic()
         status, message = "failed", ""
+        cwd = os.getcwd()
         try:
+            os.chdir(rc.workdir)  # a relative path the recipe did not resolve lands in the work folder
             root.main(
                 args=[*words, *st.argv()],
                 prog_name=f"xmmtools {st.command.split()[0]}",
@@ -533,6 +539,7 @@ def _run_stages(rc: Recipe, commands: dict[int, Any], settings: Settings, force:
             message = f"{type(e).__name__}: {e}"
             raise
         finally:
+            os.chdir(cwd)
             rec = {
                 **entry,
                 "status": status,
