@@ -170,3 +170,23 @@ def test_a_file_on_stdin_is_recognised_and_refused_clearly(tmp_path, path, what)
         r = run_cli(["convert", "-", "-o", tmp_path / "o.parquet"], input=(tmp_path / f).read_bytes())
         assert r.returncode == 1 and w in r.stderr.decode()
     assert not (tmp_path / "o.parquet").exists()
+
+
+def test_a_producer_interrupted_by_sigint_mid_stream_is_refused_downstream(tmp_path):
+    """The issue's case (`timeout -s INT 5 xmmtools ... -o - | xmmtools convert - -o out`): the
+    producer is blocked on a full pipe when SIGINT arrives, ends its stream cleanly but unmarked."""
+    import signal
+
+    p1 = subprocess.Popen(
+        [sys.executable, "-m", "xmmtools", "convert", str(SAMPLE), "-o", "-", "--chunk-size", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    head = p1.stdout.read(10_000)  # the producer has started writing; the pipe fills up behind this
+    p1.send_signal(signal.SIGINT)
+    rest = p1.stdout.read()
+    assert p1.wait(timeout=60) == 130 and b"interrupted" in p1.stderr.read()
+    out = tmp_path / "out.parquet"
+    r = run_cli(["convert", "-", "-o", out], input=head + rest)
+    assert r.returncode == 1 and not out.exists()
+    assert "without its end marker" in r.stderr.decode() or "broken Arrow stream" in r.stderr.decode()
