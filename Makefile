@@ -38,8 +38,11 @@ models:
 		-o src/xmmtools/data/models/classify/default.json --overwrite
 	$(BIN)/python -m xmmtools.photoz.defaults
 
+# The release demo: every stage on shipped real data, then the HTML report (build/demo/report/).
+# A second run skips every stage (content-based, see docs/pipeline.md).
 demo:
-	$(BIN)/xmmtools info data/sample/4xmm_dr10_ngc5139.fits
+	$(BIN)/xmmtools run examples/release.toml
+	@echo "report: build/demo/report/index.html"
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -32,3 +32,10 @@ class ColumnError(DataError):
 
 class OutputError(XmmtoolsError):
     """The output cannot be written as asked (exists, equals the input, bad extension)."""
+
+
+class PipeClosed(XmmtoolsError):
+    """The reader of standard output went away (``| head``): the producer ends quietly with
+    the shell's SIGPIPE status, 128 + 13 = 141."""
+
+    exit_code = 141

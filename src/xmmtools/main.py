@@ -18,7 +18,7 @@ import click
 
 from xmmtools import __version__
 from xmmtools.cli import COMMANDS, CONTEXT_SETTINGS, LazyGroup, Settings, root_options
-from xmmtools.errors import DataError, XmmtoolsError
+from xmmtools.errors import DataError, PipeClosed, XmmtoolsError
 
 
 class _RootGroup(LazyGroup):
@@ -64,16 +64,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     except click.ClickException as e:  # usage errors: Click's own message, exit 2
         e.show()
         sys.exit(e.exit_code)
+    except PipeClosed:
+        _quiet_stdout()
+        sys.exit(PipeClosed.exit_code)
     except XmmtoolsError as e:
         if verbose or settings.verbose:
             traceback.print_exc()
         click.echo(f"error: {e.message}", err=True)
         sys.exit(e.exit_code)
     except BrokenPipeError:
-        # the reader of our stdout went away (e.g. `| head`): not an error of ours
-        with contextlib.suppress(Exception):
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (kept open until the process exits)
-        sys.exit(1)
+        # the reader of our stdout went away (e.g. `| head`): not an error of ours.  End quietly
+        # with the status a shell gives a process killed by SIGPIPE, 128 + 13 = 141; the stream
+        # we sent has no end marker, so no reader takes it for a complete table.
+        _quiet_stdout()
+        sys.exit(PipeClosed.exit_code)
     except KeyboardInterrupt:
         click.echo("error: interrupted; no output was written", err=True)
         sys.exit(130)
@@ -88,6 +92,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         sys.exit(1)
     sys.exit(0)
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so Python's final flush into a closed pipe stays silent."""
+    with contextlib.suppress(Exception):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def _terminate_cleanly() -> None:

@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "sensitivity-map": "xmmtools.sensitivity.cli:sensitivity_map",
     "run": "xmmtools.pipeline:run",
     "clean": "xmmtools.clean:clean",
+    "report": "xmmtools.report.cli:report",
     # the issues' hyphenated spellings of the training/evaluation subcommands
     "classify-train": "xmmtools.classify.cli:train_cmd",
     "classify-evaluate": "xmmtools.classify.cli:evaluate_cmd",

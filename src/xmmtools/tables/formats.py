@@ -2,7 +2,8 @@
 registry that says which module reads and writes each format.
 
 Formats are chosen by extension: FITS (``.fits``, ``.fit``, ``.fts``, ``.fits.gz``, ``.ftz``),
-Parquet (``.parquet``, ``.pq``), Arrow IPC files (``.arrow``, ``.feather``, ``.ipc``), CSV
+Parquet (``.parquet``, ``.pq``), Arrow IPC files (``.arrow``, ``.feather``, ``.ipc``), saved Arrow streams
+(``.arrows``), CSV
 (``.csv``, ``.csv.gz``) and ``-``, an Arrow IPC *stream* on stdin/stdout.
 """
 
@@ -41,6 +42,7 @@ EXTENSIONS = {
     ".arrow": "arrow",
     ".feather": "arrow",
     ".ipc": "arrow",
+    ".arrows": "arrows",
     ".csv": "csv",
     ".csv.gz": "csv",
 }
@@ -185,12 +187,14 @@ READERS: dict[str, str] = {
     "fits": "xmmtools.tables.fits.reader:iter_fits",
     "parquet": "xmmtools.tables.parquet:iter_parquet",
     "arrow": "xmmtools.tables.ipc:iter_ipc",
+    "arrows": "xmmtools.tables.ipc:iter_saved_stream",
     "csv": "xmmtools.tables.csv:iter_csv",
 }
 WRITERS: dict[str, str] = {
     "fits": "xmmtools.tables.fits.writer:FitsWriter",
     "parquet": "xmmtools.tables.parquet:ParquetWriter",
     "arrow": "xmmtools.tables.ipc:IpcFileWriter",
+    "arrows": "xmmtools.tables.ipc:IpcStreamFileWriter",
     "csv": "xmmtools.tables.csv:CsvWriter",
     "stream": "xmmtools.tables.ipc:IpcStreamWriter",
 }

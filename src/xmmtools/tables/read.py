@@ -19,7 +19,7 @@ import pyarrow as pa
 from xmmtools.errors import DataError
 from xmmtools.tables.formats import STDIO, check_input, detect_format, reader_for
 from xmmtools.tables.hats import find_hats
-from xmmtools.tables.ipc import count_ipc_rows, iter_stream, open_ipc
+from xmmtools.tables.ipc import count_ipc_rows, is_saved_stream, iter_stream, open_ipc
 from xmmtools.tables.provenance import provenance_of
 from xmmtools.tables.schema import check_metadata, duplicates, normalise_schema
 
@@ -129,6 +129,9 @@ def inspect_table(path: str | os.PathLike[str], *, stdin: io.BufferedIOBase | No
         schema = normalise_schema(pf.schema_arrow)
         check_metadata(schema, real)
         return TableInfo(real, "parquet", pf.metadata.num_rows, schema)
+    if fmt == "arrows" or (fmt == "arrow" and is_saved_stream(real)):
+        t = read_table(real)
+        return TableInfo(real, "arrow-stream", t.num_rows, t.schema)
     if fmt == "arrow":
         schema = normalise_schema(open_ipc(real).schema)
         check_metadata(schema, real)

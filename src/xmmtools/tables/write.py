@@ -30,6 +30,11 @@ def check_output(path: str, *, inputs: Sequence[str] = (), overwrite: bool = Fal
     p = str(path)
     fmt = detect_format(p) if p == STDIO else _output_format(p)
     if p == STDIO:
+        if _stdout_is_terminal():
+            raise OutputError(
+                "-: standard output is a terminal; an Arrow stream is binary: pipe it into another "
+                "command (| xmmtools convert - -o out.parquet) or save it (> out.arrows)"
+            )
         return fmt
     check_not_input(p, inputs)
     parent = os.path.dirname(os.path.abspath(p))
@@ -110,6 +115,13 @@ def check_outputs(
                 check_replaceable(p)
                 if os.path.exists(p) and not overwrite:
                     raise OutputError(f"{p}: exists; use --overwrite to replace it")
+
+
+def _stdout_is_terminal() -> bool:
+    try:
+        return os.isatty(sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):  # replaced by a capture without a descriptor
+        return False
 
 
 def _output_format(p: str) -> str:
