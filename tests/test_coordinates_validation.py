@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import COSMOS, DATA, run_main
+from helpers import COSMOS, DATA, run_main
 
 from xmmtools import tables
 
@@ -79,7 +79,7 @@ def test_check_coordinates_names_the_row():
 
 def test_counterpart_file_with_nothing_near_the_primaries_is_a_data_error(tmp_path, capsys):
     """Found by the fuzz run over stages: a zone index of zero kept rows raised IndexError."""
-    from conftest import SAMPLE
+    from helpers import SAMPLE
 
     code, err, out = _crossmatch(tmp_path, capsys, SAMPLE)
     assert code == 1 and "do not overlap" in err and "internal" not in err and not out.exists(), err

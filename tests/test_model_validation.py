@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SAMPLE, run_main
+from helpers import SAMPLE, run_main
 
 from xmmtools.errors import DataError
 

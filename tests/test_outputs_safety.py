@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import COSMOS, DATA, SAMPLE, run_main
+from helpers import COSMOS, DATA, SAMPLE, run_main
 
 ELL = DATA / "crossmatch" / "nway_elltest"
 VAR = DATA / "variability_long"

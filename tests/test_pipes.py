@@ -10,7 +10,7 @@ import sys
 
 import pyarrow as pa
 import pytest
-from conftest import DR9, SAMPLE, run_cli
+from helpers import DR9, SAMPLE, run_cli
 
 from xmmtools import tables as T
 from xmmtools.errors import DataError

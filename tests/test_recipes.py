@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import DATA, DR9, ROOT, SAMPLE, run_cli, run_main
+from helpers import DATA, DR9, ROOT, SAMPLE, run_cli, run_main
 
 from xmmtools import tables as T
 

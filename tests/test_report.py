@@ -12,7 +12,7 @@ import subprocess
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import DATA, SAMPLE, run_main
+from helpers import DATA, SAMPLE, run_main
 
 from xmmtools import tables as T
 from xmmtools.report import figures

@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import DATA, SAMPLE, run_main
+from helpers import DATA, SAMPLE, run_main
 
 XCAT = DATA / "crossmatch" / "nway_elltest" / "randomcatX.fits"
 PARQUET = DATA / "photoz" / "sdss_mgs_test.parquet"
