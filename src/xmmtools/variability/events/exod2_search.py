@@ -240,7 +240,7 @@ EXOD2_COLUMNS = {
 
 
 def search_exod2(
-    paths, cfg: Exod2Config, *, gti=None, pi_range=(500.0, 12000.0), merge_radius: float = 10.0, hot_pixel_files=None
+    paths, cfg: Exod2Config, *, gti=None, pi_range=(200.0, 12000.0), merge_radius: float = 10.0, hot_pixel_files=None
 ):
     """EXOD2 search of each event list; candidates of the same TYPE from different cameras within
     ``merge_radius`` arcsec whose time windows overlap are one row."""
