@@ -8,6 +8,7 @@ P0001730201M1S002MIEVLI, every FLAG kept; ``make_m1_raw.py``) and the cleaned EX
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from astropy.io import fits
 from conftest import DATA, run_main
@@ -70,3 +71,28 @@ def test_cameras_merge_on_unit_vectors_across_ra_zero():
     p = merged_position(g)  # before issue 19: RA 180
     assert p["RA"] == pytest.approx(0.0, abs=1e-9) and p["DEC"] == pytest.approx(10.0)
     assert p["CAMERAS"] == "PN+M1"
+
+
+def test_candidates_report_poisson_false_alarm_and_cells_searched():
+    # the flagged particle tracks of the raw list, kept on purpose (flag_filter=False), are real
+    # candidates to check the reported probabilities on
+    from scipy import stats
+
+    from xmmtools.variability.events import exod2_search as X
+
+    ev, meta = read_events(str(RAW), flag_filter=False)
+    cfg = Exod2Config(time_bin=200.0)
+    cands = X.exod2_candidates(ev, meta["GTI"], cfg)
+    assert cands  # before issue 19 these had no P_FALSE / N_TRIALS
+    c = X.bin_cells(ev, meta["GTI"], cfg)
+    n_cells = int((np.bincount(c.cell, minlength=c.bkg.size) > 0).sum())
+    for k in cands:
+        assert k["N_TRIALS"] == n_cells * int((c.s > 0).sum())
+        assert 0 < k["P_FALSE"] < 1e-4
+    t = search_exod2([str(RAW)], cfg)  # flag-filtered: nothing left
+    assert t.num_rows == 0 and {"P_FALSE", "N_TRIALS", "FAP_OBS"} <= set(t.schema.names)
+    # P_FALSE is the Poisson tail P(N >= n | mu) of the candidate's most significant cell-frame
+    best = max(cands, key=lambda k: k["LOG10_B"])
+    keys, n, mu, lb = X.flag_cells(c)["burst"]
+    i = int(np.argmax(lb))
+    assert best["P_FALSE"] == pytest.approx(stats.poisson.sf(n[i] - 1, mu[i]), rel=1e-6)
