@@ -76,3 +76,26 @@ def test_one_observation_through_two_catalogues_is_one_epoch(sample):
     assert int(np.sum(e.source == k)) == 3  # three observations (before: 6)
     assert set(e.origin[e.source == k]) == {"catalogue"}  # the input's own rows are kept
     assert any("15 epochs of an observation already counted" in n for n in res.notes)
+
+
+def test_count_rate_hardness_ratios_are_not_compared_with_flux_ranges(sample):
+    # an archival CSC row at the position of a real omega Cen source, with the count-rate HR of a
+    # Gamma ~ 1.7 source in ACIS (h-s)/(h+s) ~ -0.5 (values set here: no CSC file is shipped);
+    # the energy-flux HR range of Gamma 0.5-2.5 in 0.5-2 / 2-7 keV is -0.32..0.74
+    src = tables.read_table(SAMPLE, ["SRCID", "SC_RA", "SC_DEC"]).to_pydict()
+    i = src["SRCID"].index(SRC)
+    arch = pa.table(
+        {
+            "RA": [src["SC_RA"][i]],
+            "DEC": [src["SC_DEC"][i]],
+            "POSERR": [0.5],
+            "MJD": [55000.0],
+            "FLUX": [3e-14],
+            "FLUX_ERR": [5e-15],
+            "HR": [-0.5],
+        }
+    )
+    res = long_term_variability(sample, archives=[("CSC2", arch)])
+    a = res.epochs.origin == "archive"
+    assert a.sum() == 1 and res.epochs.hr[a][0] == -0.5
+    assert not res.epochs.spectral_warning[a][0]  # before issue 19: True (rate HR vs flux range)
