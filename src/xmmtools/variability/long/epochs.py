@@ -445,7 +445,8 @@ def spectral_shape(
     HR = (H - S)/(H + S) from band fluxes: 4XMM S = EP_1+EP_2+EP_3 (0.2-2 keV), H = EP_4+EP_5
     (2-12 keV); other catalogues give an ``HR`` column in the soft/hard bands of the factor
     table -- compared only when the table says it is an energy-flux ratio (``hr_kind`` flux):
-    the HRs of 2RXS, CSC and 2SXPS are count-rate ratios and get no warning.  Without band fluxes, a 4XMM EP_HR3 (count rates 1-2 vs 2-4.5 keV) is compared with
+    the HRs of 2RXS, CSC and 2SXPS are count-rate ratios and get no warning.
+    Without band fluxes, a 4XMM EP_HR3 (count rates 1-2 vs 2-4.5 keV) is compared with
     the model range computed with the pn thin-filter ECFs as count-rate weights.  The warning is
     set when HR lies outside the range spanned by Gamma in ``config.gamma_range`` at the model's
     N_H (:func:`~xmmtools.variability.long.bands.hardness_range`), i.e. when the fixed band factors
