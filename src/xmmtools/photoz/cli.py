@@ -106,6 +106,8 @@ def apply(
     Example:
       xmmtools photoz counterparts.parquet -o counterparts_z.parquet --columns u=UMAG,g=GMAG
     """
+    import numpy as np
+
     from xmmtools import stage_io
     from xmmtools.columns import parse_column_map
     from xmmtools.errors import DataError
@@ -178,6 +180,7 @@ def apply(
         app = state["app"]
         classes = cols.values("CLASS") if state["has_class"] else None
         offsets = state["offsets"]
+        which: np.ndarray | None
         if classes is None and model_name == "auto":
             which = route_by_domain(
                 app, lambda c: to_numpy(cols.table.column(c), float) + offsets.get(c, 0.0), len(cols)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+from typing import Any
 
 import numpy as np
 
@@ -89,7 +90,7 @@ def read_events(
     d.pop("FLAG", None)
     order = np.argsort(t[keep], kind="stable")
     ev = {c: v[keep][order] for c, v in d.items()}
-    meta = {
+    meta: dict[str, Any] = {
         "CAMERA": camera,
         "OBS_ID": str(hdr.get("OBS_ID", "")).strip(),
         "GTI": g,

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -98,7 +99,7 @@ def flag_cells(c: Cells) -> dict:
     """Step 5: flagged cell-frames per kind, as (keys cell * nf + frame, counts, mu, log10 B)."""
     nf = c.shape[2]
     keys, n = np.unique(c.cell * nf + c.frame, return_counts=True)
-    out = {}
+    out: dict[str, Any] = {}
     mu = c.mu(keys // nf, keys % nf)
     lb = log10_bayes_burst(n, mu)
     hit = lb > THRESHOLDS[3][0]
