@@ -34,7 +34,7 @@ bench:
 models:
 	$(BIN)/xmmtools classify train tests/data/classify/lin2024_4xmmdr13_xclass_train.csv --label-column Class \
 		--merge STAR=LM-STAR+HM-STAR --merge OTHER=CV+HMXB+LMXB+NS+NS_BIN --features xclass \
-		--priors AGN=0.66,STAR=0.25,OTHER=0.09 --outlier-false-flag-rate 0.02 \
+		--priors AGN=0.66,STAR=0.25,OTHER=0.09 --outlier-false-flag-rate 0.02 --check-distances AGN \
 		-o src/xmmtools/data/models/classify/default.json --overwrite
 	$(BIN)/python -m xmmtools.photoz.defaults
 

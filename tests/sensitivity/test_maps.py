@@ -200,7 +200,7 @@ def test_evaluate_positions_rows_coverage_and_numbers(pmaps):
     assert m1["ECF"] == pytest.approx(1.9474, rel=1e-4)  # ecfxa M1 thin 0.5-2 keV
     s_up = kbn_upper_limit(m1["COUNTS"], m1["BKG_COUNTS"], SIGMA_CL[2])
     assert m1["UL_RATE_2S"] == pytest.approx(s_up / (m1["EEF"] * m1["EXPOSURE"]), rel=1e-5)
-    assert m1["FLUX_UL"] == m1["UL_FLUX_2S"]
+    assert m1["FLUX_UL"] == m1["UL_FLUX_3S"]  # default 3 sigma, as STONKS (issue 19; before: 2S)
     assert m1["UL_FLUX_1S"] < m1["UL_FLUX_2S"] < m1["UL_FLUX_3S"]
     assert m1["OFFAXIS"] == pytest.approx(offaxis_arcmin(GAP[0], GAP[1], 149.59475, -11.0876388888889))
     assert m1["MJD"] == pytest.approx(53173.5287, abs=1e-3)  # 2004-06-17 mid-exposure
@@ -221,7 +221,7 @@ def test_stacked_rows_sum_the_covered_cameras(pmaps):
     b = sum(r["BKG_COUNTS"] for r in cov)
     resp = sum(r["EEF"] * r["EXPOSURE"] * r["ECF"] * 1e11 for r in cov)
     assert ep["COUNTS"] == n and ep["BKG_COUNTS"] == pytest.approx(b, rel=1e-5)
-    assert ep["FLUX_UL"] == pytest.approx(kbn_upper_limit(n, b, SIGMA_CL[2]) / resp, rel=1e-5)
+    assert ep["FLUX_UL"] == pytest.approx(kbn_upper_limit(n, b, SIGMA_CL[3]) / resp, rel=1e-5)
     assert ep["THRESH_FLUX"] == pytest.approx((threshold_counts(b, 10.0) - b) / resp, rel=1e-5)
     assert ep["THRESH_FLUX"] < min(r["THRESH_FLUX"] for r in cov)  # cameras together see fainter
     every = _rows(t, BAND="0.5-2", OBS_ID="ALL")[0]

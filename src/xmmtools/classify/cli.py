@@ -294,6 +294,46 @@ def _load_labelled(path, fs, opts):
     return fm.values[keep], y, classes, info
 
 
+def _with_distances(path, fs, opts, klass, seed):
+    """Feature matrix of the labelled rows with every ``klass`` row given a log-uniform 1-10 kpc
+    distance (seeded) in the feature set's distance column: geometric distances of
+    zero-parallax sources are prior-dominated at ~1-10 kpc (Bailer-Jones et al. 2021, AJ 161,
+    147), so real 4XMM x Gaia inputs carry such distances for quasars."""
+    import numpy as np
+    import pyarrow as pa
+
+    from xmmtools import tables
+    from xmmtools.classify.apply import table_features
+    from xmmtools.classify.training import prepare_labels
+    from xmmtools.columns import parse_column_map
+    from xmmtools.errors import DataError
+
+    names = [c for f in fs.features if f.kind == "luminosity" for c in f.columns["distance"]]
+    names += [c for f in fs.features if f.kind == "column" and "dist" in f.name.lower() for c in f.columns["columns"]]
+    if not names:
+        raise DataError(f"--check-distances: feature set {fs.name} has no distance feature")
+    col = names[0]
+    t = tables.read_table(path)
+    labels = np.array(
+        ["" if v is None else str(v) for v in tables.to_numpy(t.column(opts["label_column"]), None)], dtype=object
+    )
+    for d in opts["drop"]:
+        labels[labels == d] = ""
+    lookup = {old: new for new, olds in _parse_merge(opts["merge"]).items() for old in olds}
+    merged = np.array([lookup.get(v, v) for v in labels], dtype=object)
+    _, _, keep = prepare_labels(list(labels), _parse_merge(opts["merge"]))
+    sel = merged == klass
+    dist = np.full(len(t), np.nan)
+    if col in t.schema.names:
+        dist = np.asarray(tables.to_numpy(t.column(col), None), float).copy()
+    dist[sel] = 10.0 ** np.random.default_rng(seed).uniform(3.0, 4.0, int(sel.sum()))
+    if col in t.schema.names:
+        t = t.set_column(t.schema.get_field_index(col), col, pa.array(dist))
+    else:
+        t = t.append_column(col, pa.array(dist))
+    return table_features(t, fs, source=path, user_map=parse_column_map(opts["column_map"])).values[keep]
+
+
 def _parse_merge(items):
     out = {}
     for item in items:
@@ -372,6 +412,15 @@ def _priors_or_error(text, classes):
 @click.option(
     "--cv/--no-cv", default=True, show_default=True, help="Record nested k-fold held-out metrics in the model."
 )
+@click.option(
+    "--check-distances",
+    "check_distances",
+    default=None,
+    metavar="CLASS",
+    help="With --cv: also classify the held-out rows of CLASS with log-uniform 1-10 kpc distances "
+    "in the feature set's distance column (as 4XMM x Gaia gives quasars) and record that class's "
+    "recall and the macro-F1 in the model's metrics.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing model file.")
 @click.option(
     "--outlier-false-flag-rate",
@@ -382,20 +431,22 @@ def _priors_or_error(text, classes):
     "this fraction of held-out known sources is flagged (ignored when --outlier-quantile is given).",
 )
 @_labelled_fit_options
-def train_cmd(s, labelled, output, priors, outlier_quantile, cv, overwrite, outlier_false_flag_rate, **opts):
+def train_cmd(
+    s, labelled, output, priors, outlier_quantile, cv, check_distances, overwrite, outlier_false_flag_rate, **opts
+):
     """Fit densities, category weights and the outlier distribution on a labelled table.
 
     \b
     Example (the shipped default model, `make models`):
       xmmtools classify train tests/data/classify/lin2024_4xmmdr13_xclass_train.csv \\
         --label-column Class --merge STAR=LM-STAR+HM-STAR --merge OTHER=CV+HMXB+LMXB+NS+NS_BIN \\
-        --features xclass --priors AGN=0.66,STAR=0.25,OTHER=0.09 -o model.json
+        --features xclass --priors AGN=0.66,STAR=0.25,OTHER=0.09 --check-distances AGN -o model.json
     """
     from xmmtools import tables
     from xmmtools.classify import evaluate as ev
     from xmmtools.classify.model_io import save_model
-    from xmmtools.classify.training import cross_validate, train_model
-    from xmmtools.errors import OutputError
+    from xmmtools.classify.training import cross_validate, presence_leakage, train_model
+    from xmmtools.errors import DataError, OutputError
 
     if not output.endswith(".json"):
         raise OutputError(f"{output}: a model file name must end in .json (its arrays go to a .npz beside it)")
@@ -425,18 +476,46 @@ def train_cmd(s, labelled, output, priors, outlier_quantile, cv, overwrite, outl
         "feature_set": os.path.basename(fs.source),
         "feature_set_sha256": fs.sha256,
     }
+    leaks = presence_leakage(X, y, classes, fs)
+    if leaks:
+        model.training["presence_leakage"] = leaks
+    for leak in leaks:  # a warning, not an error: the user decides (docs/classify.md)
+        fr = ", ".join(f"{c} {v:.2f}" for c, v in leak["present_fraction"].items())
+        click.echo(
+            f"warning: presence leakage: feature {leak['feature']} is present for {fr} of the rows; "
+            'its presence alone nearly separates the classes (set presence = "ignore" in the feature set '
+            "if the training set's construction decided it)",
+            err=True,
+        )
+    if check_distances and check_distances not in classes:
+        raise DataError(f"--check-distances {check_distances}: no such class ({', '.join(classes)})")
     if cv:
-        res = cross_validate(X, y, classes, fs, settings, options)
+        X_alt = _with_distances(labelled, fs, opts, check_distances, options.seed) if check_distances else None
+        res = cross_validate(X, y, classes, fs, settings, options, priors=model.priors, X_alt=X_alt)
         model.metrics = {
-            "kind": f"nested stratified {options.folds}-fold, held-out, training-mix priors",
+            "kind": f"nested stratified {options.folds}-fold, held-out, the model's priors",
             **ev.summarise(y, res["proba"], classes, model.priors),
             **ev.fold_spread(y, res["proba"], res["fold"], classes),
         }
+        if X_alt is not None:
+            alt = ev.summarise(y, res["proba_alt"], classes, model.priors)
+            k = list(classes).index(check_distances)
+            model.metrics["distance_check"] = {
+                "class": check_distances,
+                "distances": f"log-uniform 1-10 kpc (seed {options.seed}) for every {check_distances} row",
+                "recall": alt["recall"][k],
+                "macro_f1": alt["macro_f1"],
+            }
+    elif check_distances:
+        raise DataError("--check-distances needs --cv")
     paths = save_model(model, output, overwrite=overwrite)
     if not s.quiet:
         msg = f"trained {', '.join(classes)} on {len(y)} rows; wrote {paths[0]} and {paths[1]}"
         if cv:
             msg += f"; held-out macro-F1 {model.metrics['macro_f1']:.3f}"
+        if "distance_check" in model.metrics:
+            dc = model.metrics["distance_check"]
+            msg += f"; {dc['class']} recall with 1-10 kpc distances {dc['recall']:.3f}"
         if model.outlier_selection.get("recall") is not None:
             sel = model.outlier_selection
             msg += (
@@ -464,7 +543,8 @@ def train_cmd(s, labelled, output, priors, outlier_quantile, cv, overwrite, outl
     "--priors",
     default=None,
     metavar="CLASS=F,...",
-    help="Target fractions for the prior-corrected precision (default: the model's / the data's).",
+    help="Class priors applied to the rows and used for the prior-corrected precision "
+    "(default: the model's with --model; the training folds' mix without).",
 )
 @click.option(
     "--method",
@@ -555,11 +635,13 @@ def evaluate_cmd(
         y = np.array([model.classes.index(data_classes[i]) for i in y_data])
         classes = model.classes
         pri = _priors_or_error(priors, classes)
-        frac = np.bincount(y, minlength=len(classes)) / len(y)
-        cols = classify_features(model, X, priors=np.maximum(frac, 1e-6))
-        proba = np.column_stack([c.values for c in cols[: len(classes)]])
-        kind = f"model {os.path.basename(model_path)} applied to {os.path.basename(labelled)} (data-mix priors)"
+        # the priors `classify` would apply (--priors, else the model's): never the evaluation
+        # table's own class fractions, which would hand the labels to the classifier
         pcorr = pri if pri is not None else model.priors
+        cols = classify_features(model, X, priors=pcorr)
+        proba = np.column_stack([c.values for c in cols[: len(classes)]])
+        which = "--priors" if pri is not None else "the model's priors"
+        kind = f"model {os.path.basename(model_path)} applied to {os.path.basename(labelled)} ({which})"
     else:
         fs = _feature_set(opts["features"])
         X, y, classes, info = _load_labelled(labelled, fs, opts)
@@ -568,8 +650,10 @@ def evaluate_cmd(
             proba = cross_validate_hgb(X, y, len(classes), options)["proba"]
             kind = f"HistGradientBoosting, stratified {options.folds}-fold (seed {options.seed}), class-balanced"
         else:
-            proba = cross_validate(X, y, classes, fs, settings, options)["proba"]
-            kind = f"nested stratified {options.folds}-fold (seed {options.seed}), training-mix priors"
+            pcorr = _priors_or_error(priors, classes)
+            proba = cross_validate(X, y, classes, fs, settings, options, priors=pcorr)["proba"]
+            which = "--priors" if pcorr is not None else "training-mix priors"
+            kind = f"nested stratified {options.folds}-fold (seed {options.seed}), {which}"
         pcorr = _priors_or_error(priors, classes)
     summary = {"kind": kind, "data": info, **ev.summarise(y, proba, classes, pcorr)}
     if not model_path:

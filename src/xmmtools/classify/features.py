@@ -41,6 +41,10 @@ from xmmtools.errors import DataError
 CATEGORIES = ("location", "spectrum", "multiwavelength", "variability")
 TRANSFORMS = ("linear", "log10", "squash")
 WHEN_ABSENT = ("error", "missing", "ignore")
+#: ``presence = "evidence"``: P(present | c) / P(missing | c) enter the likelihood (Tranin et al.
+#: 2022); ``"ignore"``: only the density of a measured value counts and a missing value is
+#: neutral -- for features whose presence was fixed by how the training set was built
+PRESENCE = ("evidence", "ignore")
 
 #: column keys of each kind; list-valued keys hold alternatives taken in order (coalesce)
 KINDS: dict[str, tuple[str, ...]] = {
@@ -90,6 +94,7 @@ class Feature:
     when_absent: str = "error"
     band: Band | None = None
     description: str = ""
+    presence: str = "evidence"  # see PRESENCE
 
     def all_columns(self) -> list[str]:
         return [c for key in KINDS[self.kind] for c in self.columns[key]]
@@ -104,6 +109,8 @@ class Feature:
             "when_absent": self.when_absent,
             "description": self.description,
         }
+        if self.presence != "evidence":
+            d["presence"] = self.presence
         if self.band is not None:
             d["band"] = {"name": self.band.name, "f0": self.band.f0, "reference": self.band.reference}
         return d
@@ -120,6 +127,7 @@ class Feature:
             d["when_absent"],
             Band(band["name"], float(band["f0"]), band["reference"]) if band else None,
             d.get("description", ""),
+            d.get("presence", "evidence"),
         )
 
 
@@ -137,6 +145,10 @@ class FeatureSet:
     @property
     def names(self) -> list[str]:
         return [f.name for f in self.features]
+
+    def presence_free(self) -> np.ndarray:
+        """(F,) True for features declared ``presence = "ignore"``."""
+        return np.array([f.presence == "ignore" for f in self.features], bool)
 
     def category_index(self) -> np.ndarray:
         """Index into :attr:`categories` of each feature."""
@@ -223,6 +235,9 @@ def parse_feature_set(doc: Mapping[str, Any], *, where: str = "feature set", sha
         wa = d.get("when_absent", "error")
         if wa not in WHEN_ABSENT:
             raise DataError(f"{where}: feature {name} has when_absent {wa!r}; use one of {', '.join(WHEN_ABSENT)}")
+        pr = d.get("presence", "evidence")
+        if pr not in PRESENCE:
+            raise DataError(f"{where}: feature {name} has presence {pr!r}; use one of {', '.join(PRESENCE)}")
         cols = {}
         for key in KINDS[kind]:
             v = d.get(key)
@@ -235,7 +250,7 @@ def parse_feature_set(doc: Mapping[str, Any], *, where: str = "feature set", sha
             if bname not in bands:
                 raise DataError(f"{where}: feature {name} uses band {bname!r}, not defined in [bands]")
             band = bands[bname]
-        feats.append(Feature(name, cat, kind, cols, tr, wa, band, str(d.get("description", ""))))
+        feats.append(Feature(name, cat, kind, cols, tr, wa, band, str(d.get("description", "")), pr))
     used = [c for c in CATEGORIES if any(f.category == c for f in feats)]
     from xmmtools.bands import inputs_from_mapping
 

@@ -75,8 +75,18 @@ class Densities:
 # ----------------------------------------------------------------------------------------
 
 
-def fit_densities(X: np.ndarray, y: np.ndarray, n_classes: int, settings: Settings = Settings()) -> Densities:
+def fit_densities(
+    X: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    settings: Settings = Settings(),
+    presence_free: np.ndarray | None = None,
+) -> Densities:
     """Tabulate p_f(x | c), P(present | c) and P(missing | c) from training rows.
+
+    Features marked in ``presence_free`` (F,) carry no presence evidence: ln P(present | c) =
+    ln P(missing | c) = 0, so a measured value contributes its density alone and a missing one
+    nothing (for features whose presence the construction of the training set decided).
 
     ``X`` (N, F) feature values with NaN = missing; ``y`` (N,) class indices 0..C-1.
     P(present | c) uses Laplace's rule of succession, (n_present + 1) / (n_c + 2), so a feature
@@ -95,6 +105,10 @@ def fit_densities(X: np.ndarray, y: np.ndarray, n_classes: int, settings: Settin
     n_present = np.stack([np.bincount(y[present[:, j]], minlength=C) for j in range(F)]).astype(float)
     log_present = np.log((n_present + 1.0) / (n_c + 2.0))
     log_missing = np.log((n_c - n_present + 1.0) / (n_c + 2.0))
+    if presence_free is not None:
+        free = np.asarray(presence_free, bool)
+        log_present[free] = 0.0
+        log_missing[free] = 0.0
     for j in range(F):
         width = hi[j] - lo[j]
         if not width > 0:  # a constant (or never measured) feature: no density evidence

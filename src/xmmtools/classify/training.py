@@ -112,10 +112,11 @@ def train_model(
     K = len(feature_set.categories)
     cat = feature_set.category_index()
     train_frac = np.bincount(y, minlength=C) / len(y)
-    oof_ll = _out_of_fold_feature_ll(X, y, C, settings, options)
+    free = feature_set.presence_free()
+    oof_ll = _out_of_fold_feature_ll(X, y, C, settings, options, free)
     oof = category_log_likelihoods(oof_ll, cat, K)
     weights = fit_weights(oof, y, train_frac, options) if options.fit_weights and C > 1 else np.ones(K)
-    dens = fit_densities(X, y, C, settings)
+    dens = fit_densities(X, y, C, settings, free)
     selection: dict = {}
     if outlier_false_flag_rate is not None:
         outlier_quantile, selection = select_outlier_quantile(
@@ -172,25 +173,72 @@ def cross_validate(
     feature_set: FeatureSet,
     settings: Settings = Settings(),
     options: FitOptions = FitOptions(),
+    priors: np.ndarray | None = None,
+    X_alt: np.ndarray | None = None,
 ) -> dict:
-    """Nested stratified k-fold: out-of-fold class probabilities (training-mix priors of each
-    fold), predictions and outlier scores for every row; weights re-fitted per outer fold."""
+    """Nested stratified k-fold: out-of-fold class probabilities, predictions and outlier
+    scores for every row; weights re-fitted per outer fold.
+
+    ``priors``: the class priors the held-out rows are classified with -- those the trained
+    model will apply (``classify`` uses ``model.priors``); default each fold's training mix.
+    ``X_alt``: a second version of the same rows (e.g. with injected distances) classified by
+    the same fold models; its probabilities are returned as ``proba_alt``.
+    """
     X = np.asarray(X, float)
     y = np.asarray(y, int)
     C = len(classes)
     fold = stratified_folds(y, options.folds, options.seed)
     proba = np.zeros((len(y), C))
+    proba_alt = np.zeros((len(y), C)) if X_alt is not None else None
     score = np.zeros(len(y))
     weights = []
     for f in range(options.folds):
         tr, te = fold != f, fold == f
         inner = FitOptions(**{**options.__dict__, "seed": options.seed + 1 + f})
         m = train_model(X[tr], y[tr], classes, feature_set, settings, inner)
-        lp = log_posterior(m.category_ll(X[te]), m.training_fractions, m.weights)
+        pri = m.training_fractions if priors is None else np.asarray(priors, float)
+        lp = log_posterior(m.category_ll(X[te]), pri, m.weights)
         proba[te] = normalise(lp)
         score[te] = outlier_score(lp)
+        if proba_alt is not None and X_alt is not None:
+            proba_alt[te] = normalise(log_posterior(m.category_ll(np.asarray(X_alt, float)[te]), pri, m.weights))
         weights.append(m.weights.tolist())
-    return {"proba": proba, "fold": fold, "outlier_score": score, "weights": weights}
+    out = {"proba": proba, "fold": fold, "outlier_score": score, "weights": weights}
+    if proba_alt is not None:
+        out["proba_alt"] = proba_alt
+    return out
+
+
+#: a feature whose presence alone nearly separates two classes: P(present | a) − P(present | b)
+#: at least this large (e.g. Gaia distances looked up for stars only)
+PRESENCE_LEAKAGE = 0.9
+
+
+def presence_leakage(
+    X: np.ndarray, y: np.ndarray, classes: Sequence[str], feature_set, threshold: float = PRESENCE_LEAKAGE
+) -> list[dict]:
+    """Features that carry presence evidence (``presence = "evidence"``) and whose presence
+    fraction differs between two classes by ``threshold`` or more: the training set's
+    construction, not the sky, may decide it ("presence leakage").  Returns one record per
+    such feature: its name, the presence fraction per class and the largest difference."""
+    X = np.asarray(X, float)
+    y = np.asarray(y, int)
+    free = feature_set.presence_free()
+    out = []
+    for j, name in enumerate(feature_set.names):
+        if free[j]:
+            continue
+        frac = [float(np.isfinite(X[y == c, j]).mean()) if np.any(y == c) else np.nan for c in range(len(classes))]
+        gap = float(np.nanmax(frac) - np.nanmin(frac))
+        if gap >= threshold:
+            out.append(
+                {
+                    "feature": name,
+                    "present_fraction": {c: round(v, 4) for c, v in zip(classes, frac, strict=True)},
+                    "difference": round(gap, 4),
+                }
+            )
+    return out
 
 
 # ----------------------------------------------------------------------------------------
@@ -346,12 +394,12 @@ def _flags_on_grid(run: dict) -> np.ndarray:
 # ----------------------------------------------------------------------------------------
 
 
-def _out_of_fold_feature_ll(X, y, C, settings, options) -> np.ndarray:
+def _out_of_fold_feature_ll(X, y, C, settings, options, presence_free=None) -> np.ndarray:
     fold = stratified_folds(y, options.folds, options.seed)
     out = np.zeros((len(y), X.shape[1], C))
     for f in range(options.folds):
         tr, te = fold != f, fold == f
-        d = fit_densities(X[tr], y[tr], C, settings)
+        d = fit_densities(X[tr], y[tr], C, settings, presence_free)
         out[te] = feature_log_likelihoods(d, X[te], None, settings.missing_alpha)
     return out
 

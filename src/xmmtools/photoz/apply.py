@@ -60,6 +60,29 @@ def route(classes: np.ndarray | None, names: Sequence[str], *, all_rows: bool) -
     return out
 
 
+def in_domain(model: Model, X: np.ndarray) -> np.ndarray:
+    """True for rows with at least one attribute whose every measured attribute lies inside
+    the model's training range (``model.ranges``): the trees were grown on such rows; outside
+    them TPZ extrapolates (Carrasco Kind & Brunner 2013, Sect. 5: the training set must
+    represent the photometric sample)."""
+    X = np.asarray(X, float)
+    with np.errstate(invalid="ignore"):
+        ok = ~np.isfinite(X) | ((model.ranges[:, 0] <= X) & (model.ranges[:, 1] >= X))
+    return ok.all(axis=1) & np.isfinite(X).any(axis=1)
+
+
+def route_by_domain(app: Applier, get: Callable[[str], np.ndarray], n: int) -> np.ndarray:
+    """Model index per row for a table without CLASS and models (``agn``, ``galaxy``): galaxy
+    where the row lies inside the galaxy model's training domain (:func:`in_domain`: SDSS MGS
+    galaxies, r < 17.77), else agn, whose quasar training set spans the wider range.  Rows
+    outside the chosen model's domain keep Z_FLAG bit 4."""
+    agn, gal = 0, 1
+    X, _ = app.attrs[gal].values(get)
+    which = np.full(n, agn, np.int64)
+    which[in_domain(app.models[gal], X)] = gal
+    return which
+
+
 @dataclass
 class Applier:
     """Models resolved on a table, ready to be applied chunk by chunk."""

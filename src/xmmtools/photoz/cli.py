@@ -60,9 +60,18 @@ def photoz():
     default="auto",
     show_default=True,
     help="galaxy, agn, a model .json file, or auto (CLASS AGN-like rows -> agn, other "
-    "extragalactic rows -> galaxy; without CLASS, agn for every row).",
+    "extragalactic rows -> galaxy; without CLASS, galaxy for rows inside the galaxy model's "
+    "training domain, agn for the others).",
 )
 @click.option("--all", "all_rows", is_flag=True, help="Also estimate rows whose CLASS is not extragalactic.")
+@click.option(
+    "--missing",
+    "missing",
+    type=float,
+    multiple=True,
+    help="Magnitude value meaning 'not measured' (e.g. -99, 99, or 0 for 2MASS); repeatable; "
+    "added to the model's own training sentinels.",
+)
 @click.option(
     "--pdf-format",
     type=click.Choice(["grid", "quantiles", "none"]),
@@ -88,18 +97,22 @@ def photoz():
 @output_options
 @common_options
 @pass_settings
-def apply(s, input, output, model_name, all_rows, pdf_format, smooth, cut, jobs, overwrite, column_map, chunk_size):
+def apply(
+    s, input, output, model_name, all_rows, missing, pdf_format, smooth, cut, jobs, overwrite, column_map, chunk_size
+):
     """Add Z_PHOT, Z_MEAN, Z_MEDIAN, Z_ERR, Z_L68/U68, Z_L95/U95, Z_CONF, Z_FLAG and Z_PDF.
 
     \b
     Example:
       xmmtools photoz counterparts.parquet -o counterparts_z.parquet --columns u=UMAG,g=GMAG
     """
+    import numpy as np
+
     from xmmtools import stage_io
     from xmmtools.columns import parse_column_map
     from xmmtools.errors import DataError
     from xmmtools.photoz import SPEC
-    from xmmtools.photoz.apply import Applier, model_feeds, provenance_extra, route
+    from xmmtools.photoz.apply import Applier, model_feeds, provenance_extra, route, route_by_domain
     from xmmtools.photoz.attributes import resolve_attributes
     from xmmtools.photoz.model import load_model, model_path
     from xmmtools.tables import to_numpy
@@ -111,10 +124,11 @@ def apply(s, input, output, model_name, all_rows, pdf_format, smooth, cut, jobs,
     def setup(cols):
         has_class = "CLASS" in cols
         if model_name == "auto":
-            names = ["agn", "galaxy"] if has_class else ["agn"]
+            names = ["agn", "galaxy"]
             if not has_class and not s.quiet:
                 click.echo(
-                    "note: no CLASS column; using the agn model for every row (--model galaxy for normal galaxies)",
+                    "note: no CLASS column; rows inside the galaxy model's training domain (every "
+                    "attribute within its training range) use galaxy, the others agn",
                     err=True,
                 )
         else:
@@ -137,7 +151,7 @@ def apply(s, input, output, model_name, all_rows, pdf_format, smooth, cut, jobs,
                 available,
                 source=input,
                 user_map={**{k: f.column for k, f in feeds[m.name].items()}, **user_map},
-                missing=m.missing,
+                missing=tuple(dict.fromkeys((*m.missing, *missing))),
                 stored_errors={},
             )
             for m in models
@@ -165,11 +179,16 @@ def apply(s, input, output, model_name, all_rows, pdf_format, smooth, cut, jobs,
             setup(cols)
         app = state["app"]
         classes = cols.values("CLASS") if state["has_class"] else None
-        if classes is not None and len(app.models) == 1:
+        offsets = state["offsets"]
+        which: np.ndarray | None
+        if classes is None and model_name == "auto":
+            which = route_by_domain(
+                app, lambda c: to_numpy(cols.table.column(c), float) + offsets.get(c, 0.0), len(cols)
+            )
+        elif classes is not None and len(app.models) == 1:
             which = route(classes, ["one"], all_rows=all_rows)
         else:
             which = route(classes, state["names"], all_rows=all_rows)
-        offsets = state["offsets"]
         return app.columns(lambda c: to_numpy(cols.table.column(c), float) + offsets.get(c, 0.0), len(cols), which)
 
     # filled in by setup() on the first chunk, before the output (and its provenance) is opened
@@ -180,6 +199,7 @@ def apply(s, input, output, model_name, all_rows, pdf_format, smooth, cut, jobs,
         "pdf_format": pdf_format,
         "smooth": smooth,
         "cut": cut,
+        "missing": list(missing) or None,
         "columns": user_map or None,
     }
     try:

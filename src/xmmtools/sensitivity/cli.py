@@ -95,10 +95,11 @@ def _method_options(f):
 @_method_options
 @click.option(
     "--cl",
-    default="2s",
+    default="3s",
     show_default=True,
     metavar="1s|2s|3s|P",
-    help="Confidence level of FLUX_UL: 1s, 2s, 3s (0.6827/0.9545/0.9973) or a probability.",
+    help="Confidence level of FLUX_UL: 1s, 2s, 3s (0.6827/0.9545/0.9973) or a probability "
+    "(default 3s, as the upper limits STONKS uses, Quintin et al. 2024).",
 )
 @click.option(
     "--gauss-above-80",

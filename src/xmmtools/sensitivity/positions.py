@@ -49,7 +49,9 @@ class Settings:
     """Parameters of the evaluation (units: arcsec, arcmin, cm^-2)."""
 
     likelihood: float = 10.0
-    cl: float = SIGMA_CL[2]
+    # FLUX_UL at 3 sigma (0.9973), the level of the upper limits STONKS compares with
+    # (Quintin et al. 2024, A&A 687, A250; RapidXMM band8_ul_sigma3, Ruiz et al. 2022)
+    cl: float = SIGMA_CL[3]
     radius_arcsec: float = 30.0
     integer_threshold: bool = False
     ul_method: str = "kbn"

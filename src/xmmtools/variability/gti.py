@@ -92,6 +92,26 @@ def ccd_gti_union(hdul) -> np.ndarray:
     return np.array(merged)
 
 
+def event_file_gti(hdul) -> np.ndarray:
+    """The good time of an EPIC event list: the union of its per-CCD STDGTInn extensions
+    intersected with every other GTI table it carries (the flare-filter ``GTI0xxxx`` tables
+    that evselect/tabgtigen leave in a cleaned list, ``SRC_GTIS``, ``GTI``) -- every GTI
+    table of the file is honoured, as :func:`file_gti` does for light curves (Khan et al.
+    2025, A&A 697, A50, Sect. 2: EXOD2 searches the flare-filtered good time only)."""
+    g = ccd_gti_union(hdul)
+    for h in hdul[1:]:
+        nm = h.name.upper()
+        if nm.startswith("STDGTI") or getattr(h, "columns", None) is None:
+            continue
+        if nm.startswith("GTI") or nm == "SRC_GTIS":
+            names = {c.upper() for c in h.columns.names}
+            if {"START", "STOP"} <= names:
+                other = np.column_stack([np.asarray(h.data["START"], float), np.asarray(h.data["STOP"], float)])
+                other = other[np.argsort(other[:, 0])]
+                g = intersect_gti(g, other) if len(g) else other
+    return g
+
+
 def inside_gti(t: np.ndarray, gti: np.ndarray) -> np.ndarray:
     """True for each time ``t`` inside one of the GTIs (START <= t < STOP)."""
     g = gti[np.argsort(gti[:, 0])]

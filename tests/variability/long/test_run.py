@@ -73,26 +73,32 @@ def test_ratio_of_a_real_source_by_hand(sample, raw):
 
 
 def test_3xmm_archive_rows_match_the_4xmm_source_with_the_same_srcid(sample):
+    from xmmtools.variability.long.epochs import archive_epochs, sources_of
+
     arch = tables.read_table(ARCH_3XMM)
-    res = long_term_variability(sample, archives=[("3XMM", arch)])
-    assert res.unmatched["3XMM"] == 0
-    ep = res.epochs
-    a = ep.origin == "archive"
-    assert a.sum() == 15
+    ep, lost = archive_epochs(arch, "3XMM", sources_of(sample))
+    assert lost == 0
+    assert len(ep) == 15
     # 3XMM-DR8 kept the SRCIDs of this field: the STONKS positional match must find them again
     flux = tables.to_numpy(arch.column("EP_8_FLUX"), float)
     ids = tables.to_numpy(arch.column("SRCID"), None)
-    for k, fnat in zip(res.sources.key[ep.source[a]], ep.flux[a] * ep.factor[a], strict=True):
+    keys = sources_of(sample).key
+    for k, fnat in zip(keys[ep.source], ep.flux * ep.factor, strict=True):
         assert ids[np.argmin(abs(flux - fnat))] == k
-    assert not ep.ambiguous[a].any()
-    # 201177401010005 now has 6 epochs; the minimum F+sigma is the 3XMM 2001 row
+    assert not ep.ambiguous.any()
+    # every 3XMM-DR8 row repeats an observation of the 4XMM sample (same OBS_ID): one epoch per
+    # observation (issue 19), the input's own row kept -- 201177401010005 keeps its 3 epochs
+    # (before issue 19: 6, with the 3XMM 2001 row as the minimum)
+    res = long_term_variability(sample, archives=[("3XMM", arch)])
+    assert res.unmatched["3XMM"] == 0
+    assert (res.epochs.origin == "archive").sum() == 0
     srcid = tables.to_numpy(sample.column("SRCID"), None)
     sel = srcid == 201177401010005
-    assert col(res, "LT_N_EPOCHS")[sel][0] == 6
+    assert col(res, "LT_N_EPOCHS")[sel][0] == 3
     assert col(res, "LT_VAR_RATIO")[sel][0] == pytest.approx(
-        (9.783791e-13 - 1.58928e-13) / (2.02129e-13 + 8.08437e-15), rel=1e-5
+        (9.783791e-13 - 1.58928e-13) / (2.080780e-13 + 8.30388e-15), rel=1e-5
     )
-    assert set(col(res, "LT_CAT_MIN")[sel]) == {"3XMM"}
+    assert set(col(res, "LT_CAT_MIN")[sel]) == {"4XMM"}
 
 
 def ul_table(**cols):
@@ -316,7 +322,8 @@ def test_cli_end_to_end_with_archive_upper_limits_and_alerts(tmp_path, capsys):
         capsys,
     )
     assert code == 0, err
-    assert "35 sources, 68 epochs" in err and "1 alerts" in err
+    assert "35 sources, 53 epochs" in err and "1 alerts" in err  # 68 before issue 19 (3XMM repeats)
+    assert "note: 15 epochs of an observation already counted" in err
     t = tables.read_table(out)
     assert t.num_rows == 52 and "EP_8_FLUX" in t.schema.names and "LT_VAR_RATIO" in t.schema.names
     assert tables.unit_of(t.schema.field("LT_FLUX")) == "erg/cm**2/s"
@@ -324,7 +331,7 @@ def test_cli_end_to_end_with_archive_upper_limits_and_alerts(tmp_path, capsys):
     rec = json.loads((js / "alert_201122201010023.json").read_text())
     assert rec["ALERT_TYPE"] == "First Detection" and len(rec["light_curve"]) == 2
     assert [p["upper_limit"] for p in rec["light_curve"]] == [True, False]
-    assert tables.read_table(eps).num_rows == 68
+    assert tables.read_table(eps).num_rows == 53
     prov = tables.inspect_table(out).provenance[-1]
     assert prov["stage"] == "variability-long" and prov["parameters"]["archives"] == ["3XMM"]
 

@@ -47,7 +47,12 @@ from xmmtools.cli import common_options, pass_settings
     show_default=True,
     help="Windows with a smaller good-time fraction are dropped; others are scaled.",
 )
-@click.option("--pi-min", type=float, default=500.0, show_default=True, help="Lowest PI (eV).")
+@click.option(
+    "--pi-min",
+    type=float,
+    default=None,
+    help="Lowest PI (eV). Default 200 (exod2, as EXOD2) or 500 (exod, Pastor-Marazuela+2020).",
+)
 @click.option("--pi-max", type=float, default=12000.0, show_default=True, help="Highest PI (eV).")
 @click.option(
     "--merge-radius",
@@ -114,6 +119,8 @@ def events(
     inputs = [*event_files, *extra, *hot.values()]
     tables.check_output(output, inputs=inputs, overwrite=overwrite)
     gti = read_gti(gti_file) if gti_file else None
+    if pi_min is None:
+        pi_min = 200.0 if method == "exod2" else 500.0
     common = {"gti": gti, "pi_range": (pi_min, pi_max), "merge_radius": merge_radius, "hot_pixel_files": hot}
     params = {"method": method, "pi_min": pi_min, "pi_max": pi_max, "merge_radius": merge_radius, "gti": gti_file}
     if method == "exod2":

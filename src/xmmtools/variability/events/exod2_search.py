@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -98,11 +99,13 @@ def flag_cells(c: Cells) -> dict:
     """Step 5: flagged cell-frames per kind, as (keys cell * nf + frame, counts, mu, log10 B)."""
     nf = c.shape[2]
     keys, n = np.unique(c.cell * nf + c.frame, return_counts=True)
-    out = {}
+    out: dict[str, Any] = {}
     mu = c.mu(keys // nf, keys % nf)
     lb = log10_bayes_burst(n, mu)
     hit = lb > THRESHOLDS[3][0]
     out["burst"] = (keys[hit], n[hit], mu[hit], lb[hit])
+    n_good = int(np.sum(c.s > 0))
+    trials = {"burst": int(np.sum(np.bincount(c.cell, minlength=c.bkg.size) > 0)) * n_good, "eclipse": 0}
     # eclipses: only cells whose brightest frame could be empty at 3 sigma (mu >~ 13 counts)
     mu_max = c.bkg * c.w.max() + c.src * c.s.max()
     bright = np.flatnonzero(mu_max > 0)
@@ -121,8 +124,10 @@ def flag_cells(c: Cells) -> dict:
         le = log10_bayes_eclipse(counts, mu_e)
         i, j = np.nonzero(le > THRESHOLDS[3][1])
         out["eclipse"] = (bright[i] * nf + good[j], counts[i, j], mu_e[i, j], le[i, j])
+        trials["eclipse"] = int(bright.size * good.size)
     else:
         out["eclipse"] = (np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0), np.zeros(0))
+    out["trials"] = trials  # cell-frames searched per kind
     return out
 
 
@@ -159,15 +164,23 @@ def exod2_candidates(ev: dict, gti: np.ndarray, cfg: Exod2Config) -> list[dict]:
     observation), POSERR [arcsec] (their standard error; cell/sqrt(12) with fewer than 2 events),
     TSTART/TSTOP (first frame start, last frame end), SIGMA (3 or 5), LOG10_B (largest over its
     cell-frames), COUNTS (observed) and MU (expected) in the flagged cell-frames, N_CELLS,
-    N_FRAMES, and CCDNR/RAWX/RAWY of the raw pixel with most of those events (for hot pixels).
+    N_FRAMES, CCDNR/RAWX/RAWY of the raw pixel with most of those events (for hot pixels),
+    P_FALSE (single-trial Poisson probability of its most significant cell-frame under the
+    constant-sky expectation: P(N >= n | mu) for a burst, P(N <= n | mu) for an eclipse) and
+    N_TRIALS (cell-frames searched for that kind in this camera: cells with events x good frames
+    for bursts, bright cells x good frames for eclipses).
     """
+    from scipy.special import gammainc, gammaincc
+
     c = bin_cells(ev, gti, cfg)
     nf = c.shape[2]
     ev_key = c.cell * nf + c.frame
     x, y = np.asarray(ev["X"], float), np.asarray(ev["Y"], float)
     raw = np.column_stack([np.asarray(ev[k], np.int64) for k in ("CCDNR", "RAWX", "RAWY")])
     out = []
-    for kind, (keys, n, mu, lb) in flag_cells(c).items():
+    flagged = flag_cells(c)
+    trials = flagged.pop("trials")
+    for kind, (keys, n, mu, lb) in flagged.items():
         order = np.argsort(keys)
         keys, n, mu, lb = keys[order], n[order], mu[order], lb[order]
         labels = group_cells(keys, c.shape)
@@ -177,6 +190,11 @@ def exod2_candidates(ev: dict, gti: np.ndarray, cfg: Exod2Config) -> list[dict]:
             gk = keys[sel]
             cells, frames = np.unique(gk // nf), gk % nf
             evs = np.isin(ev_key, gk) if kind == "burst" else np.isin(c.cell, cells)
+            best = int(np.argmax(lb[sel]))
+            nb, mb = float(n[sel][best]), float(mu[sel][best])
+            # single-trial Poisson tail (regularised incomplete gamma: P(N >= n) = P(n, mu), n >= 1;
+            # P(N <= n) = Q(n + 1, mu))
+            p_false = float(gammainc(nb, mb)) if kind == "burst" else float(gammaincc(nb + 1.0, mb))
             out.append(
                 {
                     "TYPE": kind,
@@ -189,6 +207,8 @@ def exod2_candidates(ev: dict, gti: np.ndarray, cfg: Exod2Config) -> list[dict]:
                     "MU": float(mu[sel].sum()),
                     "N_CELLS": int(cells.size),
                     "N_FRAMES": int(np.unique(frames).size),
+                    "P_FALSE": p_false,
+                    "N_TRIALS": int(trials[kind]),
                 }
             )
     return out
@@ -224,7 +244,11 @@ EXOD2_COLUMNS = {
     "CAMERAS": ("", "cameras that detected it, e.g. M1+M2"),
     "N_CAMERAS": ("", "number of cameras"),
     "OBS_ID": ("", "XMM-Newton observation id"),
-    "SIGMA": ("", "Gaussian-equivalent level reached, 3 or 5 (Khan et al. 2025 log10 B thresholds)"),
+    "SIGMA": (
+        "",
+        "EXOD2 level 3 or 5: nx1/EXOD2 log10 B thresholds (5.94/13.28 burst) defined with "
+        "sigma = (N-mu)/sqrt(N+mu) -- not a Gaussian-equivalent single-trial level (see P_FALSE)",
+    ),
     "LOG10_B": ("", "largest log10 Bayes factor (burst or eclipse) of its cells and frames"),
     "TSTART": ("s", "start of its first frame (mission time)"),
     "TSTOP": ("s", "end of its last frame (mission time)"),
@@ -236,11 +260,18 @@ EXOD2_COLUMNS = {
     "RAWX": ("", "raw X of that pixel (first camera)"),
     "RAWY": ("", "raw Y of that pixel (first camera)"),
     "HOT_PIXEL": ("", "that pixel is within 1 pixel of a listed hot pixel/column"),
+    "P_FALSE": (
+        "",
+        "single-trial Poisson false-alarm probability of its most significant cell-frame "
+        "(burst P(N>=n|mu), eclipse P(N<=n|mu); smallest over cameras)",
+    ),
+    "N_TRIALS": ("", "cell-frames searched for this TYPE (summed over its cameras)"),
+    "FAP_OBS": ("", "observation-level bound min(1, P_FALSE x N_TRIALS) (Bonferroni)"),
 }
 
 
 def search_exod2(
-    paths, cfg: Exod2Config, *, gti=None, pi_range=(500.0, 12000.0), merge_radius: float = 10.0, hot_pixel_files=None
+    paths, cfg: Exod2Config, *, gti=None, pi_range=(200.0, 12000.0), merge_radius: float = 10.0, hot_pixel_files=None
 ):
     """EXOD2 search of each event list; candidates of the same TYPE from different cameras within
     ``merge_radius`` arcsec whose time windows overlap are one row."""
@@ -265,8 +296,14 @@ def search_exod2(
     return candidate_table(
         rows,
         EXOD2_COLUMNS,
-        {"TYPE": pa.string(), "CAMERAS": pa.string(), "OBS_ID": pa.string(), "HOT_PIXEL": pa.bool_()},
-        ("N_CAMERAS", "SIGMA", "COUNTS", "N_CELLS", "N_FRAMES", "CCDNR", "RAWX", "RAWY"),
+        {
+            "TYPE": pa.string(),
+            "CAMERAS": pa.string(),
+            "OBS_ID": pa.string(),
+            "HOT_PIXEL": pa.bool_(),
+            "N_TRIALS": pa.int64(),
+        },
+        ("N_CAMERAS", "SIGMA", "COUNTS", "N_CELLS", "N_FRAMES", "CCDNR", "RAWX", "RAWY", "N_TRIALS"),
     )
 
 
@@ -302,4 +339,7 @@ def _merge(group: list[dict]) -> dict:
         "RAWX": first["RAWX"],
         "RAWY": first["RAWY"],
         "HOT_PIXEL": any(c["HOT_PIXEL"] for c in group),
+        "P_FALSE": min(c["P_FALSE"] for c in group),
+        "N_TRIALS": sum(c["N_TRIALS"] for c in group),
+        "FAP_OBS": min(1.0, min(c["P_FALSE"] for c in group) * sum(c["N_TRIALS"] for c in group)),
     }

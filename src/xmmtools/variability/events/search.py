@@ -124,13 +124,21 @@ def _merge(group: Sequence[dict]) -> dict:
 
 
 def merged_position(group: Sequence[dict]) -> dict:
-    """RA, DEC (inverse-variance mean), POSERR, CAMERAS, N_CAMERAS of candidates merged over cameras."""
+    """RA, DEC, POSERR, CAMERAS, N_CAMERAS of candidates merged over cameras.
+
+    The position is the inverse-variance weighted mean of the candidates' unit vectors,
+    normalised (never of the angles: RA 359.99999 and 0.00001 average to 0, not 180)."""
+    from xmmtools.sky import unit_vectors
+
     w = np.array([1.0 / c["POSERR"] ** 2 if np.isfinite(c["POSERR"]) and c["POSERR"] > 0 else 1.0 for c in group])
-    ra = np.array([c["RA"] for c in group])
-    dec = np.array([c["DEC"] for c in group])
+    ra = np.array([c["RA"] for c in group], float)
+    dec = np.array([c["DEC"] for c in group], float)
+    v = np.sum(w[:, None] * unit_vectors(ra, dec), axis=0)
+    v /= np.linalg.norm(v)
+    ra_mean = float(np.degrees(np.arctan2(v[1], v[0])) % 360.0)
     return {
-        "RA": float(np.sum(w * ra) / w.sum()),
-        "DEC": float(np.sum(w * dec) / w.sum()),
+        "RA": 0.0 if ra_mean >= 360.0 else ra_mean,
+        "DEC": float(np.degrees(np.arcsin(np.clip(v[2], -1.0, 1.0)))),
         "POSERR": float(1.0 / np.sqrt(w.sum())) if len(group) > 1 else group[0]["POSERR"],
         "CAMERAS": "+".join(sorted({c["CAMERA"] for c in group}, key=["PN", "M1", "M2"].index)),
         "N_CAMERAS": len({c["CAMERA"] for c in group}),

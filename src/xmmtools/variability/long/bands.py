@@ -151,6 +151,7 @@ class CatalogueBand:
     soft: tuple[float, float] | None
     hard: tuple[float, float] | None
     reference: str
+    hr_kind: str = "flux"  # the catalogue's HR column: flux (energy-flux ratio) or rate (count rates)
 
 
 @lru_cache(maxsize=1)
@@ -174,6 +175,7 @@ def catalogue_bands() -> dict[str, CatalogueBand]:
             pair("soft_lo", "soft_hi"),
             pair("hard_lo", "hard_hi"),
             r["reference"],
+            (r.get("hr_kind") or "flux").strip(),
         )
         for key in (cb.catalogue, *cb.aliases):
             out[key.upper()] = cb

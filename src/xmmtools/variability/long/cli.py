@@ -199,6 +199,8 @@ def long(
         _write_plots(plot_dir, res, overwrite)
     if not s.quiet:
         n_var = int(res.stats.variable.sum())
+        for note in res.notes:
+            click.echo(f"note: {note}", err=True)
         lost = ", ".join(f"{k}: {v} rows matched no source" for k, v in res.unmatched.items() if v)
         click.echo(
             f"{len(res.sources)} sources, {len(res.epochs)} epochs, {n_var} with LT_VAR_RATIO > {threshold:g}, "

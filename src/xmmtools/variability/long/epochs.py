@@ -58,6 +58,7 @@ class Epochs:
     spectral_warning: np.ndarray
     row: np.ndarray  # row in the input catalogue (-1 for archive / upper-limit rows)
     ambiguous: np.ndarray  # came from an ambiguous archival match
+    obs: np.ndarray  # object array: XMM-Newton OBS_ID (10 digits) or "" when unknown
 
     def __len__(self) -> int:
         return len(self.flux)
@@ -248,13 +249,20 @@ def archive_epochs(
 
 def upper_limit_epochs(
     table: pa.Table, sources: Sources, *, config: LongTermConfig = LongTermConfig(), where: str = "upper-limit table"
-) -> tuple[Epochs, int]:
+) -> tuple[Epochs, int, int]:
     """Upper limits: SRCID (or RA/DEC), MJD, FLUX_UL (erg/cm^2/s), BAND (4XMM band number or
     'lo-hi' keV; default band 8 / the catalogue's band), optional CATALOGUE/INSTRUMENT (default
-    4XMM) -- the table the sensitivity stage writes for non-detections.  Returns the epochs and
-    the number of rows that belong to no source of the input."""
+    4XMM), OBS_ID -- the table the sensitivity stage writes for non-detections.
+
+    Only dated, per-observation limits are epochs (an epoch is one dated observation, Quintin et
+    al. 2024 Sect. 2): the sensitivity stage writes one row per camera (PN, M1, M2), one EPIC
+    row per observation (INSTRUMENT EP) and an undated stack of all observations (OBS_ID ALL,
+    MJD NaN).  Rows without a finite date are dropped (counted); of the rows of one source and
+    observation (OBS_ID, else the date) the EPIC row is kept where present, else the most
+    constraining (smallest) camera limit.  Returns the epochs, the number of rows that belong
+    to no source and the number of undated rows ignored."""
     names = table.schema.names
-    m = resolve(names, [*UL_NAMES, "BAND", *LABEL_NAMES, *TIME_NAMES, "SRCID", "RA", "DEC"])
+    m = resolve(names, [*UL_NAMES, "BAND", *LABEL_NAMES, *TIME_NAMES, "SRCID", "RA", "DEC", "OBS_ID"])
     ulcol = next((c for c in UL_NAMES if c in m), None)
     if ulcol is None:
         raise ColumnError(
@@ -283,7 +291,15 @@ def upper_limit_epochs(
         ra = to_numpy(table.column(m["RA"]), float)[rest]
         dec = to_numpy(table.column(m["DEC"]), float)[rest]
         src[rest], amb[rest] = nearest_within(ra, dec, sources.ra, sources.dec, sources.poserr, radius=config.radius)
-    ok = (src >= 0) & np.isfinite(value)
+    obs = _obs_ids(table, m)
+    dated = np.isfinite(mjd) & (obs != "ALL")
+    ok = (src >= 0) & np.isfinite(value) & dated
+    inst = (
+        np.array([str(x).strip().upper() for x in to_numpy(table.column(m["INSTRUMENT"]), None)], dtype=object)
+        if "INSTRUMENT" in m
+        else None
+    )
+    ok &= _one_limit_per_observation(src, obs, mjd, value, inst, ok)
     ep = Epochs(
         source=src,
         mjd=mjd,
@@ -297,8 +313,77 @@ def upper_limit_epochs(
         spectral_warning=np.zeros(n, bool),
         row=np.full(n, -1),
         ambiguous=amb,
+        obs=obs,
     )
-    return ep.select(ok), int((~ok).sum())
+    undated = int(((src >= 0) & np.isfinite(value) & ~dated).sum())
+    return ep.select(ok), int((src < 0).sum()), undated
+
+
+def _one_limit_per_observation(
+    src: np.ndarray, obs: np.ndarray, mjd: np.ndarray, value: np.ndarray, inst: np.ndarray | None, ok: np.ndarray
+) -> np.ndarray:
+    """Mask keeping one upper limit per (source, observation): the EPIC (EP) row where present,
+    else the smallest limit (the most constraining camera).  The observation is the OBS_ID, or
+    the date when the table has none."""
+    keep = np.zeros(len(src), bool)
+    idx = np.flatnonzero(ok)
+    if idx.size == 0:
+        return keep
+    key = np.array([f"{o}" if o else f"MJD{d:.6f}" for o, d in zip(obs[idx], mjd[idx], strict=True)], dtype=object)
+    is_ep = np.zeros(idx.size, bool) if inst is None else np.isin(inst[idx], ("EP", "EPIC"))
+    # order: source, observation, EPIC first, then the smallest value; keep the first of each group
+    order = np.lexsort((value[idx], ~is_ep, key, src[idx]))
+    s_, k_ = src[idx][order], key[order]
+    first = np.ones(order.size, bool)
+    first[1:] = (s_[1:] != s_[:-1]) | (k_[1:] != k_[:-1])
+    keep[idx[order[first]]] = True
+    return keep
+
+
+def merge_observations(ep: Epochs) -> tuple[Epochs, int]:
+    """One epoch per source and observation: the same XMM-Newton observation reached through
+    two catalogues (e.g. 3XMM-DR8 and 4XMM rows of one OBS_ID) is one epoch, not two.
+
+    Epochs of one source sharing an OBS_ID are merged; epochs of XMM-Newton catalogues without
+    an OBS_ID merge by date (start/mid time equal to 0.01 d).  The kept epoch is the input
+    catalogue's row, else a detection before an upper limit, else the first.  Returns the
+    epochs and the number dropped."""
+    n = len(ep)
+    if n == 0:
+        return ep, 0
+    xmm = _is_xmm(ep.catalogue)
+    key = np.array(
+        [
+            f"O{o}" if o else (f"D{d:.2f}" if x and np.isfinite(d) else f"R{i}")
+            for i, (o, d, x) in enumerate(zip(ep.obs, ep.mjd, xmm, strict=True))
+        ],
+        dtype=object,
+    )
+    rank = np.where(ep.origin == "catalogue", 0, np.where(ep.is_ul, 2, 1))
+    order = np.lexsort((np.arange(n), rank, key, ep.source))
+    s_, k_ = ep.source[order], key[order]
+    first = np.ones(n, bool)
+    first[1:] = (s_[1:] != s_[:-1]) | (k_[1:] != k_[:-1])
+    keep = np.zeros(n, bool)
+    keep[order[first]] = True
+    return ep.select(keep), int(n - keep.sum())
+
+
+def _obs_ids(table: pa.Table, m: Mapping[str, str]) -> np.ndarray:
+    """OBS_ID per row as a 10-digit string ("ALL" kept as is, "" when unknown): a CSV reader may
+    have turned 0412780101 into the integer 412780101."""
+    n = table.num_rows
+    if "OBS_ID" not in m:
+        return np.full(n, "", dtype=object)
+    out = np.full(n, "", dtype=object)
+    for i, v in enumerate(to_numpy(table.column(m["OBS_ID"]), None)):
+        if v is None or (isinstance(v, float) and not np.isfinite(v)):
+            continue
+        t = str(v).strip()
+        if isinstance(v, (int, np.integer, float, np.floating)):
+            t = str(int(v))
+        out[i] = t.zfill(10) if t.isdigit() else t.upper()
+    return out
 
 
 def measurements(
@@ -318,6 +403,7 @@ def measurements(
             "HR",
             *(f"EP_{b}_FLUX" for b in (*SOFT_BANDS, *HARD_BANDS)),
             "EP_HR3",
+            "OBS_ID",
         ],
         user_map,
     )
@@ -347,6 +433,7 @@ def measurements(
         spectral_warning=warn,
         row=np.full(n, -1),
         ambiguous=np.zeros(n, bool),
+        obs=_obs_ids(table, m),
     )
 
 
@@ -357,7 +444,9 @@ def spectral_shape(
 
     HR = (H - S)/(H + S) from band fluxes: 4XMM S = EP_1+EP_2+EP_3 (0.2-2 keV), H = EP_4+EP_5
     (2-12 keV); other catalogues give an ``HR`` column in the soft/hard bands of the factor
-    table.  Without band fluxes, a 4XMM EP_HR3 (count rates 1-2 vs 2-4.5 keV) is compared with
+    table -- compared only when the table says it is an energy-flux ratio (``hr_kind`` flux):
+    the HRs of 2RXS, CSC and 2SXPS are count-rate ratios and get no warning.
+    Without band fluxes, a 4XMM EP_HR3 (count rates 1-2 vs 2-4.5 keV) is compared with
     the model range computed with the pn thin-filter ECFs as count-rate weights.  The warning is
     set when HR lies outside the range spanned by Gamma in ``config.gamma_range`` at the model's
     N_H (:func:`~xmmtools.variability.long.bands.hardness_range`), i.e. when the fixed band factors
@@ -378,7 +467,9 @@ def spectral_shape(
         hr = to_numpy(table.column(m["HR"]), float)
         for name in np.unique(label.astype(str)):
             cb = lookup_catalogue(name)
-            if cb is not None and cb.soft and cb.hard:
+            # like with like: a count-rate HR (2RXS, CSC, 2SXPS) depends on the mission's effective
+            # area, so it is never compared with the energy-flux range of the model (no warning)
+            if cb is not None and cb.soft and cb.hard and cb.hr_kind == "flux":
                 sel = label == name
                 lo[sel], hi[sel] = hardness_range(cb.soft, cb.hard, config.model.nh, config.gamma_range)
     elif "EP_HR3" in m:

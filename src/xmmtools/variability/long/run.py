@@ -37,6 +37,7 @@ from xmmtools.variability.long.epochs import (
     Sources,
     archive_epochs,
     catalogue_epochs,
+    merge_observations,
     sources_of,
     upper_limit_epochs,
 )
@@ -54,6 +55,7 @@ class LongTermResult:
     stats: SourceStats
     unmatched: dict[str, int]  # rows of each auxiliary table that belong to no source
     alerts_new: np.ndarray  # per source, epoch index of its new detection (-1: none)
+    notes: tuple[str, ...] = ()  # what was left out and why (undated limits, repeated observations)
 
 
 def long_term_variability(
@@ -79,11 +81,16 @@ def long_term_variability(
         ep, lost = archive_epochs(t, name, sources, config=config, where=f"archive {name}")
         parts.append(ep)
         unmatched[name] = lost
+    notes = []
     if upper_limits is not None:
-        ep, lost = upper_limit_epochs(upper_limits, sources, config=config)
+        ep, lost, undated = upper_limit_epochs(upper_limits, sources, config=config)
         parts.append(ep)
         unmatched["upper-limits"] = lost
-    ep = Epochs.concat(parts)
+        if undated:
+            notes.append(f"{undated} undated upper-limit rows (e.g. OBS_ID ALL stacks) ignored: not epochs")
+    ep, merged = merge_observations(Epochs.concat(parts))
+    if merged:
+        notes.append(f"{merged} epochs of an observation already counted (same OBS_ID or date) merged")
     ns = len(sources)
     stats = long_term_stats(ep.source, ep.flux, ep.err, ep.is_ul, ep.mjd, ns, config.threshold)
     flags = source_flags(ep, stats, ns)
@@ -94,7 +101,14 @@ def long_term_variability(
     alerts = stonks_alerts(ep.source, ep.flux, ep.err, ep.is_ul, ep.mjd, new, ns, config.threshold)
     columns = row_columns(table, ep, sources, stats, flags, config)
     return LongTermResult(
-        columns, alerts_table(table, ep, sources, alerts, flags, user_map), ep, sources, stats, unmatched, alerts.new
+        columns,
+        alerts_table(table, ep, sources, alerts, flags, user_map),
+        ep,
+        sources,
+        stats,
+        unmatched,
+        alerts.new,
+        tuple(notes),
     )
 
 
@@ -131,10 +145,12 @@ def row_columns(
             "LT_N_EPOCHS",
             s.n_epochs[r].astype(np.int32),
             "",
-            "number of epochs of the source (detections in all catalogues + upper limits)",
+            "number of epochs of the source (dated observations: detections in all catalogues + upper limits)",
         ),
         NewColumn("LT_N_DET", s.n_det[r].astype(np.int32), "", "number of detections of the source"),
-        NewColumn("LT_N_UL", s.n_ul[r].astype(np.int32), "", "number of upper limits of the source"),
+        NewColumn(
+            "LT_N_UL", s.n_ul[r].astype(np.int32), "", "number of upper-limit epochs (dated observations) of the source"
+        ),
         NewColumn(
             "LT_VAR_RATIO",
             s.ratio[r],

@@ -167,7 +167,14 @@ def short(
     if catalogue is None:
         table, what = _per_curve(results, lc_dir), "light curves"
     else:
-        table, what = _catalogue(catalogue, results, lc_dir, match_radius, column_map, s.progress), "rows"
+        table, unmatched = _catalogue(catalogue, results, lc_dir, match_radius, column_map, s.progress)
+        what = "rows"
+        if unmatched and not s.quiet:
+            click.echo(
+                f"note: {unmatched} of {table.num_rows} catalogue rows matched no light curve; "
+                "their XT_ columns and flags are null (unknown), not false",
+                err=True,
+            )
     tables.write_table(
         table, output, provenance=tables.Provenance(SPEC.name, params, inputs), overwrite=overwrite, inputs=inputs
     )
@@ -210,7 +217,8 @@ def _catalogue(path, results, root, radius, column_map, progress):
     ra = tables.to_numpy(table.column(mapping["RA"]), float) if "RA" in mapping and "DEC" in mapping else None
     dec = tables.to_numpy(table.column(mapping["DEC"]), float) if ra is not None else None
     matches = match_curves(obs, num, ra, dec, results, radius)
-    return tables.add_columns(table, catalogue_columns(matches, results, table.num_rows, root))
+    unmatched = sum(1 for row in range(table.num_rows) if all(matches[cam][row] is None for cam in matches))
+    return tables.add_columns(table, catalogue_columns(matches, results, table.num_rows, root)), unmatched
 
 
 def _plots(results, folder, quiet):
