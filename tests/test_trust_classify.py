@@ -10,7 +10,7 @@ import json
 
 import numpy as np
 import pyarrow as pa
-from conftest import ROOT, run_main
+from helpers import ROOT, run_main
 
 from xmmtools import tables
 from xmmtools.classify.apply import classify_features, table_features

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from conftest import DATA, run_main
+from helpers import DATA, run_main
 
 from xmmtools import tables
 

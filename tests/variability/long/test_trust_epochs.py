@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import DATA, SAMPLE
+from helpers import DATA, SAMPLE
 
 from xmmtools import tables
 from xmmtools.variability.long.run import long_term_variability

@@ -5,7 +5,7 @@ leaves their flags null (unknown), never false.  Real light curves of 0831790701
 from __future__ import annotations
 
 import pyarrow as pa
-from conftest import DATA, run_main
+from helpers import DATA, run_main
 
 from xmmtools import tables
 
