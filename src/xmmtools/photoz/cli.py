@@ -8,6 +8,7 @@ import os
 import click
 
 from xmmtools.cli import common_options, output_options, pass_settings
+from xmmtools.cli.lazy import DefaultApplyGroup
 
 Z_COLUMN_GUESSES = ("zs", "z_spec", "zspec", "specz", "spec_z", "redshift", "z_true")
 
@@ -29,13 +30,8 @@ class ModeSmooth(click.ParamType):
         return v
 
 
-class PhotozGroup(click.Group):
+class PhotozGroup(DefaultApplyGroup):
     """``xmmtools photoz CAT ...`` is ``xmmtools photoz apply CAT ...``."""
-
-    def parse_args(self, ctx, args):
-        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
-            args = ["apply", *args]
-        return super().parse_args(ctx, args)
 
 
 @click.group(cls=PhotozGroup)

@@ -3,7 +3,7 @@ registry that says which module reads and writes each format.
 
 Formats are chosen by extension: FITS (``.fits``, ``.fit``, ``.fts``, ``.fits.gz``, ``.ftz``),
 Parquet (``.parquet``, ``.pq``), Arrow IPC files (``.arrow``, ``.feather``, ``.ipc``), CSV
-(``.csv``, ``.csv.gz``) and ``-``, an Arrow IPC *stream* on stdin/stdout.
+(``.csv``, ``.csv.gz``), VOTable (``.vot``, ``.votable``, ``.xml``) and ``-``, an Arrow IPC *stream* on stdin/stdout.
 """
 
 from __future__ import annotations
@@ -43,11 +43,14 @@ EXTENSIONS = {
     ".ipc": "arrow",
     ".csv": "csv",
     ".csv.gz": "csv",
+    ".vot": "votable",
+    ".votable": "votable",
+    ".xml": "votable",
 }
 
 
 def detect_format(path: str | os.PathLike[str]) -> str:
-    """'fits', 'parquet', 'arrow', 'csv' or 'stream' (for ``-``), from the file name."""
+    """'fits', 'parquet', 'arrow', 'csv', 'votable' or 'stream' (for ``-``), from the file name."""
     p = str(path)
     if p == STDIO:
         return "stream"
@@ -184,12 +187,14 @@ READERS: dict[str, str] = {
     "parquet": "xmmtools.tables.parquet:iter_parquet",
     "arrow": "xmmtools.tables.ipc:iter_ipc",
     "csv": "xmmtools.tables.csv:iter_csv",
+    "votable": "xmmtools.tables.votable:iter_votable",
 }
 WRITERS: dict[str, str] = {
     "fits": "xmmtools.tables.fits.writer:FitsWriter",
     "parquet": "xmmtools.tables.parquet:ParquetWriter",
     "arrow": "xmmtools.tables.ipc:IpcFileWriter",
     "csv": "xmmtools.tables.csv:CsvWriter",
+    "votable": "xmmtools.tables.votable:VOTableWriter",
     "stream": "xmmtools.tables.ipc:IpcStreamWriter",
 }
 

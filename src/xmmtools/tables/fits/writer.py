@@ -23,6 +23,7 @@ from xmmtools.errors import OutputError
 from xmmtools.tables.atomic import TempFile, close_quietly
 from xmmtools.tables.fits import header as fh
 from xmmtools.tables.formats import is_gzip
+from xmmtools.tables.interop import drop_astropy_block, fits_comment_lines, ucd_of
 from xmmtools.tables.model import HEADER_KEY, description_of, null_mask, raw_values, unit_of
 from xmmtools.tables.provenance import provenance_of
 
@@ -349,6 +350,8 @@ def _fits_headers(schema: pa.Schema, outcols: list[_OutCol], nrows: int, where: 
                 "at most 68 printable ASCII characters); rename it or write .parquet"
             ) from None
     descriptions = [(f"TCOMM{k}", c.description, "") for k, c in enumerate(outcols, start=1) if c.description]
+    # TUCDn: the IVOA UCD1+ of the column (TOPCAT, VO tools)
+    descriptions += [(f"TUCD{k}", u, "") for k, f in enumerate(schema, start=1) if (u := ucd_of(f))]
     images += [im for im in (_card_or_none(*c) for c in descriptions) if im is not None]
     cards += descriptions
     seen = {c[0] for c in cards}
@@ -359,8 +362,10 @@ def _fits_headers(schema: pa.Schema, outcols: list[_OutCol], nrows: int, where: 
             kept = json.loads(meta[HEADER_KEY])
     prov = provenance_of(schema)
     ours = {"XMMTVER", "XMMTSTG"} if prov else set()  # rewritten below for this step
-    for key, val, comment in kept:  # the input's other keywords; ones FITS cannot hold are dropped
-        key = str(key).upper()
+    # astropy's column header (descriptions, UCDs): written afresh below, never copied
+    kept = drop_astropy_block(kept)
+    for raw_key, val, comment in kept:  # the input's other keywords; ones FITS cannot hold are dropped
+        key = str(raw_key).upper()
         if (
             fh.STRUCTURAL.match(key)
             or key in ours
@@ -389,6 +394,8 @@ def _fits_headers(schema: pa.Schema, outcols: list[_OutCol], nrows: int, where: 
             image = _card_or_none(*card)
             if image is not None:
                 images.append(image)
+    # what astropy's Table.read restores: descriptions and UCDs (FITS keeps units in TUNITn)
+    images += [fh.format_card("COMMENT", line, "") for line in fits_comment_lines(schema)]
     body = "".join(images) + "END".ljust(80)
     body += " " * (-len(body) % 2880)
     return fh.primary_header(), body.encode("ascii")
