@@ -25,7 +25,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from xmmtools.tables.model import description_of, unit_of
+from xmmtools.tables.model import META_PREFIX, column_meta, description_of, unit_of
 
 #: FITS COMMENT lines that delimit astropy's serialized column header
 ASTROPY_BEGIN = "--BEGIN-ASTROPY-SERIALIZED-COLUMNS--"
@@ -96,9 +96,10 @@ def astropy_yaml(schema: pa.Schema, unit_for: dict[str, str] | None = None) -> l
         desc = description_of(f)
         if desc:
             parts.append(f"description: {_q(desc)}")
-        ucd = ucd_of(f)
-        if ucd:
-            parts.append(f"meta: !!omap [{{ucd: {_q(ucd)}}}]")
+        meta = [f"{{ucd: {_q(ucd)}}}"] if (ucd := ucd_of(f)) else []
+        meta += [f"{{{_q(k)}: {json.dumps(v)}}}" for k, v in column_meta(f).items()]
+        if meta:
+            parts.append(f"meta: !!omap [{', '.join(meta)}]")
         lines.append("- {" + ", ".join(parts) + "}")
     lines.append("meta: {}")
     return lines
@@ -151,3 +152,41 @@ def update_text_chars(chars: dict[str, int], chunk: pa.Table) -> None:
             col = col.cast(t)
         n = pc.max(pc.utf8_length(col)).as_py() if len(col) else 0
         chars[f.name] = max(chars.get(f.name, 1), int(n or 0), 1)
+
+
+def read_fits_column_meta(comments: Iterable[str]) -> dict[str, dict[bytes, bytes]]:
+    """Field metadata (``ucd``, ``meta.NAME``) per column from an astropy COMMENT block of a
+    FITS header, so what a FITS output carried survives reading it back; {} without one."""
+    texts = [str(c) for c in comments]
+    try:
+        i0, i1 = texts.index(ASTROPY_BEGIN), texts.index(ASTROPY_END)
+    except ValueError:
+        return {}
+    lines: list[str] = []
+    cont = False
+    for t in texts[i0 + 1 : i1]:
+        if cont and lines:
+            lines[-1] += t[:70]
+        else:
+            lines.append(t[:70])
+        cont = len(t) == 71
+    import yaml
+
+    try:
+        head = yaml.safe_load("\n".join(lines))
+    except yaml.YAMLError:
+        return {}
+    out: dict[str, dict[bytes, bytes]] = {}
+    for col in head.get("datatype", []) if isinstance(head, dict) else []:
+        meta = col.get("meta") if isinstance(col, dict) else None
+        if not meta:
+            continue
+        items = meta if isinstance(meta, list) else list(meta.items())
+        md: dict[bytes, bytes] = {}
+        for k, v in items:
+            if k == "ucd":
+                md[b"ucd"] = str(v).encode()
+            else:
+                md[META_PREFIX + str(k).encode()] = json.dumps(v).encode()
+        out[str(col.get("name"))] = md
+    return out
