@@ -231,7 +231,9 @@ def apply(s, input, output, model_name, all_rows, pdf_format, smooth, cut, jobs,
 @click.option("--zmin", type=float, default=None, help="Grid lower edge [0].")
 @click.option("--zmax", type=float, default=None, help="Grid upper edge [max z rounded up].")
 @click.option("--nzbins", type=click.IntRange(2, 65535), default=None, help="Grid bins [80].")
-@click.option("--seed", type=int, default=20131483, show_default=True, help="Seed of the random realisations and trees.")
+@click.option(
+    "--seed", type=int, default=20131483, show_default=True, help="Seed of the random realisations and trees."
+)
 @click.option(
     "--leaf-weight",
     type=click.Choice(["counts", "tree"]),

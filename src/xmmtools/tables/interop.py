@@ -19,6 +19,7 @@ astropy.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -78,6 +79,26 @@ def _datatype(t: pa.DataType) -> str:
     return "float64" if pa.types.is_null(t) else "string"
 
 
+_FACTOR = re.compile(r"^([A-Za-z]+)(?:\*\*|\^)?(-?\d+)?$")
+
+
+def plain_unit(unit: str) -> str:
+    """A unit without slashes, as the FITS standard prefers and astropy's generic parser reads
+    without a warning: ``erg/cm**2/s`` -> ``erg cm-2 s-1``, ``count/s`` -> ``count s-1``.  Units
+    it does not recognise are returned unchanged."""
+    if "/" not in unit and "**" not in unit:
+        return unit
+    num, *dens = unit.split("/")
+    out = re.sub(r"([A-Za-z])\*\*(-?\d)", r"\1\2", num).split()
+    for d in dens:
+        m = _FACTOR.match(d.strip())
+        if m is None:
+            return unit
+        power = -int(m.group(2) or 1)
+        out.append(f"{m.group(1)}{power}")
+    return " ".join(out)
+
+
 def _q(s: str) -> str:
     return json.dumps(s, ensure_ascii=True)  # a JSON string is a YAML double-quoted scalar
 
@@ -88,7 +109,7 @@ def astropy_yaml(schema: pa.Schema, unit_for: dict[str, str] | None = None) -> l
     ``unit_for`` overrides the units (e.g. the FITS spelling written in TUNITn)."""
     lines = ["datatype:"]
     for f in schema:
-        unit = (unit_for or {}).get(f.name, unit_of(f))
+        unit = plain_unit((unit_for or {}).get(f.name, unit_of(f)))
         parts = [f"name: {_q(f.name)}"]
         if unit:
             parts.append(f"unit: {_q(unit)}")

@@ -56,6 +56,10 @@ def iter_parquet(p: str, columns: Sequence[str] | None, chunk_rows: int | None) 
         yield out_schema.empty_table()
 
 
+#: smallest text width recorded for astropy when a streamed Parquet is opened
+STREAMED_MIN_CHARS = 32
+
+
 class ParquetWriter:
     """A Parquet file: zstd, row groups of ``row_group_rows``, statistics, dictionary encoding
     of text columns only (on disk: in the schema they are plain strings, which astropy, pandas,
@@ -63,9 +67,10 @@ class ParquetWriter:
     :mod:`xmmtools.tables.interop`).
 
     astropy sizes text columns from ``table::len::NAME`` entries, which must sit in the schema
-    stored when the file is opened: the first chunk is held back, so a table written in one
-    chunk (every whole-table stage) records its exact widths; a streamed table opens the file at
-    its second chunk without them (astropy then measures the strings itself, with a warning)."""
+    stored when the file is opened (without them it fails on a null string): the first chunk is
+    held back, so a table written in one chunk (every whole-table stage) records its exact
+    widths; a streamed table opens the file at its second chunk and records twice the widest
+    first-chunk string (at least 32 characters) -- astropy would cut a longer later string."""
 
     def __init__(
         self, path: str, schema: pa.Schema, tmp: TempFile | None, stdout: BinaryIO | None, row_group_rows: int
@@ -98,8 +103,11 @@ class ParquetWriter:
             self._held = chunk
             return
         if self._writer is None:
-            self._writer = self._open({})
             assert self._held is not None
+            chars: dict[str, int] = {}
+            update_text_chars(chars, self._plain(self._held))
+            # later chunks are not seen yet: twice the widest first-chunk string, at least 32
+            self._writer = self._open({k: max(2 * v, STREAMED_MIN_CHARS) for k, v in chars.items()})
             self._writer.write_table(self._plain(self._held), row_group_size=self._rg)
             self._held = None
         self._writer.write_table(self._plain(chunk), row_group_size=self._rg)
