@@ -147,3 +147,19 @@ def test_models_lists_the_shipped_models(capsys):
         assert r["trained_on"] and r["limits"] and r["metrics"]
     code, out, _ = run_main(["models"], capsys)
     assert "photoz galaxy" in out and "limits:" in out
+
+
+def test_info_grep_and_new_narrow_the_column_list(tmp_path, capsys):
+    from conftest import SAMPLE
+
+    code, out, _ = run_main(["info", SAMPLE, "--grep", "flux.*band 8"], capsys)
+    assert code == 0
+    listed = out.split("column list:")[1].splitlines()[1:]
+    assert listed and all("band 8" in ln for ln in listed) and any(ln.split()[0] == "EP_8_FLUX" for ln in listed)
+    out_file = tmp_path / "c.parquet"
+    assert run_main(["classify", SAMPLE, "-o", out_file, "-q"])[0] == 0
+    code, out, _ = run_main(["info", out_file, "--new", "--json"], capsys)
+    import json
+
+    names = [c["name"] for c in json.loads(out)["columns"]]
+    assert "P_AGN" in names and "CLASS" in names and "EP_8_FLUX" not in names and "SRCID" not in names
