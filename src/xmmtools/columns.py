@@ -181,7 +181,10 @@ def schema() -> dict[str, SchemaColumn]:
 
 def ucd_for(name: str) -> str:
     """The IVOA UCD1+ of a column xmmtools writes (``data/schema/ucds.csv``), or '' when the
-    name is not one of ours.  A classify ``--prefix`` (``NB_``) before the name is allowed."""
+    name is not one of ours (4XMM catalogue columns are the catalogue's business).  A classify
+    ``--prefix`` (``NB_``) before the name is allowed."""
+    if name in schema():
+        return ""
     head, sep, rest = name.partition("_")
     for candidate in (name, rest) if sep and rest else (name,):
         for pattern, ucd in _ucd_patterns():
