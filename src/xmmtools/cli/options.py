@@ -96,7 +96,9 @@ class RenamedOption(click.Option):
         if key in opts:
             old = opts.pop(key)
             new = self.opts[-1]
-            click.echo(f"note: {'/'.join(self.old_spellings)} is deprecated; use {new}", err=True)
+            settings = ctx.find_object(Settings)
+            if not (settings is not None and settings.quiet):  # xmmtools -q STAGE ...: no notes
+                click.echo(f"note: {'/'.join(self.old_spellings)} is deprecated; use {new}", err=True)
             if self.multiple:
                 opts[self.name] = [*(opts.get(self.name) or ()), *old]
             elif self.name not in opts:
