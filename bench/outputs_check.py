@@ -7,6 +7,11 @@ run to run, is fixed with SOURCE_DATE_EPOCH (reproducible-builds.org convention)
     python bench/outputs_check.py record before.json     # on the old tree
     python bench/outputs_check.py record after.json      # on the new tree
     python bench/outputs_check.py compare before.json after.json
+    python bench/outputs_check.py record-values before.json   # data only: metadata may differ
+
+``record-values`` hashes each output's column names, types and values as read back with
+pyarrow (FITS through xmmtools' reader), ignoring every unit, description, UCD and keyword:
+the check that a change added metadata without changing data.
 
 Exit status 1 when any output differs or any command fails.
 """
@@ -172,7 +177,32 @@ def commands(out: Path) -> list[tuple[str, list[str], list[str]]]:
     ]
 
 
-def record(target: str) -> int:
+def values_digest(path: str) -> str:
+    """SHA-256 of the column names, types and values of a table, metadata excluded."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    if path.endswith(".parquet"):
+        t = pq.read_table(path)
+    elif path.endswith(".csv"):
+        t = pcsv.read_csv(path)
+    else:
+        from xmmtools import tables
+
+        t = tables.read_table(path)
+    t = t.replace_schema_metadata(None)
+    t = pa.table([c.combine_chunks() for c in t.columns], names=t.column_names)
+    h = hashlib.sha256()
+    for name, col in zip(t.column_names, t.columns, strict=True):
+        if pa.types.is_dictionary(col.type):  # text written plainly now: compare the values
+            col = col.cast(col.type.value_type)
+        h.update(name.encode() + b"\0" + str(col.type).encode() + b"\0")
+        h.update(repr(col.to_pylist()).encode())
+    return h.hexdigest()
+
+
+def record(target: str, values: bool = False) -> int:
     results: dict[str, dict[str, str]] = {}
     bad = 0
     with tempfile.TemporaryDirectory() as tmp:
@@ -185,8 +215,8 @@ def record(target: str) -> int:
                 bad += 1
                 continue
             for f in outs:
-                raw = Path(f).read_bytes()
-                results.setdefault(name, {})[Path(f).name] = hashlib.sha256(raw).hexdigest()
+                digest = values_digest(f) if values else hashlib.sha256(Path(f).read_bytes()).hexdigest()
+                results.setdefault(name, {})[Path(f).name] = digest
             print(f"{name}: ok", file=sys.stderr)
     Path(target).write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     return 1 if bad else 0
@@ -206,6 +236,8 @@ def compare(a: str, b: str) -> int:
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "record":
         sys.exit(record(sys.argv[2]))
+    if len(sys.argv) == 3 and sys.argv[1] == "record-values":
+        sys.exit(record(sys.argv[2], values=True))
     if len(sys.argv) == 4 and sys.argv[1] == "compare":
         sys.exit(compare(sys.argv[2], sys.argv[3]))
     sys.exit(__doc__)

@@ -184,6 +184,31 @@ def schema() -> dict[str, SchemaColumn]:
     return out
 
 
+def ucd_for(name: str) -> str:
+    """The IVOA UCD1+ of a column xmmtools writes (``data/schema/ucds.csv``), or '' when the
+    name is not one of ours (4XMM catalogue columns are the catalogue's business).  A classify
+    ``--prefix`` (``NB_``) before the name is allowed."""
+    if name in schema():
+        return ""
+    head, sep, rest = name.partition("_")
+    for candidate in (name, rest) if sep and rest else (name,):
+        for pattern, ucd in _ucd_patterns():
+            if pattern.fullmatch(candidate):
+                return ucd
+    return ""
+
+
+@cache
+def _ucd_patterns() -> tuple[tuple[re.Pattern[str], str], ...]:
+    text = resources.files("xmmtools").joinpath("data/schema/ucds.csv").read_text()
+    rows = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")][1:]
+    out = []
+    for ln in rows:
+        pattern, _, ucd = ln.rpartition(",")
+        out.append((re.compile(f"(?:{pattern})"), ucd.strip()))
+    return tuple(out)
+
+
 def describe(name: str) -> str:
     """A short description of a 4XMM column for messages; empty if unknown."""
     col = schema().get(name.upper())

@@ -19,15 +19,25 @@ from xmmtools.cli import common_options
     multiple=True,
     help="Map 4XMM names to this table's columns when checking stages.",
 )
+@click.option(
+    "--grep",
+    "pattern",
+    metavar="PATTERN",
+    default=None,
+    help="List only columns whose name, unit or description matches this regular expression (any case).",
+)
+@click.option("--new", "only_new", is_flag=True, help="List only the columns xmmtools computed (P_ANY, Z_PHOT ...).")
 @common_options
-def info(file, as_json, column_map):
+def info(file, as_json, column_map, pattern, only_new):
     """Rows, columns with units, catalogue kind, provenance, and which stages can run.
 
     Reads metadata only (a CSV is scanned to count its rows).
 
     \b
-    Example:
+    Examples:
       xmmtools info data/sample/4xmm_dr10_ngc5139.fits
+      xmmtools info cat_classify.fits --new            # the columns classify added
+      xmmtools info cat.fits --grep 'flux.*band 8'     # 336 columns: find the one you need
     """
     from xmmtools import tables
     from xmmtools.columns import detect_kind, parse_column_map
@@ -43,6 +53,7 @@ def info(file, as_json, column_map):
         {"name": f.name, "type": str(f.type), "unit": tables.unit_of(f), "description": tables.description_of(f)}
         for f in ti.schema
     ]
+    cols = _filter_columns(cols, pattern, only_new)
     if as_json:
         click.echo(
             json.dumps(
@@ -106,8 +117,27 @@ def info(file, as_json, column_map):
             feeds = registered()[name].feeds(ti.schema.names, user_map)  # which column feeds each input
             if feeds:
                 click.echo(f"  {'':<{sw}}  inputs: " + "; ".join(f.describe() for f in feeds.values()))
-    click.echo("column list:")
+    click.echo("column list:" + (f" {len(cols)} of {len(ti.schema)}" if pattern or only_new else ""))
     w = max([len(c["name"]) for c in cols] + [4])
     for c in cols:
         unit = f"[{c['unit']}]" if c["unit"] else ""
         click.echo(f"  {c['name']:<{w}}  {c['type']:<10} {unit:<14} {c['description']}".rstrip())
+
+
+def _filter_columns(cols: list[dict], pattern: str | None, only_new: bool) -> list[dict]:
+    """Columns matching ``pattern`` (name, unit or description; any case) and, with
+    ``only_new``, those xmmtools computes (every one has a UCD in ``data/schema/ucds.csv``)."""
+    import re
+
+    from xmmtools.columns import schema, ucd_for
+
+    if only_new:
+        known = schema()
+        cols = [c for c in cols if c["name"] not in known and ucd_for(c["name"])]
+    if pattern:
+        try:
+            rx = re.compile(pattern, re.IGNORECASE)
+        except re.error as e:
+            raise click.BadParameter(f"not a regular expression ({e})", param_hint="--grep") from None
+        cols = [c for c in cols if rx.search(f"{c['name']} {c['unit']} {c['description']}")]
+    return cols

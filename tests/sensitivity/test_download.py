@@ -165,7 +165,7 @@ def test_download_equals_obs_and_cache_is_reused(xsa, poslist, tmp_path, capsys)
     code, _, err = run_main(["sensitivity", poslist, "--obs", OBS, "-o", ref], capsys)
     assert code == 0, err
     code, _, err = run_main(
-        ["sensitivity", poslist, "--download", "--obslist", CENSUS, "--cache", cache, "-o", dl], capsys
+        ["sensitivity", poslist, "--download", "--obslist", CENSUS, "--cache-dir", cache, "-o", dl], capsys
     )
     assert code == 0, err
     assert "3 of 3 observations" in err and "no EPIC exposure maps for 0404910601" in err
@@ -185,7 +185,7 @@ def test_download_equals_obs_and_cache_is_reused(xsa, poslist, tmp_path, capsys)
 
     xsa.requests.clear()
     code, _, err = run_main(
-        ["sensitivity", poslist, "--download", "--obslist", CENSUS, "--cache", cache, "-o", again], capsys
+        ["sensitivity", poslist, "--download", "--obslist", CENSUS, "--cache-dir", cache, "-o", again], capsys
     )
     assert code == 0, err
     assert xsa.requests == []  # everything (including "no products") came from the cache
@@ -218,7 +218,7 @@ def test_far_positions_select_nothing(xsa, tmp_path, capsys):
             "--download",
             "--obslist",
             CENSUS,
-            "--cache",
+            "--cache-dir",
             tmp_path / "c",
             "-o",
             tmp_path / "o.parquet",
@@ -247,7 +247,7 @@ def test_offline_is_one_line_error(xsa, poslist, tmp_path, capsys):
             "--download",
             "--obslist",
             CENSUS,
-            "--cache",
+            "--cache-dir",
             tmp_path / "c",
             "-q",
             "-o",
@@ -277,9 +277,9 @@ def test_refusal_and_no_products_are_errors(xsa, tmp_path):
 def test_option_combinations(poslist, tmp_path, capsys):
     code, _, err = run_main(["sensitivity", poslist, "--obs", OBS, "--download"], capsys)
     assert code == 2 and "exclude each other" in err
-    code, _, err = run_main(["sensitivity", poslist, "--obs", OBS, "--cache", tmp_path], capsys)
+    code, _, err = run_main(["sensitivity", poslist, "--obs", OBS, "--cache-dir", tmp_path], capsys)
     assert code == 2 and "go with --download" in err
-    code, _, err = run_main(["sensitivity", poslist, "--download", "--cache", tmp_path / "c"], capsys)
+    code, _, err = run_main(["sensitivity", poslist, "--download", "--cache-dir", tmp_path / "c"], capsys)
     assert code == 1 and "needs an OBS_ID column" in err
 
 
@@ -296,7 +296,7 @@ def test_catalogue_obs_ids_without_obslist(xsa, tmp_path, capsys):
     src.write_text("SRCID,RA,DEC,OBS_ID\n1,149.5,-11.0,0201903501\n2,149.59,-11.09,0201903501\n")
     out = tmp_path / "o.parquet"
     code, _, err = run_main(
-        ["sensitivity", src, "--download", "--cache", tmp_path / "c", "--band", "2-10", "-o", out], capsys
+        ["sensitivity", src, "--download", "--cache-dir", tmp_path / "c", "--band", "2-10", "-o", out], capsys
     )
     assert code == 0, err
     t = tables.read_table(str(out))
@@ -315,7 +315,7 @@ def test_sensitivity_map_download_equals_obs(xsa, tmp_path, capsys, monkeypatch)
     code, _, err = run_main(["sensitivity-map", "--obs", OBS / "0201903501", "-o", ref, *args], capsys)
     assert code == 0, err
     code, _, err = run_main(
-        ["sensitivity-map", "--download", "--obs-id", "0201903501", "--cache", cache, "-o", dl, *args], capsys
+        ["sensitivity-map", "--download", "--obs-id", "0201903501", "--cache-dir", cache, "-o", dl, *args], capsys
     )
     assert code == 0, err
     a, b = tables.read_table(str(ref)), tables.read_table(str(dl))
@@ -329,7 +329,7 @@ def test_sensitivity_map_download_equals_obs(xsa, tmp_path, capsys, monkeypatch)
     # default output name from the observations; the cache is reused
     monkeypatch.chdir(tmp_path)
     xsa.requests.clear()
-    code, _, err = run_main(["sensitivity-map", "--download", "--obslist", CENSUS, "--cache", cache, *args], capsys)
+    code, _, err = run_main(["sensitivity-map", "--download", "--obslist", CENSUS, "--cache-dir", cache, *args], capsys)
     assert code == 0, err
     assert all(r[1] != "0201903501" for r in xsa.requests)  # cached
     assert (tmp_path / "xsa_0201903501_0201901401_0404910601_sensmap_o11.parquet").exists()
@@ -342,7 +342,7 @@ def test_sensitivity_map_download_equals_obs(xsa, tmp_path, capsys, monkeypatch)
             "--download",
             "--obslist",
             ids_only,
-            "--cache",
+            "--cache-dir",
             cache,
             "-o",
             tmp_path / "ids.parquet",

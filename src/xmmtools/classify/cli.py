@@ -12,17 +12,13 @@ import os
 import click
 
 from xmmtools.cli import common_options, output_options, pass_settings
+from xmmtools.cli.lazy import DefaultApplyGroup
 
 SHIPPED_FEATURE_SETS = ("xclass", "4xmm", "cscv2")
 
 
-class _DefaultToApply(click.Group):
+class _DefaultToApply(DefaultApplyGroup):
     """A group whose first argument, when it is not a subcommand, goes to ``apply``."""
-
-    def parse_args(self, ctx, args):
-        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
-            args = ["apply", *args]
-        return super().parse_args(ctx, args)
 
     def format_usage(self, ctx, formatter):
         formatter.write_usage(ctx.command_path, "CAT [-o OUT] [OPTIONS] | train | evaluate | votes ...")

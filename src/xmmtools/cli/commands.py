@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "run": "xmmtools.pipeline:run",
     "clean": "xmmtools.clean:clean",
     "report": "xmmtools.report.cli:report",
+    "models": "xmmtools.shipped_models:models",
     # the issues' hyphenated spellings of the training/evaluation subcommands
     "classify-train": "xmmtools.classify.cli:train_cmd",
     "classify-evaluate": "xmmtools.classify.cli:evaluate_cmd",

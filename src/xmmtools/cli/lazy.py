@@ -40,9 +40,48 @@ class LazyGroup(click.Group):
         names.update(n for n in self.lazy_commands if self._load(n) is not None)
         return sorted(names)
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of ``--help``, without the hyphenated spellings of sub-commands
+        (``classify-train`` is ``classify train``: listed once, both still work)."""
+        shown = []
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden and not self._is_alias(ctx, name, cmd):
+                shown.append((name, cmd))
+        if shown:
+            limit = formatter.width - 6 - max(len(n) for n, _ in shown)
+            rows = [(n, c.get_short_help_str(limit)) for n, c in shown]
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def _is_alias(self, ctx: click.Context, name: str, cmd: click.Command) -> bool:
+        group, _, sub = name.partition("-")
+        parent = self.get_command(ctx, group) if sub else None
+        return isinstance(parent, click.Group) and parent.get_command(ctx, sub) is cmd
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         cmd = super().get_command(ctx, cmd_name)
         return cmd if cmd is not None else self._load(cmd_name)
 
     def _load(self, name: str) -> click.Command | None:
         return load_command(self.lazy_commands.get(name))
+
+
+class DefaultApplyGroup(click.Group):
+    """A stage group whose default action is its ``apply`` sub-command: ``xmmtools STAGE CAT
+    ...`` is ``xmmtools STAGE apply CAT ...``, and ``--help`` shows apply's options too."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["apply", *args]
+        return super().parse_args(ctx, args)
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        apply = self.commands.get("apply")
+        if apply is not None:
+            sub = click.Context(apply, info_name="apply", parent=ctx)
+            opts = [p for p in apply.get_params(sub) if isinstance(p, click.Option)]
+            rows = [r for p in opts if (r := p.get_help_record(sub)) is not None]
+            with formatter.section(f"Options of {ctx.command_path} CAT (apply)"):
+                formatter.write_dl(rows)
+        super().format_options(ctx, formatter)

@@ -65,3 +65,64 @@ def output_options(f: F) -> F:
         help="Rows per chunk when streaming large tables.",
     )(f)
     return f
+
+
+class RenamedOption(click.Option):
+    """An option whose old spellings still work, hidden from ``--help``: each use of an old
+    spelling prints a one-line deprecation note on stderr naming the new one.
+
+    >>> @click.option("--cache-dir", cls=RenamedOption, old=("--cache",))  # doctest: +SKIP
+    """
+
+    def __init__(self, *args: Any, old: tuple[str, ...] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.old_spellings = tuple(old)
+
+    def add_to_parser(self, parser: Any, ctx: click.Context) -> None:
+        super().add_to_parser(parser, ctx)
+        if self.old_spellings:
+            action = "append" if self.multiple else "store"
+            if self.is_flag:
+                parser.add_option(
+                    obj=self, opts=self.old_spellings, dest=f"{self.name}\0old", action=f"{action}_const", const=True
+                )
+            else:
+                parser.add_option(
+                    obj=self, opts=self.old_spellings, dest=f"{self.name}\0old", action=action, nargs=self.nargs
+                )
+
+    def handle_parse_result(self, ctx: click.Context, opts: Any, args: list[str]) -> Any:
+        key = f"{self.name}\0old"
+        if key in opts:
+            old = opts.pop(key)
+            new = self.opts[-1]
+            settings = ctx.find_object(Settings)
+            if not (settings is not None and settings.quiet):  # xmmtools -q STAGE ...: no notes
+                click.echo(f"note: {'/'.join(self.old_spellings)} is deprecated; use {new}", err=True)
+            if self.multiple:
+                opts[self.name] = [*(opts.get(self.name) or ()), *old]
+            elif self.name not in opts:
+                opts[self.name] = old
+        return super().handle_parse_result(ctx, opts, args)
+
+
+#: every option renamed for one vocabulary across commands (issue 16): command -> {old: new}.
+#: The old spellings stay accepted (hidden, with a deprecation note).
+RENAMED: dict[str, dict[str, str]] = {
+    "sensitivity": {"--from-catalogue": "--from-catalog", "--cache": "--cache-dir", "--radius": "--aperture-radius"},
+    "sensitivity-map": {"--cache": "--cache-dir", "--radius": "--aperture-radius"},
+    "variability long": {"--catalogue": "--input-catalog", "--threshold": "--min-ratio", "--plot": "--plot-dir"},
+    "variability short": {
+        "--threshold": "--max-prob",
+        "--blocks-pmax": "--blocks-max-prob",
+        "--match-radius": "--radius",
+        "--plot": "--plot-dir",
+        "--bin-size": "--time-bin",
+    },
+}
+
+
+def renamed(command: str, new: str) -> dict[str, Any]:
+    """``click.option`` keywords making ``new`` accept its old spellings in ``command``."""
+    old = tuple(o for o, n in RENAMED.get(command, {}).items() if n == new)
+    return {"cls": RenamedOption, "old": old}

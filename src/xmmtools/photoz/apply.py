@@ -143,7 +143,7 @@ def photoz_columns(
     cols = [NewColumn(k, v, "", _DESCRIPTIONS[k]) for k, v in est.items()]
     cols.append(NewColumn("Z_FLAG", flag, "", _DESCRIPTIONS["Z_FLAG"]))
     if pdf_format == "grid":
-        cols.append(NewColumn("Z_PDF", pdf_out, "", pdf_description(edges)))
+        cols.append(NewColumn("Z_PDF", pdf_out, "", pdf_description(edges), meta=pdf_grid_meta(edges)))
     elif pdf_format == "quantiles":
         cols.append(
             NewColumn(
@@ -185,8 +185,23 @@ def oob_columns(model: Model) -> list[NewColumn]:
         if k != "Z_FLAG"
     ]
     cols.append(NewColumn("Z_FLAG", est["Z_FLAG"], "", _DESCRIPTIONS["Z_FLAG"]))
-    cols.append(NewColumn("Z_PDF", p.astype(np.float32), "", "out-of-bag " + pdf_description(model.grid.edges)))
+    cols.append(
+        NewColumn(
+            "Z_PDF",
+            p.astype(np.float32),
+            "",
+            "out-of-bag " + pdf_description(model.grid.edges),
+            meta=pdf_grid_meta(model.grid.edges),
+        )
+    )
     return cols
+
+
+def pdf_grid_meta(edges: np.ndarray) -> dict[str, list[float]]:
+    """The Z_PDF redshift grid, machine-readable: bin edges (len = bins + 1) and centres; astropy
+    shows them as ``t["Z_PDF"].meta["z_edges"]``, xmmtools as ``tables.column_meta(field)``."""
+    e = np.asarray(edges, dtype=float)
+    return {"z_edges": [float(f"{x:.6g}") for x in e], "z_centres": [float(f"{x:.6g}") for x in (e[:-1] + e[1:]) / 2]}
 
 
 def pdf_description(edges: np.ndarray) -> str:

@@ -8,6 +8,7 @@ import os
 import click
 
 from xmmtools.cli import common_options, output_options, pass_settings
+from xmmtools.cli.lazy import DefaultApplyGroup
 
 Z_COLUMN_GUESSES = ("zs", "z_spec", "zspec", "specz", "spec_z", "redshift", "z_true")
 
@@ -29,13 +30,8 @@ class ModeSmooth(click.ParamType):
         return v
 
 
-class PhotozGroup(click.Group):
+class PhotozGroup(DefaultApplyGroup):
     """``xmmtools photoz CAT ...`` is ``xmmtools photoz apply CAT ...``."""
-
-    def parse_args(self, ctx, args):
-        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
-            args = ["apply", *args]
-        return super().parse_args(ctx, args)
 
 
 @click.group(cls=PhotozGroup)
@@ -255,7 +251,9 @@ def apply(
 @click.option("--zmin", type=float, default=None, help="Grid lower edge [0].")
 @click.option("--zmax", type=float, default=None, help="Grid upper edge [max z rounded up].")
 @click.option("--nzbins", type=click.IntRange(2, 65535), default=None, help="Grid bins [80].")
-@click.option("--seed", type=int, default=20131483, show_default=True)
+@click.option(
+    "--seed", type=int, default=20131483, show_default=True, help="Seed of the random realisations and trees."
+)
 @click.option(
     "--leaf-weight",
     type=click.Choice(["counts", "tree"]),

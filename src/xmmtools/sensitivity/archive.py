@@ -294,7 +294,7 @@ def fetch_products(
     try:
         os.makedirs(cache, exist_ok=True)
     except OSError as e:
-        raise DataError(f"--cache {cache}: cannot create ({e.strerror})") from None
+        raise DataError(f"--cache-dir {cache}: cannot create ({e.strerror})") from None
     result = FetchResult(folders=[])
     for obs_id in obs_ids:
         dest = os.path.join(cache, obs_id)

@@ -79,7 +79,7 @@ def catalogue_thresholds(
                 )
             )
         if not any_cam:
-            raise ColumnError(f"sensitivity --from-catalogue: no camera has OFFAX, EXP and BG columns for band {b}")
+            raise ColumnError(f"sensitivity --from-catalog: no camera has OFFAX, EXP and BG columns for band {b}")
         out.append(
             NewColumn(
                 f"EP_{b}_THRESH_FLUX",
@@ -96,7 +96,7 @@ def _raw_bands(bands) -> list[int]:
     for b in bands:
         raw.update(range(1, 6) if int(b) == 8 else [int(b)])
         if int(b) not in (1, 2, 3, 4, 5, 8):
-            raise ColumnError(f"sensitivity --from-catalogue: band {b} has no EXP/BG columns (bands 1-5, 8)")
+            raise ColumnError(f"sensitivity --from-catalog: band {b} has no EXP/BG columns (bands 1-5, 8)")
     return sorted(raw)
 
 

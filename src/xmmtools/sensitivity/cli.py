@@ -8,6 +8,7 @@ import os
 import click
 
 from xmmtools.cli import common_options, output_options, pass_settings
+from xmmtools.cli.options import renamed
 
 _TEXT_LISTS = (".txt", ".lis", ".list", ".dat", ".pos", ".coo")
 
@@ -56,7 +57,9 @@ def _method_options(f):
         help="4XMM band number or keV range (repeatable); default: every band with exposure maps.",
     )(f)
     f = click.option(
-        "--radius",
+        "--aperture-radius",
+        "radius",
+        **renamed("sensitivity", "--aperture-radius"),
         type=click.FloatRange(min=1, max=600),
         default=30.0,
         show_default=True,
@@ -87,7 +90,9 @@ def _method_options(f):
     help="Output table (format from extension) or '-'. Default: INPUT stem + _sensitivity beside the input.",
 )
 @click.option(
-    "--from-catalogue",
+    "--from-catalog",
+    "from_catalogue",
+    **renamed("sensitivity", "--from-catalog"),
     is_flag=True,
     help="Catalogue-only mode: thresholds at each detection of a 4XMM detection catalogue "
     "from its EXP/BG/OFFAX columns (no maps).",
@@ -117,7 +122,7 @@ def _method_options(f):
     "--download",
     is_flag=True,
     help="Fetch the PPS products of the observations within --fov of the positions from the "
-    "XMM-Newton Science Archive (astroquery) into --cache; excludes --obs.",
+    "XMM-Newton Science Archive (astroquery) into --cache-dir; excludes --obs.",
 )
 @click.option(
     "--obslist",
@@ -125,8 +130,9 @@ def _method_options(f):
     help="With --download: table of OBS_ID, RA_PNT, DEC_PNT (default: the input's own columns).",
 )
 @click.option(
-    "--cache",
+    "--cache-dir",
     "cache_dir",
+    **renamed("sensitivity", "--cache-dir"),
     metavar="DIR",
     help="With --download: product cache (default $XDG_CACHE_HOME/xmmtools/xsa or ~/.cache/xmmtools/xsa).",
 )
@@ -167,8 +173,8 @@ def sensitivity(
     \b
     Examples:
       xmmtools sensitivity positions.txt --obs products/ --band 0.5-2 -o limits.parquet
-      xmmtools sensitivity 4XMM_DR14cat.fits --from-catalogue --band 8 -o thresholds.fits
-      xmmtools sensitivity positions.txt --download --obslist obs.csv --cache xsa/ -o limits.parquet
+      xmmtools sensitivity 4XMM_DR14cat.fits --from-catalog --band 8 -o thresholds.fits
+      xmmtools sensitivity positions.txt --download --obslist obs.csv --cache-dir xsa/ -o limits.parquet
     """
     from xmmtools.columns import parse_column_map
 
@@ -176,11 +182,11 @@ def sensitivity(
     if from_catalogue:
         return _catalogue_mode(input, output, bands, likelihood, radius, overwrite, user_map, chunk_size, s)
     if obs_dir and download:
-        raise click.UsageError("--obs DIR and --download exclude each other (downloads go to --cache DIR)")
+        raise click.UsageError("--obs DIR and --download exclude each other (downloads go to --cache-dir DIR)")
     if (obslist or cache_dir) and not download:
-        raise click.UsageError("--obslist and --cache go with --download")
+        raise click.UsageError("--obslist and --cache-dir go with --download")
     if not obs_dir and not download:
-        raise click.UsageError("give --obs DIR (observation products), --download, or --from-catalogue")
+        raise click.UsageError("give --obs DIR (observation products), --download, or --from-catalog")
     settings = _settings(
         likelihood,
         radius,
@@ -225,7 +231,7 @@ def sensitivity(
     "--download",
     is_flag=True,
     help="Fetch the PPS products of --obs-id/--obslist observations from the XMM-Newton Science "
-    "Archive (astroquery) into --cache; excludes --obs.",
+    "Archive (astroquery) into --cache-dir; excludes --obs.",
 )
 @click.option(
     "--obs-id",
@@ -236,8 +242,9 @@ def sensitivity(
 )
 @click.option("--obslist", metavar="FILE", help="With --download: map every OBS_ID of this table.")
 @click.option(
-    "--cache",
+    "--cache-dir",
     "cache_dir",
+    **renamed("sensitivity", "--cache-dir"),
     metavar="DIR",
     help="With --download: product cache (default $XDG_CACHE_HOME/xmmtools/xsa or ~/.cache/xmmtools/xsa).",
 )
@@ -273,7 +280,7 @@ def sensitivity_map(
     \b
     Examples:
       xmmtools sensitivity-map --obs products/ --order 16 -o sensmap.parquet --plot sensmap.png
-      xmmtools sensitivity-map --download --obs-id 0201903501 --cache xsa/ --order 14
+      xmmtools sensitivity-map --download --obs-id 0201903501 --cache-dir xsa/ --order 14
     """
     import numpy as np
 
@@ -281,9 +288,9 @@ def sensitivity_map(
     from xmmtools.sensitivity import maps as hmaps
 
     if obs_dir and download:
-        raise click.UsageError("--obs DIR and --download exclude each other (downloads go to --cache DIR)")
+        raise click.UsageError("--obs DIR and --download exclude each other (downloads go to --cache-dir DIR)")
     if (obs_ids or obslist or cache_dir) and not download:
-        raise click.UsageError("--obs-id, --obslist and --cache go with --download")
+        raise click.UsageError("--obs-id, --obslist and --cache-dir go with --download")
     if download and not (obs_ids or obslist):
         raise click.UsageError("--download needs the observations: --obs-id ID or --obslist FILE")
     if not obs_dir and not download:

@@ -320,7 +320,7 @@ _DESCRIPTIONS = [
     ("COUNTS", "count", "counts in the aperture"),
     ("BKG_COUNTS", "count", "expected background counts in the aperture"),
     ("EEF", "", "encircled-energy fraction of the aperture (King PSF, Ghizzardi 2001/2002)"),
-    ("ECF", "1e11 count cm2 erg-1", "energy conversion factor used"),
+    ("ECF", "10**11 count cm2 erg-1", "energy conversion factor used"),
     ("COVERED", "", "the position has exposure (not a chip gap, outside the field or masked)"),
     ("THRESH_RATE", "count/s", "rate of a source detected at the likelihood threshold (PSF-corrected)"),
     (

@@ -3,8 +3,8 @@ registry that says which module reads and writes each format.
 
 Formats are chosen by extension: FITS (``.fits``, ``.fit``, ``.fts``, ``.fits.gz``, ``.ftz``),
 Parquet (``.parquet``, ``.pq``), Arrow IPC files (``.arrow``, ``.feather``, ``.ipc``), saved Arrow streams
-(``.arrows``), CSV
-(``.csv``, ``.csv.gz``) and ``-``, an Arrow IPC *stream* on stdin/stdout.
+(``.arrows``), CSV (``.csv``, ``.csv.gz``), VOTable (``.vot``, ``.votable``, ``.xml``) and ``-``, an Arrow IPC
+*stream* on stdin/stdout.
 """
 
 from __future__ import annotations
@@ -45,11 +45,14 @@ EXTENSIONS = {
     ".arrows": "arrows",
     ".csv": "csv",
     ".csv.gz": "csv",
+    ".vot": "votable",
+    ".votable": "votable",
+    ".xml": "votable",
 }
 
 
 def detect_format(path: str | os.PathLike[str]) -> str:
-    """'fits', 'parquet', 'arrow', 'csv' or 'stream' (for ``-``), from the file name."""
+    """'fits', 'parquet', 'arrow', 'csv', 'votable' or 'stream' (for ``-``), from the file name."""
     p = str(path)
     if p == STDIO:
         return "stream"
@@ -189,6 +192,7 @@ READERS: dict[str, str] = {
     "arrow": "xmmtools.tables.ipc:iter_ipc",
     "arrows": "xmmtools.tables.ipc:iter_saved_stream",
     "csv": "xmmtools.tables.csv:iter_csv",
+    "votable": "xmmtools.tables.votable:iter_votable",
 }
 WRITERS: dict[str, str] = {
     "fits": "xmmtools.tables.fits.writer:FitsWriter",
@@ -196,6 +200,7 @@ WRITERS: dict[str, str] = {
     "arrow": "xmmtools.tables.ipc:IpcFileWriter",
     "arrows": "xmmtools.tables.ipc:IpcStreamFileWriter",
     "csv": "xmmtools.tables.csv:CsvWriter",
+    "votable": "xmmtools.tables.votable:VOTableWriter",
     "stream": "xmmtools.tables.ipc:IpcStreamWriter",
 }
 

@@ -18,6 +18,7 @@ Columns become numpy arrays with :func:`to_numpy` and numpy arrays become Arrow 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -126,6 +127,23 @@ def field_meta(unit: str | None = None, description: str | None = None) -> dict[
     return meta
 
 
+#: field metadata keys ``meta.NAME`` hold JSON values describing a column for other tools (e.g.
+#: the redshift grid of Z_PDF); writers put them in astropy's column ``meta`` and VOTable
+META_PREFIX = b"meta."
+
+
+def column_meta(f: pa.Field) -> dict[str, Any]:
+    """The ``meta.NAME`` entries of a field, decoded from JSON."""
+    import json
+
+    out = {}
+    for k, v in (f.metadata or {}).items():
+        if k.startswith(META_PREFIX):
+            with contextlib.suppress(ValueError):
+                out[k[len(META_PREFIX) :].decode()] = json.loads(v)
+    return out
+
+
 def unit_of(f: pa.Field) -> str:
     return str((f.metadata or {}).get(b"unit", b"").decode())
 
@@ -143,6 +161,8 @@ class NewColumn:
     unit: str = ""
     description: str = ""
     type: pa.DataType | None = None
+    #: extra machine-readable facts (JSON values), e.g. ``{"z_edges": [...]}`` for a PDF grid
+    meta: dict[str, Any] | None = None
 
     def to_field_array(self, nrows: int) -> tuple[pa.Field, pa.Array]:
         v = self.values
@@ -168,7 +188,12 @@ class NewColumn:
                 arr = pa.array(v, type=self.type, from_pandas=True)
         if len(arr) != nrows:
             raise ValueError(f"new column {self.name} has {len(arr)} rows, table has {nrows}")
-        return pa.field(self.name, arr.type, metadata=field_meta(self.unit, self.description)), arr
+        meta = field_meta(self.unit, self.description)
+        if self.meta:
+            import json
+
+            meta.update({META_PREFIX + k.encode(): json.dumps(v).encode() for k, v in self.meta.items()})
+        return pa.field(self.name, arr.type, metadata=meta), arr
 
 
 def add_columns(table: pa.Table, new: Sequence[NewColumn], *, replace: bool = False) -> pa.Table:

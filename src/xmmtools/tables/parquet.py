@@ -10,6 +10,7 @@ import pyarrow as pa
 from xmmtools.errors import DataError
 from xmmtools.tables.atomic import TempFile, close_quietly
 from xmmtools.tables.formats import DEFAULT_CHUNK_ROWS, short_error
+from xmmtools.tables.interop import parquet_metadata, plain_schema, update_text_chars
 from xmmtools.tables.model import column_kind
 from xmmtools.tables.schema import (
     check_metadata,
@@ -65,33 +66,70 @@ def iter_parquet(p: str, columns: Sequence[str] | None, chunk_rows: int | None) 
         yield out_schema.empty_table()
 
 
+#: smallest text width recorded for astropy when a streamed Parquet is opened
+STREAMED_MIN_CHARS = 32
+
+
 class ParquetWriter:
     """A Parquet file: zstd, row groups of ``row_group_rows``, statistics, dictionary encoding
-    of text columns only."""
+    of text columns only (on disk: in the schema they are plain strings, which astropy, pandas,
+    duckdb and polars all read), and astropy's column header (units, descriptions, UCDs;
+    :mod:`xmmtools.tables.interop`).
+
+    astropy sizes text columns from ``table::len::NAME`` entries, which must sit in the schema
+    stored when the file is opened (without them it fails on a null string): the first chunk is
+    held back, so a table written in one chunk (every whole-table stage) records its exact
+    widths; a streamed table opens the file at its second chunk and records twice the widest
+    first-chunk string (at least 32 characters) -- astropy would cut a longer later string."""
 
     def __init__(
         self, path: str, schema: pa.Schema, tmp: TempFile | None, stdout: BinaryIO | None, row_group_rows: int
     ) -> None:
-        import pyarrow.parquet as pq
-
         assert tmp is not None
         self._rg = row_group_rows
+        schema = plain_schema(schema)
+        self._schema = schema.with_metadata({**(schema.metadata or {}), **parquet_metadata(schema, {})})
+        self._held: pa.Table | None = None
+        self._writer: Any = None
         self._sink = tmp.arrow_sink()
+
+    def _open(self, text_chars: dict[str, int]) -> Any:
+        import pyarrow.parquet as pq
+
+        schema = self._schema.with_metadata(
+            {**(self._schema.metadata or {}), **parquet_metadata(self._schema, text_chars)}
+        )
+        self._schema = schema
         # dictionary-encode text columns only: on float columns the dictionary attempt
         # tripled the write time and grew the file by 40 % (measured on 4XMM-like data)
         text = [f.name for f in schema if column_kind(f.type) == "text"]
-        try:
-            self._writer = pq.ParquetWriter(
-                self._sink, schema, compression="zstd", use_dictionary=text, write_statistics=True
-            )
-        except BaseException:
-            close_quietly(self._sink)
-            raise
+        return pq.ParquetWriter(self._sink, schema, compression="zstd", use_dictionary=text, write_statistics=True)
+
+    def _plain(self, chunk: pa.Table) -> pa.Table:
+        return chunk.cast(self._schema) if not chunk.schema.equals(self._schema) else chunk
 
     def write(self, chunk: pa.Table) -> None:
-        self._writer.write_table(chunk, row_group_size=self._rg)
+        if self._writer is None and self._held is None:
+            self._held = chunk
+            return
+        if self._writer is None:
+            assert self._held is not None
+            chars: dict[str, int] = {}
+            update_text_chars(chars, self._plain(self._held))
+            # later chunks are not seen yet: twice the widest first-chunk string, at least 32
+            self._writer = self._open({k: max(2 * v, STREAMED_MIN_CHARS) for k, v in chars.items()})
+            self._writer.write_table(self._plain(self._held), row_group_size=self._rg)
+            self._held = None
+        self._writer.write_table(self._plain(chunk), row_group_size=self._rg)
 
     def close(self) -> None:
+        if self._writer is None:
+            held = self._plain(self._held) if self._held is not None else self._schema.empty_table()
+            chars: dict[str, int] = {}
+            update_text_chars(chars, held)
+            self._writer = self._open(chars)
+            self._writer.write_table(self._plain(held), row_group_size=self._rg)
+            self._held = None
         self._writer.close()
         self._sink.close()
 

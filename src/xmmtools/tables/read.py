@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from xmmtools.errors import DataError
-from xmmtools.tables.formats import STDIO, check_input, detect_format, reader_for
+from xmmtools.tables.formats import STDIO, check_input, detect_format, is_gzip, reader_for
 from xmmtools.tables.hats import find_hats
 from xmmtools.tables.ipc import count_ipc_rows, is_saved_stream, iter_stream, open_ipc
 from xmmtools.tables.provenance import provenance_of
@@ -71,17 +71,35 @@ def iter_table(
         return
     real = check_input(p)
     reader = reader_for(fmt)
-    yield from _progress(reader(p, columns, chunk_rows), real, progress)
+    yield from _progress(reader(p, columns, chunk_rows), real, progress, _known_rows(p, fmt) if progress else None)
 
 
-def _progress(it: Iterator[pa.Table], path: str, enabled: bool) -> Iterator[pa.Table]:
+def _known_rows(p: str, fmt: str) -> int | None:
+    """The row count from metadata (the progress bar's total); None for CSV (a scan) or on any
+    problem (the reader then reports it)."""
+    if fmt in ("csv", "votable") or (fmt == "fits" and is_gzip(p)):
+        return None
+    try:
+        return inspect_table(p).num_rows
+    except Exception:  # noqa: BLE001 - a total is a nicety; the read itself reports errors
+        return None
+
+
+def _progress(it: Iterator[pa.Table], path: str, enabled: bool, total: int | None = None) -> Iterator[pa.Table]:
+    """A row-count progress bar (with its total when known): for row-wise stages it advances as
+    each chunk is computed and written, so it shows the whole stage's progress."""
     if not enabled:
         yield from it
         return
     from tqdm import tqdm
 
     with tqdm(
-        desc=f"reading {os.path.basename(path)}", unit=" rows", unit_scale=True, file=sys.stderr, leave=False
+        desc=f"{os.path.basename(path)}",
+        total=total,
+        unit=" rows",
+        unit_scale=True,
+        file=sys.stderr,
+        leave=False,
     ) as bar:
         for t in it:
             bar.update(t.num_rows)

@@ -31,7 +31,7 @@ _FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[EeDd][+-]?\d+)?")
 #: keywords that describe the table structure: rewritten on output, never kept from an input
 STRUCTURAL = re.compile(
     r"^(XTENSION|BITPIX|NAXIS\d*|PCOUNT|GCOUNT|TFIELDS|THEAP|EXTEND|SIMPLE|END|CHECKSUM|DATASUM|"
-    r"T(TYPE|FORM|UNIT|NULL|SCAL|ZERO|DIM|DISP|COMM|DMIN|DMAX|LMIN|LMAX)\d+|XMMTPROV)$"
+    r"T(TYPE|FORM|UNIT|NULL|SCAL|ZERO|DIM|DISP|COMM|UCD|DMIN|DMAX|LMIN|LMAX)\d+|XMMTPROV)$"
 )
 
 

@@ -8,6 +8,7 @@ memory (:data:`FITS_CHUNK_BYTES`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import gzip
 import io
 import json
@@ -25,6 +26,7 @@ import pyarrow.compute as pc
 from xmmtools.errors import DataError
 from xmmtools.tables.fits import header as fits_header
 from xmmtools.tables.formats import is_gzip, short_error, strip_hdu
+from xmmtools.tables.interop import read_fits_column_meta
 from xmmtools.tables.model import HEADER_KEY, arrow_from_numpy, field_meta
 from xmmtools.tables.provenance import PROVENANCE_KEY
 from xmmtools.tables.schema import check_metadata, check_read_names, missing_column
@@ -59,6 +61,12 @@ class FitsCol:
     tscal: float = 1.0
     tzero: float = 0.0
     tdim: str | None = None
+    tdisp: str | None = None
+
+    @property
+    def null_bools(self) -> bool:
+        """Booleans with nulls as xmmtools writes them: bytes 1/0, TNULL 255, TDISP 'L1'."""
+        return self.code == "B" and self.repeat == 1 and self.tnull == 255 and self.tdisp == "L1"
 
 
 class FitsTable:
@@ -248,6 +256,7 @@ class FitsTable:
                     tscal=self._number(f"TSCAL{k}", 1.0),
                     tzero=self._number(f"TZERO{k}", 0.0),
                     tdim=self._text(f"TDIM{k}") if f"TDIM{k}" in h else None,
+                    tdisp=self._text(f"TDISP{k}").strip().upper() if f"TDISP{k}" in h else None,
                 )
             )
             off += nbytes
@@ -267,7 +276,7 @@ class FitsTable:
         if c.code == "X":
             base = pa.bool_()
             return pa.list_(base, c.repeat)
-        base = pa.bool_() if c.code == "L" else pa.from_numpy_dtype(self._value_dtype(c))
+        base = pa.bool_() if c.code == "L" or c.null_bools else pa.from_numpy_dtype(self._value_dtype(c))
         return pa.list_(base, c.repeat) if _is_vector(c) else base
 
     def _value_dtype(self, c: FitsCol) -> np.dtype:
@@ -287,9 +296,16 @@ class FitsTable:
 
     def arrow_field(self, c: FitsCol) -> pa.Field:
         meta = field_meta(c.unit, c.description)
+        meta.update(self._column_meta.get(c.name, {}))
         if c.tdim and "," in c.tdim:  # multi-dimensional cells: keep the shape for FITS outputs
             meta[b"fits.tdim"] = c.tdim.encode()
         return pa.field(c.name, self.arrow_type(c), metadata=meta or None)
+
+    @functools.cached_property
+    def _column_meta(self) -> dict[str, dict[bytes, bytes]]:
+        """UCDs and ``meta.*`` entries from the astropy COMMENT block xmmtools writes."""
+        cards = getattr(self.header, "cards", [])
+        return read_fits_column_meta(str(c.value) for c in cards if c.keyword == "COMMENT")
 
     def arrow_schema(self, columns: Sequence[str] | None) -> pa.Schema:
         cols = self.select(columns)
@@ -385,6 +401,9 @@ class FitsTable:
             flat = v.ravel()
             arr = arrow_from_numpy(flat == ord("T"), flat == 0)
             return pa.FixedSizeListArray.from_arrays(arr, c.repeat) if _is_vector(c) else arr
+        if c.null_bools:
+            flat = np.ascontiguousarray(raw).ravel()
+            return arrow_from_numpy(flat == 1, flat == 255)
         # one copy, out of the (reused) read buffer and into native byte order
         vals = np.array(raw, dtype=raw.dtype.newbyteorder("="), copy=True, order="C")
         mask = None

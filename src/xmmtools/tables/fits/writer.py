@@ -23,6 +23,7 @@ from xmmtools.errors import OutputError
 from xmmtools.tables.atomic import TempFile, close_quietly
 from xmmtools.tables.fits import header as fh
 from xmmtools.tables.formats import is_gzip
+from xmmtools.tables.interop import drop_astropy_block, fits_comment_lines, ucd_of
 from xmmtools.tables.model import HEADER_KEY, description_of, null_mask, raw_values, unit_of
 from xmmtools.tables.provenance import provenance_of
 
@@ -130,6 +131,9 @@ def update_widths(widths: dict[str, Any], t: pa.Table) -> None:
                         used[c] = used[c] or bool(h)
             stats[f.name] = (old[0] + nulls, lo, hi, used)
             continue
+        if pa.types.is_boolean(f.type) and t.column(f.name).null_count:
+            widths.setdefault("\0boolnull", set()).add(f.name)  # written as bytes with TNULL
+            continue
         if pa.types.is_dictionary(f.type) and (
             pa.types.is_string(f.type.value_type) or pa.types.is_large_string(f.type.value_type)
         ):
@@ -166,10 +170,22 @@ class _OutCol:
     tnull: int | None = None
     tzero: int | None = None
     tdim: str | None = None
+    tdisp: str | None = None
+
+
+#: null booleans: FITS logicals have an undefined value (a zero byte, FITS 4.0 sect. 7.3.3.1),
+#: but astropy reads it back as False.  A boolean column with nulls is written instead as
+#: unsigned bytes 1/0 with TNULLn = 255 and TDISPn = 'L1' (astropy: a masked 0/1 column; TOPCAT:
+#: blank cells; xmmtools reads it back as booleans with nulls).
+BOOL_NULL = 255
 
 
 def fits_out_col(
-    f: pa.Field, width: int | None, where: str, stats: dict[str, tuple[int, int | None, int | None, Any]] | None = None
+    f: pa.Field,
+    width: int | None,
+    where: str,
+    stats: dict[str, tuple[int, int | None, int | None, Any]] | None = None,
+    nullable_bools: set[str] | None = None,
 ) -> _OutCol:
     t = f.type
     if pa.types.is_dictionary(t):
@@ -210,6 +226,16 @@ def fits_out_col(
             return np.array(a.to_pylist(), dtype=dt) if len(a) else np.zeros(0, dt)
 
         return _OutCol(f.name, f"{w}A", dt, conv_text, unit, desc)
+    if pa.types.is_boolean(base) and not is_list and f.name in (nullable_bools or ()):
+
+        def conv_bool_bytes(a: pa.Array) -> np.ndarray:
+            a = values(a)
+            out = raw_values(a).astype(np.uint8)
+            if a.null_count:
+                out[null_mask(a)] = BOOL_NULL
+            return out
+
+        return _OutCol(f.name, "B", np.dtype("u1"), conv_bool_bytes, unit, desc, tnull=BOOL_NULL, tdisp="L1")
     if pa.types.is_boolean(base):
         dt = np.dtype("u1") if not is_list else np.dtype(("u1", (repeat,)))
 
@@ -338,6 +364,7 @@ def _fits_headers(schema: pa.Schema, outcols: list[_OutCol], nrows: int, where: 
         cards += [(f"TNULL{k}", int(c.tnull), "")] if c.tnull is not None else []
         cards += [(f"TZERO{k}", c.tzero, "")] if c.tzero is not None else []
         cards += [(f"TDIM{k}", c.tdim, "")] if c.tdim else []
+        cards += [(f"TDISP{k}", c.tdisp, "")] if c.tdisp else []
     images = []
     for key, val, comment in cards:  # structure: one card each, or the file is not FITS
         try:
@@ -349,6 +376,8 @@ def _fits_headers(schema: pa.Schema, outcols: list[_OutCol], nrows: int, where: 
                 "at most 68 printable ASCII characters); rename it or write .parquet"
             ) from None
     descriptions = [(f"TCOMM{k}", c.description, "") for k, c in enumerate(outcols, start=1) if c.description]
+    # TUCDn: the IVOA UCD1+ of the column (TOPCAT, VO tools)
+    descriptions += [(f"TUCD{k}", u, "") for k, f in enumerate(schema, start=1) if (u := ucd_of(f))]
     images += [im for im in (_card_or_none(*c) for c in descriptions) if im is not None]
     cards += descriptions
     seen = {c[0] for c in cards}
@@ -359,8 +388,10 @@ def _fits_headers(schema: pa.Schema, outcols: list[_OutCol], nrows: int, where: 
             kept = json.loads(meta[HEADER_KEY])
     prov = provenance_of(schema)
     ours = {"XMMTVER", "XMMTSTG"} if prov else set()  # rewritten below for this step
-    for key, val, comment in kept:  # the input's other keywords; ones FITS cannot hold are dropped
-        key = str(key).upper()
+    # astropy's column header (descriptions, UCDs): written afresh below, never copied
+    kept = drop_astropy_block(kept)
+    for raw_key, val, comment in kept:  # the input's other keywords; ones FITS cannot hold are dropped
+        key = str(raw_key).upper()
         if (
             fh.STRUCTURAL.match(key)
             or key in ours
@@ -389,6 +420,8 @@ def _fits_headers(schema: pa.Schema, outcols: list[_OutCol], nrows: int, where: 
             image = _card_or_none(*card)
             if image is not None:
                 images.append(image)
+    # what astropy's Table.read restores: descriptions and UCDs (FITS keeps units in TUNITn)
+    images += [fh.format_card("COMMENT", line, "") for line in fits_comment_lines(schema)]
     body = "".join(images) + "END".ljust(80)
     body += " " * (-len(body) % 2880)
     return fh.primary_header(), body.encode("ascii")
@@ -408,7 +441,9 @@ def write_fits(
 ) -> None:
     # a spool is read with plain reads, not a memory map: mapped pages of a multi-GB spool
     # would all count as resident
-    outcols = [fits_out_col(f, widths.get(f.name), dest.final, widths.get("\0int")) for f in schema]
+    outcols = [
+        fits_out_col(f, widths.get(f.name), dest.final, widths.get("\0int"), widths.get("\0boolnull")) for f in schema
+    ]
     primary, header = _fits_headers(schema, outcols, nrows, dest.final)
     rec_dtype = np.dtype({"names": [f"f{i}" for i in range(len(outcols))], "formats": [c.np_dtype for c in outcols]})
     raw = dest.open("wb")

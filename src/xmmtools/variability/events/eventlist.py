@@ -98,11 +98,28 @@ def read_events(
         "FILE_GTI": own,
         "N_FLAGGED": int(flagged.sum()),
         "REVOLUT": int(hdr["REVOLUT"]) if str(hdr.get("REVOLUT", "")).strip().isdigit() else None,
+        "MJDREF": mjdref(hdr),
         "WCS": wcs,
     }
     if len(wcs) < 6:
         raise DataError(f"{path}: no sky WCS keywords (REFXCRVL ...) to give RA/DEC")
     return ev, meta
+
+
+#: MJD of XMM-Newton mission time 0 (1998-01-01T00:00:00 TT): MJDREF of every XMM event list
+XMM_MJDREF = 50814.0
+
+
+def mjdref(hdr: dict) -> float:
+    """MJD (TT) of mission time 0: MJDREF, or MJDREFI + MJDREFF (OGIP), else XMM's 50814."""
+    try:
+        if "MJDREF" in hdr:
+            return float(hdr["MJDREF"])
+        if "MJDREFI" in hdr:
+            return float(hdr["MJDREFI"]) + float(hdr.get("MJDREFF", 0.0))
+    except (TypeError, ValueError):
+        pass
+    return XMM_MJDREF
 
 
 def sky_to_radec(x, y, wcs: dict):

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from xmmtools.tables.model import NewColumn
-from xmmtools.variability.events.eventlist import read_events, read_hot_pixels, sky_to_radec
+from xmmtools.variability.events.eventlist import XMM_MJDREF, read_events, read_hot_pixels, sky_to_radec
 from xmmtools.variability.events.exod import ExodConfig, exod_candidates, hot_pixel_flags, merge_cameras
 
 CANDIDATE_COLUMNS = {
@@ -86,6 +86,7 @@ def per_file_candidates(
                 OBS_ID=meta["OBS_ID"],
                 HOT_PIXEL=f,
                 FILE=os.path.basename(path),
+                MJDREF=meta["MJDREF"],
             )
             cands.append(c)
     return cands
@@ -94,11 +95,18 @@ def per_file_candidates(
 def candidate_table(
     rows: Sequence[dict], columns: Mapping[str, tuple], types: Mapping[str, pa.DataType], int_columns: Sequence[str]
 ) -> pa.Table:
-    """Arrow table of the candidate rows with units and descriptions (float64 unless typed)."""
+    """Arrow table of the candidate rows with units and descriptions (float64 unless typed);
+    TSTART_MJD/TSTOP_MJD (MJD, TT) follow the mission times TSTART/TSTOP."""
     cols = []
     for k, (unit, desc) in columns.items():
         typ = types.get(k, pa.int32() if k in int_columns else pa.float64())
         cols.append(NewColumn(k, pa.array([r[k] for r in rows], typ), unit, desc))
+        if k in ("TSTART", "TSTOP"):
+            mjd = [r.get("MJDREF", XMM_MJDREF) + r[k] / 86400.0 for r in rows]
+            what = "start" if k == "TSTART" else "end"
+            cols.append(
+                NewColumn(f"{k}_MJD", pa.array(mjd, pa.float64()), "d", f"{what} as MJD (TT): MJDREF + {k}/86400")
+            )
     fields, arrays = zip(*(c.to_field_array(len(rows)) for c in cols), strict=True)
     return pa.Table.from_arrays(list(arrays), schema=pa.schema(list(fields)))
 
@@ -142,4 +150,5 @@ def merged_position(group: Sequence[dict]) -> dict:
         "POSERR": float(1.0 / np.sqrt(w.sum())) if len(group) > 1 else group[0]["POSERR"],
         "CAMERAS": "+".join(sorted({c["CAMERA"] for c in group}, key=["PN", "M1", "M2"].index)),
         "N_CAMERAS": len({c["CAMERA"] for c in group}),
+        "MJDREF": group[0].get("MJDREF", XMM_MJDREF),
     }

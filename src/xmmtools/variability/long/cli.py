@@ -9,6 +9,7 @@ import tempfile
 import click
 
 from xmmtools.cli import common_options, output_options, pass_settings
+from xmmtools.cli.options import renamed
 
 
 def _archive(ctx, param, values):
@@ -49,8 +50,9 @@ def _archive(ctx, param, values):
     help="Also write one JSON per alert (fields + light curve) into DIR.",
 )
 @click.option(
-    "--plot",
+    "--plot-dir",
     "plot_dir",
+    **renamed("variability long", "--plot-dir"),
     default=None,
     metavar="DIR",
     help="Also draw each alert source's multi-mission light curve as DIR/alert_<key>.png.",
@@ -63,7 +65,9 @@ def _archive(ctx, param, values):
     help="Also write the long-term light curves (one row per epoch).",
 )
 @click.option(
-    "--threshold",
+    "--min-ratio",
+    "threshold",
+    **renamed("variability long", "--min-ratio"),
     type=click.FloatRange(min=1.0),
     default=5.0,
     show_default=True,
@@ -78,7 +82,9 @@ def _archive(ctx, param, values):
     help="Absorbing column (cm^-2) of the band conversion.",
 )
 @click.option(
-    "--catalogue",
+    "--input-catalog",
+    "catalogue",
+    **renamed("variability long", "--input-catalog"),
     default="4XMM",
     show_default=True,
     help="Catalogue of INPUT (its band factor, when it has no CATALOGUE column).",
@@ -124,7 +130,7 @@ def long(
 
     Groups the detections of each SRCID with archival catalogue rows and upper limits, converts
     fluxes to 0.1-12 keV, and adds LT_VAR_RATIO = max(F-sigma)/min(F+sigma), LT_VARIABLE and
-    related columns to every row; --alerts lists new detections that changed by > --threshold.
+    related columns to every row; --alerts lists new detections that changed by > --min-ratio.
 
     \b
     Example:

@@ -14,7 +14,7 @@ SPEC = register(
             Need("POSERR", optional=True),
         ],
         any_of=[
-            [Need("EP_8_FLUX"), Need("SC_EP_8_FLUX"), Need("FLUX", "flux in erg/cm2/s (band from --catalogue)")],
+            [Need("EP_8_FLUX"), Need("SC_EP_8_FLUX"), Need("FLUX", "flux in erg/cm2/s (band from --input-catalog)")],
             [Need("MJD_START"), Need("MJD", "epoch time (MJD)"), Need("DATE_OBS", "epoch date (ISO)")],
         ],
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from xmmtools.cli import common_options, output_options, pass_settings
+from xmmtools.cli.options import renamed
 
 _PROB = click.FloatRange(min=0.0, max=1.0, min_open=True)
 
@@ -41,7 +42,9 @@ _PROB = click.FloatRange(min=0.0, max=1.0, min_open=True)
     help="Drop bins with a smaller fractional exposure; partial bins above it are scaled.",
 )
 @click.option(
-    "--bin-size",
+    "--time-bin",
+    "bin_size",
+    **renamed("variability short", "--time-bin"),
     type=click.FloatRange(min=0.0, min_open=True),
     default=None,
     metavar="SECONDS",
@@ -54,7 +57,9 @@ _PROB = click.FloatRange(min=0.0, max=1.0, min_open=True)
     help="Source/background area ratio (default: from the region extensions, else 1).",
 )
 @click.option(
-    "--threshold",
+    "--max-prob",
+    "threshold",
+    **renamed("variability short", "--max-prob"),
     type=_PROB,
     default=1e-5,
     show_default=True,
@@ -68,14 +73,18 @@ _PROB = click.FloatRange(min=0.0, max=1.0, min_open=True)
     help="Curves with fewer expected counts per bin use exact Poisson (single bins and groups) + KS tests, not chi2.",
 )
 @click.option(
-    "--blocks-pmax",
+    "--blocks-max-prob",
+    "blocks_pmax",
+    **renamed("variability short", "--blocks-max-prob"),
     type=click.FloatRange(0.0, 1.0),
     default=1e-3,
     show_default=True,
     help="Bayesian blocks only for curves whose XT_VARPROB is below this (about 0.2 s per curve).",
 )
 @click.option(
-    "--match-radius",
+    "--radius",
+    "match_radius",
+    **renamed("variability short", "--radius"),
     type=click.FloatRange(min=0.0, min_open=True),
     default=15.0,
     show_default=True,
@@ -83,8 +92,9 @@ _PROB = click.FloatRange(min=0.0, max=1.0, min_open=True)
 )
 @click.option("--no-features", is_flag=True, help="Skip shape features, Lomb-Scargle and Bayesian blocks.")
 @click.option(
-    "--plot",
+    "--plot-dir",
     "plot_dir",
+    **renamed("variability short", "--plot-dir"),
     default=None,
     metavar="DIR",
     help="Write one PNG per light curve (rate, background, blocks, GTIs) into DIR (needs matplotlib).",
@@ -121,7 +131,7 @@ def short(
     \b
     Examples:
       xmmtools variability short --lightcurves tests/data/variability/lc -o lc_stats.csv
-      xmmtools variability short cat.fits --lightcurves pps/ --plot figs/ -o cat_var.fits
+      xmmtools variability short cat.fits --lightcurves pps/ --plot-dir figs/ -o cat_var.fits
     """
     from xmmtools import tables
     from xmmtools.errors import DataError

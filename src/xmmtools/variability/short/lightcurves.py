@@ -302,7 +302,7 @@ def _region(hdul):
 
 def _rebin(lc: LightCurve, width: float) -> None:
     if width < lc.timedel * 0.999:
-        raise DataError(f"{lc.path}: --bin-size {width} s is shorter than the curve's bins ({lc.timedel} s)")
+        raise DataError(f"{lc.path}: --time-bin {width} s is shorter than the curve's bins ({lc.timedel} s)")
     grp = np.floor((lc.time - lc.time[0]) / width + 1e-9).astype(np.int64)
     starts = np.flatnonzero(np.r_[True, np.diff(grp) != 0])
     add = lambda a: np.add.reduceat(a, starts)  # noqa: E731

@@ -16,7 +16,7 @@ def plot_curves(results: Sequence, folder: str) -> tuple[int, str]:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        return 0, "note: --plot skipped: matplotlib is not installed (pip install 'xmmtools[plot]')"
+        return 0, "note: --plot-dir skipped: matplotlib is not installed (pip install 'xmmtools[plot]')"
     os.makedirs(folder, exist_ok=True)
     n = 0
     for r in results:
