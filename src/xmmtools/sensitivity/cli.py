@@ -7,7 +7,7 @@ import os
 
 import click
 
-from xmmtools.cli import common_options, output_options, pass_settings
+from xmmtools.cli import common_options, engine_options, output_options, pass_settings
 
 _TEXT_LISTS = (".txt", ".lis", ".list", ".dat", ".pos", ".coo")
 
@@ -130,6 +130,7 @@ def _method_options(f):
     help="With --download: product cache (default $XDG_CACHE_HOME/xmmtools/xsa or ~/.cache/xmmtools/xsa).",
 )
 @output_options
+@engine_options
 @common_options
 @pass_settings
 def sensitivity(
@@ -155,6 +156,9 @@ def sensitivity(
     overwrite,
     column_map,
     chunk_size,
+    engine="local",
+    scheduler=None,
+    workers=None,
 ):
     """Detection thresholds, upper limits and encircled fluxes at sky positions (FLIX-style).
 
@@ -169,11 +173,16 @@ def sensitivity(
       xmmtools sensitivity 4XMM_DR14cat.fits --from-catalogue --band 8 -o thresholds.fits
       xmmtools sensitivity positions.txt --download --obslist obs.csv --cache xsa/ -o limits.parquet
     """
+    from xmmtools import engine as engines
     from xmmtools.columns import parse_column_map
+    from xmmtools.errors import DataError
 
     user_map = parse_column_map(column_map)
+    eng = engines.from_options(engine, scheduler, workers)
+    if eng.dask and not from_catalogue:
+        raise DataError("--engine dask runs sensitivity's catalogue mode (--from-catalogue); positions run locally")
     if from_catalogue:
-        return _catalogue_mode(input, output, bands, likelihood, radius, overwrite, user_map, chunk_size, s)
+        return _catalogue_mode(input, output, bands, likelihood, radius, overwrite, user_map, chunk_size, s, eng)
     if obs_dir and download:
         raise click.UsageError("--obs DIR and --download exclude each other (downloads go to --cache DIR)")
     if (obslist or cache_dir) and not download:
@@ -563,7 +572,7 @@ def _positions_mode(
         click.echo(f"wrote {writer.rows} rows for {len(ra)} positions to {output}", err=True)
 
 
-def _catalogue_mode(input, output, bands, likelihood, radius, overwrite, user_map, chunk_size, s):
+def _catalogue_mode(input, output, bands, likelihood, radius, overwrite, user_map, chunk_size, s, eng=None):
     from xmmtools.sensitivity.catalogue import DEFAULT_BANDS, catalogue_spec, catalogue_thresholds
     from xmmtools.stage_io import run_rowwise
 
@@ -585,6 +594,7 @@ def _catalogue_mode(input, output, bands, likelihood, radius, overwrite, user_ma
         overwrite=overwrite,
         chunk_rows=chunk_size,
         progress=s.progress,
+        engine=eng,
     )
     if out != "-" and not s.quiet:
         click.echo(f"wrote {rows} rows to {out}", err=True)

@@ -51,6 +51,8 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     p = str(path)
     if p == STDIO:
         return "stream"
+    if p.startswith("hats:"):
+        return "hats"
     p = strip_hdu(p)[0]
     low = p.lower()
     for ext in sorted(EXTENSIONS, key=len, reverse=True):
@@ -141,6 +143,11 @@ def _sha256_now(path: str | os.PathLike[str], bufsize: int = 8 * 2**20) -> str:
 
 
 def check_input(path: str) -> str:
+    if path.startswith("hats:"):
+        folder = path[len("hats:") :]
+        if not os.path.isdir(folder):
+            raise DataError(f"{path}: no such HATS catalogue directory")
+        return folder
     p, _ = strip_hdu(path)
     if not os.path.exists(p):
         raise DataError(f"{p}: no such file")
@@ -184,6 +191,7 @@ READERS: dict[str, str] = {
     "parquet": "xmmtools.tables.parquet:iter_parquet",
     "arrow": "xmmtools.tables.ipc:iter_ipc",
     "csv": "xmmtools.tables.csv:iter_csv",
+    "hats": "xmmtools.tables.hats:iter_hats",
 }
 WRITERS: dict[str, str] = {
     "fits": "xmmtools.tables.fits.writer:FitsWriter",
@@ -191,6 +199,7 @@ WRITERS: dict[str, str] = {
     "arrow": "xmmtools.tables.ipc:IpcFileWriter",
     "csv": "xmmtools.tables.csv:CsvWriter",
     "stream": "xmmtools.tables.ipc:IpcStreamWriter",
+    "hats": "xmmtools.tables.hats:HatsWriter",
 }
 
 
