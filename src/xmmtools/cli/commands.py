@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "sensitivity": "xmmtools.sensitivity.cli:sensitivity",
     "sensitivity-map": "xmmtools.sensitivity.cli:sensitivity_map",
     "run": "xmmtools.pipeline:run",
+    "hats": "xmmtools.hats_cli:hats",
     # the issues' hyphenated spellings of the training/evaluation subcommands
     "classify-train": "xmmtools.classify.cli:train_cmd",
     "classify-evaluate": "xmmtools.classify.cli:evaluate_cmd",

@@ -193,7 +193,14 @@ def hats_properties(schema: pa.Schema) -> dict[str, str]:
     return out
 
 
-def write_hats(table: pa.Table, p: str, *, overwrite: bool = False, partition_rows: int = PARTITION_ROWS) -> None:
+def write_hats(
+    table: pa.Table,
+    p: str,
+    *,
+    overwrite: bool = False,
+    partition_rows: int = PARTITION_ROWS,
+    margin_arcsec: float | None = None,
+) -> None:
     """Write ``table`` (schema metadata included) as the HATS catalogue ``p`` through LSDB, into
     a temporary folder renamed at the end (an existing catalogue is replaced only with
     ``overwrite``)."""
@@ -223,7 +230,7 @@ def write_hats(table: pa.Table, p: str, *, overwrite: bool = False, partition_ro
                 lowest_order=0,
                 highest_order=10,
                 partition_rows=partition_rows,
-                margin_threshold=None,
+                margin_threshold=margin_arcsec,
                 schema=table.schema.remove_metadata(),
             )
             cat.write_catalog(
@@ -243,11 +250,41 @@ def write_hats(table: pa.Table, p: str, *, overwrite: bool = False, partition_ro
         merged = dict(written.metadata or {})
         merged.update(table.schema.metadata or {})
         pq.write_metadata(pa.schema(fields, metadata=merged), meta_path)
-        if os.path.exists(final):
-            shutil.rmtree(final)
-        os.replace(root, final)
+        commit_folder(root, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def add_our_metadata(root: str, schema: pa.Schema) -> None:
+    """Our properties (provenance, stated sky area) and schema (units, descriptions,
+    provenance) into the HATS catalogue (or collection) ``root`` written by another tool."""
+    import pyarrow.parquet as pq
+
+    cat = find_hats(root)
+    if cat is None:
+        raise DataError(f"{root}: not a HATS catalogue")
+    props = hats_properties(schema)
+    for name in ("hats.properties", "properties"):
+        path = os.path.join(cat.folder, name)
+        if os.path.isfile(path) and props:
+            with open(path, "a", encoding="utf-8") as f:
+                f.writelines(f"{k}={v}\n" for k, v in props.items())
+    meta_path = os.path.join(cat.folder, "dataset", "_common_metadata")
+    written = pq.read_schema(meta_path)
+    fields = [
+        written.field(f.name).with_metadata(schema.field(f.name).metadata) if f.name in schema.names else f
+        for f in written
+    ]
+    merged = dict(written.metadata or {})
+    merged.update(schema.metadata or {})
+    pq.write_metadata(pa.schema(fields, metadata=merged), meta_path)
+
+
+def commit_folder(root: str, final: str) -> None:
+    """Move a finished catalogue folder into place (replacing an older one)."""
+    if os.path.exists(final):
+        shutil.rmtree(final)
+    os.replace(root, final)
 
 
 class HatsWriter:
