@@ -94,7 +94,9 @@ def import_cmd(s, table, output, margin_arcsec, partition_rows, overwrite, engin
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if not s.quiet:
-        click.echo(f"wrote {rows} rows as the HATS catalogue {final} ({tool}, margin {margin_arcsec:g} arcsec)", err=True)
+        click.echo(
+            f"wrote {rows} rows as the HATS catalogue {final} ({tool}, margin {margin_arcsec:g} arcsec)", err=True
+        )
 
 
 def _with_hats_import(table, tmp, name, ra, dec, params, eng, progress):

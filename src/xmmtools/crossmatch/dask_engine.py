@@ -124,7 +124,7 @@ def _pairs(lsdb, ra, dec, right, radius: float, keep: Sequence[str], partition_r
     left = _primaries(lsdb, ra, dec, partition_rows)
     xm = left.crossmatch(right, algorithm=candidate_search(radius), suffixes=("_L", "_R"), suffix_method="all_columns")
     want = [f"{ROW}_L", SEP, *[f"{c}_R" for c in keep]]
-    df = xm[want].compute()
+    df = xm[want].compute(progress_bar=False)
     df.columns = [ROW, SEP, *keep]
     return df.reset_index(drop=True)
 
