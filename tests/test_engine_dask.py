@@ -162,3 +162,11 @@ def test_hats_primary_in_and_hats_out(tmp_path, capsys):
     assert [s["stage"] for s in tables.provenance_of(back.schema)][-1] == "classify"
     cat = lsdb.read_hats(tmp_path / "out")
     assert len(cat.compute()) == local.num_rows and "P_AGN" in cat.columns
+
+
+def test_sensitivity_map_products_on_dask_equal_local(tmp_path, capsys):
+    obs = DATA / "sensitivity" / "obs" / "0201903501"
+    args = ["sensitivity-map", "--obs", obs, "--order", "12"]
+    _run([*args, "-o", tmp_path / "local.fits"], capsys)
+    _run([*args, "-o", tmp_path / "dask.fits", *DASK], capsys)
+    assert (tmp_path / "local.fits").read_bytes() == (tmp_path / "dask.fits").read_bytes()

@@ -250,6 +250,7 @@ def sensitivity(
     help="With --download: product cache (default $XDG_CACHE_HOME/xmmtools/xsa or ~/.cache/xmmtools/xsa).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+@engine_options
 @common_options
 @pass_settings
 def sensitivity_map(
@@ -272,6 +273,9 @@ def sensitivity_map(
     obslist,
     cache_dir,
     overwrite,
+    engine="local",
+    scheduler=None,
+    workers=None,
 ):
     """HEALPix (nested) map of the detection-threshold flux per band, as a sparse table.
 
@@ -315,7 +319,12 @@ def sensitivity_map(
         fetched = fetch_products(ids, cache, log=None if s.quiet else (lambda m: click.echo(m, err=True)))
         obs_dir, extra["archive"] = fetched.folders, fetched.provenance(cache)
     products, pmaps = _load_products(obs_dir, bands, bkg_annulus, settings, s)
-    result = hmaps.sensitivity_map(pmaps, order, settings)
+    from xmmtools import engine as engines
+
+    eng = engines.from_options(engine, scheduler, workers)
+    with engines.session(eng) as client:
+        mapper = (lambda fn, items: engines.map_ordered(client, fn, items)) if client is not None else map
+        result = hmaps.sensitivity_map(pmaps, order, settings, mapper=mapper)
     cells, values = hmaps.merge_bands(result)
     table = _map_table(cells, values, order, settings)
     files = _product_files(products)
