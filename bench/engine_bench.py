@@ -10,6 +10,7 @@ run uses a LocalCluster of 2 worker *processes* started here (``--scheduler``), 
 worker's peak RSS can be read.
 
     python bench/engine_bench.py --sizes 100000 1000000      # 10^5 x 10^6, then 10^6 x 10^7
+    python bench/engine_bench.py --sizes 100000 --factors 10 100   # the counterparts grow 10x
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import pyarrow as pa
 from xmmtools import tables
 
 
-def make_sky(n: int, folder: str, seed: int = 1) -> tuple[str, str, float]:
+def make_sky(n: int, folder: str, seed: int = 1, factor: int = 10) -> tuple[str, str, float]:
     rng = np.random.default_rng(seed)
     area = n / 1000.0  # deg^2
     side = np.sqrt(area)
@@ -41,7 +42,7 @@ def make_sky(n: int, folder: str, seed: int = 1) -> tuple[str, str, float]:
     xpath = os.path.join(folder, f"x_{n}.fits")
     schema = x.schema.with_metadata({tables.HEADER_KEY: json.dumps([["SKYAREA", area, "deg2"]]).encode()})
     tables.write_table(x.replace_schema_metadata(schema.metadata), xpath, overwrite=True)
-    m = 10 * n
+    m = factor * n
     true = rng.random(n) < 0.7
     k = int(true.sum())
     off = rng.normal(0, 1, (2, k)) * err[true] / 3600.0
@@ -66,6 +67,13 @@ def timed(cmd: list[str]) -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument(
+        "--factors",
+        type=int,
+        nargs="+",
+        default=[10],
+        help="counterparts per primary on the same sky (10: 10^4 deg^-2; 100: 10^5 deg^-2, the catalogue 10x)",
+    )
     ap.add_argument("--dir", default=None)
     args = ap.parse_args()
     from distributed import Client, LocalCluster
@@ -76,9 +84,9 @@ def main() -> None:
     client = Client(cluster)
     rows = []
     try:
-        for n in args.sizes:
-            xpath, opath, area = make_sky(n, folder)
-            hats = f"hats:{os.path.join(folder, f'o_{10 * n}_hats')}"
+        for n, factor in [(n, f) for n in args.sizes for f in args.factors]:
+            xpath, opath, area = make_sky(n, folder, factor=factor)
+            hats = f"hats:{os.path.join(folder, f'o_{factor * n}_hats')}"
             t_imp, m_imp = timed([*xm, "hats", "import", opath, "-o", hats, "--overwrite", "-q"])
             common = ["crossmatch", xpath, "--radius", "10", "--overwrite", "-q"]
             t_loc, m_loc = timed(
@@ -116,7 +124,7 @@ def main() -> None:
             dmax = float(np.max(np.abs(tables.to_numpy(a["P_ANY"]) - tables.to_numpy(b["P_ANY"]))))
             row = {
                 "primaries": n,
-                "counterparts": 10 * n,
+                "counterparts": factor * n,
                 "area_deg2": area,
                 "hats_import_s": round(t_imp, 1),
                 "hats_import_MB": round(m_imp),
