@@ -84,6 +84,10 @@ def test_layering(path):
             assert top != "cli", f"{me} imports the CLI plumbing"
         if my_top == "cli":
             assert top in ("cli", "errors", ""), f"the CLI plumbing imports {mod}"
+        # the Dask engine sits on the stage-I/O floor: stages pass it their functions
+        if my_top == "engine":
+            assert top not in STAGES, f"the engine imports a stage: {mod}"
+            assert top not in ("stage_io", "pipeline", "info", "convert", "hats_cli"), f"{me} imports {mod}"
 
 
 def test_sky_constants_are_defined_once():

@@ -81,8 +81,28 @@ def run_rowwise(
     extra_inputs: Sequence[str] = (),
     extra_provenance: Mapping[str, Any] | None = None,
     replace: bool = False,
+    engine: Any = None,
 ) -> tuple[str, int]:
-    """Stream ``input`` through ``compute`` into ``output``; returns (output, rows)."""
+    """Stream ``input`` through ``compute`` into ``output``; returns (output, rows).
+
+    With a Dask ``engine`` (:mod:`xmmtools.engine`) the first chunk is computed here (it fixes
+    the columns and the provenance) and every further partition on the cluster, with the same
+    ``compute``; results are written in input order, so the output is the local engine's."""
+    if engine is not None and engine.dask:
+        return _run_rowwise_dask(
+            input,
+            output,
+            spec=spec,
+            compute=compute,
+            parameters=parameters,
+            user_map=user_map,
+            overwrite=overwrite,
+            chunk_rows=chunk_rows,
+            extra_inputs=extra_inputs,
+            extra_provenance=extra_provenance,
+            replace=replace,
+            engine=engine,
+        )
     output = output or default_output(input, spec.name)
     tables.check_output(output, inputs=[input, *extra_inputs], overwrite=overwrite)
     chunks = tables.iter_table(input, None, chunk_rows=chunk_rows, progress=progress)
@@ -111,7 +131,74 @@ def run_rowwise(
     return output, writer.rows
 
 
-def _chain(first: pa.Table, rest: Iterable[pa.Table]) -> Iterator[pa.Table]:
+def _partitions(input: str, chunk_rows: int | None) -> Iterable[Any]:
+    """The input's partitions: for a HATS catalogue, (reader, file, schema) of each pixel file
+    (read by the worker); for a file, its row chunks (read here)."""
+    if input.startswith("hats:"):
+        from xmmtools.tables import hats
+
+        schema = hats.table_schema(input)
+        return ((hats.read_partition, f, schema) for f in hats.partition_files(input))
+    return tables.iter_table(input, None, chunk_rows=chunk_rows)
+
+
+def _run_rowwise_dask(
+    input: str,
+    output: str | None,
+    *,
+    spec: StageSpec,
+    compute: Callable[[Columns], Sequence[NewColumn]],
+    parameters: Mapping[str, Any],
+    user_map: Mapping[str, str] | None,
+    overwrite: bool,
+    chunk_rows: int | None,
+    extra_inputs: Sequence[str],
+    extra_provenance: Mapping[str, Any] | None,
+    replace: bool,
+    engine: Any,
+) -> tuple[str, int]:
+    from xmmtools import engine as engines
+
+    output = output or default_output(input, spec.name)
+    tables.check_output(output, inputs=[input, *extra_inputs], overwrite=overwrite)
+    parts = iter(_partitions(input, chunk_rows))
+
+    def load(item: Any) -> pa.Table:
+        return item[0](*item[1:]) if isinstance(item, tuple) else item
+
+    try:
+        first = load(next(parts))
+    except StopIteration:
+        raise DataError(f"{input}: the table has no rows; nothing for {spec.name} to do") from None
+    mapping = spec.check(first.schema.names, source=input, user_map=user_map, types=tables.schema_kinds(first.schema))
+    extra = extra_provenance if extra_provenance is not None else {}
+
+    def task(item: Any) -> pa.Table | None:
+        chunk = load(item)
+        if chunk.num_rows == 0:
+            return None  # compute functions never see an empty chunk
+        return tables.add_columns(chunk, compute(Columns(chunk, mapping)), replace=replace)
+
+    with engines.session(engine) as client:
+        head = task(first)  # here: fills the provenance before the output is opened
+        step = Provenance(spec.name, parameters, [input, *extra_inputs], extra)
+
+        def outputs() -> Iterator[pa.Table]:
+            n = 0
+            for out in _chain(head, engines.map_ordered(client, task, parts)):
+                if out is not None:
+                    n += out.num_rows
+                    yield out
+            if n == 0:
+                raise DataError(f"{input}: the table has no rows; nothing for {spec.name} to do")
+
+        writer = tables.write_chunks(
+            outputs(), output, provenance=step, overwrite=overwrite, inputs=[input, *extra_inputs]
+        )
+    return output, writer.rows
+
+
+def _chain(first: Any, rest: Iterable[Any]) -> Iterator[Any]:
     yield first
     yield from rest
 

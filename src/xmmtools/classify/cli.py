@@ -11,7 +11,7 @@ import os
 
 import click
 
-from xmmtools.cli import common_options, output_options, pass_settings
+from xmmtools.cli import common_options, engine_options, output_options, pass_settings
 from xmmtools.cli.lazy import DefaultApplyGroup
 
 SHIPPED_FEATURE_SETS = ("xclass", "4xmm", "cscv2")
@@ -74,9 +74,24 @@ def classify():
     help="Prefix for the new column names (e.g. NB_ when the table already has a CLASS column).",
 )
 @output_options
+@engine_options
 @common_options
 @pass_settings
-def apply_cmd(s, input, output, model_path, priors, outlier_quantile, prefix, overwrite, column_map, chunk_size):
+def apply_cmd(
+    s,
+    input,
+    output,
+    model_path,
+    priors,
+    outlier_quantile,
+    prefix,
+    overwrite,
+    column_map,
+    chunk_size,
+    engine="local",
+    scheduler=None,
+    workers=None,
+):
     """Add P_<CLASS>, CLASS, CLASS_MARGIN, OUTLIER_*, N_MISSING_FEATURES, CLASS_<CATEGORY> columns.
 
     Streams the catalogue in chunks (bounded memory). Columns are matched by 4XMM name, VizieR /
@@ -86,6 +101,7 @@ def apply_cmd(s, input, output, model_path, priors, outlier_quantile, prefix, ov
     Example:
       xmmtools classify data/sample/4xmm_dr10_ngc5139.fits -o ngc5139_classes.fits --priors AGN=0.7,STAR=0.2,OTHER=0.1
     """
+    from xmmtools import engine as engines
     from xmmtools.classify.apply import _getter, classify_arrays, stage_spec
     from xmmtools.classify.model_io import default_model_path, load_model
     from xmmtools.classify.naive_bayes import parse_priors
@@ -93,6 +109,7 @@ def apply_cmd(s, input, output, model_path, priors, outlier_quantile, prefix, ov
     from xmmtools.errors import DataError
     from xmmtools.stage_io import run_rowwise
 
+    eng = engines.from_options(engine, scheduler, workers)
     path = model_path or str(default_model_path())
     model = load_model(path)
     try:
@@ -146,6 +163,7 @@ def apply_cmd(s, input, output, model_path, priors, outlier_quantile, prefix, ov
         progress=s.progress,
         extra_inputs=[path],
         extra_provenance=extra,
+        engine=eng,
     )
     if out != "-" and not s.quiet:
         click.echo(

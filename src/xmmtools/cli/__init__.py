@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from xmmtools.cli.commands import COMMANDS, CONTEXT_SETTINGS, find_command
 from xmmtools.cli.lazy import LazyGroup, load_command
-from xmmtools.cli.options import common_options, output_options, root_options
+from xmmtools.cli.options import common_options, engine_options, output_options, root_options
 from xmmtools.cli.settings import Settings, pass_settings
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "LazyGroup",
     "Settings",
     "common_options",
+    "engine_options",
     "find_command",
     "load_command",
     "output_options",

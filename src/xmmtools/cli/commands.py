@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "clean": "xmmtools.clean:clean",
     "report": "xmmtools.report.cli:report",
     "models": "xmmtools.shipped_models:models",
+    "hats": "xmmtools.hats_cli:hats",
     # the issues' hyphenated spellings of the training/evaluation subcommands
     "classify-train": "xmmtools.classify.cli:train_cmd",
     "classify-evaluate": "xmmtools.classify.cli:evaluate_cmd",

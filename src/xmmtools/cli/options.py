@@ -126,3 +126,29 @@ def renamed(command: str, new: str) -> dict[str, Any]:
     """``click.option`` keywords making ``new`` accept its old spellings in ``command``."""
     old = tuple(o for o, n in RENAMED.get(command, {}).items() if n == new)
     return {"cls": RenamedOption, "old": old}
+
+
+def engine_options(f: F) -> F:
+    """--engine local|dask, --scheduler ADDRESS, --workers N (passed as ``engine``,
+    ``scheduler``, ``workers``; see docs/scale-out.md)."""
+    f = click.option(
+        "--workers",
+        type=click.IntRange(min=1),
+        default=None,
+        metavar="N",
+        help="With --engine dask and no --scheduler: a LocalCluster of N workers (default 2), closed at the end.",
+    )(f)
+    f = click.option(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="With --engine dask: the address of a running Dask scheduler (e.g. tcp://host:8786).",
+    )(f)
+    f = click.option(
+        "--engine",
+        type=click.Choice(["local", "dask"]),
+        default="local",
+        show_default=True,
+        help="local: this process; dask: partitions on a Dask cluster (docs/scale-out.md).",
+    )(f)
+    return f

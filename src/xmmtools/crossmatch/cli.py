@@ -6,7 +6,7 @@ import os
 
 import click
 
-from xmmtools.cli import common_options, output_options, pass_settings
+from xmmtools.cli import common_options, engine_options, output_options, pass_settings
 
 EXAMPLES = """
 \b
@@ -16,6 +16,7 @@ Examples:
       --radius 15 --prior-completeness 0.9 --mag wise:W1mag auto --all -o pairs.fits
   xmmtools crossmatch cat.fits --catalog gaia=vizier:I/355/gaiadr3 --radius 10
   xmmtools crossmatch cat.fits --catalog gaia=hats:/data/gaia_dr3 --radius 5
+  xmmtools crossmatch cat.fits --catalog gaia=hats:/data/gaia_dr3 --engine dask --scheduler tcp://head:8786
   xmmtools crossmatch cat.fits --catalog opt=opt.fits --method nearest --radius 5
   xmmtools crossmatch cat.fits --catalog sdss=sdss_dr16.fits -o cat_sdss.fits   # then: xmmtools photoz cat_sdss.fits
 """
@@ -143,6 +144,7 @@ Examples:
     "within the radius of a primary (memory follows the primaries' footprint, not the file).",
 )
 @output_options
+@engine_options
 @common_options
 @pass_settings
 def crossmatch(
@@ -169,6 +171,9 @@ def crossmatch(
     overwrite,
     column_map,
     chunk_size,
+    engine,
+    scheduler,
+    workers,
 ):
     """Find counterparts of PRIMARY's sources in other catalogues.
 
@@ -177,6 +182,7 @@ def crossmatch(
     prefixed NAME_, NAME_SEP, NAME_P_I and N_CANDIDATES; with --all one row per candidate
     combination with P_I and MATCH_FLAG.  nearest/all are purely positional.
     """
+    from xmmtools import engine as engines
     from xmmtools.crossmatch.run import Request, run
     from xmmtools.runtime import tune_for_large_arrays
 
@@ -204,6 +210,7 @@ def crossmatch(
         column_map=list(column_map),
         chunk_size=chunk_size,
         stream_rows=stream_rows,
+        engine=engines.from_options(engine, scheduler, workers),
     )
     notes = run(req, progress=s.progress)
     if not s.quiet:

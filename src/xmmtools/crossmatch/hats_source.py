@@ -124,7 +124,21 @@ def load_near(
 
 
 def _area(whole) -> tuple[float | None, str]:
+    """The sky area a catalogue states (``xmmtools_skyarea_deg2``: the SKYAREA of the table it
+    was written from, so a FITS file and its HATS copy give the same densities), else the
+    skymap footprint, else the MOC."""
     from xmmtools.crossmatch.priors import footprint_area_from_counts
+    from xmmtools.tables.hats import SKYAREA_PROPERTY, find_hats
+
+    found = find_hats(str(whole.hc_structure.catalog_path))
+    stated = found.properties.get(SKYAREA_PROPERTY) if found is not None else None
+    if stated:
+        try:
+            area = float(stated)
+        except ValueError:
+            area = float("nan")
+        if np.isfinite(area) and area > 0:
+            return area, f"{area:g} deg2 (SKYAREA stated in the HATS catalogue's properties)"
 
     sky = os.path.join(str(whole.hc_structure.catalog_path), "skymap.fits")
     if os.path.exists(sky):

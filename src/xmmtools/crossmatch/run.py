@@ -8,7 +8,7 @@ modules directly (positional.search_around / nearest, bayes.match).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import numpy as np
 import pyarrow as pa
@@ -70,6 +70,10 @@ class Request:
     chunk_size: int | None = None
     #: counterpart files with more rows are streamed, keeping only the sources near the primaries
     stream_rows: int = 20_000_000
+    #: --engine/--scheduler/--workers (xmmtools.engine.Engine); None: local
+    engine: Any = None
+    #: primaries per partition on the Dask engine
+    partition_rows: int | None = None
 
 
 def _area(v: str, key: str) -> tuple[float, str | None]:
@@ -130,6 +134,15 @@ def parse_mags(items, cats: dict) -> dict[str, list[tuple[str, str, priors.Histo
 
 
 def run(req: Request, progress: bool = False) -> list[str]:
+    if req.engine is not None and req.engine.dask:
+        from xmmtools import engine as engines
+
+        with engines.session(req.engine) as client:
+            return _run(req, progress, client)
+    return _run(req, progress, None)
+
+
+def _run(req: Request, progress: bool, client: Any) -> list[str]:
     notes: list[str] = []
     user_map = parse_column_map(req.column_map)
     cats = parse_pairs(req.catalogs, "--catalog", "gaia=gaia.parquet")
@@ -240,7 +253,21 @@ def run(req: Request, progress: bool = False) -> list[str]:
             lc = make_catalog(name, t, src, header, **opts)
             lc.area_note = f"{lc.catalog.area_deg2:.4g} deg2 (union of the search cones)"
         elif hats_source.is_hats(src):
-            got = hats_source.load_near(src, *_near_positions(req, P), req.radius, need, where=where, progress=progress)
+            if client is not None:
+                from xmmtools.crossmatch import dask_engine
+
+                got = dask_engine.load_near_hats(
+                    src,
+                    *_near_positions(req, P),
+                    req.radius,
+                    need,
+                    where=where,
+                    partition_rows=req.partition_rows or dask_engine.PRIMARY_PARTITION_ROWS,
+                )
+            else:
+                got = hats_source.load_near(
+                    src, *_near_positions(req, P), req.radius, need, where=where, progress=progress
+                )
             if not got.table.num_rows:
                 raise _no_overlap(name, src, req.radius, req.primary)
             if opts["area"] is None and got.area_deg2 is None:
@@ -258,7 +285,31 @@ def run(req: Request, progress: bool = False) -> list[str]:
             info = tables.inspect_table(src)
             cols = need(info.schema.names)
             header = info.header or header_from_schema(info.schema)
-            if info.num_rows is not None and info.num_rows > req.stream_rows:
+            if client is not None:
+                from xmmtools.crossmatch import dask_engine
+
+                ra_c, dec_c = coordinate_columns(info.schema.names, user_map, where, profiles[name])
+                fn = dask_engine.load_near_file(
+                    src,
+                    cols,
+                    ra_c,
+                    dec_c,
+                    *_near_positions(req, P),
+                    req.radius,
+                    progress=progress,
+                    partition_rows=req.partition_rows or dask_engine.PRIMARY_PARTITION_ROWS,
+                )
+                if not len(fn.rows):
+                    raise _no_overlap(name, src, req.radius, req.primary)
+                notes.append(
+                    f"note: {name}: {fn.total_rows} rows partitioned on Dask; the {len(fn.rows)} within "
+                    f"{req.radius:g} arcsec of a primary are matched"
+                )
+                lc = make_catalog(
+                    name, fn.table, src, header, total_rows=fn.total_rows, footprint_sample=fn.sample, **opts
+                )
+                lc.rows = fn.rows
+            elif info.num_rows is not None and info.num_rows > req.stream_rows:
                 near = near or _near_mask(req, P)
                 ra_c, dec_c = coordinate_columns(info.schema.names, user_map, where, profiles[name])
                 t, file_rows, total, sample = read_near(src, cols, ra_c, dec_c, near, where=where, progress=progress)
@@ -309,6 +360,8 @@ def run(req: Request, progress: bool = False) -> list[str]:
         for lc in [P, *secs]
     }
     extra.update({"catalogues": cat_prov, "remote": remote_prov})
+    if client is not None:
+        extra["engine"] = req.engine.describe()
     canon = {
         lc.catalog.name: {
             "profile": lc.profile.name,

@@ -7,7 +7,7 @@ import os
 
 import click
 
-from xmmtools.cli import common_options, output_options, pass_settings
+from xmmtools.cli import common_options, engine_options, output_options, pass_settings
 from xmmtools.cli.lazy import DefaultApplyGroup
 
 Z_COLUMN_GUESSES = ("zs", "z_spec", "zspec", "specz", "spec_z", "redshift", "z_true")
@@ -91,10 +91,26 @@ def photoz():
 )
 @click.option("--jobs", type=click.IntRange(min=1), default=None, help="Threads (default: all cores).")
 @output_options
+@engine_options
 @common_options
 @pass_settings
 def apply(
-    s, input, output, model_name, all_rows, missing, pdf_format, smooth, cut, jobs, overwrite, column_map, chunk_size
+    s,
+    input,
+    output,
+    model_name,
+    all_rows,
+    missing,
+    pdf_format,
+    smooth,
+    cut,
+    jobs,
+    overwrite,
+    column_map,
+    chunk_size,
+    engine="local",
+    scheduler=None,
+    workers=None,
 ):
     """Add Z_PHOT, Z_MEAN, Z_MEDIAN, Z_ERR, Z_L68/U68, Z_L95/U95, Z_CONF, Z_FLAG and Z_PDF.
 
@@ -104,6 +120,7 @@ def apply(
     """
     import numpy as np
 
+    from xmmtools import engine as engines
     from xmmtools import stage_io
     from xmmtools.columns import parse_column_map
     from xmmtools.errors import DataError
@@ -210,6 +227,7 @@ def apply(
             chunk_rows=chunk_size,
             progress=s.progress,
             extra_provenance=extra,
+            engine=engines.from_options(engine, scheduler, workers),
         )
     except ValueError as e:  # scikit-learn input checks surface as ValueError
         raise DataError(f"{input}: {' '.join(str(e).split())}") from None

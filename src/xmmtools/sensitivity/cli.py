@@ -7,7 +7,7 @@ import os
 
 import click
 
-from xmmtools.cli import common_options, output_options, pass_settings
+from xmmtools.cli import common_options, engine_options, output_options, pass_settings
 from xmmtools.cli.options import renamed
 
 _TEXT_LISTS = (".txt", ".lis", ".list", ".dat", ".pos", ".coo")
@@ -137,6 +137,7 @@ def _method_options(f):
     help="With --download: product cache (default $XDG_CACHE_HOME/xmmtools/xsa or ~/.cache/xmmtools/xsa).",
 )
 @output_options
+@engine_options
 @common_options
 @pass_settings
 def sensitivity(
@@ -162,6 +163,9 @@ def sensitivity(
     overwrite,
     column_map,
     chunk_size,
+    engine="local",
+    scheduler=None,
+    workers=None,
 ):
     """Detection thresholds, upper limits and encircled fluxes at sky positions (FLIX-style).
 
@@ -176,11 +180,16 @@ def sensitivity(
       xmmtools sensitivity 4XMM_DR14cat.fits --from-catalog --band 8 -o thresholds.fits
       xmmtools sensitivity positions.txt --download --obslist obs.csv --cache-dir xsa/ -o limits.parquet
     """
+    from xmmtools import engine as engines
     from xmmtools.columns import parse_column_map
+    from xmmtools.errors import DataError
 
     user_map = parse_column_map(column_map)
+    eng = engines.from_options(engine, scheduler, workers)
+    if eng.dask and not from_catalogue:
+        raise DataError("--engine dask runs sensitivity's catalogue mode (--from-catalogue); positions run locally")
     if from_catalogue:
-        return _catalogue_mode(input, output, bands, likelihood, radius, overwrite, user_map, chunk_size, s)
+        return _catalogue_mode(input, output, bands, likelihood, radius, overwrite, user_map, chunk_size, s, eng)
     if obs_dir and download:
         raise click.UsageError("--obs DIR and --download exclude each other (downloads go to --cache-dir DIR)")
     if (obslist or cache_dir) and not download:
@@ -249,6 +258,7 @@ def sensitivity(
     help="With --download: product cache (default $XDG_CACHE_HOME/xmmtools/xsa or ~/.cache/xmmtools/xsa).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+@engine_options
 @common_options
 @pass_settings
 def sensitivity_map(
@@ -271,6 +281,9 @@ def sensitivity_map(
     obslist,
     cache_dir,
     overwrite,
+    engine="local",
+    scheduler=None,
+    workers=None,
 ):
     """HEALPix (nested) map of the detection-threshold flux per band, as a sparse table.
 
@@ -312,7 +325,12 @@ def sensitivity_map(
         fetched = fetch_products(ids, cache, log=None if s.quiet else (lambda m: click.echo(m, err=True)))
         obs_dir, extra["archive"] = fetched.folders, fetched.provenance(cache)
     products, pmaps = _load_products(obs_dir, bands, bkg_annulus, settings, s)
-    result = hmaps.sensitivity_map(pmaps, order, settings)
+    from xmmtools import engine as engines
+
+    eng = engines.from_options(engine, scheduler, workers)
+    with engines.session(eng) as client:
+        mapper = (lambda fn, items: engines.map_ordered(client, fn, items)) if client is not None else map
+        result = hmaps.sensitivity_map(pmaps, order, settings, mapper=mapper)
     cells, values = hmaps.merge_bands(result)
     table = _map_table(cells, values, order, settings)
     files = _product_files(products)
@@ -569,7 +587,7 @@ def _positions_mode(
         click.echo(f"wrote {writer.rows} rows for {len(ra)} positions to {output}", err=True)
 
 
-def _catalogue_mode(input, output, bands, likelihood, radius, overwrite, user_map, chunk_size, s):
+def _catalogue_mode(input, output, bands, likelihood, radius, overwrite, user_map, chunk_size, s, eng=None):
     from xmmtools.sensitivity.catalogue import DEFAULT_BANDS, catalogue_spec, catalogue_thresholds
     from xmmtools.stage_io import run_rowwise
 
@@ -591,6 +609,7 @@ def _catalogue_mode(input, output, bands, likelihood, radius, overwrite, user_ma
         overwrite=overwrite,
         chunk_rows=chunk_size,
         progress=s.progress,
+        engine=eng,
     )
     if out != "-" and not s.quiet:
         click.echo(f"wrote {rows} rows to {out}", err=True)

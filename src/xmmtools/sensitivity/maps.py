@@ -11,6 +11,8 @@ order 12, 12.9 GB at order 14).  The coverage is also returned as a normalised M
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from xmmtools.sensitivity import psf
@@ -57,14 +59,16 @@ def product_cells(m: ProductMaps, values: np.ndarray, order: int) -> tuple[np.nd
 
 
 def sensitivity_map(
-    maps: list[ProductMaps], order: int, s: Settings = Settings()
+    maps: list[ProductMaps], order: int, s: Settings = Settings(), mapper=map
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per band label: sorted unique cells and their best threshold flux (float32)."""
+    """Per band label: sorted unique cells and their best threshold flux (float32).
+
+    ``mapper(fn, maps)`` computes each observation product's cells (``map`` here; the Dask
+    engine's ordered map on a cluster): results in the products' order, so the map is the same."""
     if not 0 <= order <= MAX_ORDER:
         raise ValueError(f"HEALPix order must be 0..{MAX_ORDER}")
     per_band: dict[str, list] = {}
-    for m in maps:
-        cells, vals = product_cells(m, threshold_image(m, s), order)
+    for m, (cells, vals) in zip(maps, mapper(partial(_cells_of, order=order, s=s), maps), strict=True):
         per_band.setdefault(band_label(m.product.band), []).append((cells, vals))
     out = {}
     for label, parts in per_band.items():
@@ -72,6 +76,10 @@ def sensitivity_map(
         vals = np.concatenate([v for _, v in parts])
         out[label] = reduce_min(cells, vals)
     return out
+
+
+def _cells_of(m: ProductMaps, order: int, s: Settings) -> tuple[np.ndarray, np.ndarray]:
+    return product_cells(m, threshold_image(m, s), order)
 
 
 def reduce_min(cells: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

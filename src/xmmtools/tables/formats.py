@@ -56,6 +56,8 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     p = str(path)
     if p == STDIO:
         return "stream"
+    if p.startswith("hats:"):
+        return "hats"
     p = strip_hdu(p)[0]
     low = p.lower()
     for ext in sorted(EXTENSIONS, key=len, reverse=True):
@@ -146,6 +148,11 @@ def _sha256_now(path: str | os.PathLike[str], bufsize: int = 8 * 2**20) -> str:
 
 
 def check_input(path: str) -> str:
+    if path.startswith("hats:"):
+        folder = path[len("hats:") :]
+        if not os.path.isdir(folder):
+            raise DataError(f"{path}: no such HATS catalogue directory")
+        return folder
     p, _ = strip_hdu(path)
     if not os.path.exists(p):
         raise DataError(f"{p}: no such file")
@@ -193,6 +200,7 @@ READERS: dict[str, str] = {
     "arrows": "xmmtools.tables.ipc:iter_saved_stream",
     "csv": "xmmtools.tables.csv:iter_csv",
     "votable": "xmmtools.tables.votable:iter_votable",
+    "hats": "xmmtools.tables.hats:iter_hats",
 }
 WRITERS: dict[str, str] = {
     "fits": "xmmtools.tables.fits.writer:FitsWriter",
@@ -202,6 +210,7 @@ WRITERS: dict[str, str] = {
     "csv": "xmmtools.tables.csv:CsvWriter",
     "votable": "xmmtools.tables.votable:VOTableWriter",
     "stream": "xmmtools.tables.ipc:IpcStreamWriter",
+    "hats": "xmmtools.tables.hats:HatsWriter",
 }
 
 

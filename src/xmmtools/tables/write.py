@@ -36,6 +36,8 @@ def check_output(path: str, *, inputs: Sequence[str] = (), overwrite: bool = Fal
                 "command (| xmmtools convert - -o out.parquet) or save it (> out.arrows)"
             )
         return fmt
+    if fmt == "hats":
+        return _check_hats_output(p, inputs, overwrite)
     check_not_input(p, inputs)
     parent = os.path.dirname(os.path.abspath(p))
     if not os.path.isdir(parent):
@@ -122,6 +124,23 @@ def _stdout_is_terminal() -> bool:
         return os.isatty(sys.stdout.fileno())
     except (AttributeError, OSError, ValueError):  # replaced by a capture without a descriptor
         return False
+
+
+def _check_hats_output(p: str, inputs: Sequence[str], overwrite: bool) -> str:
+    folder = os.path.realpath(p[len("hats:") :])
+    for i in inputs:
+        i = str(i)
+        real = os.path.realpath(i[len("hats:") :] if i.startswith("hats:") else strip_hdu(i)[0])
+        if real == folder or real.startswith(folder + os.sep):
+            raise OutputError(f"{p}: output is the input catalogue; refusing to write over it")
+    parent = os.path.dirname(folder)
+    if not os.path.isdir(parent):
+        raise OutputError(f"{p}: folder {parent} does not exist")
+    if os.path.exists(folder) and not overwrite:
+        raise OutputError(f"{p}: exists; use --overwrite to replace it")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"{p}: folder {parent} is not writable")
+    return "hats"
 
 
 def _output_format(p: str) -> str:
@@ -238,7 +257,7 @@ class TableWriter:
             self.abort()
 
     def _open(self) -> None:
-        if self.format != "stream":
+        if self.format not in ("stream", "hats"):  # a HATS catalogue commits its own folder
             self._tmp = TempFile(self.path)
         elif self._stdout is None and (sys.stdout is None or not _fd_open(1)):
             raise OutputError("-: standard output is closed; nothing can be written to it")
@@ -246,9 +265,11 @@ class TableWriter:
         self._out = writer_for(self.format)(
             self.path, self.schema, self._tmp, cast("BinaryIO | None", self._stdout), self._rg
         )
+        if self.format == "hats":
+            setattr(self._out, "overwrite", self.overwrite)  # noqa: B010
 
     def write(self, chunk: pa.Table | pa.RecordBatch) -> None:
-        if self._out is None and self._tmp is None:
+        if self._out is None:
             self._open()
         if isinstance(chunk, pa.RecordBatch):
             chunk = pa.Table.from_batches([chunk])
@@ -267,12 +288,12 @@ class TableWriter:
     def close(self) -> None:
         if self._closed:
             return
-        if self._out is None and self._tmp is None:
+        if self._out is None:
             self._open()
         try:
             assert self._out is not None
             self._out.close()
-            if self.format == "stream":
+            if self.format in ("stream", "hats"):
                 self._closed = True
                 return
             if os.path.exists(self.path) and not self.overwrite:  # appeared meanwhile
