@@ -173,7 +173,7 @@ products = {{ "--epochs" = "epochs.csv" }}
     )
     code, _, err = run_main(["run", r, "-q"], capsys)
     assert code == 0 and err == "", err  # -q works on run as on every command
-    assert T.read_table(tmp_path / "epochs.csv").num_rows == 67
+    assert T.read_table(tmp_path / "epochs.csv").num_rows == 52
     assert "up to date" in run_main(["run", r], capsys)[2]
     os.remove(tmp_path / "epochs.csv")
     code, _, err = run_main(["run", r], capsys)

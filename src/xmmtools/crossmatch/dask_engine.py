@@ -92,7 +92,7 @@ def candidate_search(radius_arcsec: float):
                 right[ri.dec_column].to_numpy(dtype=float),
                 self.radius,
             )
-            extra = pd.DataFrame({SEP: pd.array(pairs.sep, dtype=pd.ArrowDtype(pa.float64()))})
+            extra = pd.DataFrame({SEP: pd.array(pairs.sep, dtype=pd.ArrowDtype(pa.float64()))})  # type: ignore[call-overload]  # pandas-stubs lack ArrowDtype here
             return pairs.idx1.astype(np.int64), pairs.idx2.astype(np.int64), extra
 
     return CandidateSearch(radius_arcsec)
