@@ -16,6 +16,7 @@ there is one) follow (Salvato et al. 2018, App. B.3).  All functions work on arr
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -27,6 +28,7 @@ from xmmtools.errors import DataError
 from xmmtools.sky import ARCSEC, FULL_SKY_DEG2, separation_arcsec
 
 LOG10_ARCSEC = np.log10(ARCSEC)
+LOG10_E = np.log10(math.e)  # log10(e): Gaussian exponents in log10 units (math.e is np.e)
 
 
 @dataclass
@@ -106,7 +108,7 @@ def log10_bayes_factor(x, y, w11, w12, w22, present) -> np.ndarray:
             (k - 1) * np.log10(2.0)
             + 0.5 * logdet_i
             - 0.5 * np.log10(detW)
-            - 0.5 * q * np.log10(np.e)
+            - 0.5 * q * LOG10_E
             - 2 * (k - 1) * LOG10_ARCSEC
         )
     return np.where(k <= 1, 0.0, out)
@@ -128,7 +130,7 @@ def _log10_bf_pairs(x, y, w11, w12, w22) -> np.ndarray:
         )
         quad_bar = (W22 * bx * bx - 2 * W12 * bx * by + W11 * by * by) / detW
         q = np.maximum(quad_i - quad_bar, 0.0)
-        return np.log10(2.0) + 0.5 * logdet_i - 0.5 * np.log10(detW) - 0.5 * q * np.log10(np.e) - 2 * LOG10_ARCSEC
+        return np.log10(2.0) + 0.5 * logdet_i - 0.5 * np.log10(detW) - 0.5 * q * LOG10_E - 2 * LOG10_ARCSEC
 
 
 def log10_bayes_factor_nway(x, y, w11, w12, w22, sx, sy, present) -> np.ndarray:
@@ -164,7 +166,7 @@ def log10_bayes_factor_nway(x, y, w11, w12, w22, sx, sy, present) -> np.ndarray:
             q += np.where(both, wc[:, i] * wc[:, j] * np.where(both, psi2, 0.0), 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         slog = np.where(p, np.log10(np.where(p, wc, 1.0)), 0.0).sum(axis=1) - np.log10(wsum)
-        out = (k - 1) * np.log10(2.0) + slog - 0.5 * q / wsum * np.log10(np.e) - 2 * (k - 1) * LOG10_ARCSEC
+        out = (k - 1) * np.log10(2.0) + slog - 0.5 * q / wsum * LOG10_E - 2 * (k - 1) * LOG10_ARCSEC
     return np.where(k <= 1, 0.0, out)
 
 
