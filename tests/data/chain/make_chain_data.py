@@ -1,4 +1,4 @@
-"""Make the value-added-chain test files in this folder from ../shared/data (run from the repo root):
+"""Make the value-added-chain test files in this folder from the team's shared data folder (run from the repo root):
 
     .venv/bin/python tests/data/chain/make_chain_data.py /work/shared/data
 

@@ -1,6 +1,6 @@
 """Make M1_raw_sel.fits.gz from the raw pipeline MOS1 event list of 0001730201.
 
-Source: ../shared/data/variability/exodus_0001730201/events/P0001730201M1S002MIEVLI.FTZ
+Source: SHARED/variability/ (SHARED = the team's shared data folder, given as the argument): exodus_0001730201/events/P0001730201M1S002MIEVLI.FTZ
 (XMM-Newton pipeline product, 134,685 events; see tests/data/variability/README.md).
 Kept: every HDU except EVENTS unchanged (STDGTInn, EXPOSU, BADPIX, OFFSETS, CALINDEX and
 the headers with XMMEA_EM); in EVENTS the rows that the PATTERN (<= 12) and PI (200-12000 eV)
@@ -15,7 +15,9 @@ from pathlib import Path
 
 from astropy.io import fits
 
-shared = Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/data")
+if len(sys.argv) != 2:
+    sys.exit("usage: make_m1_raw.py SHARED_DATA_FOLDER")
+shared = Path(sys.argv[1])
 src = shared / "variability" / "exodus_0001730201" / "events" / "P0001730201M1S002MIEVLI.FTZ"
 out = Path(__file__).with_name("M1_raw_sel.fits.gz")
 keep_cols = ("TIME", "RAWX", "RAWY", "CCDNR", "X", "Y", "PI", "PATTERN", "FLAG")
