@@ -1,6 +1,7 @@
 """Make M1_raw_sel.fits.gz from the raw pipeline MOS1 event list of 0001730201.
 
-Source: SHARED/variability/ (SHARED = the team's shared data folder, given as the argument): exodus_0001730201/events/P0001730201M1S002MIEVLI.FTZ
+Source: SHARED/variability/exodus_0001730201/events/P0001730201M1S002MIEVLI.FTZ
+(SHARED = the team's shared data folder, given as the argument)
 (XMM-Newton pipeline product, 134,685 events; see tests/data/variability/README.md).
 Kept: every HDU except EVENTS unchanged (STDGTInn, EXPOSU, BADPIX, OFFSETS, CALINDEX and
 the headers with XMMEA_EM); in EVENTS the rows that the PATTERN (<= 12) and PI (200-12000 eV)
