@@ -45,8 +45,9 @@ def test_classify_shipped_sample_round_trip(tmp_path, capsys):
     cls = t.column("CLASS").to_pylist()
     assert cls == [("AGN", "OTHER", "STAR")[i] for i in p.argmax(axis=1)]
     # omega Cen field (b = +15 deg, globular cluster): soft, point-like X-ray sources; the
-    # X-ray-only evidence of the shipped model favours compact binaries (OTHER)
-    assert cls.count("OTHER") == 47 and cls.count("STAR") == 5  # issue 19 model (before: 51 / 1)
+    # X-ray-only evidence of the shipped model favours compact binaries (OTHER) and active stars
+    # issue 17 model (m-estimate densities): 31 / 21; issue 19: 47 / 5; before: 51 / 1
+    assert cls.count("OTHER") == 31 and cls.count("STAR") == 21
     # no counterpart columns in a bare 4XMM catalogue: that category carries no evidence
     assert set(t.column("CLASS_MULTIWAVELENGTH").to_pylist()) == {""}
     assert set(t.column("CLASS_LOCATION").to_pylist()) == {"STAR"}
@@ -165,6 +166,34 @@ def test_train_with_missing_configuration_then_apply(tmp_path, capsys):
     # HR2 is absent -> a missing value in every row (evidence P(missing|c)); HR3 is NaN in some
     n_hr3_missing = np.isnan(tables.to_numpy(t.column("SC_HR3"), float)).astype(int)
     assert tables.to_numpy(t.column("N_MISSING_FEATURES"), float).tolist() == (1 + n_hr3_missing).tolist()
+
+
+def test_train_chooses_the_shrink_pseudo_count_on_the_training_rows(tmp_path, capsys):
+    # --shrink auto (default): every candidate m scored by the out-of-fold objective, recorded
+    code, _, err = run_main(["classify", "train", LIN, *MERGE, *FAST, "-o", tmp_path / "a.json"], capsys)
+    assert code == 0, err
+    doc = json.loads((tmp_path / "a.json").read_text())
+    sel = doc["training"]["shrink_selection"]
+    assert list(sel["candidates"]) == ["0", "1", "2", "3", "5", "10", "20"]
+    best = max(sel["candidates"].values())
+    assert sel["chosen"] == doc["settings"]["shrink"] == min(
+        float(m) for m, v in sel["candidates"].items() if v == best
+    )
+    assert sel["method"].startswith("out-of-fold macro_f1 (stratified 3-fold, seed 1")
+    # a number is taken as it is (0: the reference method, no shrinkage) and nothing is selected
+    code, _, err = run_main(
+        ["classify", "train", LIN, *MERGE, *FAST, "--shrink", "0", "-o", tmp_path / "z.json"], capsys
+    )
+    assert code == 0, err
+    doc = json.loads((tmp_path / "z.json").read_text())
+    assert doc["settings"]["shrink"] == 0.0 and "shrink_selection" not in doc["training"]
+    for bad in ("-1", "lots", "nan"):
+        code, _, err = run_main(
+            ["classify", "train", LIN, *MERGE, *FAST, "--shrink", bad, "-o", tmp_path / "b.json"], capsys
+        )
+        assert code == 1 and f"--shrink '{bad}': give a pseudo-count >= 0 or auto" in err
+        assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "b.json").exists()
 
 
 def test_train_and_evaluate_errors(tmp_path, capsys):

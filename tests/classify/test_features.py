@@ -11,6 +11,7 @@ from helpers import LIN, SAMPLE
 from xmmtools import tables
 from xmmtools.classify.apply import stage_spec, table_features
 from xmmtools.classify.features import (
+    FeatureSet,
     default_feature_set_path,
     galactic_latitude,
     load_feature_set,
@@ -165,3 +166,40 @@ def test_shipped_feature_sets_load():
             else ("location", "spectrum", "multiwavelength", "variability")
         )
         assert fs.categories == expect
+
+
+
+# ---------------------------------------------------------- unmeasured classes (issue 17)
+
+
+def _dist_doc(unmeasured):
+    dist = {"name": "LOG_DIST", "category": "multiwavelength", "columns": ["dist"], "transform": "log10"}
+    return {"feature": [{**dist, "unmeasured": unmeasured}, {"name": "HR2", "category": "spectrum", "columns": ["HR2"]}]}
+
+
+def test_shipped_feature_set_declares_prior_dominated_agn_distances():
+    fs = load_feature_set(default_feature_set_path("xclass"))
+    (f,) = [f for f in fs.features if f.name == "LOG_DIST"]
+    assert f.unmeasured["AGN"]["low"] == 3.0 and f.unmeasured["AGN"]["high"] == 4.0  # 1-10 kpc
+    assert "Bailer-Jones" in f.unmeasured["AGN"]["reference"]
+    ranges = fs.unmeasured_ranges(("AGN", "OTHER", "STAR"))
+    assert ranges[fs.names.index("LOG_DIST")] == {0: (3.0, 4.0)}
+    assert ranges[fs.names.index("HR2")] == {}
+    assert fs.unmeasured_ranges(("OTHER", "STAR"))[fs.names.index("LOG_DIST")] == {}  # no AGN class trained
+    # and it survives the model file round trip
+    assert FeatureSet.from_json(fs.to_json()).unmeasured_ranges(("AGN",)) == fs.unmeasured_ranges(("AGN",))
+
+
+@pytest.mark.parametrize(
+    ("unmeasured", "message"),
+    [
+        ({"AGN": {"low": 3.0}}, "unmeasured.AGN needs numbers low and high"),
+        ({"AGN": {"low": "far", "high": 4.0}}, "unmeasured.AGN needs numbers low and high"),
+        ({"AGN": {"low": 4.0, "high": 3.0}}, r"unmeasured.AGN needs finite low < high \(got 4.0, 3.0\)"),
+        ({"AGN": {"low": float("nan"), "high": 3.0}}, "unmeasured.AGN needs finite low < high"),
+        ([3.0, 4.0], "unmeasured must be a table"),
+    ],
+)
+def test_bad_unmeasured_declarations_are_one_line_errors(unmeasured, message):
+    with pytest.raises(DataError, match=f"fs.toml: feature LOG_DIST: {message}"):
+        parse_feature_set(_dist_doc(unmeasured), where="fs.toml")

@@ -282,3 +282,51 @@ def test_hgb_comparison_uses_the_same_stratified_folds():
     assert np.bincount(res["fold"][y == 1]).tolist() == [10, 10, 10, 10]
     assert res["proba"].sum(axis=1) == pytest.approx(1.0)
     assert ev.summarise(y, res["proba"], ("A", "B"))["balanced_accuracy"] > 0.85
+
+
+# --------------------------------------------------------- m-estimate and unmeasured classes (issue 17)
+
+
+def test_shrink_is_the_m_estimate_towards_the_pooled_density():
+    rng = np.random.default_rng(3)
+    a = rng.normal(0, 1, 200)
+    b = rng.normal(2, 0.3, 12)
+    X = np.concatenate([a, b])[:, None]
+    y = np.array([0] * 200 + [1] * 12)
+    s0, s5 = Settings(grid_size=64), Settings(grid_size=64, shrink=5.0)
+    raw, shrunk = fit_densities(X, y, 2, s0), fit_densities(X, y, 2, s5)
+    grid = np.linspace(X.min(), X.max(), 64)
+    pooled = kde(grid, X[:, 0], tranin_bandwidth(X[:, 0]))
+    floor = s0.floor / (X.max() - X.min())
+    for c, n in ((0, 200), (1, 12)):
+        own = kde(grid, X[y == c, 0], tranin_bandwidth(X[y == c, 0]))
+        expect = np.log(np.maximum((n * own + 5.0 * pooled) / (n + 5.0), floor))
+        assert shrunk.log_density[0, c] == pytest.approx(expect, abs=1e-12)
+        assert raw.log_density[0, c] == pytest.approx(np.log(np.maximum(own, floor)), abs=1e-12)
+    # the small class loses most of its peak, the large one hardly changes
+    assert shrunk.log_density[0, 1].max() < raw.log_density[0, 1].max() - 0.2
+    assert np.abs(shrunk.log_density[0, 0] - raw.log_density[0, 0]).max() < 0.15
+    assert (shrunk.log_present == raw.log_present).all()  # presence terms are not shrunk
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf")])
+def test_shrink_must_be_a_finite_non_negative_pseudo_count(bad):
+    with pytest.raises(ValueError, match="shrink"):
+        Settings(shrink=bad)
+
+
+def test_unmeasured_range_replaces_the_flat_density_of_a_class_without_values():
+    X = np.array([[1.0], [1.5], [2.0], [2.5], [np.nan], [np.nan], [np.nan]] * 3)
+    y = np.array([1, 1, 1, 1, 0, 0, 0] * 3)  # class 0 is never measured
+    s = Settings(grid_size=101)
+    flat = fit_densities(X, y, 2, s)
+    ranged = fit_densities(X, y, 2, s, unmeasured=[{0: (2.0, 2.5)}])
+    assert np.exp(flat.log_density[0, 0]) == pytest.approx(np.full(101, 1 / 1.5))  # 1 / training range
+    grid = np.linspace(1.0, 2.5, 101)
+    inside = (grid >= 2.0) & (grid <= 2.5)
+    assert np.exp(ranged.log_density[0, 0, inside]) == pytest.approx(2.0)  # 1 / (2.5 - 2.0)
+    assert np.exp(ranged.log_density[0, 0, ~inside]) == pytest.approx(s.floor / 1.5)  # floored outside
+    assert (ranged.log_density[0, 1] == flat.log_density[0, 1]).all()  # measured class untouched
+    # a class with measured values keeps its own density even when a range is declared for it
+    again = fit_densities(X, y, 2, s, unmeasured=[{1: (2.0, 2.5)}])
+    assert (again.log_density == flat.log_density).all()

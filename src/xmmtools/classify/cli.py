@@ -256,6 +256,14 @@ def _fit_options(f):
         help="Exponent alpha of P(missing|class).",
     )(f)
     f = click.option(
+        "--shrink",
+        default="auto",
+        show_default=True,
+        metavar="M|auto",
+        help="Pseudo-count m shrinking each class's densities towards all classes pooled "
+        "(m-estimate; 0 = off, T22); auto: chosen on the training rows by the out-of-fold objective.",
+    )(f)
+    f = click.option(
         "--floor",
         type=click.FloatRange(0, 1, min_open=True, max_open=True),
         default=1e-3,
@@ -366,20 +374,33 @@ def _feature_set(name):
 
 def _settings_and_options(o, classes):
     """(Settings, FitOptions) from the --kernel ... --popsize values in ``o``."""
+    import numpy as np
+
     from xmmtools.classify.naive_bayes import Settings
-    from xmmtools.classify.training import FitOptions, resolve_objective
+    from xmmtools.classify.training import SHRINK_GRID, FitOptions, resolve_objective
     from xmmtools.errors import DataError
 
     try:
         obj = resolve_objective(o["objective"], classes)
     except ValueError as e:
         raise DataError(str(e)) from None
+    shrink = str(o["shrink"]).strip().lower()
+    if shrink == "auto":
+        m, grid = 0.0, SHRINK_GRID
+    else:
+        try:
+            m, grid = float(shrink), None
+        except ValueError:
+            m = float("nan")
+        if not (np.isfinite(m) and m >= 0):
+            raise DataError(f"--shrink {o['shrink']!r}: give a pseudo-count >= 0 or auto")
     settings = Settings(
         kernel=o["kernel"],
         bandwidth=o["bandwidth"],
         grid_size=o["grid_size"],
         missing_alpha=o["missing_alpha"],
         floor=o["floor"],
+        shrink=m,
     )
     options = FitOptions(
         folds=o["folds"],
@@ -388,6 +409,7 @@ def _settings_and_options(o, classes):
         fit_weights=not o["no_fit_weights"],
         maxiter=o["maxiter"],
         popsize=o["popsize"],
+        shrink_grid=grid,
     )
     return settings, options
 
@@ -480,6 +502,7 @@ def train_cmd(
         X, y, classes, fs, settings, options, pri, outlier_quantile, outlier_false_flag_rate=outlier_false_flag_rate
     )
     model.training = {
+        **model.training,  # what train_model chose on the training rows (e.g. shrink_selection)
         **info,
         "folds": options.folds,
         "seed": options.seed,

@@ -68,6 +68,15 @@ def brier(proba: np.ndarray, y_true: np.ndarray) -> float:
     return float(np.mean(np.sum((proba - onehot) ** 2, axis=1)))
 
 
+def balanced_log_loss(y_true: np.ndarray, proba: np.ndarray, n_classes: int, eps: float = 1e-15) -> float:
+    """Class-balanced log loss: the mean over classes present of the mean −ln P(true class)
+    of their rows (probabilities clipped at ``eps``)."""
+    y_true = np.asarray(y_true, int)
+    p = np.clip(np.asarray(proba, float)[np.arange(len(y_true)), y_true], eps, 1.0)
+    per = [float(-np.log(p[y_true == c]).mean()) for c in range(n_classes) if np.any(y_true == c)]
+    return float(np.mean(per))
+
+
 def expected_calibration_error(proba: np.ndarray, y_true: np.ndarray, bins: int = 10) -> float:
     conf = proba.max(axis=1)
     correct = proba.argmax(axis=1) == y_true

@@ -95,6 +95,10 @@ class Feature:
     band: Band | None = None
     description: str = ""
     presence: str = "evidence"  # see PRESENCE
+    #: class -> {"low", "high", "reference"}: the range of this feature a class with no
+    #: measured training value takes (``[feature.unmeasured.CLASS]``), instead of a flat density
+    #: over the whole training range
+    unmeasured: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def all_columns(self) -> list[str]:
         return [c for key in KINDS[self.kind] for c in self.columns[key]]
@@ -111,6 +115,8 @@ class Feature:
         }
         if self.presence != "evidence":
             d["presence"] = self.presence
+        if self.unmeasured:
+            d["unmeasured"] = {c: dict(v) for c, v in self.unmeasured.items()}
         if self.band is not None:
             d["band"] = {"name": self.band.name, "f0": self.band.f0, "reference": self.band.reference}
         return d
@@ -128,6 +134,7 @@ class Feature:
             Band(band["name"], float(band["f0"]), band["reference"]) if band else None,
             d.get("description", ""),
             d.get("presence", "evidence"),
+            _unmeasured(d.get("unmeasured"), d["name"], "model file"),
         )
 
 
@@ -149,6 +156,15 @@ class FeatureSet:
     def presence_free(self) -> np.ndarray:
         """(F,) True for features declared ``presence = "ignore"``."""
         return np.array([f.presence == "ignore" for f in self.features], bool)
+
+    def unmeasured_ranges(self, classes: Sequence[str]) -> list[dict[int, tuple[float, float]]]:
+        """Per feature, class index -> (low, high) of its ``unmeasured`` declarations, for
+        :func:`xmmtools.classify.naive_bayes.fit_densities` (classes not trained are skipped)."""
+        index = {c: i for i, c in enumerate(classes)}
+        return [
+            {index[c]: (float(v["low"]), float(v["high"])) for c, v in f.unmeasured.items() if c in index}
+            for f in self.features
+        ]
 
     def category_index(self) -> np.ndarray:
         """Index into :attr:`categories` of each feature."""
@@ -250,7 +266,8 @@ def parse_feature_set(doc: Mapping[str, Any], *, where: str = "feature set", sha
             if bname not in bands:
                 raise DataError(f"{where}: feature {name} uses band {bname!r}, not defined in [bands]")
             band = bands[bname]
-        feats.append(Feature(name, cat, kind, cols, tr, wa, band, str(d.get("description", "")), pr))
+        um = _unmeasured(d.get("unmeasured"), name, where)
+        feats.append(Feature(name, cat, kind, cols, tr, wa, band, str(d.get("description", "")), pr, um))
     used = [c for c in CATEGORIES if any(f.category == c for f in feats)]
     from xmmtools.bands import inputs_from_mapping
 
@@ -262,6 +279,25 @@ def parse_feature_set(doc: Mapping[str, Any], *, where: str = "feature set", sha
         sha256,
         inputs_from_mapping(doc.get("inputs"), where),
     )
+
+
+def _unmeasured(d: Any, name: str, where: str) -> dict[str, dict[str, Any]]:
+    """Validate ``[feature.unmeasured.CLASS]`` tables: numbers low < high (in the feature's
+    transformed units) and a reference; DataError otherwise."""
+    if d is None:
+        return {}
+    if not isinstance(d, Mapping):
+        raise DataError(f"{where}: feature {name}: unmeasured must be a table of CLASS = {{low, high, reference}}")
+    out = {}
+    for c, v in d.items():
+        try:
+            low, high = float(v["low"]), float(v["high"])
+        except (KeyError, TypeError, ValueError):
+            raise DataError(f"{where}: feature {name}: unmeasured.{c} needs numbers low and high") from None
+        if not (np.isfinite(low) and np.isfinite(high) and low < high):
+            raise DataError(f"{where}: feature {name}: unmeasured.{c} needs finite low < high (got {low}, {high})")
+        out[str(c)] = {"low": low, "high": high, "reference": str(v.get("reference", ""))}
+    return out
 
 
 # ----------------------------------------------------------------------------------------

@@ -14,9 +14,19 @@ posterior of class c is (T22 naive Bayes with category exponents)
 with π_c the class fractions of the *target* population (not the training mix), w_k the
 category exponents fitted on the training set, and p_f(x | c) a kernel density estimate of the
 training values of class c (exponential kernel, bandwidth h = range / (5 N^{1/5}), T22)
-or, when class c has fewer than 10 distinct values of f, a histogram.  Densities are floored so
-no class is excluded by one feature, and a value outside the training range of f is neutral
-(the same floor density for every class).  Posteriors are normalised in log space.
+or, when class c has fewer than 10 distinct values of f, a histogram.  A class with few measured
+values is shrunk towards the density of all classes pooled, the m-estimate of Cestnik (1990,
+Proc. ECAI-90, 147-149) carried over to densities:
+
+    p_f(x | c) = (n_fc p̂_fc(x) + m p̂_f(x)) / (n_fc + m)
+
+with n_fc the measured values of f in class c and m a pseudo-count (``Settings.shrink``; 0 = off):
+a class of 20 sources does not claim every tail of its broad kernels.  A class with *no* measured
+value of f gets a flat density over the training range, or the range a feature set declares
+for it (``unmeasured``, e.g. the prior-dominated Gaia distances of extragalactic sources).
+Densities are floored so no class is excluded by one feature, and a value outside the training
+range of f is neutral (the same floor density for every class).  Posteriors are normalised in
+log space.
 
 Densities are tabulated on a regular grid of ``grid_size`` points over the training range and
 interpolated (linearly in log density), which makes applying the model O(rows x features x
@@ -47,6 +57,7 @@ class Settings:
     min_distinct: int = 10  # fewer distinct values in a class -> histogram (T22)
     floor: float = 1e-3  # density floor, as a fraction of the uniform density 1/range
     missing_alpha: float = 1.0  # exponent α of P(missing | c)
+    shrink: float = 0.0  # pseudo-count m of the m-estimate towards the pooled density (0 = off)
 
     def __post_init__(self):
         if self.kernel not in ("exponential", "gaussian"):
@@ -55,6 +66,8 @@ class Settings:
             raise ValueError(f"bandwidth must be tranin, scott or silverman, not {self.bandwidth!r}")
         if self.grid_size < 16 or self.min_distinct < 1 or not 0 < self.floor < 1 or self.missing_alpha < 0:
             raise ValueError("grid_size >= 16, min_distinct >= 1, 0 < floor < 1 and missing_alpha >= 0 required")
+        if not (np.isfinite(self.shrink) and self.shrink >= 0):
+            raise ValueError(f"shrink (a pseudo-count) must be a finite number >= 0, not {self.shrink!r}")
 
 
 @dataclass
@@ -81,8 +94,14 @@ def fit_densities(
     n_classes: int,
     settings: Settings = Settings(),
     presence_free: np.ndarray | None = None,
+    unmeasured: Sequence[Mapping[int, tuple[float, float]]] | None = None,
 ) -> Densities:
     """Tabulate p_f(x | c), P(present | c) and P(missing | c) from training rows.
+
+    ``unmeasured[j]`` maps class index -> (low, high): the range of feature j a class with no
+    measured training value takes (flat inside, the floor outside) instead of the whole
+    training range.  With ``settings.shrink`` = m > 0 every class's density is the m-estimate
+    (n p̂_c + m p̂_pooled) / (n + m) (module docstring).
 
     Features marked in ``presence_free`` (F,) carry no presence evidence: ln P(present | c) =
     ln P(missing | c) = 0, so a measured value contributes its density alone and a missing one
@@ -118,17 +137,30 @@ def fit_densities(
         floor = settings.floor * uniform
         log_neutral[j] = np.log(floor)
         h_all = tranin_bandwidth(X[present[:, j], j])
+        pooled = None
+        if settings.shrink > 0:
+            v_all = X[present[:, j], j]
+            pooled = kde(grid, v_all, bandwidth(v_all, settings.bandwidth), settings.kernel)
         for c in range(C):
             v = X[(y == c) & present[:, j], j]
             if v.size == 0:
-                dens = np.full(G, uniform)
-            elif np.unique(v).size < settings.min_distinct:
-                histogram[j, c] = True
-                dens = histogram_density(grid, v, h_all)
+                rng = unmeasured[j].get(c) if unmeasured is not None else None
+                dens = np.full(G, uniform) if rng is None else _flat(grid, *rng)
             else:
-                dens = kde(grid, v, bandwidth(v, settings.bandwidth), settings.kernel)
+                if np.unique(v).size < settings.min_distinct:
+                    histogram[j, c] = True
+                    dens = histogram_density(grid, v, h_all)
+                else:
+                    dens = kde(grid, v, bandwidth(v, settings.bandwidth), settings.kernel)
+                if pooled is not None:  # m-estimate (Cestnik 1990) towards the pooled density
+                    dens = (v.size * dens + settings.shrink * pooled) / (v.size + settings.shrink)
             log_density[j, c] = np.log(np.maximum(dens, floor))
     return Densities(lo, hi, log_density, log_present, log_missing, log_neutral, histogram)
+
+
+def _flat(grid: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Flat density 1/(high - low) on [low, high], 0 elsewhere (the floor applies after)."""
+    return np.where((grid >= low) & (grid <= high), 1.0 / (high - low), 0.0)
 
 
 def feature_log_likelihoods(

@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -46,6 +46,13 @@ class FitOptions:
     fit_weights: bool = True
     maxiter: int = 40
     popsize: int = 12
+    #: pseudo-counts m tried for ``Settings.shrink`` (chosen by :func:`select_shrink` on the
+    #: training rows); None keeps ``settings.shrink``
+    shrink_grid: tuple[float, ...] | None = None
+
+
+#: pseudo-counts m tried by ``--shrink auto``
+SHRINK_GRID = (0.0, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0)
 
 
 def prepare_labels(
@@ -113,10 +120,16 @@ def train_model(
     cat = feature_set.category_index()
     train_frac = np.bincount(y, minlength=C) / len(y)
     free = feature_set.presence_free()
-    oof_ll = _out_of_fold_feature_ll(X, y, C, settings, options, free)
+    unmeasured = feature_set.unmeasured_ranges(classes)
+    training: dict = {}
+    if options.shrink_grid is not None and C > 1:
+        m, training["shrink_selection"] = select_shrink(X, y, classes, feature_set, settings, options)
+        settings = replace(settings, shrink=m)
+        options = replace(options, shrink_grid=None)  # the nested runs below keep this m
+    oof_ll = _out_of_fold_feature_ll(X, y, C, settings, options, free, unmeasured)
     oof = category_log_likelihoods(oof_ll, cat, K)
     weights = fit_weights(oof, y, train_frac, options) if options.fit_weights and C > 1 else np.ones(K)
-    dens = fit_densities(X, y, C, settings, free)
+    dens = fit_densities(X, y, C, settings, free, unmeasured)
     selection: dict = {}
     if outlier_false_flag_rate is not None:
         outlier_quantile, selection = select_outlier_quantile(
@@ -132,8 +145,46 @@ def train_model(
         oof_ll,
         settings,
         outlier_quantile,
+        training=training,
         outlier_selection=selection,
     )
+
+
+def select_shrink(
+    X: np.ndarray,
+    y: np.ndarray,
+    classes: Sequence[str],
+    feature_set: FeatureSet,
+    settings: Settings = Settings(),
+    options: FitOptions = FitOptions(),
+) -> tuple[float, dict]:
+    """Pseudo-count m of the density m-estimate (``Settings.shrink``) chosen on the training rows.
+
+    For each m of ``options.shrink_grid`` the category exponents are fitted as in
+    :func:`train_model` and the out-of-fold predictions (stratified k-fold, training-fraction
+    priors) scored by the fit objective (``options.objective``, macro-F1 by default); the best
+    score wins, the smallest m on a tie.  Returns m and a JSON-able record of every candidate."""
+    grid = tuple(options.shrink_grid or SHRINK_GRID)
+    C = len(classes)
+    cat = feature_set.category_index()
+    K = len(feature_set.categories)
+    pri = np.bincount(y, minlength=C) / len(y)
+    free = feature_set.presence_free()
+    unmeasured = feature_set.unmeasured_ranges(classes)
+    score = _objective(options.objective, C)
+    scores = []
+    for m in grid:
+        ll = _out_of_fold_feature_ll(X, y, C, replace(settings, shrink=float(m)), options, free, unmeasured)
+        oof = category_log_likelihoods(ll, cat, K)
+        w = fit_weights(oof, y, pri, options) if options.fit_weights else np.ones(K)
+        scores.append(score(y, log_posterior(oof, pri, w).argmax(axis=1)))
+    i = int(np.argmax(scores))  # first maximum: the smallest m on a tie
+    return float(grid[i]), {
+        "method": f"out-of-fold {options.objective} (stratified {options.folds}-fold, seed {options.seed}, "
+        "category exponents fitted per candidate)",
+        "candidates": {f"{m:g}": round(float(v), 6) for m, v in zip(grid, scores, strict=True)},
+        "chosen": float(grid[i]),
+    }
 
 
 def fit_weights(cat_ll: np.ndarray, y: np.ndarray, priors: np.ndarray, options: FitOptions) -> np.ndarray:
@@ -394,12 +445,12 @@ def _flags_on_grid(run: dict) -> np.ndarray:
 # ----------------------------------------------------------------------------------------
 
 
-def _out_of_fold_feature_ll(X, y, C, settings, options, presence_free=None) -> np.ndarray:
+def _out_of_fold_feature_ll(X, y, C, settings, options, presence_free=None, unmeasured=None) -> np.ndarray:
     fold = stratified_folds(y, options.folds, options.seed)
     out = np.zeros((len(y), X.shape[1], C))
     for f in range(options.folds):
         tr, te = fold != f, fold == f
-        d = fit_densities(X[tr], y[tr], C, settings, presence_free)
+        d = fit_densities(X[tr], y[tr], C, settings, presence_free, unmeasured)
         out[te] = feature_log_likelihoods(d, X[te], None, settings.missing_alpha)
     return out
 
