@@ -176,8 +176,8 @@ def test_train_chooses_the_shrink_pseudo_count_on_the_training_rows(tmp_path, ca
     sel = doc["training"]["shrink_selection"]
     assert list(sel["candidates"]) == ["0", "1", "2", "3", "5", "10", "20"]
     best = max(sel["candidates"].values())
-    assert sel["chosen"] == doc["settings"]["shrink"] == min(
-        float(m) for m, v in sel["candidates"].items() if v == best
+    assert (
+        sel["chosen"] == doc["settings"]["shrink"] == min(float(m) for m, v in sel["candidates"].items() if v == best)
     )
     assert sel["method"].startswith("out-of-fold macro_f1 (stratified 3-fold, seed 1")
     # a number is taken as it is (0: the reference method, no shrinkage) and nothing is selected

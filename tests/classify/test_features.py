@@ -168,13 +168,14 @@ def test_shipped_feature_sets_load():
         assert fs.categories == expect
 
 
-
 # ---------------------------------------------------------- unmeasured classes (issue 17)
 
 
 def _dist_doc(unmeasured):
     dist = {"name": "LOG_DIST", "category": "multiwavelength", "columns": ["dist"], "transform": "log10"}
-    return {"feature": [{**dist, "unmeasured": unmeasured}, {"name": "HR2", "category": "spectrum", "columns": ["HR2"]}]}
+    return {
+        "feature": [{**dist, "unmeasured": unmeasured}, {"name": "HR2", "category": "spectrum", "columns": ["HR2"]}]
+    }
 
 
 def test_shipped_feature_set_declares_prior_dominated_agn_distances():
