@@ -27,15 +27,8 @@ import pyarrow as pa
 from xmmtools.columns import schema
 from xmmtools.tables import Provenance, field_meta, write_table
 
-ARROW = {
-    "float32": pa.float32(),
-    "float64": pa.float64(),
-    "int16": pa.int16(),
-    "int32": pa.int32(),
-    "int64": pa.int64(),
-    "bool": pa.bool_(),
-    "str": pa.string(),
-}
+ARROW = {"float32": pa.float32(), "float64": pa.float64(), "int16": pa.int16(), "int32": pa.int32(),
+         "int64": pa.int64(), "bool": pa.bool_(), "str": pa.string()}
 
 
 def typed_4xmm(csv_path: Path) -> pa.Table:
@@ -77,20 +70,14 @@ def main(shared: str) -> None:
     here = Path(__file__).resolve().parent
     jobs = [
         (root / "4xmm_dr10_ngc5139_detections.csv", here / "4xmm_dr10_ngc5139.fits", "4XMM-DR10"),
-        (
-            root / "4xmm_dr9_xcatdb_sample100_detections.csv",
-            here.parent.parent / "tests" / "data" / "4xmm_dr9_sample100.fits",
-            "4XMM-DR9",
-        ),
+        (root / "4xmm_dr9_xcatdb_sample100_detections.csv",
+         here.parent.parent / "tests" / "data" / "4xmm_dr9_sample100.fits", "4XMM-DR9"),
     ]
     for src, dst, cat in jobs:
         t = typed_4xmm(src)
-        meta = {
-            b"xmmtools.header": (
-                '[["CATALOG", "%s", "XMM-Newton serendipitous source catalogue release"],'
-                ' ["ORIGIN", "XCatDB (Saada) export, converted by xmmtools", ""]]' % cat
-            ).encode()
-        }
+        meta = {b"xmmtools.header": (
+            '[["CATALOG", "%s", "XMM-Newton serendipitous source catalogue release"],'
+            ' ["ORIGIN", "XCatDB (Saada) export, converted by xmmtools", ""]]' % cat).encode()}
         t = t.replace_schema_metadata(meta)
         write_table(t, dst, overwrite=True, provenance=Provenance("sample", {"source": src.name}, []))
         print(f"{dst}: {t.num_rows} rows x {t.num_columns} columns")
