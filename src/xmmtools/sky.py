@@ -1,7 +1,8 @@
 """Sky geometry, written once: unit vectors, angular separations and sky-area constants.
 
 Owns the small numeric helpers every stage needs on the celestial sphere (crossmatch,
-sensitivity, variability).  Numpy only, no file access.  The formulas (and their operation
+sensitivity, variability, classify) and the one check of RA/Dec columns.  Numpy only, no file
+access.  The formulas (and their operation
 order) are the ones the stages used before they were gathered here, so results are
 bit-identical; change one only with a benchmark of what it changes.
 
@@ -14,6 +15,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from xmmtools.errors import DataError
 
 #: one arcsecond in radians
 ARCSEC = np.pi / 180.0 / 3600.0
@@ -57,3 +60,50 @@ def pair_separation_arcsec(ra1, dec1, ra2, dec2) -> float:
     num = np.hypot(np.cos(b2) * np.sin(dl), np.cos(b1) * np.sin(b2) - np.sin(b1) * np.cos(b2) * np.cos(dl))
     den = np.sin(b1) * np.sin(b2) + np.cos(b1) * np.cos(b2) * np.cos(dl)
     return float(np.degrees(np.arctan2(num, den)) * 3600.0)
+
+
+def check_coordinates(
+    ra: np.ndarray, dec: np.ndarray, where: str, offset: int = 0, *, allow_missing: bool = False
+) -> None:
+    """Raise a one-line DataError for NaN or out-of-range coordinates, naming the first row
+    (``offset``: the file row of ``ra[0]``, for chunks).  RA must be in [0, 360] deg and DEC
+    in [-90, 90]: an RA outside is refused, not wrapped (a value such as -10 or 1e308 is far
+    more often a wrong column or unit than a convention, and a wrapped wrong value would be
+    indistinguishable from a non-match); boolean columns are refused as coordinates.  With
+    ``allow_missing`` a NaN (null) RA or DEC is accepted as a row without a position (classify's
+    |b| is then a missing feature); infinities are still refused."""
+    if np.asarray(ra).dtype == bool or np.asarray(dec).dtype == bool:
+        raise DataError(f"{where}: RA/DEC columns hold booleans, not coordinates in degrees")
+    ra = np.asarray(ra, dtype=float)
+    dec = np.asarray(dec, dtype=float)
+    if not len(ra) or (
+        np.isfinite(ra.min())
+        and np.isfinite(ra.max())  # NaN/inf show in min/max
+        and ra.min() >= 0
+        and ra.max() <= 360
+        and dec.min() >= -90
+        and dec.max() <= 90
+    ):
+        return
+    bad = np.isinf(ra) | np.isinf(dec) if allow_missing else ~np.isfinite(ra) | ~np.isfinite(dec)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        what = "infinite" if allow_missing else "missing (NaN/null)"
+        raise DataError(
+            f"{where}: {int(bad.sum())} rows have {what} RA or DEC, first at row {i + offset}; remove or fill them"
+        )
+    with np.errstate(invalid="ignore"):
+        out = np.abs(dec) > 90
+    if out.any():
+        i = int(np.flatnonzero(out)[0])
+        raise DataError(
+            f"{where}: DEC={float(dec[i]):g} at row {i + offset} is outside [-90, 90] deg ({int(out.sum())} such rows)"
+        )
+    with np.errstate(invalid="ignore"):
+        out = (ra < 0) | (ra > 360)
+    if out.any():
+        i = int(np.flatnonzero(out)[0])
+        raise DataError(
+            f"{where}: RA={float(ra[i]):g} at row {i + offset} is outside [0, 360] deg ({int(out.sum())} such rows); "
+            "check the column and its unit (RA in [-180, 180): add 360 to the negative values)"
+        )

@@ -8,10 +8,10 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord, search_around_sky
 
 from xmmtools.crossmatch import positional
-from xmmtools.crossmatch.positional import CellMask, Pairs, check_coordinates, nearest, search_around, tangent_offsets
+from xmmtools.crossmatch.positional import CellMask, Pairs, nearest, search_around, tangent_offsets
 from xmmtools.crossmatch.synthetic import sky
 from xmmtools.errors import DataError
-from xmmtools.sky import chord_to_arcsec, separation_arcsec
+from xmmtools.sky import check_coordinates, chord_to_arcsec, separation_arcsec
 
 
 def _astropy_pairs(ra1, dec1, ra2, dec2, r):

@@ -25,7 +25,7 @@ from collections.abc import Callable
 import numpy as np
 import pyarrow as pa
 
-from xmmtools.classify.features import FeatureSet, compute_features
+from xmmtools.classify.features import FeatureSet, check_positions, compute_features
 from xmmtools.classify.naive_bayes import Model, log_posterior, normalise, outlier_score
 from xmmtools.columns import Need
 from xmmtools.stages import StageSpec
@@ -133,7 +133,9 @@ def table_features(table, fs: FeatureSet, *, source: str, user_map=None):
     spec = stage_spec(fs)
     mapping = spec.check(table.schema.names, source=source, user_map=user_map, types=tables.schema_kinds(table.schema))
     offsets = {k: f.offset for k, f in spec.feeds(table.schema.names, user_map).items() if f.offset}
-    return compute_features(fs, _getter(table, mapping, offsets), table.num_rows)
+    get = _getter(table, mapping, offsets)
+    check_positions(fs, get, source)
+    return compute_features(fs, get, table.num_rows)
 
 
 def _getter(table, mapping, offsets=None):

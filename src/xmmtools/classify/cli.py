@@ -103,6 +103,7 @@ def apply_cmd(
     """
     from xmmtools import engine as engines
     from xmmtools.classify.apply import _getter, classify_arrays, stage_spec
+    from xmmtools.classify.features import check_positions
     from xmmtools.classify.model_io import default_model_path, load_model
     from xmmtools.classify.naive_bayes import parse_priors
     from xmmtools.columns import parse_column_map
@@ -130,9 +131,10 @@ def apply_cmd(
                 if s.verbose:
                     click.echo("inputs: " + "; ".join(f.describe() for f in state["feeds"].values()), err=True)
         offsets = {k: f.offset for k, f in state["feeds"].items() if f.offset}
-        new = classify_arrays(
-            model, _getter(cols.table, cols.mapping, offsets), len(cols), priors=pri, outlier_quantile=outlier_quantile
-        )
+        get = _getter(cols.table, cols.mapping, offsets)
+        check_positions(model.feature_set, get, input, state.get("rows", 0))
+        state["rows"] = state.get("rows", 0) + len(cols)
+        new = classify_arrays(model, get, len(cols), priors=pri, outlier_quantile=outlier_quantile)
         for c in new:
             c.name = prefix + c.name
         have = {n.upper(): n for n in cols.table.schema.names}

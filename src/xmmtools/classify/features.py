@@ -329,6 +329,21 @@ def compute_features(fs: FeatureSet, get: Callable[[str], np.ndarray | None], n:
     return FeatureMatrix(out, ignored)
 
 
+def check_positions(fs: FeatureSet, get: Callable[[str], np.ndarray | None], where: str, offset: int = 0) -> None:
+    """One-line DataError (naming ``where`` and the file row, ``offset`` = row of the first
+    value) when a galactic-latitude feature's RA/DEC are out of range, infinite or booleans; a
+    NaN position is a missing feature, not an error (:func:`xmmtools.sky.check_coordinates`)."""
+    from xmmtools.sky import check_coordinates
+
+    for f in fs.features:
+        if f.kind != "galactic_latitude":
+            continue
+        ra = next((a for a in (get(c) for c in f.columns["ra"]) if a is not None), None)
+        dec = next((a for a in (get(c) for c in f.columns["dec"]) if a is not None), None)
+        if ra is not None and dec is not None:
+            check_coordinates(ra, dec, where, offset, allow_missing=True)
+
+
 def _coalesce(arrays: Sequence[np.ndarray]) -> np.ndarray:
     """First finite value among alternative columns, row by row."""
     x = np.array(arrays[0], dtype=float, copy=True)

@@ -19,8 +19,8 @@ from xmmtools.catalogs import Profile
 from xmmtools.columns import resolve
 from xmmtools.crossmatch.bayes import Catalog
 from xmmtools.crossmatch.poserr import RADIAL_NAMES, PosErrors, fourxmm_sigma, radial_to_sigma, unit_scale
-from xmmtools.crossmatch.positional import check_coordinates
 from xmmtools.errors import ColumnError, DataError
+from xmmtools.sky import check_coordinates
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
 

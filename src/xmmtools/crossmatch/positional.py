@@ -65,47 +65,6 @@ def tangent_offsets(ra0, dec0, ra, dec) -> tuple[np.ndarray, np.ndarray]:
     return xi / ARCSEC, eta / ARCSEC
 
 
-def check_coordinates(ra: np.ndarray, dec: np.ndarray, where: str, offset: int = 0) -> None:
-    """Raise a one-line DataError for NaN or out-of-range coordinates, naming the first row
-    (``offset``: the file row of ``ra[0]``, for chunks).  RA must be in [0, 360] deg and DEC
-    in [-90, 90]: an RA outside is refused, not wrapped (a value such as -10 or 1e308 is far
-    more often a wrong column or unit than a convention, and a wrapped wrong value would be
-    indistinguishable from a non-match); boolean columns are refused as coordinates."""
-    if np.asarray(ra).dtype == bool or np.asarray(dec).dtype == bool:
-        raise DataError(f"{where}: RA/DEC columns hold booleans, not coordinates in degrees")
-    ra = np.asarray(ra, dtype=float)
-    dec = np.asarray(dec, dtype=float)
-    if not len(ra) or (
-        np.isfinite(ra.min())
-        and np.isfinite(ra.max())  # NaN/inf show in min/max
-        and ra.min() >= 0
-        and ra.max() <= 360
-        and dec.min() >= -90
-        and dec.max() <= 90
-    ):
-        return
-    bad = ~np.isfinite(ra) | ~np.isfinite(dec)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise DataError(
-            f"{where}: {int(bad.sum())} rows have missing (NaN/null) RA or DEC, "
-            f"first at row {i + offset}; remove or fill them before matching"
-        )
-    out = np.abs(dec) > 90
-    if out.any():
-        i = int(np.flatnonzero(out)[0])
-        raise DataError(
-            f"{where}: DEC={float(dec[i]):g} at row {i + offset} is outside [-90, 90] deg ({int(out.sum())} such rows)"
-        )
-    out = (ra < 0) | (ra > 360)
-    if out.any():
-        i = int(np.flatnonzero(out)[0])
-        raise DataError(
-            f"{where}: RA={float(ra[i]):g} at row {i + offset} is outside [0, 360] deg ({int(out.sum())} such rows); "
-            "check the column and its unit (RA in [-180, 180): add 360 to the negative values)"
-        )
-
-
 @dataclass
 class Pairs:
     """All pairs within the radius: primary row, secondary row, separation (arcsec).

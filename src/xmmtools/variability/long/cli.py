@@ -173,6 +173,7 @@ def long(
         catalogue=catalogue,
         user_map=user_map,
         new_since=new_since,
+        where=input,
     )
     params = {
         "threshold": threshold,

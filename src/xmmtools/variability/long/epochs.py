@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from xmmtools.columns import detect_kind, ecf, resolve, summary_rows
 from xmmtools.errors import ColumnError, DataError
-from xmmtools.sky import unit_vectors
+from xmmtools.sky import check_coordinates, unit_vectors
 from xmmtools.tables.model import field_meta, to_numpy
 from xmmtools.variability.long.bands import DEFAULT_MODEL, PowerLaw, factors_for, hardness_range, lookup_catalogue
 from xmmtools.variability.long.match import nearest_within, stonks_match
@@ -127,10 +127,12 @@ INPUT_COLUMNS = (
 )
 
 
-def sources_of(table: pa.Table, user_map: Mapping[str, str] | None = None) -> Sources:
+def sources_of(table: pa.Table, user_map: Mapping[str, str] | None = None, where: str = "input catalogue") -> Sources:
     """Group catalogue rows into sources: by SRCID (4XMM detection, stacked and 5XMM tables),
     else IAUNAME/NAME, else one source per row.  Position: SC_RA/SC_DEC/SC_POSERR when present,
-    else the inverse-variance weighted mean of the row positions (unit vectors)."""
+    else the inverse-variance weighted mean of the row positions (unit vectors).  Positions out
+    of range (RA outside [0, 360], |DEC| > 90, infinite) are a one-line DataError naming
+    ``where`` and the row; a null position is a source without one."""
     names = table.schema.names
     m = resolve(names, [*KEY_NAMES, "RA", "DEC", "POSERR", "SC_RA", "SC_DEC", "SC_POSERR"], user_map)
     keyname = next((k for k in KEY_NAMES if k in m), None)
@@ -154,6 +156,7 @@ def sources_of(table: pa.Table, user_map: Mapping[str, str] | None = None) -> So
         return Sources(keys, nan, nan.copy(), nan.copy(), of_row, keyname or "ROW")
     ra = to_numpy(table.column(m[rcol]), float)
     dec = to_numpy(table.column(m[dcol]), float)
+    check_coordinates(ra, dec, where, allow_missing=True)
     err = to_numpy(table.column(m[ecol]), float) if ecol in m else np.full(n, np.nan)
     w = 1.0 / np.maximum(np.nan_to_num(err, nan=1.0), 0.1) ** 2
     xyz = unit_vectors(ra, dec) * w[:, None]
@@ -206,7 +209,7 @@ def archive_epochs(
     rows that matched no source.
     """
     ep = measurements(table, catalogue=name, config=config, source=where)
-    arch = sources_of(table)
+    arch = sources_of(table, where=where)
     if np.all(np.isnan(arch.ra)):
         if arch.key_name != "SRCID":
             raise ColumnError(f"{where} has neither RA/DEC nor SRCID; cannot attach its rows to sources")
@@ -288,8 +291,10 @@ def upper_limit_epochs(
         src = np.where(null, -1, _lookup(sources.key, key))
     rest = np.flatnonzero(src < 0)
     if rest.size and "RA" in m and "DEC" in m:
-        ra = to_numpy(table.column(m["RA"]), float)[rest]
-        dec = to_numpy(table.column(m["DEC"]), float)[rest]
+        ra = to_numpy(table.column(m["RA"]), float)
+        dec = to_numpy(table.column(m["DEC"]), float)
+        check_coordinates(ra, dec, where, allow_missing=True)
+        ra, dec = ra[rest], dec[rest]
         src[rest], amb[rest] = nearest_within(ra, dec, sources.ra, sources.dec, sources.poserr, radius=config.radius)
     obs = _obs_ids(table, m)
     dated = np.isfinite(mjd) & (obs != "ALL")

@@ -67,6 +67,7 @@ def long_term_variability(
     catalogue: str = "4XMM",
     user_map: Mapping[str, str] | None = None,
     new_since: float | None = None,
+    where: str = "input catalogue",
 ) -> LongTermResult:
     """Long-term variability of every source of ``table`` (a 4XMM detection, stacked, 5XMM or
     generic table) with archival catalogues and upper limits, and the STONKS alerts.
@@ -74,7 +75,7 @@ def long_term_variability(
     The new detection of a source is its latest detection in ``table`` (with ``new_since``: only
     if its MJD >= new_since); its history is every earlier epoch from any table.
     """
-    sources = sources_of(table, user_map)
+    sources = sources_of(table, user_map, where)
     parts = [catalogue_epochs(table, sources, catalogue=catalogue, config=config, user_map=user_map)]
     unmatched: dict[str, int] = {}
     for name, t in archives:
