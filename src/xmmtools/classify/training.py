@@ -117,19 +117,15 @@ def train_model(
     y = np.asarray(y, int)
     C = len(classes)
     K = len(feature_set.categories)
-    cat = feature_set.category_index()
     train_frac = np.bincount(y, minlength=C) / len(y)
-    free = feature_set.presence_free()
-    unmeasured = feature_set.unmeasured_ranges(classes)
     training: dict = {}
     if options.shrink_grid is not None and C > 1:
         m, training["shrink_selection"] = select_shrink(X, y, classes, feature_set, settings, options)
         settings = replace(settings, shrink=m)
         options = replace(options, shrink_grid=None)  # the nested runs below keep this m
-    oof_ll = _out_of_fold_feature_ll(X, y, C, settings, options, free, unmeasured)
-    oof = category_log_likelihoods(oof_ll, cat, K)
+    oof_ll, oof = _out_of_fold(X, y, classes, feature_set, settings, options)
     weights = fit_weights(oof, y, train_frac, options) if options.fit_weights and C > 1 else np.ones(K)
-    dens = fit_densities(X, y, C, settings, free, unmeasured)
+    dens = fit_densities(X, y, C, settings, feature_set.presence_free(), feature_set.unmeasured_ranges(classes))
     selection: dict = {}
     if outlier_false_flag_rate is not None:
         outlier_quantile, selection = select_outlier_quantile(
@@ -166,17 +162,12 @@ def select_shrink(
     score wins, the smallest m on a tie.  Returns m and a JSON-able record of every candidate."""
     grid = tuple(options.shrink_grid or SHRINK_GRID)
     C = len(classes)
-    cat = feature_set.category_index()
-    K = len(feature_set.categories)
     pri = np.bincount(y, minlength=C) / len(y)
-    free = feature_set.presence_free()
-    unmeasured = feature_set.unmeasured_ranges(classes)
     score = _objective(options.objective, C)
     scores = []
     for m in grid:
-        ll = _out_of_fold_feature_ll(X, y, C, replace(settings, shrink=float(m)), options, free, unmeasured)
-        oof = category_log_likelihoods(ll, cat, K)
-        w = fit_weights(oof, y, pri, options) if options.fit_weights else np.ones(K)
+        _, oof = _out_of_fold(X, y, classes, feature_set, replace(settings, shrink=float(m)), options)
+        w = fit_weights(oof, y, pri, options) if options.fit_weights else np.ones(oof.shape[1])
         scores.append(score(y, log_posterior(oof, pri, w).argmax(axis=1)))
     i = int(np.argmax(scores))  # first maximum: the smallest m on a tie
     return float(grid[i]), {
@@ -443,6 +434,14 @@ def _flags_on_grid(run: dict) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------
+
+
+def _out_of_fold(X, y, classes, feature_set, settings, options) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold feature log-likelihoods (N, F, C) and their category sums (N, K, C)."""
+    ll = _out_of_fold_feature_ll(
+        X, y, len(classes), settings, options, feature_set.presence_free(), feature_set.unmeasured_ranges(classes)
+    )
+    return ll, category_log_likelihoods(ll, feature_set.category_index(), len(feature_set.categories))
 
 
 def _out_of_fold_feature_ll(X, y, C, settings, options, presence_free=None, unmeasured=None) -> np.ndarray:
