@@ -10,8 +10,10 @@
 * The outlier-score distribution stored in the model is that of the out-of-fold training scores
   (a source is never scored by densities that contain itself), so the 0.997 quantile flags
   0.3 % of sources drawn like the training set.
-* :func:`cross_validate` is *nested*: the weights are re-fitted inside every outer training fold,
-  so the reported metrics are held-out for the whole procedure.
+* With ``FitOptions.shrink_grid`` (``--shrink auto``) the pseudo-count m of the density
+  m-estimate is chosen first, by the same out-of-fold objective (:func:`select_shrink`).
+* :func:`cross_validate` is *nested*: the weights (and m) are re-fitted inside every outer
+  training fold, so the reported metrics are held-out for the whole procedure.
 """
 
 from __future__ import annotations
