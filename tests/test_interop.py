@@ -264,3 +264,23 @@ def test_streamed_parquet_still_reads_in_astropy(tmp_path):
     a = astropy_read(tmp_path / "s.parquet")  # null strings too (widths recorded at the open)
     assert a["RA"].description == "right ascension" and len(a) == 3
     assert list(a["BAND"]) == ["8", "0.5-2", "8"] and a["NAME"][2] == "ccc"
+
+
+def test_streamed_parquet_records_the_widest_string_of_every_chunk(tmp_path):
+    # before: the widths were fixed from the first chunk (2x, at least 32 characters), so
+    # astropy cut a longer string of a later chunk; now the footer carries the exact widths
+    long = "4XMM J" + "x" * 94  # 100 characters, > 2 x the first chunk's and > 32
+    t = rich()
+    later = t.slice(1).set_column(3, t.schema.field("NAME"), pa.array([None, long]))
+    w = tables.write_chunks([t.slice(0, 1), later, t.slice(0, 1)], tmp_path / "s.parquet")
+    assert w.rows == 4
+    a = astropy_read(tmp_path / "s.parquet")
+    assert list(a["NAME"])[:1] == ["a"] and a["NAME"][2] == long and len(a) == 4
+    assert a["RA"].description == "right ascension" and a["P_ANY"].meta["ucd"] == "stat.probability"
+    meta = pq.read_schema(tmp_path / "s.parquet").metadata
+    assert meta[b"table::len::NAME"] == b"100" and meta[b"table::len::BAND"] == b"5"
+    footer = pq.read_metadata(tmp_path / "s.parquet").metadata
+    assert footer[b"table::len::NAME"] == b"100"  # the same in the raw footer, for other readers
+    back = tables.read_table(tmp_path / "s.parquet")
+    assert back.column("NAME").to_pylist() == ["a", None, long, "a"]
+    assert tables.column_meta(back.schema.field("RA")) == tables.column_meta(t.schema.field("RA"))

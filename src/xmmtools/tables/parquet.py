@@ -10,7 +10,7 @@ import pyarrow as pa
 from xmmtools.errors import DataError
 from xmmtools.tables.atomic import TempFile, close_quietly
 from xmmtools.tables.formats import DEFAULT_CHUNK_ROWS, short_error
-from xmmtools.tables.interop import parquet_metadata, plain_schema, update_text_chars
+from xmmtools.tables.interop import PARQUET_YAML_KEY, parquet_metadata, plain_schema, update_text_chars
 from xmmtools.tables.model import column_kind
 from xmmtools.tables.schema import (
     check_metadata,
@@ -76,11 +76,13 @@ class ParquetWriter:
     duckdb and polars all read), and astropy's column header (units, descriptions, UCDs;
     :mod:`xmmtools.tables.interop`).
 
-    astropy sizes text columns from ``table::len::NAME`` entries, which must sit in the schema
-    stored when the file is opened (without them it fails on a null string): the first chunk is
-    held back, so a table written in one chunk (every whole-table stage) records its exact
-    widths; a streamed table opens the file at its second chunk and records twice the widest
-    first-chunk string (at least 32 characters) -- astropy would cut a longer later string."""
+    astropy sizes text columns from ``table::len::NAME`` entries (without them it fails on a
+    null string): the first chunk is held back, so a table written in one chunk (every
+    whole-table stage) records its exact widths when the file is opened; a streamed table opens
+    the file at its second chunk with twice the widest first-chunk string (at least 32
+    characters) and, at close, replaces the entries with the widest string of all chunks --
+    in the footer's key-value metadata and in the Arrow schema stored there (``ARROW:schema``,
+    which pyarrow and astropy read), so astropy never cuts a longer later string."""
 
     def __init__(
         self, path: str, schema: pa.Schema, tmp: TempFile | None, stdout: BinaryIO | None, row_group_rows: int
@@ -92,6 +94,8 @@ class ParquetWriter:
         self._held: pa.Table | None = None
         self._writer: Any = None
         self._sink = tmp.arrow_sink()
+        self._chars: dict[str, int] = {}  # widest string of every text column, all chunks
+        self._opened_chars: dict[str, int] = {}  # what the schema stored at opening says
 
     def _open(self, text_chars: dict[str, int]) -> Any:
         import pyarrow.parquet as pq
@@ -100,6 +104,7 @@ class ParquetWriter:
             {**(self._schema.metadata or {}), **parquet_metadata(self._schema, text_chars)}
         )
         self._schema = schema
+        self._opened_chars = dict(text_chars)
         # dictionary-encode text columns only: on float columns the dictionary attempt
         # tripled the write time and grew the file by 40 % (measured on 4XMM-like data)
         text = [f.name for f in schema if column_kind(f.type) == "text"]
@@ -114,24 +119,39 @@ class ParquetWriter:
             return
         if self._writer is None:
             assert self._held is not None
-            chars: dict[str, int] = {}
-            update_text_chars(chars, self._plain(self._held))
+            held = self._plain(self._held)
+            update_text_chars(self._chars, held)
             # later chunks are not seen yet: twice the widest first-chunk string, at least 32
-            self._writer = self._open({k: max(2 * v, STREAMED_MIN_CHARS) for k, v in chars.items()})
-            self._writer.write_table(self._plain(self._held), row_group_size=self._rg)
+            # (the exact widths replace this at close)
+            self._writer = self._open({k: max(2 * v, STREAMED_MIN_CHARS) for k, v in self._chars.items()})
+            self._writer.write_table(held, row_group_size=self._rg)
             self._held = None
-        self._writer.write_table(self._plain(chunk), row_group_size=self._rg)
+        plain = self._plain(chunk)
+        update_text_chars(self._chars, plain)
+        self._writer.write_table(plain, row_group_size=self._rg)
 
     def close(self) -> None:
         if self._writer is None:
             held = self._plain(self._held) if self._held is not None else self._schema.empty_table()
-            chars: dict[str, int] = {}
-            update_text_chars(chars, held)
-            self._writer = self._open(chars)
-            self._writer.write_table(self._plain(held), row_group_size=self._rg)
+            update_text_chars(self._chars, held)
+            self._writer = self._open(dict(self._chars))
+            self._writer.write_table(held, row_group_size=self._rg)
             self._held = None
+        elif self._chars != self._opened_chars:
+            self._exact_widths()
         self._writer.close()
         self._sink.close()
+
+    def _exact_widths(self) -> None:
+        """Replace the opening guess of the text widths by the widest strings of all chunks,
+        in the footer's key-value metadata and in the Arrow schema serialised there."""
+        import base64
+
+        lens = parquet_metadata(self._schema, self._chars)
+        lens.pop(PARQUET_YAML_KEY)  # the YAML header does not depend on the widths
+        schema = self._schema.with_metadata({**(self._schema.metadata or {}), **lens})
+        arrow = base64.b64encode(schema.serialize().to_pybytes())
+        self._writer.add_key_value_metadata({**lens, b"ARROW:schema": arrow})
 
     def abort(self) -> None:
         close_quietly(self._writer, self._sink)
