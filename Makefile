@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: install test test-fast lint format bench demo models clean
+.PHONY: install test test-fast lint format bench demo docs-figures models clean
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,12 @@ models:
 demo:
 	$(BIN)/xmmtools run examples/release.toml
 	@echo "report: build/demo/report/index.html"
+
+# The figures of docs/ and the README, remade from shipped data (the report picture needs
+# headless Chromium: apt-get install chromium).
+docs-figures: demo
+	$(BIN)/python docs/figures/classify_outliers.py
+	$(BIN)/python docs/figures/report_demo.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache
