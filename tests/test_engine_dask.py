@@ -51,6 +51,19 @@ def test_rowwise_stages_over_partitions_equal_local_byte_for_byte(stage, tmp_pat
     assert (tmp_path / "local.parquet").read_bytes() == (tmp_path / "dask.parquet").read_bytes()
 
 
+def test_bad_position_on_a_worker_names_the_file_row(tmp_path, capsys):
+    # the file row, not the row within its partition (row 45 is in the third 20-row chunk)
+    t = tables.read_table(SAMPLE)
+    ra = tables.to_numpy(t.column("RA"), float).copy()
+    ra[45] = 400.0
+    bad = tmp_path / "bad.parquet"
+    tables.write_table(t.set_column(t.schema.get_field_index("RA"), "RA", pa.array(ra)), bad)
+    out = tmp_path / "o.parquet"
+    code, _, err = run_main(["classify", bad, "-o", out, "--chunk-size", "20", *DASK], capsys)
+    assert code == 1 and f"{bad}: RA=400 at row 45 is outside [0, 360] deg" in err, err
+    assert not out.exists()
+
+
 def test_engine_options_are_checked(tmp_path, capsys):
     code, _, err = run_main(["classify", SAMPLE, "-o", tmp_path / "x.parquet", "--workers", "2"], capsys)
     assert code != 0 and "--engine dask" in err

@@ -47,6 +47,8 @@ class Columns:
 
     table: pa.Table
     mapping: Mapping[str, str]  # canonical -> actual
+    #: file row of the chunk's first row (None: not known, e.g. a HATS partition), for errors
+    row_offset: int | None = None
 
     def __contains__(self, name: str) -> bool:
         return name in self.mapping
@@ -114,10 +116,12 @@ def run_rowwise(
     )
 
     def outputs() -> Iterator[pa.Table]:
+        offset = 0
         for chunk in _chain(first, chunks):
             if chunk.num_rows == 0:
                 continue  # compute functions never see an empty chunk
-            yield tables.add_columns(chunk, compute(Columns(chunk, mapping)), replace=replace)
+            yield tables.add_columns(chunk, compute(Columns(chunk, mapping, offset)), replace=replace)
+            offset += chunk.num_rows
 
     def counted() -> Iterator[pa.Table]:
         n = 0
@@ -166,21 +170,35 @@ def _run_rowwise_dask(
     def load(item: Any) -> pa.Table:
         return item[0](*item[1:]) if isinstance(item, tuple) else item
 
+    def numbered(items: Iterable[Any]) -> Iterator[tuple[int | None, Any]]:
+        """(file row of the first row, partition): known for a file's chunks (read here), not
+        for HATS pixel files (read by the workers)."""
+        offset = 0
+        for item in items:
+            if isinstance(item, tuple):
+                yield None, item
+            else:
+                yield offset, item
+                offset += item.num_rows
+
+    parts = numbered(parts)
     try:
-        first = load(next(parts))
+        first_offset, first_item = next(parts)
+        first = load(first_item)
     except StopIteration:
         raise DataError(f"{input}: the table has no rows; nothing for {spec.name} to do") from None
     mapping = spec.check(first.schema.names, source=input, user_map=user_map, types=tables.schema_kinds(first.schema))
     extra = extra_provenance if extra_provenance is not None else {}
 
-    def task(item: Any) -> pa.Table | None:
+    def task(numbered_item: tuple[int | None, Any]) -> pa.Table | None:
+        offset, item = numbered_item
         chunk = load(item)
         if chunk.num_rows == 0:
             return None  # compute functions never see an empty chunk
-        return tables.add_columns(chunk, compute(Columns(chunk, mapping)), replace=replace)
+        return tables.add_columns(chunk, compute(Columns(chunk, mapping, offset)), replace=replace)
 
     with engines.session(engine) as client:
-        head = task(first)  # here: fills the provenance before the output is opened
+        head = task((first_offset, first))  # here: fills the provenance before the output is opened
         step = Provenance(spec.name, parameters, [input, *extra_inputs], extra)
 
         def outputs() -> Iterator[pa.Table]:

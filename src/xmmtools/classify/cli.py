@@ -132,8 +132,8 @@ def apply_cmd(
                     click.echo("inputs: " + "; ".join(f.describe() for f in state["feeds"].values()), err=True)
         offsets = {k: f.offset for k, f in state["feeds"].items() if f.offset}
         get = _getter(cols.table, cols.mapping, offsets)
-        check_positions(model.feature_set, get, input, state.get("rows", 0))
-        state["rows"] = state.get("rows", 0) + len(cols)
+        where = input if cols.row_offset is not None else f"{input} (a HATS partition)"
+        check_positions(model.feature_set, get, where, cols.row_offset or 0)
         new = classify_arrays(model, get, len(cols), priors=pri, outlier_quantile=outlier_quantile)
         for c in new:
             c.name = prefix + c.name
