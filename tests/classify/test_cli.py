@@ -38,6 +38,10 @@ def test_classify_shipped_sample_round_trip(tmp_path, capsys):
         "CLASS_SPECTRUM",
         "CLASS_MULTIWAVELENGTH",
         "CLASS_VARIABILITY",
+        "EVIDENCE_LOCATION",
+        "EVIDENCE_SPECTRUM",
+        "EVIDENCE_MULTIWAVELENGTH",
+        "EVIDENCE_VARIABILITY",
     ]
     assert [c for c in new if c.startswith("P_")] == ["P_AGN", "P_OTHER", "P_STAR"]
     p = np.column_stack([tables.to_numpy(t.column(c), float) for c in ("P_AGN", "P_OTHER", "P_STAR")])
@@ -51,6 +55,12 @@ def test_classify_shipped_sample_round_trip(tmp_path, capsys):
     # no counterpart columns in a bare 4XMM catalogue: that category carries no evidence
     assert set(t.column("CLASS_MULTIWAVELENGTH").to_pylist()) == {""}
     assert set(t.column("CLASS_LOCATION").to_pylist()) == {"STAR"}
+    # ... and its EVIDENCE_ is NaN; the others say in dex how much each category favours CLASS
+    assert np.isnan(tables.to_numpy(t.column("EVIDENCE_MULTIWAVELENGTH"), float)).all()
+    for cat in ("LOCATION", "SPECTRUM", "VARIABILITY"):
+        ev = tables.to_numpy(t.column(f"EVIDENCE_{cat}"), float)
+        agrees = np.array(t.column(f"CLASS_{cat}").to_pylist()) == np.array(cls)
+        assert np.isfinite(ev).all() and ((ev > 0) == agrees).all()
     assert tables.unit_of(t.schema.field("P_AGN")) == ""
     assert "posterior probability of class AGN" in tables.description_of(t.schema.field("P_AGN"))
     prov = tables.inspect_table(out).provenance[-1]

@@ -224,6 +224,7 @@ def test_output_columns_and_margin():
         "OUTLIER_FLAG",
         "N_MISSING_FEATURES",
         "CLASS_SPECTRUM",
+        "EVIDENCE_SPECTRUM",
     ]
     p = np.column_stack([cols["P_A"].values, cols["P_B"].values])
     assert p.sum(axis=1) == pytest.approx(1.0)
@@ -330,3 +331,19 @@ def test_unmeasured_range_replaces_the_flat_density_of_a_class_without_values():
     # a class with measured values keeps its own density even when a range is declared for it
     again = fit_densities(X, y, 2, s, unmeasured=[{1: (2.0, 2.5)}])
     assert (again.log_density == flat.log_density).all()
+
+
+def test_category_evidence_is_the_tempered_log10_ratio_against_the_best_other_class():
+    from xmmtools.classify.apply import category_evidence
+
+    ck = np.array(
+        [
+            [-1.0, -3.0, -2.0],  # predicted 0: favours it by 1 nat over class 2
+            [-1.0, -3.0, -2.0],  # predicted 2: argues against it by 1 nat (class 0 is better)
+            [-5.0, -5.0, -5.0],  # no evidence
+        ]
+    )
+    ev = category_evidence(ck, np.array([0, 2, 1]), 0.5)
+    assert ev[0] == pytest.approx(0.5 / math.log(10))
+    assert ev[1] == pytest.approx(-0.5 / math.log(10))
+    assert math.isnan(ev[2])

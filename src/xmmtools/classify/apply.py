@@ -100,7 +100,31 @@ def classify_features(
                 f"class favoured by the {cat} features alone (likelihood, no prior)",
             )
         )
+    if len(model.classes) > 1:
+        best = p.argmax(axis=1)
+        for k, cat in enumerate(model.feature_set.categories):
+            cols.append(
+                NewColumn(
+                    f"EVIDENCE_{column_token(cat)}",
+                    category_evidence(cat_ll[:, k, :], best, float(model.weights[k])),
+                    "",
+                    f"log10 likelihood ratio of the {cat} features (weighted by their exponent) for "
+                    "CLASS against the best other class; > 0 supports CLASS, NaN: no evidence",
+                )
+            )
     return cols
+
+
+def category_evidence(ck: np.ndarray, best: np.ndarray, weight: float) -> np.ndarray:
+    """Per row, w_k (ln L_k(ĉ) − max_{c≠ĉ} ln L_k(c)) / ln 10: how many dex category k's
+    likelihood (tempered by its exponent w_k, T22) favours the predicted class ĉ over the
+    strongest alternative; NaN where the category carries no evidence (equal for all classes).
+    ``ck`` (N, C) category log-likelihoods, ``best`` (N,) predicted class indices."""
+    rows = np.arange(ck.shape[0])
+    own = ck[rows, best]
+    other = np.where(np.arange(ck.shape[1])[None, :] == best[:, None], -np.inf, ck).max(axis=1)
+    ev = weight * (own - other) / np.log(10.0)
+    return np.where(ck.max(axis=1) - ck.min(axis=1) <= 1e-12, np.nan, ev)
 
 
 def column_token(name: str) -> str:

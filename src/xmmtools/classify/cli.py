@@ -92,7 +92,7 @@ def apply_cmd(
     scheduler=None,
     workers=None,
 ):
-    """Add P_<CLASS>, CLASS, CLASS_MARGIN, OUTLIER_*, N_MISSING_FEATURES, CLASS_<CATEGORY> columns.
+    """Add P_<CLASS>, CLASS, CLASS_MARGIN, OUTLIER_*, N_MISSING_FEATURES, CLASS_/EVIDENCE_<CATEGORY> columns.
 
     Streams the catalogue in chunks (bounded memory). Columns are matched by 4XMM name, VizieR /
     HEASARC spelling, or --columns NAME=COL.
