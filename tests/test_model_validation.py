@@ -185,6 +185,11 @@ CLASSIFY_CASES = [
     ("reference-shape", lambda a, d: a.__setitem__("reference_ll", a["reference_ll"][:, :3]), "reference_ll"),
     ("missing-array", _drop("log_neutral"), "log_neutral"),
     ("quantile", lambda a, d: d["outlier"].__setitem__("quantile", 2.0), "quantile"),
+    (
+        "unmeasured-range",
+        lambda a, d: d["features"]["features"][14].__setitem__("unmeasured", {"AGN": {"low": 4.0, "high": 3.0}}),
+        r"m\.json: feature LOG_DIST: unmeasured\.AGN needs finite low < high",
+    ),
 ]
 
 

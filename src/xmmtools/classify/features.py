@@ -122,7 +122,7 @@ class Feature:
         return d
 
     @staticmethod
-    def from_json(d: Mapping[str, Any]) -> Feature:
+    def from_json(d: Mapping[str, Any], where: str = "model file") -> Feature:
         band = d.get("band")
         return Feature(
             d["name"],
@@ -134,7 +134,7 @@ class Feature:
             Band(band["name"], float(band["f0"]), band["reference"]) if band else None,
             d.get("description", ""),
             d.get("presence", "evidence"),
-            _unmeasured(d.get("unmeasured"), d["name"], "model file"),
+            _unmeasured(d.get("unmeasured"), d["name"], where),
         )
 
 
@@ -183,12 +183,12 @@ class FeatureSet:
         return d
 
     @staticmethod
-    def from_json(d: Mapping[str, Any]) -> FeatureSet:
+    def from_json(d: Mapping[str, Any], where: str = "model file") -> FeatureSet:
         from xmmtools.bands import inputs_from_mapping
 
         return FeatureSet(
             d["name"],
-            tuple(Feature.from_json(f) for f in d["features"]),
+            tuple(Feature.from_json(f, where) for f in d["features"]),
             tuple(d["categories"]),
             d.get("source", ""),
             d.get("sha256", ""),

@@ -87,7 +87,7 @@ def load_model(path: str | os.PathLike) -> Model:
         arrays = doc["arrays"]
         npz_path = (path[:-5] if path.endswith(".json") else path) + ".npz"  # same stem, renamed pairs work
         classes = tuple(doc["classes"])
-        fs = FeatureSet.from_json(doc["features"])
+        fs = FeatureSet.from_json(doc["features"], path)
         settings = Settings(**doc["settings"])
         weights = np.array([doc["category_weights"][k] for k in fs.categories], float)
         priors = np.array([doc["priors"][c] for c in classes], float)
